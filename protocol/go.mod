@@ -1,0 +1,3 @@
+module github.com/cuda-inference-benchmarks/cib/protocol
+
+go 1.26
