@@ -1,0 +1,226 @@
+package stats
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+)
+
+// Defaults of CompareOptions.
+const (
+	DefaultAlpha     = 0.05
+	DefaultResamples = 10000
+	// minResamples is the fewest bootstrap resamples Compare will use.
+	minResamples = 2000
+)
+
+// CompareOptions tunes Compare. The zero value means the defaults.
+type CompareOptions struct {
+	// Alpha is the significance level (default 0.05); the ratio CI has
+	// level 1-Alpha.
+	Alpha float64
+	// Resamples is the number of bootstrap resamples (default 10000,
+	// at least 2000).
+	Resamples int
+	// Seed makes the bootstrap deterministic; equal seeds give equal CIs.
+	Seed uint64
+}
+
+func (o CompareOptions) withDefaults() CompareOptions {
+	if !(o.Alpha > 0 && o.Alpha < 1) {
+		o.Alpha = DefaultAlpha
+	}
+	if o.Resamples <= 0 {
+		o.Resamples = DefaultResamples
+	}
+	if o.Resamples < minResamples {
+		o.Resamples = minResamples
+	}
+	return o
+}
+
+// Comparison of B against A, where A is the baseline.
+type Comparison struct {
+	NA      int     `json:"n_a"`
+	NB      int     `json:"n_b"`
+	MedianA float64 `json:"median_a"`
+	MedianB float64 `json:"median_b"`
+
+	// Ratio is median(B)/median(A); RatioLo and RatioHi bound its
+	// percentile bootstrap CI of level 1-Alpha (A and B resampled
+	// independently). All three are 0 when HasRatio is false.
+	Ratio   float64 `json:"ratio"`
+	RatioLo float64 `json:"ratio_lo"`
+	RatioHi float64 `json:"ratio_hi"`
+	// HasRatio is false when a sample is empty or median(A) is 0.
+	HasRatio bool `json:"has_ratio"`
+
+	// U is the Mann-Whitney U statistic of B (pairs with b > a, ties 1/2).
+	U float64 `json:"u"`
+	// P is the two-sided Mann-Whitney U p-value, as
+	// scipy.stats.mannwhitneyu(b, a, method='auto').
+	P float64 `json:"p"`
+	// PAdj is P after Holm's correction across the family (AdjustHolm);
+	// equal to P until then.
+	PAdj float64 `json:"p_adj"`
+
+	// CliffsDelta is P(b > a) - P(b < a); Magnitude names its size
+	// (negligible/small/medium/large, Romano et al. thresholds).
+	CliffsDelta float64 `json:"cliffs_delta"`
+	Magnitude   string  `json:"magnitude"`
+
+	// Alpha is the significance level the verdict uses.
+	Alpha float64 `json:"alpha"`
+	// Significant is PAdj < Alpha and the ratio CI excludes 1.
+	Significant bool `json:"significant"`
+	// Verdict is "~" when not significant, else the change of B's median
+	// against A's, e.g. "+12.3%" or "-4.1%".
+	Verdict  string   `json:"verdict"`
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// Compare compares sample b against baseline a. NaN and ±Inf values are
+// excluded with a warning. It never panics; a comparison that cannot be made
+// (an empty sample, a zero baseline median) is "~" with a warning.
+func Compare(a, b []float64, opts CompareOptions) Comparison {
+	opts = opts.withDefaults()
+	c := Comparison{Alpha: opts.Alpha, P: 1, PAdj: 1, Verdict: "~", Magnitude: Magnitude(0)}
+	sa, da := sortedFinite(a)
+	sb, db := sortedFinite(b)
+	c.NA, c.NB = len(sa), len(sb)
+	if da > 0 {
+		c.Warnings = append(c.Warnings, fmt.Sprintf("A: %d non-finite values (NaN/Inf) excluded", da))
+	}
+	if db > 0 {
+		c.Warnings = append(c.Warnings, fmt.Sprintf("B: %d non-finite values (NaN/Inf) excluded", db))
+	}
+	if c.NA == 0 || c.NB == 0 {
+		c.Warnings = append(c.Warnings, fmt.Sprintf("n_A=%d, n_B=%d: nothing to compare", c.NA, c.NB))
+		return c
+	}
+	c.MedianA, c.MedianB = quantile(sa, 0.5), quantile(sb, 0.5)
+
+	r := rankSum(sb, sa)
+	c.U = r.u1
+	c.P = r.p()
+	c.PAdj = c.P
+	c.CliffsDelta = r.cliffs()
+	c.Magnitude = Magnitude(c.CliffsDelta)
+	if pmin := minMWUP(c.NA, c.NB); pmin >= c.Alpha {
+		c.Warnings = append(c.Warnings, fmt.Sprintf("n_A=%d, n_B=%d: too few samples to reach p < %g", c.NA, c.NB, c.Alpha))
+	} else if min(c.NA, c.NB) < 10 {
+		c.Warnings = append(c.Warnings, fmt.Sprintf("n_A=%d, n_B=%d: bootstrap CI unreliable below 10 samples", c.NA, c.NB))
+	}
+
+	c.bootstrapRatio(sa, sb, opts)
+	c.decide()
+	return c
+}
+
+// bootstrapRatio sets the ratio of medians and its percentile bootstrap CI.
+func (c *Comparison) bootstrapRatio(sa, sb []float64, opts CompareOptions) {
+	if c.MedianA == 0 {
+		c.Warnings = append(c.Warnings, "median of A is 0: ratio undefined")
+		return
+	}
+	ratio := c.MedianB / c.MedianA
+	if math.IsInf(ratio, 0) || math.IsNaN(ratio) {
+		c.Warnings = append(c.Warnings, "ratio of medians overflows")
+		return
+	}
+	rng := rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15))
+	ba, bb := bootMedian{sa, rng}, bootMedian{sb, rng}
+	rs := make([]float64, 0, opts.Resamples)
+	zero := 0
+	for range opts.Resamples {
+		ma, mb := ba.next(), bb.next()
+		q := mb / ma
+		if ma == 0 || math.IsInf(q, 0) || math.IsNaN(q) {
+			zero++
+			continue
+		}
+		rs = append(rs, q)
+	}
+	if len(rs) < opts.Resamples/2 {
+		c.Warnings = append(c.Warnings, fmt.Sprintf("median of A is 0 in %d of %d bootstrap resamples: ratio CI not available", zero, opts.Resamples))
+		return
+	}
+	if zero > 0 {
+		c.Warnings = append(c.Warnings, fmt.Sprintf("median of A is 0 in %d of %d bootstrap resamples: ratio CI uses the rest", zero, opts.Resamples))
+	}
+	slices.Sort(rs)
+	c.Ratio = ratio
+	c.RatioLo = quantile(rs, c.Alpha/2)
+	c.RatioHi = quantile(rs, 1-c.Alpha/2)
+	c.HasRatio = true
+}
+
+// decide sets Significant and Verdict from PAdj and the ratio CI.
+func (c *Comparison) decide() {
+	c.Significant = c.HasRatio && c.PAdj < c.Alpha && (c.RatioLo > 1 || c.RatioHi < 1)
+	c.Verdict = "~"
+	if c.Significant {
+		c.Verdict = fmt.Sprintf("%+.1f%%", 100*(c.Ratio-1))
+	}
+}
+
+// minMWUP returns the smallest two-sided p-value a Mann-Whitney U test can
+// give for samples of na and nb without ties: 2/C(na+nb, na), capped at 1.
+func minMWUP(na, nb int) float64 {
+	lg := func(x int) float64 { v, _ := math.Lgamma(float64(x) + 1); return v }
+	logC := lg(na+nb) - lg(na) - lg(nb)
+	return math.Min(1, 2*math.Exp(-logC))
+}
+
+// HolmAdjust returns Holm-Bonferroni adjusted p-values for the family ps, in
+// the same order (as statsmodels multipletests(method='holm')). NaN counts
+// as 1.
+func HolmAdjust(ps []float64) []float64 {
+	m := len(ps)
+	adj := make([]float64, m)
+	order := make([]int, m)
+	for i := range order {
+		order[i] = i
+	}
+	p := func(i int) float64 {
+		if math.IsNaN(ps[i]) {
+			return 1
+		}
+		return math.Min(1, math.Max(0, ps[i]))
+	}
+	slices.SortStableFunc(order, func(i, j int) int {
+		switch pi, pj := p(i), p(j); {
+		case pi < pj:
+			return -1
+		case pi > pj:
+			return 1
+		}
+		return 0
+	})
+	running := 0.0
+	for rank, i := range order {
+		v := math.Min(1, float64(m-rank)*p(i))
+		running = math.Max(running, v)
+		adj[i] = running
+	}
+	return adj
+}
+
+// AdjustHolm applies Holm's correction across the family cs in place: it
+// sets each PAdj from P and recomputes Significant and Verdict. Nil entries
+// are skipped and not counted in the family.
+func AdjustHolm(cs []*Comparison) {
+	var ps []float64
+	var live []*Comparison
+	for _, c := range cs {
+		if c != nil {
+			ps = append(ps, c.P)
+			live = append(live, c)
+		}
+	}
+	for i, p := range HolmAdjust(ps) {
+		live[i].PAdj = p
+		live[i].decide()
+	}
+}
