@@ -1,0 +1,210 @@
+package telemetry
+
+import (
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Fields is a bitmask of the Sample fields that hold a reading.
+type Fields uint32
+
+// Sample fields. A field whose bit is clear was not read (unsupported or a
+// transient NVML error) and is zero.
+const (
+	FieldProcMem Fields = 1 << iota
+	FieldAllProcMem
+	FieldDevMem
+	FieldUtil
+	FieldPower
+	FieldEnergy
+	FieldTemp
+	FieldClocks
+	FieldReasons
+)
+
+// Has reports whether every field in f is set.
+func (v Fields) Has(f Fields) bool { return v&f == f }
+
+// Sample is one reading of a device.
+type Sample struct {
+	// T is the runner's monotonic clock at the energy-counter read, as time
+	// since the sampler's epoch.
+	T time.Duration `json:"t_ns"`
+	// Valid says which fields below hold a reading.
+	Valid Fields `json:"valid"`
+	// ProcMem is the device memory used by the engine's process tree, in bytes.
+	ProcMem uint64 `json:"proc_mem_bytes"`
+	// AllProcMem is the device memory used by all compute processes, in bytes.
+	AllProcMem uint64 `json:"all_proc_mem_bytes"`
+	// DevMemUsed is the device memory in use, in bytes.
+	DevMemUsed uint64 `json:"dev_mem_used_bytes"`
+	// SMUtil and MemUtil are NVML's utilization rates in percent.
+	SMUtil  uint32 `json:"sm_util_pct"`
+	MemUtil uint32 `json:"mem_util_pct"`
+	// PowerMW is the power draw in mW.
+	PowerMW uint32 `json:"power_mw"`
+	// EnergyMJ is the total energy counter since the driver loaded, in mJ.
+	EnergyMJ uint64 `json:"energy_mj"`
+	// TempC is the GPU temperature in °C.
+	TempC uint32 `json:"temperature_c"`
+	// SMClockMHz and MemClockMHz are the current clocks in MHz.
+	SMClockMHz  uint32 `json:"sm_clock_mhz"`
+	MemClockMHz uint32 `json:"mem_clock_mhz"`
+	// Reasons are the clock-event reasons at the time of the sample.
+	Reasons Reasons `json:"reasons"`
+	// Cost is the wall time the sampler spent taking this sample.
+	Cost time.Duration `json:"cost_ns"`
+}
+
+// DefaultInterval is the sampling interval when none is given.
+const DefaultInterval = 10 * time.Millisecond
+
+// SamplerOptions configure a Sampler.
+type SamplerOptions struct {
+	// Interval between samples; DefaultInterval when 0.
+	Interval time.Duration
+	// Epoch is the zero of the runner clock: Sample.T is time since Epoch,
+	// measured on the monotonic clock. The zero Epoch means the sampler's
+	// creation time.
+	Epoch time.Time
+	// Pids returns the engine's process tree (its pid and all descendants);
+	// see ProcTree. It is called again only when NVML shows a pid the sampler
+	// has not classified yet. Nil disables per-process memory.
+	Pids func() []uint32
+}
+
+// Sampler samples one device in its own goroutine between Start and Stop.
+type Sampler struct {
+	g        gpu
+	interval time.Duration
+	epoch    time.Time
+	pids     func() []uint32
+	// mine and foreign classify NVML pids, so Pids runs only for new ones.
+	mine    map[uint32]bool
+	samples []Sample
+
+	startOnce sync.Once
+	stopOnce  sync.Once
+	stop      chan struct{}
+	done      chan struct{}
+	started   bool
+}
+
+// NewSampler returns a sampler of device i. It does not start sampling.
+func (t *Telemetry) NewSampler(i int, opts SamplerOptions) (*Sampler, error) {
+	g, err := t.dev(i)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Interval < 0 {
+		return nil, fmt.Errorf("sampler: negative interval %v", opts.Interval)
+	}
+	if opts.Interval == 0 {
+		opts.Interval = DefaultInterval
+	}
+	if opts.Epoch.IsZero() {
+		opts.Epoch = time.Now()
+	}
+	return &Sampler{
+		g:        g,
+		interval: opts.Interval,
+		epoch:    opts.Epoch,
+		pids:     opts.Pids,
+		mine:     map[uint32]bool{},
+		samples:  make([]Sample, 0, 1024),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}, nil
+}
+
+// Start takes a first sample, then one every interval in a new goroutine
+// until Stop. Calling it twice does nothing.
+func (s *Sampler) Start() {
+	s.startOnce.Do(func() {
+		s.started = true
+		s.sample()
+		go s.loop()
+	})
+}
+
+func (s *Sampler) loop() {
+	defer close(s.done)
+	tick := time.NewTicker(s.interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-tick.C:
+			s.sample()
+		}
+	}
+}
+
+// Stop ends sampling, takes a last sample and returns every sample in time
+// order. Later calls return the same samples.
+func (s *Sampler) Stop() []Sample {
+	s.stopOnce.Do(func() {
+		close(s.stop)
+		if s.started {
+			<-s.done
+		}
+		s.sample()
+	})
+	return s.samples
+}
+
+// sample takes one sample and appends it. Only one goroutine calls it at a
+// time: the loop between Start and Stop, the caller otherwise.
+func (s *Sampler) sample() {
+	begin := time.Now()
+	var smp Sample
+	// The timestamp brackets the energy read, the field windows are cut on.
+	e, err := s.g.energy()
+	mid := time.Now()
+	if err == nil {
+		smp.EnergyMJ = e
+		smp.Valid |= FieldEnergy
+	}
+	smp.T = mid.Sub(s.epoch) - mid.Sub(begin)/2
+	s.g.read(&smp)
+	if procs, err := s.g.processes(); err == nil {
+		smp.Valid |= FieldAllProcMem
+		var own uint64
+		matched := false
+		for _, p := range procs {
+			smp.AllProcMem += p.UsedBytes
+			if s.pids == nil {
+				continue
+			}
+			isMine, known := s.mine[p.Pid]
+			if !known {
+				s.refresh(procs)
+				isMine = s.mine[p.Pid]
+			}
+			if isMine {
+				own += p.UsedBytes
+				matched = true
+			}
+		}
+		if matched {
+			smp.ProcMem = own
+			smp.Valid |= FieldProcMem
+		}
+	}
+	smp.Cost = time.Since(begin)
+	s.samples = append(s.samples, smp)
+}
+
+// refresh re-reads the engine's process tree and classifies every pid NVML
+// shows.
+func (s *Sampler) refresh(procs []Process) {
+	tree := map[uint32]bool{}
+	for _, pid := range s.pids() {
+		tree[pid] = true
+	}
+	for _, p := range procs {
+		s.mine[p.Pid] = tree[p.Pid]
+	}
+}
