@@ -2,17 +2,21 @@ module github.com/cuda-inference-benchmarks/cib/runner
 
 go 1.26
 
-require github.com/cuda-inference-benchmarks/cib/protocol v0.0.0
+require (
+	github.com/NVIDIA/go-nvml v0.13.4-1
+	github.com/cuda-inference-benchmarks/cib/protocol v0.0.0
+	github.com/montanaflynn/stats v0.14.0
+	github.com/stretchr/testify v1.12.1
+	github.com/urfave/cli/v2 v2.27.7
+	gopkg.in/yaml.v3 v3.0.1
+)
 
 require (
-	github.com/NVIDIA/go-nvml v0.13.4-1 // indirect
 	github.com/cpuguy83/go-md2man/v2 v2.0.7 // indirect
-	github.com/montanaflynn/stats v0.14.0 // indirect
+	github.com/google/uuid v1.6.0 // indirect
 	github.com/russross/blackfriday/v2 v2.1.0 // indirect
-	github.com/stretchr/testify v1.12.1 // indirect
-	github.com/urfave/cli/v2 v2.27.7 // indirect
 	github.com/xrash/smetrics v0.0.0-20240521201337-686a1a2994c1 // indirect
-	gopkg.in/yaml.v3 v3.0.1 // indirect
+	go.yaml.in/yaml/v3 v3.0.5 // indirect
 )
 
 replace github.com/cuda-inference-benchmarks/cib/protocol => ../protocol

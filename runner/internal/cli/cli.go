@@ -1,12 +1,101 @@
-// Package cli is the runner's command line.
+// Package cli is the runner's command line (urfave/cli/v2). Run is the whole
+// program: main is a shim around it, so tests drive every command in-process.
 package cli
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
+	"strings"
+
+	ucli "github.com/urfave/cli/v2"
 )
+
+// Exit codes, mapped in one place.
+const (
+	ExitOK          = 0
+	ExitError       = 1
+	ExitUsage       = 2
+	ExitRunsFailed  = 3
+	ExitInterrupted = 130
+)
+
+// exitError carries an exit code through urfave/cli.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func withCode(code int, err error) error { return &exitError{code: code, err: err} }
+
+// usageError marks a mistake in the command line or config.
+func usageError(format string, a ...any) error { return withCode(ExitUsage, fmt.Errorf(format, a...)) }
+
+// env is the process environment handed to Run, so nothing below reads
+// globals.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	environ        []string
+	args           []string
+}
+
+func (e *env) getenv(key string) string {
+	for i := len(e.environ) - 1; i >= 0; i-- {
+		if k, v, ok := strings.Cut(e.environ[i], "="); ok && k == key {
+			return v
+		}
+	}
+	return ""
+}
 
 // Run executes the runner command line and returns the process exit code.
 func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, environ []string) int {
-	return 0
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, environ: environ, args: args}
+	app := newApp(e)
+	err := app.RunContext(ctx, args)
+	if err == nil {
+		return ExitOK
+	}
+	fmt.Fprintf(stderr, "runner: %v\n", err)
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	if ctx.Err() != nil {
+		return ExitInterrupted
+	}
+	if strings.Contains(err.Error(), "flag provided but not defined") || strings.Contains(err.Error(), "Required flag") {
+		return ExitUsage
+	}
+	return ExitError
+}
+
+func newApp(e *env) *ucli.App {
+	app := &ucli.App{
+		Name:  "runner",
+		Usage: "benchmark LLM inference engines fairly: fresh processes, same workload, raw per-token timestamps, real statistics",
+		Description: "With no command, runs a benchmark: --config FILE (default: the embedded smoke config, a tiny generated\n" +
+			"model on CPU) and --engines a,b (variants as name:key=value, e.g. reference:threads=2, pytorch:mode=compiled).",
+		Reader:          e.stdin,
+		Writer:          e.stdout,
+		ErrWriter:       e.stderr,
+		HideHelpCommand: true,
+		Flags:           benchFlags(e),
+		Action:          func(c *ucli.Context) error { return benchCmd(c, e) },
+		Commands: []*ucli.Command{
+			enginesCommand(e),
+			modelsCommand(e),
+			compareCommand(e),
+			reportCommand(e),
+			conformanceCommand(e),
+			gpuCommand(e),
+		},
+		ExitErrHandler: func(*ucli.Context, error) {}, // exit codes are mapped in Run
+	}
+	return app
 }

@@ -1,0 +1,349 @@
+// Package analysis turns launch records into the versioned summary: per
+// engine and case, every metric's raw samples with their statistics, launch
+// vs iteration variance, engine-vs-baseline comparisons with Holm correction,
+// output parity, and the warnings that travel with them.
+package analysis
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/cuda-inference-benchmarks/cib/protocol"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/envinfo"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/metrics"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/results"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/stats"
+)
+
+// Metric names one derived metric.
+type Metric struct {
+	Key  string `json:"key"`
+	Name string `json:"name"`
+	Unit string `json:"unit"`
+	// HigherIsBetter is true for throughputs.
+	HigherIsBetter bool `json:"higher_is_better"`
+	f              func(m metrics.Iteration) (float64, bool)
+}
+
+// Metrics are reported for every engine and case, in this order.
+var Metrics = []Metric{
+	{Key: "ttft_ms", Name: "TTFT", Unit: "ms", f: func(m metrics.Iteration) (float64, bool) { return float64(m.TTFTNs) / 1e6, true }},
+	{Key: "tpot_ms", Name: "TPOT", Unit: "ms", f: func(m metrics.Iteration) (float64, bool) { return m.TPOTNs / 1e6, m.Outputs > 1 }},
+	{Key: "decode_tps", Name: "decode", Unit: "tok/s", HigherIsBetter: true, f: func(m metrics.Iteration) (float64, bool) { return m.DecodeTPS, m.Outputs > 1 }},
+	{Key: "prefill_tps", Name: "prefill", Unit: "tok/s", HigherIsBetter: true, f: func(m metrics.Iteration) (float64, bool) { return m.PrefillTPS, m.TTFTNs > 0 }},
+	{Key: "e2e_ms", Name: "E2E", Unit: "ms", f: func(m metrics.Iteration) (float64, bool) { return float64(m.E2ENs) / 1e6, true }},
+}
+
+// Compared are the metric keys compared between engines.
+var Compared = []string{"tpot_ms", "ttft_ms", "decode_tps", "e2e_ms"}
+
+// Summary is summary.json.
+type Summary struct {
+	Schema    int             `json:"schema"`
+	Name      string          `json:"name"`
+	CreatedAt time.Time       `json:"created_at"`
+	Env       envinfo.Env     `json:"environment"`
+	Request   RequestInfo     `json:"request"`
+	Baseline  string          `json:"baseline"`
+	Engines   []Engine        `json:"engines"`
+	Cases     []Case          `json:"cases"`
+	Metrics   []Metric        `json:"metrics"`
+	Warnings  []string        `json:"warnings,omitempty"`
+	Failures  []Failure       `json:"failures,omitempty"`
+	Defs      []string        `json:"definitions"`
+	Config    json.RawMessage `json:"config,omitempty"`
+}
+
+// RequestInfo records the workload every engine received.
+type RequestInfo struct {
+	Device     string          `json:"device"`
+	DType      string          `json:"dtype"`
+	Warmup     int             `json:"warmup"`
+	Iterations int             `json:"iterations"`
+	Cases      []protocol.Case `json:"cases"`
+}
+
+// Engine summarises one variant over its launches.
+type Engine struct {
+	Label    string `json:"label"`
+	Name     string `json:"name"`
+	Launches int    `json:"launches"`
+	Failed   int    `json:"failed"`
+	// ColdStart is spawn → loaded in s, over successful launches.
+	ColdStart Stat `json:"cold_start_s"`
+	// Breakdown is the median of the engine's own cold-start parts, in s.
+	Breakdown map[string]float64 `json:"cold_start_breakdown_s,omitempty"`
+	Warnings  []string           `json:"warnings,omitempty"`
+	// Telemetry holds each launch's GPU summary.
+	Telemetry []json.RawMessage `json:"telemetry,omitempty"`
+}
+
+// Stat is a statistics summary with its raw samples.
+type Stat struct {
+	stats.Summary
+	Samples []float64 `json:"samples"`
+}
+
+// Case holds the results for one workload case.
+type Case struct {
+	Name        string       `json:"name"`
+	Prompt      int          `json:"prompt_tokens"`
+	MaxNew      int          `json:"max_new_tokens"`
+	Batch       int          `json:"batch_size"`
+	Results     []Result     `json:"results"`
+	Comparisons []Comparison `json:"comparisons,omitempty"`
+	Parity      []Parity     `json:"parity,omitempty"`
+}
+
+// Result is one engine on one case.
+type Result struct {
+	Engine  string          `json:"engine"`
+	Metrics map[string]Stat `json:"metrics"`
+	// Launch is launch-level vs iteration-level variance of TPOT (or E2E).
+	Launch stats.Variance `json:"launch_variance"`
+	// PeakAllocMiB is the largest engine-reported allocator peak.
+	PeakAllocMiB float64 `json:"peak_alloc_mib,omitempty"`
+	// Tokens is the first timed iteration's first output row.
+	Tokens []int `json:"tokens,omitempty"`
+	// Deterministic is false when greedy outputs differed between iterations.
+	Deterministic bool `json:"deterministic"`
+}
+
+// Comparison is one engine against the baseline on one metric.
+type Comparison struct {
+	Engine   string `json:"engine"`
+	Baseline string `json:"baseline"`
+	Metric   string `json:"metric"`
+	stats.Comparison
+}
+
+// Parity compares an engine's greedy tokens with the baseline's.
+type Parity struct {
+	Engine   string `json:"engine"`
+	Baseline string `json:"baseline"`
+	// Matched is the length of the common prefix; Total the compared length.
+	Matched int `json:"matched_prefix"`
+	Total   int `json:"total"`
+	// Agree is the fraction of positions with the same token.
+	Agree float64 `json:"agreement"`
+}
+
+// Failure is one failed launch.
+type Failure struct {
+	Engine string `json:"engine"`
+	Launch int    `json:"launch"`
+	Error  string `json:"error"`
+	Stderr string `json:"stderr_tail,omitempty"`
+}
+
+// Build analyses the records. labels fixes the engine order (first = baseline
+// unless baseline is set).
+func Build(name string, env envinfo.Env, req RequestInfo, labels []string, baseline string, recs []results.Record) (*Summary, error) {
+	if len(labels) == 0 {
+		labels = labelsOf(recs)
+	}
+	if len(labels) == 0 {
+		return nil, results.ErrNoRuns
+	}
+	if baseline == "" {
+		baseline = labels[0]
+	}
+	if !slices.Contains(labels, baseline) {
+		return nil, fmt.Errorf("baseline %q is not one of the engines %v", baseline, labels)
+	}
+	s := &Summary{
+		Schema: results.Schema, Name: name, CreatedAt: env.CreatedAt, Env: env, Request: req,
+		Baseline: baseline, Metrics: Metrics, Defs: metrics.Definitions,
+	}
+	for _, l := range labels {
+		s.Engines = append(s.Engines, engineSummary(l, recs))
+	}
+	for _, r := range recs {
+		if r.Status != results.StatusOK {
+			s.Failures = append(s.Failures, Failure{Engine: r.Engine, Launch: r.Launch, Error: r.Error, Stderr: r.StderrTail})
+		}
+	}
+	var family []*stats.Comparison
+	for ci, c := range req.Cases {
+		cs := Case{Name: c.Name, Prompt: len(c.PromptTokens), MaxNew: c.MaxNewTokens, Batch: c.BatchSize}
+		for _, l := range labels {
+			cs.Results = append(cs.Results, caseResult(l, ci, recs))
+		}
+		base := findResult(cs.Results, baseline)
+		for _, r := range cs.Results {
+			if r.Engine == baseline {
+				continue
+			}
+			for _, key := range Compared {
+				a, b := base.Metrics[key].Samples, r.Metrics[key].Samples
+				if len(a) == 0 || len(b) == 0 {
+					continue
+				}
+				cmp := stats.Compare(a, b, stats.CompareOptions{Alpha: 0.05, Resamples: 2000, Seed: 1})
+				cs.Comparisons = append(cs.Comparisons, Comparison{Engine: r.Engine, Baseline: baseline, Metric: key, Comparison: cmp})
+			}
+			if len(base.Tokens) > 0 && len(r.Tokens) > 0 {
+				cs.Parity = append(cs.Parity, parity(r.Engine, baseline, base.Tokens, r.Tokens))
+			}
+		}
+		s.Cases = append(s.Cases, cs)
+	}
+	for ci := range s.Cases {
+		for k := range s.Cases[ci].Comparisons {
+			family = append(family, &s.Cases[ci].Comparisons[k].Comparison)
+		}
+	}
+	stats.AdjustHolm(family)
+	for _, e := range s.Engines {
+		if e.Launches-e.Failed == 0 {
+			s.Warnings = append(s.Warnings, fmt.Sprintf("%s: no successful launch", e.Label))
+		}
+	}
+	return s, nil
+}
+
+func labelsOf(recs []results.Record) []string {
+	var out []string
+	for _, r := range recs {
+		if !slices.Contains(out, r.Engine) {
+			out = append(out, r.Engine)
+		}
+	}
+	return out
+}
+
+func findResult(rs []Result, label string) Result {
+	for _, r := range rs {
+		if r.Engine == label {
+			return r
+		}
+	}
+	return Result{}
+}
+
+func newStat(xs []float64) Stat {
+	if xs == nil {
+		xs = []float64{}
+	}
+	return Stat{Summary: stats.Summarize(xs), Samples: xs}
+}
+
+func engineSummary(label string, recs []results.Record) Engine {
+	e := Engine{Label: label}
+	var cold []float64
+	parts := map[string][]float64{}
+	for _, r := range recs {
+		if r.Engine != label {
+			continue
+		}
+		e.Name = r.Spec.Name
+		e.Launches++
+		for _, w := range r.Warnings {
+			e.Warnings = append(e.Warnings, fmt.Sprintf("launch %d: %s", r.Launch+1, w))
+		}
+		if len(r.Telemetry) > 0 {
+			e.Telemetry = append(e.Telemetry, r.Telemetry)
+		}
+		if r.Status != results.StatusOK {
+			e.Failed++
+			continue
+		}
+		if r.ColdStartNs > 0 {
+			cold = append(cold, float64(r.ColdStartNs)/1e9)
+		}
+		if l := r.Loaded; l != nil {
+			parts["context_init"] = append(parts["context_init"], float64(l.ContextInitNs)/1e9)
+			parts["weights_to_host"] = append(parts["weights_to_host"], float64(l.WeightsToHostNs)/1e9)
+			parts["weights_to_device"] = append(parts["weights_to_device"], float64(l.WeightsToDeviceNs)/1e9)
+			parts["compile"] = append(parts["compile"], float64(l.CompileNs)/1e9)
+			parts["engine_total"] = append(parts["engine_total"], float64(l.TotalNs)/1e9)
+		}
+	}
+	e.ColdStart = newStat(cold)
+	if len(parts) > 0 {
+		e.Breakdown = map[string]float64{}
+		for k, xs := range parts {
+			e.Breakdown[k] = stats.Summarize(xs).Median
+		}
+	}
+	return e
+}
+
+func caseResult(label string, ci int, recs []results.Record) Result {
+	res := Result{Engine: label, Metrics: map[string]Stat{}, Deterministic: true}
+	for _, m := range Metrics {
+		var xs []float64
+		for _, r := range recs {
+			if r.Engine != label || r.Status != results.StatusOK {
+				continue
+			}
+			for _, it := range r.Iterations {
+				if it.Raw.Warmup || it.Raw.Case != ci {
+					continue
+				}
+				if v, ok := m.f(it.Metrics); ok {
+					xs = append(xs, v)
+				}
+			}
+		}
+		res.Metrics[m.Key] = newStat(xs)
+	}
+	var groups [][]float64
+	var peak int64
+	for _, r := range recs {
+		if r.Engine != label || r.Status != results.StatusOK {
+			continue
+		}
+		var g []float64
+		for _, it := range r.Iterations {
+			if it.Raw.Case != ci {
+				continue
+			}
+			peak = max(peak, it.Raw.PeakAllocBytes)
+			if len(it.Raw.OutputTokens) > 0 {
+				row := it.Raw.OutputTokens[0]
+				if res.Tokens == nil && !it.Raw.Warmup {
+					res.Tokens = row
+				} else if res.Tokens != nil && !slices.Equal(res.Tokens, row) {
+					res.Deterministic = false
+				}
+			}
+			if it.Raw.Warmup {
+				continue
+			}
+			if it.Metrics.Outputs > 1 {
+				g = append(g, it.Metrics.TPOTNs/1e6)
+			} else {
+				g = append(g, float64(it.Metrics.E2ENs)/1e6)
+			}
+		}
+		if len(g) > 0 {
+			groups = append(groups, g)
+		}
+	}
+	res.Launch = stats.LaunchVariance(groups)
+	res.PeakAllocMiB = float64(peak) / (1 << 20)
+	return res
+}
+
+func parity(engine, baseline string, a, b []int) Parity {
+	p := Parity{Engine: engine, Baseline: baseline, Total: min(len(a), len(b))}
+	prefix := true
+	same := 0
+	for i := 0; i < p.Total; i++ {
+		if a[i] == b[i] {
+			same++
+			if prefix {
+				p.Matched++
+			}
+		} else {
+			prefix = false
+		}
+	}
+	if p.Total > 0 {
+		p.Agree = float64(same) / float64(p.Total)
+	}
+	return p
+}

@@ -1,0 +1,306 @@
+// Package bench runs a benchmark: K fresh launches of every engine variant,
+// interleaved (A B A B …), each fed the same request, each launch appended
+// to runs.jsonl as soon as it ends.
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/cuda-inference-benchmarks/cib/protocol"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/config"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/metrics"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/results"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/spawn"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/stats"
+)
+
+// Variant is one engine configuration being compared.
+type Variant struct {
+	Spec  config.EngineSpec
+	Label string
+	// Path is the engine binary.
+	Path string
+	Info *protocol.Info
+}
+
+// Monitor watches the GPU around launches. A nil Monitor means telemetry is off.
+type Monitor interface {
+	// BeforeLaunch brings the GPU back to idle and checks nobody else holds it.
+	// Warnings are recorded with the launch; an error blocks the launch.
+	BeforeLaunch(ctx context.Context) ([]string, error)
+	// Watch starts sampling the launch's process tree rooted at pid; spawn is
+	// the runner-clock origin of Iteration.ArrivedNs.
+	Watch(pid int, spawn time.Time) Watch
+}
+
+// Watch is the sampling of one launch.
+type Watch interface {
+	// Stop ends sampling and summarises the launch over its timed iterations.
+	Stop(its []results.Iteration) (json.RawMessage, []string)
+}
+
+// Options configure a benchmark run.
+type Options struct {
+	Config   *config.Config
+	Variants []Variant
+	// Request is the request every launch receives (Threads/Options are set
+	// per variant).
+	Request protocol.Request
+	Writer  *results.Writer
+	Monitor Monitor
+	// Progress receives one line per launch.
+	Progress io.Writer
+	// Env is the child environment.
+	Env []string
+	// MaxConsecutiveFailures stops launching a variant after that many failed
+	// launches in a row (default 2).
+	MaxConsecutiveFailures int
+}
+
+// Run executes the benchmark and returns every record written. An interrupt
+// stops it after killing the running engine; records already written stay.
+func Run(ctx context.Context, o Options) ([]results.Record, error) {
+	cfg := o.Config
+	maxFail := o.MaxConsecutiveFailures
+	if maxFail == 0 {
+		maxFail = 2
+	}
+	reqBytes := make([][]byte, len(o.Variants))
+	for i, v := range o.Variants {
+		req := o.Request
+		req.Threads = v.Spec.Threads
+		req.Options = v.Spec.Options
+		b, err := json.Marshal(req)
+		if err != nil {
+			return nil, fmt.Errorf("encode request for %s: %w", v.Label, err)
+		}
+		reqBytes[i] = b
+	}
+	maxLaunches := cfg.Launches
+	var deadline time.Time
+	if a := cfg.Adaptive; a != nil {
+		maxLaunches = a.MaxLaunches
+		if a.MaxDuration.Duration > 0 {
+			deadline = time.Now().Add(a.MaxDuration.Duration)
+		}
+	}
+	var all []results.Record
+	failStreak := make([]int, len(o.Variants))
+	launched := make([]int, len(o.Variants))
+	order := 0
+	begin := time.Now()
+	for round := 0; round < maxLaunches; round++ {
+		for i, v := range o.Variants {
+			if failStreak[i] >= maxFail {
+				continue
+			}
+			if err := ctx.Err(); err != nil {
+				return all, fmt.Errorf("benchmark interrupted: %w", err)
+			}
+			rec := launchOne(ctx, o, v, reqBytes[i], launched[i], order)
+			launched[i]++
+			order++
+			if err := o.Writer.Append(&rec); err != nil {
+				return all, err
+			}
+			all = append(all, rec)
+			if rec.Status == results.StatusOK {
+				failStreak[i] = 0
+			} else {
+				failStreak[i]++
+				if failStreak[i] == maxFail {
+					progress(o.Progress, "  %s: %d failed launches in a row, not launching it again\n", v.Label, maxFail)
+				}
+			}
+			progressLine(o.Progress, &rec, time.Since(begin))
+		}
+		if ctx.Err() != nil {
+			return all, fmt.Errorf("benchmark interrupted: %w", ctx.Err())
+		}
+		if round+1 < cfg.Launches {
+			continue
+		}
+		if cfg.Adaptive == nil {
+			break
+		}
+		done, why := adaptiveDone(cfg, o, all, time.Since(begin))
+		if !deadline.IsZero() && time.Now().After(deadline) {
+			progress(o.Progress, "  adaptive: time cap %s reached\n", cfg.Adaptive.MaxDuration.Duration)
+			break
+		}
+		if done {
+			progress(o.Progress, "  adaptive: %s\n", why)
+			break
+		}
+		if round+1 == maxLaunches {
+			progress(o.Progress, "  adaptive: launch cap %d reached before the CI target (%s)\n", maxLaunches, why)
+		}
+	}
+	return all, nil
+}
+
+// adaptiveDone reports whether every variant × case has a TPOT (or E2E for
+// single-token cases) median CI narrower than the target.
+func adaptiveDone(cfg *config.Config, o Options, recs []results.Record, elapsed time.Duration) (bool, string) {
+	rule := stats.StopRule{TargetRelHalfWidth: cfg.Adaptive.TargetRelCI, MinSamples: 5, MaxSamples: 1 << 30}
+	for _, v := range o.Variants {
+		for ci, c := range o.Request.Cases {
+			xs := Samples(recs, v.Label, ci, func(m metrics.Iteration) float64 {
+				if c.MaxNewTokens > 1 {
+					return m.TPOTNs
+				}
+				return float64(m.E2ENs)
+			})
+			if len(xs) == 0 {
+				continue // a variant that never succeeded cannot narrow its CI
+			}
+			if done, why := rule.Done(xs, elapsed); !done {
+				return false, fmt.Sprintf("%s/%s: %s", v.Label, c.Name, why)
+			}
+		}
+	}
+	return true, fmt.Sprintf("every median CI within ±%.1f%%", 100*cfg.Adaptive.TargetRelCI)
+}
+
+// Samples collects one metric over the timed iterations of a variant's
+// successful launches for one case.
+func Samples(recs []results.Record, label string, caseIdx int, f func(metrics.Iteration) float64) []float64 {
+	var xs []float64
+	for i := range recs {
+		r := &recs[i]
+		if r.Engine != label || r.Status != results.StatusOK {
+			continue
+		}
+		for j := range r.Iterations {
+			it := &r.Iterations[j]
+			if it.Raw.Warmup || it.Raw.Case != caseIdx {
+				continue
+			}
+			xs = append(xs, f(it.Metrics))
+		}
+	}
+	return xs
+}
+
+func launchOne(ctx context.Context, o Options, v Variant, req []byte, launch, order int) results.Record {
+	rec := results.Record{
+		Engine: v.Label, Spec: v.Spec, Launch: launch, Order: order,
+		Status: results.StatusFailed, Exit: -1, StartedAt: time.Now().UTC(),
+	}
+	if o.Monitor != nil {
+		warnings, err := o.Monitor.BeforeLaunch(ctx)
+		rec.Warnings = append(rec.Warnings, warnings...)
+		if err != nil {
+			rec.Error = fmt.Sprintf("GPU hygiene: %v", err)
+			return rec
+		}
+	}
+	t := o.Config.Timeouts
+	var watch Watch
+	var spawned time.Time
+	cases := o.Request.Cases
+	res := spawn.Launch(ctx, spawn.Options{
+		Path: v.Path, Args: []string{"run"}, Env: o.Env, Stdin: req,
+		Timeouts: spawn.Timeouts{Start: t.Start.Duration, Stall: t.Stall.Duration, Total: t.Total.Duration},
+	}, func(pid int) {
+		spawned = time.Now()
+		if o.Monitor != nil {
+			watch = o.Monitor.Watch(pid, spawned)
+		}
+	}, func(ev spawn.Received) error {
+		switch ev.Event.Type {
+		case protocol.EventLoaded:
+			rec.ColdStartNs = int64(ev.At.Sub(spawned))
+			rec.Loaded = ev.Event.Loaded
+		case protocol.EventIteration:
+			it := ev.Event.Iteration
+			if err := checkIteration(it, cases); err != nil {
+				return fmt.Errorf("fairness: %w", err)
+			}
+			rec.Iterations = append(rec.Iterations, results.Iteration{
+				CaseName:  cases[it.Case].Name,
+				ArrivedNs: int64(ev.At.Sub(spawned)),
+				Raw:       *it,
+				Metrics:   metrics.FromIteration(it),
+			})
+		case protocol.EventDone:
+			if ev.Event.Done.Iterations != len(rec.Iterations) {
+				return fmt.Errorf("done event counts %d iterations, %d received", ev.Event.Done.Iterations, len(rec.Iterations))
+			}
+		}
+		return nil
+	})
+	if watch != nil {
+		tel, warnings := watch.Stop(rec.Iterations)
+		rec.Telemetry = tel
+		rec.Warnings = append(rec.Warnings, warnings...)
+	}
+	rec.Exit = res.Exit
+	if !res.Started.IsZero() {
+		rec.DurationNs = int64(time.Since(res.Started))
+	}
+	if res.Err != nil {
+		rec.Error = res.Err.Error()
+		rec.StderrTail = res.StderrTail
+		if errors.Is(res.Err, spawn.ErrInterrupted) {
+			rec.Error = "interrupted by the user"
+		}
+		return rec
+	}
+	want := len(cases) * (o.Request.Warmup + o.Request.Iterations)
+	if len(rec.Iterations) != want {
+		rec.Error = fmt.Sprintf("fairness: %d iterations received, want %d", len(rec.Iterations), want)
+		return rec
+	}
+	rec.Status = results.StatusOK
+	return rec
+}
+
+// checkIteration enforces fairness rule 1: the iteration answers a known
+// case, with exactly the requested tokens for every sequence.
+func checkIteration(it *protocol.Iteration, cases []protocol.Case) error {
+	if it.Case < 0 || it.Case >= len(cases) {
+		return fmt.Errorf("iteration names case %d, request has %d", it.Case, len(cases))
+	}
+	c := &cases[it.Case]
+	if len(it.OutputTokens) != c.BatchSize {
+		return fmt.Errorf("case %s: %d output rows, batch size is %d", c.Name, len(it.OutputTokens), c.BatchSize)
+	}
+	if len(it.TokenNs) != c.MaxNewTokens {
+		return fmt.Errorf("case %s: %d output tokens, want exactly %d", c.Name, len(it.TokenNs), c.MaxNewTokens)
+	}
+	if it.PromptTokens != len(c.PromptTokens) {
+		return fmt.Errorf("case %s: engine processed %d prompt tokens, request has %d", c.Name, it.PromptTokens, len(c.PromptTokens))
+	}
+	return nil
+}
+
+func progress(w io.Writer, format string, a ...any) {
+	if w != nil {
+		fmt.Fprintf(w, format, a...)
+	}
+}
+
+func progressLine(w io.Writer, r *results.Record, elapsed time.Duration) {
+	if w == nil {
+		return
+	}
+	if r.Status != results.StatusOK {
+		fmt.Fprintf(w, "[%3d %7s] %-28s launch %d FAILED: %s\n", r.Order+1, elapsed.Round(time.Second), r.Engine, r.Launch+1, r.Error)
+		return
+	}
+	var tpot []float64
+	for _, it := range r.Iterations {
+		if !it.Raw.Warmup && it.Metrics.Outputs > 1 {
+			tpot = append(tpot, it.Metrics.TPOTNs/1e6)
+		}
+	}
+	s := stats.Summarize(tpot)
+	fmt.Fprintf(w, "[%3d %7s] %-28s launch %d ok: %d iterations, cold start %.2fs, TPOT median %.3f ms\n",
+		r.Order+1, elapsed.Round(time.Second), r.Engine, r.Launch+1, len(r.Iterations), float64(r.ColdStartNs)/1e9, s.Median)
+}

@@ -1,0 +1,269 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/cuda-inference-benchmarks/cib/protocol"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/analysis"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/bench"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/config"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/engine"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/envinfo"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/results"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/spawn"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/workload"
+)
+
+func benchFlags(e *env) []ucli.Flag {
+	return []ucli.Flag{
+		&ucli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "benchmark config `FILE` (YAML); default: the embedded smoke config"},
+		&ucli.StringFlag{Name: "engines", Aliases: []string{"e"}, Usage: "comma-separated engine variants, e.g. candle,burn or reference:threads=1,reference:threads=2"},
+		binDirFlag(e),
+		&ucli.StringFlag{Name: "out", Value: "results", Usage: "results root `DIR`; each benchmark writes DIR/<timestamp>-<name>/"},
+		&ucli.StringFlag{Name: "model", Usage: "override the config's model `DIR`"},
+		&ucli.StringFlag{Name: "device", Usage: "override the device (cpu, cuda:N)"},
+		&ucli.StringFlag{Name: "dtype", Usage: "override the dtype (f32, f16, bf16)"},
+		&ucli.IntFlag{Name: "launches", Usage: "override launches per engine (K)"},
+		&ucli.IntFlag{Name: "iterations", Usage: "override timed iterations per launch (M)"},
+		&ucli.IntFlag{Name: "warmup", Value: -1, Usage: "override warm-up iterations per launch"},
+		&ucli.StringFlag{Name: "baseline", Usage: "engine label the others are compared with (default: the first)"},
+		&ucli.BoolFlag{Name: "no-telemetry", Usage: "do not sample the GPU through NVML"},
+		&ucli.DurationFlag{Name: "telemetry-interval", Value: 10 * time.Millisecond, Usage: "GPU sampling interval"},
+		&ucli.BoolFlag{Name: "allow-busy", Usage: "run even when another process holds the GPU"},
+		&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress lines, only the report"},
+	}
+}
+
+func binDirFlag(e *env) ucli.Flag {
+	def := e.getenv("CIB_BIN_DIR")
+	if def == "" {
+		def = "bin"
+	}
+	return &ucli.StringFlag{Name: "bin-dir", Value: def, Usage: "where engine binaries are (env CIB_BIN_DIR); then PATH (cib-NAME)"}
+}
+
+// loadConfig reads --config or the embedded default and applies overrides.
+func loadConfig(c *ucli.Context) (*config.Config, error) {
+	var cfg *config.Config
+	var err error
+	if p := c.String("config"); p != "" {
+		cfg, err = config.Load(p)
+	} else {
+		cfg, err = config.Parse(config.Smoke)
+	}
+	if err != nil {
+		return nil, withCode(ExitUsage, err)
+	}
+	if v := c.String("model"); v != "" {
+		cfg.Model, cfg.Synth = v, nil
+	}
+	if v := c.String("device"); v != "" {
+		cfg.Device = v
+	}
+	if v := c.String("dtype"); v != "" {
+		cfg.DType = v
+		if cfg.Synth != nil {
+			cfg.Synth.DType = v
+		}
+	}
+	if v := c.Int("launches"); v > 0 {
+		cfg.Launches = v
+		if cfg.Adaptive != nil && cfg.Adaptive.MaxLaunches < v {
+			cfg.Adaptive.MaxLaunches = v
+		}
+	}
+	if v := c.Int("iterations"); v > 0 {
+		cfg.Iterations = v
+	}
+	if v := c.Int("warmup"); v >= 0 {
+		cfg.Warmup = v
+	}
+	if v := c.String("baseline"); v != "" {
+		cfg.Baseline = v
+	}
+	if v := c.String("engines"); v != "" {
+		specs, err := config.ParseEngines(v)
+		if err != nil {
+			return nil, usageError("%v", err)
+		}
+		cfg.Engines = specs
+	}
+	if len(cfg.Engines) == 0 {
+		return nil, usageError("no engines: give --engines or an engines list in the config")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, withCode(ExitUsage, err)
+	}
+	return cfg, nil
+}
+
+// resolveVariants finds every engine binary and reads its info; every missing
+// engine is reported at once.
+func resolveVariants(ctx context.Context, e *env, binDir string, specs []config.EngineSpec) ([]bench.Variant, error) {
+	var out []bench.Variant
+	var errs []error
+	infos := map[string]*protocol.Info{}
+	for _, s := range specs {
+		path, err := engine.Find(s.Name, binDir, e.getenv("PATH"))
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		info, ok := infos[path]
+		if !ok {
+			info, _, err = spawn.Info(ctx, path, e.environ, 2*time.Minute)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("engine %s: %w", s.Name, err))
+				continue
+			}
+			infos[path] = info
+		}
+		for k := range s.Options {
+			if _, ok := info.Options[k]; !ok {
+				errs = append(errs, fmt.Errorf("engine %s: unknown option %q (it knows: %s)", s.Name, k, optionList(info)))
+			}
+		}
+		out = append(out, bench.Variant{Spec: s, Label: s.DisplayLabel(), Path: path, Info: info})
+	}
+	if len(errs) > 0 {
+		return nil, withCode(ExitUsage, errors.Join(errs...))
+	}
+	return out, nil
+}
+
+func optionList(info *protocol.Info) string {
+	if len(info.Options) == 0 {
+		return "none"
+	}
+	var ks []string
+	for k, v := range info.Options {
+		ks = append(ks, k+" ("+v+")")
+	}
+	return strings.Join(ks, ", ")
+}
+
+func benchCmd(c *ucli.Context, e *env) error {
+	if c.Args().Len() > 0 {
+		return usageError("unexpected argument %q (commands: engines, models, compare, report, conformance, gpu)", c.Args().First())
+	}
+	ctx := c.Context
+	cfg, err := loadConfig(c)
+	if err != nil {
+		return err
+	}
+	progress := e.stderr
+	if c.Bool("quiet") {
+		progress = nil
+	}
+	variants, err := resolveVariants(ctx, e, c.String("bin-dir"), cfg.Engines)
+	if err != nil {
+		return err
+	}
+	model, err := workload.PrepareModel(ctx, cfg, progress)
+	if err != nil {
+		return err
+	}
+	cases, err := workload.Cases(cfg, model.Config.VocabSize)
+	if err != nil {
+		return withCode(ExitUsage, err)
+	}
+	wd, _ := os.Getwd()
+	envRec := envinfo.Collect(ctx, e.args, wd)
+	envRec.Model = model.Info
+	for _, v := range variants {
+		envRec.Engines[v.Label] = *v.Info
+		envRec.Binaries[v.Label] = v.Path
+	}
+	mon, telemetryNote, err := openMonitor(c, cfg, e, model)
+	if err != nil {
+		return err
+	}
+	envRec.Telemetry = telemetryNote
+	if mon != nil {
+		envRec.GPU = mon.DeviceRecord()
+		defer mon.Close()
+	}
+	if progress != nil {
+		fmt.Fprintf(progress, "telemetry: %s\n", telemetryNote)
+	}
+
+	dir := filepath.Join(c.String("out"), envRec.CreatedAt.Format("20060102-150405")+"-"+safeName(cfg.Name))
+	w, err := results.Create(dir)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	if err := results.WriteJSON(dir, results.EnvFile, envRec); err != nil {
+		return err
+	}
+	req := protocol.Request{
+		Protocol: protocol.Version, Model: model.Dir, Device: cfg.Device, DType: cfg.DType, Seed: cfg.Seed,
+		Warmup: cfg.Warmup, Iterations: cfg.Iterations, Cases: cases,
+	}
+	if err := results.WriteJSON(dir, "request.json", req); err != nil {
+		return err
+	}
+	if progress != nil {
+		fmt.Fprintf(progress, "benchmark %s: %d engine variant(s) × %d launch(es), results in %s\n", cfg.Name, len(variants), cfg.Launches, dir)
+	}
+	var monitor bench.Monitor
+	if mon != nil {
+		monitor = mon
+	}
+	recs, runErr := bench.Run(ctx, bench.Options{
+		Config: cfg, Variants: variants, Request: req, Writer: w, Monitor: monitor, Progress: progress, Env: e.environ,
+	})
+	labels := make([]string, len(variants))
+	for i, v := range variants {
+		labels[i] = v.Label
+	}
+	if len(recs) == 0 {
+		if runErr != nil {
+			return withCode(ExitInterrupted, runErr)
+		}
+		return results.ErrNoRuns
+	}
+	sum, err := writeReports(dir, cfg.Name, envRec, req, labels, cfg.Baseline, recs, nil)
+	if err != nil {
+		return err
+	}
+	if err := printMarkdown(e.stdout, sum); err != nil {
+		return err
+	}
+	if progress != nil {
+		fmt.Fprintf(progress, "\nresults: %s (runs.jsonl, summary.json, report.md, report.csv, bench.txt)\n", dir)
+	}
+	if runErr != nil {
+		return withCode(ExitInterrupted, fmt.Errorf("%w; the %d launch(es) finished before it are saved in %s", runErr, len(recs), dir))
+	}
+	if n := len(sum.Failures); n > 0 {
+		return withCode(ExitRunsFailed, fmt.Errorf("%d launch(es) failed (see the report)", n))
+	}
+	return nil
+}
+
+// requestInfo rebuilds what the report needs to know about the request.
+func requestInfo(req protocol.Request) analysis.RequestInfo {
+	return analysis.RequestInfo{Device: req.Device, DType: req.DType, Warmup: req.Warmup, Iterations: req.Iterations, Cases: req.Cases}
+}
+
+func safeName(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	return b.String()
+}

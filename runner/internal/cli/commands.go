@@ -1,0 +1,264 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/analysis"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/engine"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/modelcfg"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/results"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/spawn"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/stats"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/synth"
+)
+
+func enginesCommand(e *env) *ucli.Command {
+	return &ucli.Command{
+		Name:  "engines",
+		Usage: "list the engine binaries found and what each reports in `info`",
+		Flags: []ucli.Flag{binDirFlag(e), &ucli.BoolFlag{Name: "json", Usage: "print the info objects as JSON"}},
+		Action: func(c *ucli.Context) error {
+			binDir := c.String("bin-dir")
+			all := map[string]any{}
+			for _, name := range engine.KnownNames() {
+				path, err := engine.Find(name, binDir, e.getenv("PATH"))
+				if err != nil {
+					if !c.Bool("json") {
+						fmt.Fprintf(e.stdout, "%-10s not built (%s)\n", name, engine.Known[name])
+					}
+					continue
+				}
+				info, _, err := spawn.Info(c.Context, path, e.environ, time.Minute)
+				if err != nil {
+					fmt.Fprintf(e.stdout, "%-10s %s: BROKEN: %v\n", name, path, err)
+					continue
+				}
+				all[name] = info
+				if c.Bool("json") {
+					continue
+				}
+				var opts []string
+				for k := range info.Options {
+					opts = append(opts, k)
+				}
+				sort.Strings(opts)
+				fmt.Fprintf(e.stdout, "%-10s %s — %s %s; devices %s; dtypes %s; options [%s]; max batch %d\n",
+					name, path, info.Library, info.LibraryVersion, strings.Join(info.Devices, ","), strings.Join(info.DTypes, ","),
+					strings.Join(opts, ","), info.Capabilities.MaxBatch)
+			}
+			if c.Bool("json") {
+				b, _ := json.MarshalIndent(all, "", "  ")
+				fmt.Fprintf(e.stdout, "%s\n", b)
+			}
+			return nil
+		},
+	}
+}
+
+func modelsCommand(e *env) *ucli.Command {
+	return &ucli.Command{
+		Name:  "models",
+		Usage: "model directories",
+		Subcommands: []*ucli.Command{{
+			Name:  "synth",
+			Usage: "write a deterministic random-weight Llama checkpoint at a standard shape",
+			Flags: []ucli.Flag{
+				&ucli.StringFlag{Name: "shape", Required: true, Usage: "one of " + strings.Join(synth.ShapeNames(), ", ")},
+				&ucli.StringFlag{Name: "out", Required: true, Usage: "model `DIR` to create"},
+				&ucli.StringFlag{Name: "dtype", Value: "bf16", Usage: "f32, f16 or bf16"},
+				&ucli.Uint64Flag{Name: "seed", Value: 1},
+				&ucli.BoolFlag{Name: "overwrite", Usage: "replace an existing model directory"},
+			},
+			Action: func(c *ucli.Context) error {
+				if _, ok := synth.Shapes[c.String("shape")]; !ok {
+					return usageError("--shape %q: want one of %s", c.String("shape"), strings.Join(synth.ShapeNames(), ", "))
+				}
+				dt, err := modelcfg.ParseDType(c.String("dtype"))
+				if err != nil {
+					return usageError("--dtype: %v", err)
+				}
+				res, err := synth.Write(c.Context, synth.Options{
+					Shape: c.String("shape"), Out: c.String("out"), DType: dt, Seed: c.Uint64("seed"),
+					Overwrite: c.Bool("overwrite"), Progress: e.stderr,
+				})
+				if err != nil {
+					return err
+				}
+				secs := res.Duration.Seconds()
+				fmt.Fprintf(e.stdout, "%s: %s %s, %d params, %.2f GB in %.1fs (%.2f GB/s), %s\n", res.Dir, c.String("shape"), c.String("dtype"),
+					res.Params, float64(res.Bytes)/1e9, secs, float64(res.Bytes)/1e9/max(secs, 1e-9), res.Hash.Sum)
+				return nil
+			},
+		}},
+	}
+}
+
+func compareCommand(e *env) *ucli.Command {
+	return &ucli.Command{
+		Name:      "compare",
+		Usage:     "compare two results (directories or summary.json files): what changed and whether it is significant",
+		ArgsUsage: "A B",
+		Flags:     []ucli.Flag{&ucli.Float64Flag{Name: "alpha", Value: 0.05}},
+		Action: func(c *ucli.Context) error {
+			if c.Args().Len() != 2 {
+				return usageError("compare: want two results (A B)")
+			}
+			a, err := readSummary(c.Args().Get(0))
+			if err != nil {
+				return err
+			}
+			b, err := readSummary(c.Args().Get(1))
+			if err != nil {
+				return err
+			}
+			return compareSummaries(e, a, b, c.Float64("alpha"))
+		},
+	}
+}
+
+func readSummary(p string) (*analysis.Summary, error) {
+	dir, name := p, results.SummaryFile
+	if st, err := os.Stat(p); err == nil && !st.IsDir() {
+		dir, name = filepath.Dir(p), filepath.Base(p)
+	}
+	var s analysis.Summary
+	if err := results.ReadJSON(dir, name, &s); err != nil {
+		return nil, err
+	}
+	if s.Schema != results.Schema {
+		return nil, fmt.Errorf("%s: summary schema %d, this runner reads %d", p, s.Schema, results.Schema)
+	}
+	return &s, nil
+}
+
+type pair struct {
+	caseName, engine, metric string
+	cmp                      stats.Comparison
+}
+
+func compareSummaries(e *env, a, b *analysis.Summary, alpha float64) error {
+	w := e.stdout
+	fmt.Fprintf(w, "# compare %s (A) → %s (B)\n\n", a.Name, b.Name)
+	diffs := envDiff(a, b)
+	if len(diffs) == 0 {
+		fmt.Fprintf(w, "Environment: same GPU, model, dtype and engine versions.\n\n")
+	} else {
+		fmt.Fprintf(w, "Environment changes:\n")
+		for _, d := range diffs {
+			fmt.Fprintf(w, "- %s\n", d)
+		}
+		fmt.Fprintln(w)
+	}
+	var pairs []pair
+	for _, ca := range a.Cases {
+		cb := findCase(b.Cases, ca.Name)
+		if cb == nil {
+			continue
+		}
+		for _, ra := range ca.Results {
+			rb := findEngine(cb.Results, ra.Engine)
+			if rb == nil {
+				continue
+			}
+			for _, key := range analysis.Compared {
+				xa, xb := ra.Metrics[key].Samples, rb.Metrics[key].Samples
+				if len(xa) == 0 || len(xb) == 0 {
+					continue
+				}
+				pairs = append(pairs, pair{ca.Name, ra.Engine, key, stats.Compare(xa, xb, stats.CompareOptions{Alpha: alpha, Resamples: 2000, Seed: 1})})
+			}
+		}
+	}
+	if len(pairs) == 0 {
+		return fmt.Errorf("compare: no case × engine in common between %s and %s", a.Name, b.Name)
+	}
+	family := make([]*stats.Comparison, len(pairs))
+	for i := range pairs {
+		family[i] = &pairs[i].cmp
+	}
+	stats.AdjustHolm(family)
+	fmt.Fprintf(w, "| case | engine | metric | A median | B median | B/A [95%% CI] | p (Holm) | Cliff's δ | verdict |\n|---|---|---|---|---|---|---|---|---|\n")
+	for _, p := range pairs {
+		ma := findCase(a.Cases, p.caseName)
+		mb := findCase(b.Cases, p.caseName)
+		sa := findEngine(ma.Results, p.engine).Metrics[p.metric]
+		sb := findEngine(mb.Results, p.engine).Metrics[p.metric]
+		fmt.Fprintf(w, "| %s | %s | %s | %.4g | %.4g | %.3f [%.3f, %.3f] | %.3g | %+.2f | %s |\n", p.caseName, p.engine, p.metric,
+			sa.Median, sb.Median, p.cmp.Ratio, p.cmp.RatioLo, p.cmp.RatioHi, p.cmp.PAdj, p.cmp.CliffsDelta, p.cmp.Verdict)
+	}
+	return nil
+}
+
+func findCase(cs []analysis.Case, name string) *analysis.Case {
+	for i := range cs {
+		if cs[i].Name == name {
+			return &cs[i]
+		}
+	}
+	return nil
+}
+
+func findEngine(rs []analysis.Result, label string) *analysis.Result {
+	for i := range rs {
+		if rs[i].Engine == label {
+			return &rs[i]
+		}
+	}
+	return nil
+}
+
+func envDiff(a, b *analysis.Summary) []string {
+	var out []string
+	diff := func(what, x, y string) {
+		if x != y {
+			out = append(out, fmt.Sprintf("%s: %q → %q", what, x, y))
+		}
+	}
+	var ga, gb map[string]any
+	_ = json.Unmarshal(a.Env.GPU, &ga)
+	_ = json.Unmarshal(b.Env.GPU, &gb)
+	for _, k := range []string{"name", "uuid", "driver_version", "cuda_driver_version"} {
+		diff("GPU "+k, fmt.Sprint(ga[k]), fmt.Sprint(gb[k]))
+	}
+	diff("model hash", a.Env.Model.Hash, b.Env.Model.Hash)
+	diff("dtype", a.Request.DType, b.Request.DType)
+	diff("device", a.Request.Device, b.Request.Device)
+	diff("git commit", a.Env.GitCommit, b.Env.GitCommit)
+	diff("host", a.Env.Host, b.Env.Host)
+	var labels []string
+	for l := range a.Env.Engines {
+		labels = append(labels, l)
+	}
+	sort.Strings(labels)
+	for _, l := range labels {
+		ia := a.Env.Engines[l]
+		ib, ok := b.Env.Engines[l]
+		if !ok {
+			continue
+		}
+		diff(l+" library version", ia.LibraryVersion, ib.LibraryVersion)
+		var keys []string
+		for k := range ia.Versions {
+			keys = append(keys, k)
+		}
+		for k := range ib.Versions {
+			if !slices.Contains(keys, k) {
+				keys = append(keys, k)
+			}
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			diff(l+" "+k, ia.Versions[k], ib.Versions[k])
+		}
+	}
+	return out
+}

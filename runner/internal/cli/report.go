@@ -1,0 +1,128 @@
+package cli
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/cuda-inference-benchmarks/cib/protocol"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/analysis"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/envinfo"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/report"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/results"
+)
+
+// writeReports analyses the records and writes summary.json, report.md,
+// report.csv and bench.txt into dir.
+func writeReports(dir, name string, env envinfo.Env, req protocol.Request, labels []string, baseline string, recs []results.Record, warnings []string) (*analysis.Summary, error) {
+	sum, err := analysis.Build(name, env, requestInfo(req), labels, baseline, recs)
+	if err != nil {
+		return nil, fmt.Errorf("analyse %s: %w", dir, err)
+	}
+	sum.Warnings = append(sum.Warnings, warnings...)
+	if err := results.WriteJSON(dir, results.SummaryFile, sum); err != nil {
+		return nil, err
+	}
+	var md, csv, bench bytes.Buffer
+	if err := report.Markdown(&md, sum); err != nil {
+		return nil, err
+	}
+	if err := report.CSV(&csv, sum); err != nil {
+		return nil, err
+	}
+	if err := report.Bench(&bench, sum, benchSamples(recs, req)); err != nil {
+		return nil, err
+	}
+	for _, f := range []struct {
+		name string
+		b    []byte
+	}{{results.ReportMD, md.Bytes()}, {results.ReportCSV, csv.Bytes()}, {results.BenchFile, bench.Bytes()}} {
+		if err := results.WriteFile(dir, f.name, f.b); err != nil {
+			return nil, err
+		}
+	}
+	return sum, nil
+}
+
+func benchSamples(recs []results.Record, req protocol.Request) func(engine, caseName string) []report.BenchSample {
+	return func(engine, caseName string) []report.BenchSample {
+		var out []report.BenchSample
+		for _, r := range recs {
+			if r.Engine != engine || r.Status != results.StatusOK {
+				continue
+			}
+			for _, it := range r.Iterations {
+				if it.Raw.Warmup || it.CaseName != caseName {
+					continue
+				}
+				m := it.Metrics
+				out = append(out, report.BenchSample{E2ENs: m.E2ENs, TTFTNs: m.TTFTNs, TPOTNs: m.TPOTNs, DecodeTPS: m.DecodeTPS})
+			}
+		}
+		return out
+	}
+}
+
+func printMarkdown(w io.Writer, s *analysis.Summary) error {
+	return report.Markdown(w, s)
+}
+
+func reportCommand(e *env) *ucli.Command {
+	return &ucli.Command{
+		Name:      "report",
+		Usage:     "re-analyse a results directory (also an interrupted one) and rewrite its reports",
+		ArgsUsage: "DIR",
+		Action: func(c *ucli.Context) error {
+			if c.Args().Len() != 1 {
+				return usageError("report: want exactly one results directory")
+			}
+			dir := c.Args().First()
+			recs, warnings, err := results.ReadRuns(filepath.Join(dir, results.RunsFile))
+			if err != nil {
+				return err
+			}
+			if len(recs) == 0 {
+				return fmt.Errorf("report %s: %w", dir, results.ErrNoRuns)
+			}
+			var env envinfo.Env
+			if err := results.ReadJSON(dir, results.EnvFile, &env); err != nil {
+				return err
+			}
+			var req protocol.Request
+			if err := results.ReadJSON(dir, "request.json", &req); err != nil {
+				return err
+			}
+			name := filepath.Base(dir)
+			var prev analysis.Summary
+			baseline := ""
+			if err := results.ReadJSON(dir, results.SummaryFile, &prev); err == nil {
+				name, baseline = prev.Name, prev.Baseline
+			} else if !os.IsNotExist(unwrapAll(err)) {
+				fmt.Fprintf(e.stderr, "note: ignoring unreadable previous summary: %v\n", err)
+			}
+			sum, err := writeReports(dir, name, env, req, nil, baseline, recs, warnings)
+			if err != nil {
+				return err
+			}
+			return printMarkdown(e.stdout, sum)
+		},
+	}
+}
+
+func unwrapAll(err error) error {
+	for {
+		u, ok := err.(interface{ Unwrap() error })
+		if !ok {
+			return err
+		}
+		next := u.Unwrap()
+		if next == nil {
+			return err
+		}
+		err = next
+	}
+}

@@ -1,0 +1,128 @@
+// Package envinfo records the environment a benchmark ran in: host, OS, CPU,
+// toolchain, git commit, exact command, engines, model and GPU. Every result
+// carries one, and `runner compare` diffs two.
+package envinfo
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/cuda-inference-benchmarks/cib/protocol"
+)
+
+// Env is the environment record (environment.json).
+type Env struct {
+	CreatedAt time.Time `json:"created_at"`
+	Host      string    `json:"host"`
+	OS        string    `json:"os"`
+	Kernel    string    `json:"kernel"`
+	CPU       string    `json:"cpu"`
+	CPUs      int       `json:"cpus"`
+	GoVersion string    `json:"go_version"`
+	GitCommit string    `json:"git_commit"`
+	GitDirty  bool      `json:"git_dirty"`
+	// Command is the exact command line.
+	Command []string `json:"command"`
+	// WorkDir is where the command ran.
+	WorkDir string `json:"work_dir"`
+	// Engines maps each variant label to its `info`, and Binaries to its path.
+	Engines  map[string]protocol.Info `json:"engines"`
+	Binaries map[string]string        `json:"binaries"`
+	Model    Model                    `json:"model"`
+	// GPU is the telemetry package's device record; absent without NVML.
+	GPU json.RawMessage `json:"gpu,omitempty"`
+	// Telemetry says whether GPU telemetry was on, and why not.
+	Telemetry string `json:"telemetry"`
+}
+
+// Model identifies the weights.
+type Model struct {
+	Dir  string `json:"dir"`
+	Hash string `json:"hash"`
+	// Params is the parameter count; WeightBytesPerToken the bytes read per
+	// decoded token at the benchmark dtype (roofline numerator).
+	Params              int64  `json:"params"`
+	WeightBytesPerToken int64  `json:"weight_bytes_per_token"`
+	DType               string `json:"dtype"`
+	Shape               string `json:"shape,omitempty"`
+}
+
+// Collect fills the host part of the record. Everything missing is left
+// empty: an environment record never fails a benchmark.
+func Collect(ctx context.Context, args []string, workDir string) Env {
+	e := Env{
+		CreatedAt: time.Now().UTC(),
+		Command:   args,
+		WorkDir:   workDir,
+		GoVersion: runtime.Version(),
+		CPUs:      runtime.NumCPU(),
+		Engines:   map[string]protocol.Info{},
+		Binaries:  map[string]string{},
+	}
+	e.Host, _ = os.Hostname()
+	e.OS = osRelease()
+	e.Kernel = firstLine("/proc/sys/kernel/osrelease")
+	e.CPU = cpuModel()
+	e.GitCommit = git(ctx, workDir, "rev-parse", "HEAD")
+	if e.GitCommit != "" {
+		e.GitDirty = git(ctx, workDir, "status", "--porcelain", "--untracked-files=no") != ""
+	}
+	return e
+}
+
+func git(ctx context.Context, dir string, args ...string) string {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "git", args...)
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func firstLine(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	s, _, _ := strings.Cut(string(b), "\n")
+	return strings.TrimSpace(s)
+}
+
+func osRelease() string {
+	f, err := os.Open("/etc/os-release")
+	if err != nil {
+		return runtime.GOOS
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "PRETTY_NAME="); ok {
+			return strings.Trim(v, `"`)
+		}
+	}
+	return runtime.GOOS
+}
+
+func cpuModel() string {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return runtime.GOARCH
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return runtime.GOARCH
+}

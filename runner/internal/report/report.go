@@ -1,0 +1,374 @@
+// Package report renders a summary as Markdown, CSV and Go benchmark format
+// (readable by benchstat). Output is deterministic so golden files pin it.
+package report
+
+import (
+	"encoding/csv"
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/analysis"
+)
+
+// Markdown writes report.md.
+func Markdown(w io.Writer, s *analysis.Summary) error {
+	p := &printer{w: w}
+	p.f("# %s\n\n", s.Name)
+	e := s.Env
+	p.f("%s · %s · %s · model `%s` (%s, %s) · %s\n\n", e.CreatedAt.Format("2006-01-02 15:04 UTC"), gpuLine(s), e.CPU,
+		e.Model.Dir, short(e.Model.Hash), s.Request.DType, s.Request.Device)
+	p.f("Each engine: %d launch(es) × (%d warm-up + %d timed iterations) per case, launches interleaved; baseline **%s**.\n\n",
+		launchesOf(s), s.Request.Warmup, s.Request.Iterations, s.Baseline)
+	for _, c := range s.Cases {
+		p.f("## %s — prompt %d, %d new tokens, batch %d\n\n", c.Name, c.Prompt, c.MaxNew, c.Batch)
+		p.f("| engine | TTFT ms | TPOT ms | decode tok/s | prefill tok/s | E2E ms | n | outliers | peak alloc MiB |\n")
+		p.f("|---|---|---|---|---|---|---|---|---|\n")
+		for _, r := range c.Results {
+			tp := r.Metrics["tpot_ms"]
+			p.f("| %s | %s | %s | %s | %s | %s | %d | %s | %s |\n", r.Engine,
+				medCI(r.Metrics["ttft_ms"]), medCI(tp), medCI(r.Metrics["decode_tps"]),
+				medCI(r.Metrics["prefill_tps"]), medCI(r.Metrics["e2e_ms"]), r.Metrics["e2e_ms"].N,
+				outliers(r.Metrics["e2e_ms"]), mib(r.PeakAllocMiB))
+		}
+		p.f("\n")
+		if len(c.Comparisons) > 0 {
+			p.f("| vs %s | metric | ratio of medians [95%% CI] | p (Holm) | Cliff's δ | verdict |\n", s.Baseline)
+			p.f("|---|---|---|---|---|---|\n")
+			for _, cm := range c.Comparisons {
+				p.f("| %s | %s | %s [%s, %s] | %s | %+.2f (%s) | %s |\n", cm.Engine, metricName(cm.Metric),
+					num(cm.Ratio, 3), num(cm.RatioLo, 3), num(cm.RatioHi, 3), pval(cm.PAdj), cm.CliffsDelta, cm.Magnitude, cm.Verdict)
+			}
+			p.f("\n")
+		}
+		if len(c.Parity) > 0 {
+			p.f("Output parity vs %s (greedy, first timed iteration): ", s.Baseline)
+			var parts []string
+			for _, pa := range c.Parity {
+				parts = append(parts, fmt.Sprintf("%s %d/%d identical prefix, %.0f%% positions agree", pa.Engine, pa.Matched, pa.Total, 100*pa.Agree))
+			}
+			p.f("%s.\n\n", strings.Join(parts, "; "))
+		}
+		var lv []string
+		for _, r := range c.Results {
+			if r.Launch.Launches > 1 {
+				lv = append(lv, fmt.Sprintf("%s ICC %.2f (between-launch var %s, within %s ms²)", r.Engine, r.Launch.ICC, num(r.Launch.BetweenLaunch, 4), num(r.Launch.WithinLaunch, 4)))
+			}
+			if !r.Deterministic {
+				lv = append(lv, fmt.Sprintf("**%s: greedy outputs differ between iterations**", r.Engine))
+			}
+		}
+		if len(lv) > 0 {
+			p.f("Launch-level vs iteration-level variance of TPOT: %s.\n\n", strings.Join(lv, "; "))
+		}
+		if ws := caseWarnings(c); len(ws) > 0 {
+			p.f("Warnings:\n")
+			for _, w := range ws {
+				p.f("- %s\n", w)
+			}
+			p.f("\n")
+		}
+	}
+	p.f("## Engines\n\n| engine | library | launches (failed) | cold start s | breakdown (engine-reported, median s) |\n|---|---|---|---|---|\n")
+	for _, en := range s.Engines {
+		info := s.Env.Engines[en.Label]
+		lib := strings.TrimSpace(info.Library + " " + info.LibraryVersion)
+		p.f("| %s | %s | %d (%d) | %s | %s |\n", en.Label, lib, en.Launches, en.Failed, medCI(en.ColdStart), breakdown(en.Breakdown))
+	}
+	p.f("\n")
+	if len(s.Failures) > 0 {
+		p.f("## Failed launches\n\n")
+		for _, f := range s.Failures {
+			p.f("- %s launch %d: %s\n", f.Engine, f.Launch+1, oneLine(f.Error))
+		}
+		p.f("\n")
+	}
+	var ws []string
+	ws = append(ws, s.Warnings...)
+	for _, en := range s.Engines {
+		for _, w := range en.Warnings {
+			ws = append(ws, en.Label+": "+w)
+		}
+	}
+	if len(ws) > 0 {
+		p.f("## Warnings\n\n")
+		for _, w := range ws {
+			p.f("- %s\n", w)
+		}
+		p.f("\n")
+	}
+	p.f("## Environment\n\n")
+	p.f("- host %s, %s, kernel %s, %d CPUs (%s)\n", e.Host, e.OS, e.Kernel, e.CPUs, e.CPU)
+	p.f("- GPU: %s\n", gpuLine(s))
+	p.f("- runner %s, git %s%s\n", e.GoVersion, short(e.GitCommit), dirty(e.GitDirty))
+	p.f("- model %s: %s params, %s weight bytes read per token, hash %s\n", e.Model.Dir, count(e.Model.Params), bytesStr(e.Model.WeightBytesPerToken), e.Model.Hash)
+	p.f("- command: `%s`\n\n", strings.Join(e.Command, " "))
+	p.f("## Definitions\n\n")
+	for _, d := range s.Defs {
+		p.f("- %s\n", d)
+	}
+	return p.err
+}
+
+func caseWarnings(c analysis.Case) []string {
+	var out []string
+	for _, r := range c.Results {
+		keys := make([]string, 0, len(r.Metrics))
+		for k := range r.Metrics {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		seen := map[string]bool{}
+		for _, k := range keys {
+			for _, w := range r.Metrics[k].Warnings {
+				msg := r.Engine + ": " + w
+				if !seen[msg] {
+					seen[msg] = true
+					out = append(out, fmt.Sprintf("%s (%s)", msg, k))
+				}
+			}
+		}
+		for _, w := range r.Launch.Warnings {
+			out = append(out, r.Engine+": "+w)
+		}
+	}
+	for _, cm := range c.Comparisons {
+		for _, w := range cm.Warnings {
+			out = append(out, fmt.Sprintf("%s vs %s %s: %s", cm.Engine, cm.Baseline, cm.Metric, w))
+		}
+	}
+	return out
+}
+
+// CSV writes report.csv: one row per engine, case and metric.
+func CSV(w io.Writer, s *analysis.Summary) error {
+	cw := csv.NewWriter(w)
+	_ = cw.Write([]string{"case", "engine", "metric", "unit", "n", "median", "median_lo", "median_hi", "mean", "stddev", "p90", "p99", "min", "max", "outliers", "ratio_vs_baseline", "ratio_lo", "ratio_hi", "p_holm", "cliffs_delta", "verdict"})
+	for _, c := range s.Cases {
+		for _, r := range c.Results {
+			for _, m := range analysis.Metrics {
+				st := r.Metrics[m.Key]
+				row := []string{c.Name, r.Engine, m.Key, m.Unit, strconv.Itoa(st.N), g(st.Median), g(st.MedianLo), g(st.MedianHi),
+					g(st.Mean), g(st.Stddev), g(st.P90), g(st.P99), g(st.Min), g(st.Max), strconv.Itoa(outlierCount(st))}
+				cmpRow := []string{"", "", "", "", "", ""}
+				for _, cm := range c.Comparisons {
+					if cm.Engine == r.Engine && cm.Metric == m.Key {
+						cmpRow = []string{g(cm.Ratio), g(cm.RatioLo), g(cm.RatioHi), g(cm.PAdj), g(cm.CliffsDelta), cm.Verdict}
+					}
+				}
+				_ = cw.Write(append(row, cmpRow...))
+			}
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// Bench writes Go benchmark format: one line per timed iteration, so
+// `benchstat -col /engine bench.txt` compares engines and
+// `benchstat old/bench.txt new/bench.txt` compares runs.
+func Bench(w io.Writer, s *analysis.Summary, samples func(engine, caseName string) []BenchSample) error {
+	p := &printer{w: w}
+	p.f("goos: linux\ngoarch: amd64\ncpu: %s\n", s.Env.CPU)
+	if gpu := gpuName(s); gpu != "" {
+		p.f("gpu: %s\n", gpu)
+	}
+	p.f("model: %s\ndtype: %s\n", s.Env.Model.Dir, s.Request.DType)
+	for _, c := range s.Cases {
+		for _, r := range c.Results {
+			for _, b := range samples(r.Engine, c.Name) {
+				p.f("Benchmark%s/engine=%s 1 %d ns/op %d ttft-ns %.0f tpot-ns %.2f decode-tok/s\n",
+					benchName(c.Name), benchName(r.Engine), b.E2ENs, b.TTFTNs, b.TPOTNs, b.DecodeTPS)
+			}
+		}
+	}
+	return p.err
+}
+
+// BenchSample is one timed iteration for Bench.
+type BenchSample struct {
+	E2ENs, TTFTNs int64
+	TPOTNs        float64
+	DecodeTPS     float64
+}
+
+func benchName(s string) string {
+	r := strings.NewReplacer(" ", "_", "/", "_", ":", "_", "=", "-")
+	return r.Replace(s)
+}
+
+type printer struct {
+	w   io.Writer
+	err error
+}
+
+func (p *printer) f(format string, a ...any) {
+	if p.err == nil {
+		_, p.err = fmt.Fprintf(p.w, format, a...)
+	}
+}
+
+func medCI(s analysis.Stat) string {
+	if s.N == 0 {
+		return "—"
+	}
+	if s.MedianHi > s.MedianLo {
+		return fmt.Sprintf("%s [%s, %s]", num(s.Median, 4), num(s.MedianLo, 4), num(s.MedianHi, 4))
+	}
+	return num(s.Median, 4)
+}
+
+// num prints v with sig significant digits, no exponent for everyday values.
+func num(v float64, sig int) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return "—"
+	}
+	if v == 0 {
+		return "0"
+	}
+	mag := int(math.Floor(math.Log10(math.Abs(v))))
+	dec := max(sig-1-mag, 0)
+	return strconv.FormatFloat(v, 'f', dec, 64)
+}
+
+func g(v float64) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return ""
+	}
+	return strconv.FormatFloat(v, 'g', 6, 64)
+}
+
+func pval(p float64) string {
+	switch {
+	case math.IsNaN(p):
+		return "—"
+	case p < 0.001:
+		return "<0.001"
+	default:
+		return strconv.FormatFloat(p, 'f', 3, 64)
+	}
+}
+
+func outlierCount(s analysis.Stat) int {
+	o := s.Outliers
+	return o.LowMild + o.HighMild + o.LowExtreme + o.HighExtreme
+}
+
+func outliers(s analysis.Stat) string {
+	n := outlierCount(s)
+	if n == 0 {
+		return "0"
+	}
+	return fmt.Sprintf("%d (%d extreme)", n, s.Outliers.LowExtreme+s.Outliers.HighExtreme)
+}
+
+func mib(v float64) string {
+	if v <= 0 {
+		return "—"
+	}
+	return num(v, 4)
+}
+
+func metricName(key string) string {
+	for _, m := range analysis.Metrics {
+		if m.Key == key {
+			return m.Name + " " + m.Unit
+		}
+	}
+	return key
+}
+
+func breakdown(m map[string]float64) string {
+	if len(m) == 0 {
+		return "—"
+	}
+	var parts []string
+	for _, k := range []string{"context_init", "weights_to_host", "weights_to_device", "compile", "engine_total"} {
+		if v, ok := m[k]; ok && v > 0 {
+			parts = append(parts, fmt.Sprintf("%s %s", strings.ReplaceAll(k, "_", " "), num(v, 3)))
+		}
+	}
+	if len(parts) == 0 {
+		return "—"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func launchesOf(s *analysis.Summary) int {
+	n := 0
+	for _, e := range s.Engines {
+		n = max(n, e.Launches)
+	}
+	return n
+}
+
+func gpuName(s *analysis.Summary) string { return gpuField(s, "name") }
+
+func gpuLine(s *analysis.Summary) string {
+	if len(s.Env.GPU) == 0 {
+		if s.Env.Telemetry != "" {
+			return "no GPU telemetry (" + s.Env.Telemetry + ")"
+		}
+		return "no GPU"
+	}
+	parts := []string{gpuField(s, "name")}
+	if d := gpuField(s, "driver_version"); d != "" {
+		parts = append(parts, "driver "+d)
+	}
+	if u := gpuField(s, "uuid"); u != "" {
+		parts = append(parts, u)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func short(h string) string {
+	if len(h) > 12 {
+		return h[:12]
+	}
+	if h == "" {
+		return "?"
+	}
+	return h
+}
+
+func dirty(d bool) string {
+	if d {
+		return " (uncommitted changes)"
+	}
+	return ""
+}
+
+func oneLine(s string) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	if len(s) > 300 {
+		s = s[:300] + "…"
+	}
+	return s
+}
+
+func count(n int64) string {
+	switch {
+	case n >= 1e9:
+		return fmt.Sprintf("%.2fB", float64(n)/1e9)
+	case n >= 1e6:
+		return fmt.Sprintf("%.1fM", float64(n)/1e6)
+	case n >= 1e3:
+		return fmt.Sprintf("%.1fK", float64(n)/1e3)
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+func bytesStr(n int64) string {
+	switch {
+	case n >= 1e9:
+		return fmt.Sprintf("%.2f GB", float64(n)/1e9)
+	case n >= 1e6:
+		return fmt.Sprintf("%.2f MB", float64(n)/1e6)
+	case n >= 1e3:
+		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
+	}
+	return fmt.Sprintf("%d B", n)
+}

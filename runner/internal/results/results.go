@@ -1,0 +1,224 @@
+// Package results defines what a benchmark leaves on disk: one Record per
+// launch in runs.jsonl (appended as each launch ends, so an interrupted
+// benchmark keeps everything finished), the environment record, and the
+// analysed summary.json.
+package results
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/cuda-inference-benchmarks/cib/protocol"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/config"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/metrics"
+)
+
+// Schema is the version of runs.jsonl and summary.json. Bump on incompatible
+// change.
+const Schema = 1
+
+// File names inside a results directory.
+const (
+	RunsFile    = "runs.jsonl"
+	EnvFile     = "environment.json"
+	SummaryFile = "summary.json"
+	ReportMD    = "report.md"
+	ReportCSV   = "report.csv"
+	BenchFile   = "bench.txt"
+)
+
+// Status of a launch.
+const (
+	StatusOK     = "ok"
+	StatusFailed = "failed"
+)
+
+// Record is one launch of one engine variant.
+type Record struct {
+	Schema int `json:"schema"`
+	// Engine is the variant label.
+	Engine string `json:"engine"`
+	// Spec is the variant.
+	Spec config.EngineSpec `json:"spec"`
+	// Launch counts this variant's launches from 0; Order counts all launches.
+	Launch int    `json:"launch"`
+	Order  int    `json:"order"`
+	Status string `json:"status"`
+	// Error says why a failed launch failed.
+	Error string `json:"error,omitempty"`
+	// Exit is the process exit code (-1: killed or never started).
+	Exit int `json:"exit"`
+	// StderrTail is the end of the engine's stderr, kept for failures.
+	StderrTail string    `json:"stderr_tail,omitempty"`
+	StartedAt  time.Time `json:"started_at"`
+	// DurationNs is spawn → exit on the runner clock.
+	DurationNs int64 `json:"duration_ns"`
+	// ColdStartNs is spawn → loaded event on the runner clock.
+	ColdStartNs int64 `json:"cold_start_ns,omitempty"`
+	// Loaded is the engine's own cold-start breakdown.
+	Loaded *protocol.Loaded `json:"loaded,omitempty"`
+	// Iterations are every iteration received, warm-up ones included.
+	Iterations []Iteration `json:"iterations"`
+	// Telemetry is the GPU summary of this launch (absent without NVML).
+	Telemetry json.RawMessage `json:"telemetry,omitempty"`
+	// Warnings are caveats about this launch (hygiene timeouts, throttling…).
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// Iteration is one iteration event with its derived metrics.
+type Iteration struct {
+	// CaseName is Request.Cases[Raw.Case].Name.
+	CaseName string `json:"case_name"`
+	// ArrivedNs is when the event reached the runner, ns after spawn; with
+	// Raw.EndNs it places the iteration on the runner's clock.
+	ArrivedNs int64              `json:"arrived_ns"`
+	Raw       protocol.Iteration `json:"raw"`
+	Metrics   metrics.Iteration  `json:"metrics"`
+}
+
+// WindowNs returns the iteration's [start, first token, end] on the runner
+// clock (ns after spawn), assuming the event was written as the iteration
+// ended.
+func (it *Iteration) WindowNs() (start, firstToken, end int64) {
+	end = it.ArrivedNs
+	start = end - it.Raw.EndNs
+	firstToken = start
+	if len(it.Raw.TokenNs) > 0 {
+		firstToken = start + it.Raw.TokenNs[0]
+	}
+	return start, firstToken, end
+}
+
+// Writer appends records to runs.jsonl, one synced line per launch.
+type Writer struct {
+	dir string
+	f   *os.File
+}
+
+// Create makes the results directory and opens runs.jsonl for appending.
+func Create(dir string) (*Writer, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create results dir: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, RunsFile), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", RunsFile, err)
+	}
+	return &Writer{dir: dir, f: f}, nil
+}
+
+// Dir is the results directory.
+func (w *Writer) Dir() string { return w.dir }
+
+// Append writes one record and syncs it to disk.
+func (w *Writer) Append(r *Record) error {
+	r.Schema = Schema
+	b, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("encode record %s launch %d: %w", r.Engine, r.Launch, err)
+	}
+	if _, err := w.f.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("append %s: %w", RunsFile, err)
+	}
+	return w.f.Sync()
+}
+
+// Close closes runs.jsonl.
+func (w *Writer) Close() error { return w.f.Close() }
+
+// ReadRuns reads every record of a runs.jsonl file. A truncated last line (an
+// interrupted write) is skipped with a warning; any other bad line is an error.
+func ReadRuns(path string) ([]Record, []string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read runs: %w", err)
+	}
+	defer f.Close()
+	return DecodeRuns(f)
+}
+
+// DecodeRuns reads records from r, one JSON object per line.
+func DecodeRuns(r io.Reader) ([]Record, []string, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 1<<20), 512<<20)
+	var out []Record
+	var warnings []string
+	var pendingErr error
+	line := 0
+	for sc.Scan() {
+		line++
+		if pendingErr != nil {
+			return nil, nil, pendingErr
+		}
+		if len(sc.Bytes()) == 0 {
+			continue
+		}
+		var rec Record
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+			pendingErr = fmt.Errorf("runs line %d: %w", line, err)
+			continue
+		}
+		if rec.Schema != Schema {
+			return nil, nil, fmt.Errorf("runs line %d: schema %d, this runner reads %d", line, rec.Schema, Schema)
+		}
+		out = append(out, rec)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, nil, fmt.Errorf("read runs: %w", err)
+	}
+	if pendingErr != nil {
+		warnings = append(warnings, fmt.Sprintf("skipped a truncated last line in runs (%v)", pendingErr))
+	}
+	return out, warnings, nil
+}
+
+// WriteJSON writes v as indented JSON to dir/name atomically.
+func WriteJSON(dir, name string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", name, err)
+	}
+	return WriteFile(dir, name, append(b, '\n'))
+}
+
+// WriteFile writes b to dir/name through a temp file and rename.
+func WriteFile(dir, name string, b []byte) error {
+	tmp, err := os.CreateTemp(dir, "."+name+".*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if err := os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	return nil
+}
+
+// ReadJSON reads dir/name into v.
+func ReadJSON(dir, name string, v any) error {
+	b, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		return fmt.Errorf("read %s: %w", name, err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("decode %s: %w", filepath.Join(dir, name), err)
+	}
+	return nil
+}
+
+// ErrNoRuns is returned when a results directory holds no launch at all.
+var ErrNoRuns = errors.New("no launches recorded")
