@@ -4,4 +4,6 @@ go 1.26
 
 require github.com/cuda-inference-benchmarks/cib/protocol v0.0.0
 
+require github.com/stretchr/testify v1.12.1 // indirect
+
 replace github.com/cuda-inference-benchmarks/cib/protocol => ../../protocol
