@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+
+	"github.com/cuda-inference-benchmarks/cib/engines/mistralrs/internal/bridge"
+	"github.com/cuda-inference-benchmarks/cib/protocol"
+	"github.com/cuda-inference-benchmarks/cib/protocol/serve"
+)
+
+// optPagedAttention names the request option that turns mistral.rs's paged
+// attention on.
+const optPagedAttention = "paged_attention"
+
+// bestPractice says how mistral.rs is configured, for the report.
+const bestPractice = "mistral.rs Rust API (mistralrs-core, the engine the mistralrs crate's TextModelBuilder drives) " +
+	"with its TextModelBuilder defaults: plain Llama pipeline, no ISQ, default scheduler, eager attention (paged attention " +
+	"off, as the Rust API defaults; the mistralrs-server CLI turns it on for CUDA, option paged_attention=on does the same here), " +
+	"flash-attn not compiled in. Greedy via temperature 0 (argmax), EOS stop disabled, prefix cache off so every " +
+	"iteration runs its prefill. Prompts are sent as token ids (RequestMessage::CompletionTokens) on the streaming API; " +
+	"each token's time is taken in Rust as its chunk arrives."
+
+// engine implements serve.Engine around the mistral.rs bridge.
+type engine struct{}
+
+func (engine) Info() protocol.Info {
+	devices := []string{"cpu"}
+	if bridge.HasCUDA() {
+		devices = append(devices, "cuda")
+	}
+	versions := bridge.Versions()
+	versions["go"] = runtime.Version()
+	return protocol.Info{
+		Name:           "mistralrs",
+		Library:        "mistral.rs",
+		LibraryVersion: versions["mistralrs-core"],
+		Versions:       versions,
+		Devices:        devices,
+		DTypes:         []string{"f32", "f16", "bf16"},
+		Options: map[string]string{
+			optPagedAttention: "off|on: mistral.rs paged attention KV cache (cuda only; default off, the Rust API's default)",
+		},
+		Capabilities: protocol.Capabilities{
+			MaxBatch:            1,
+			StreamingTimestamps: true,
+		},
+		BestPractice: bestPractice,
+	}
+}
+
+// modelConfig is the part of config.json the adapter checks requests against.
+type modelConfig struct {
+	VocabSize int `json:"vocab_size"`
+}
+
+func (engine) Load(ctx context.Context, req *protocol.Request) (serve.Model, protocol.Loaded, error) {
+	paged, err := parseOnOff(req.Options[optPagedAttention])
+	if err != nil {
+		return nil, protocol.Loaded{}, serve.BadRequest(fmt.Errorf("option %s: %w", optPagedAttention, err))
+	}
+	raw, err := os.ReadFile(filepath.Join(req.Model, "config.json"))
+	if err != nil {
+		return nil, protocol.Loaded{}, fmt.Errorf("read model config: %w", err)
+	}
+	var cfg modelConfig
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		return nil, protocol.Loaded{}, fmt.Errorf("parse %s: %w", filepath.Join(req.Model, "config.json"), err)
+	}
+	for i, c := range req.Cases {
+		for j, t := range c.PromptTokens {
+			if cfg.VocabSize > 0 && t >= cfg.VocabSize {
+				return nil, protocol.Loaded{}, serve.BadRequest(fmt.Errorf("cases[%d] (%s): prompt_tokens[%d] = %d is outside the model's vocabulary of %d", i, c.Name, j, t, cfg.VocabSize))
+			}
+		}
+		if !c.Greedy {
+			return nil, protocol.Loaded{}, serve.Unsupported(fmt.Errorf("cases[%d] (%s): only greedy decoding is implemented", i, c.Name))
+		}
+	}
+	m, st, err := bridge.Load(req.Model, req.Device, req.DType, req.Threads, paged)
+	if err != nil {
+		return nil, protocol.Loaded{}, classify(err)
+	}
+	for i, c := range req.Cases {
+		if st.MaxSeqLen > 0 && int64(len(c.PromptTokens)+c.MaxNewTokens) > st.MaxSeqLen {
+			m.Close()
+			return nil, protocol.Loaded{}, serve.BadRequest(fmt.Errorf("cases[%d] (%s): %d prompt + %d new tokens exceed the model's %d positions", i, c.Name, len(c.PromptTokens), c.MaxNewTokens, st.MaxSeqLen))
+		}
+	}
+	settings := m.Settings()
+	if settings == nil {
+		settings = map[string]string{}
+	}
+	settings["paged_attention"] = onOff(paged)
+	settings["flash_attn"] = "off (not compiled in)"
+	settings["sampling"] = "greedy: temperature 0 (argmax), no penalties"
+	settings["eos"] = "ignored (engine built with disable_eos_stop)"
+	settings["prompt"] = "token ids (RequestMessage::CompletionTokens)"
+	settings["timestamps"] = "streamed chunk arrival, taken in Rust"
+	settings["load_breakdown"] = "mistral.rs reads, converts and places weights in one pass: weights_to_device_ns (cuda) or weights_to_host_ns (cpu) holds it all; engine start is in total_ns only"
+	settings["engine_start_ns"] = strconv.FormatInt(st.EngineStartNs, 10)
+	loaded := protocol.Loaded{
+		ContextInitNs: st.ContextInitNs,
+		DType:         req.DType,
+		Settings:      settings,
+	}
+	if kind, _, _ := protocol.ParseDevice(req.Device); kind == "cuda" {
+		loaded.WeightsToDeviceNs = st.WeightsNs
+	} else {
+		loaded.WeightsToHostNs = st.WeightsNs
+	}
+	return &model{m: m}, loaded, nil
+}
+
+// model is a loaded mistral.rs model behind serve.Model.
+type model struct {
+	m *bridge.Model
+}
+
+func (m *model) Generate(ctx context.Context, c *protocol.Case, rec *serve.Recorder) error {
+	ids, tokenNs, err := m.m.Generate(promptIDs(c.PromptTokens), c.MaxNewTokens)
+	if err != nil {
+		return classify(err)
+	}
+	for i, id := range ids {
+		rec.StepAt(tokenNs[i], int(id))
+	}
+	return nil
+}
+
+func (m *model) Close() error { return m.m.Close() }
+
+func promptIDs(toks []int) []uint32 {
+	out := make([]uint32, len(toks))
+	for i, t := range toks {
+		out[i] = uint32(t)
+	}
+	return out
+}
+
+// classify maps a bridge failure onto the protocol's error classes.
+func classify(err error) error {
+	var be *bridge.Error
+	if !errors.As(err, &be) {
+		return err
+	}
+	switch be.Code {
+	case bridge.CodeBadRequest:
+		return serve.BadRequest(err)
+	case bridge.CodeUnsupported:
+		return serve.Unsupported(err)
+	case bridge.CodeOOM:
+		return serve.OOM(err)
+	default:
+		return err
+	}
+}
+
+func parseOnOff(s string) (bool, error) {
+	switch s {
+	case "", "off":
+		return false, nil
+	case "on":
+		return true, nil
+	default:
+		return false, fmt.Errorf("%q: want on or off", s)
+	}
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}

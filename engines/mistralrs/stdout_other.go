@@ -1,0 +1,8 @@
+//go:build !linux
+
+package main
+
+import "os"
+
+// protectStdout returns stdout unchanged off Linux.
+func protectStdout() *os.File { return os.Stdout }

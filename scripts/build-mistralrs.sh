@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Builds the mistral.rs engine: the Rust bridge crate (static library) and the
+# Go binary around it.
+#
+#   scripts/build-mistralrs.sh          # CPU:  bin/mistralrs
+#   scripts/build-mistralrs.sh --cuda   # CUDA (sm_90, nvcc 13.0.88): .gpu/bin/mistralrs
+#
+# Cargo's target dir lives outside the clone, in ${CIB_CACHE:-$HOME/.cache/cib},
+# so reruns are incremental; nothing depends on it existing. CARGO_BUILD_JOBS
+# bounds parallelism (default 2).
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cache="${CIB_CACHE:-$HOME/.cache/cib}"
+crate="$root/engines/mistralrs/bridge"
+cuda=0
+[[ "${1:-}" == "--cuda" ]] && cuda=1
+
+if ((cuda)); then
+  eval "$("$root/scripts/cuda-toolkit.sh")"
+  export CARGO_TARGET_DIR="$cache/target-mistralrs-cuda"
+  lib=libcib_mistralrs_cuda.a
+  features=(--features cuda)
+  out="$root/.gpu/bin"
+  tags=(-tags cuda)
+else
+  export CARGO_TARGET_DIR="$cache/target-mistralrs"
+  lib=libcib_mistralrs.a
+  features=()
+  out="$root/bin"
+  tags=()
+fi
+
+(cd "$crate" && cargo build --release --locked -j "${CARGO_BUILD_JOBS:-2}" "${features[@]}")
+mkdir -p "$crate/lib" "$out"
+cp "$CARGO_TARGET_DIR/release/libcib_mistralrs.a" "$crate/lib/$lib.tmp"
+mv "$crate/lib/$lib.tmp" "$crate/lib/$lib"
+
+(cd "$root/engines/mistralrs" && CGO_ENABLED=1 go build -trimpath -ldflags='-s -w' "${tags[@]}" -o "$out/mistralrs" .)
+ls -l "$out/mistralrs" >&2

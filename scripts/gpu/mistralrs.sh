@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# mistral.rs on the GPU host: conformance on cuda, the adapter-overhead check
+# (`mistralrs native`: streamed adapter timing vs mistral.rs's own timing,
+# ±3%), then the runner benchmark on TinyLlama-1.1B and Llama-3-8B shapes.
+#
+#   BIN=dir-with-runner-and-mistralrs MODELS=dir-with-models OUT=results-dir scripts/gpu/mistralrs.sh
+#
+# $MODELS holds synthesized bf16 models tinyllama-1.1b and llama-3-8b. Each
+# step runs even if an earlier one failed; the exit status says whether all
+# passed. Knobs: MISTRALRS_LAUNCHES (2), MISTRALRS_ITERS (8), MISTRALRS_WARMUP (2).
+set -uo pipefail
+
+: "${BIN:?BIN: directory with runner and mistralrs}" "${MODELS:?MODELS: model directory}" "${OUT:?OUT: results directory}"
+export LD_LIBRARY_PATH="/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+out="$OUT/mistralrs"
+mkdir -p "$out"
+launches="${MISTRALRS_LAUNCHES:-2}" iters="${MISTRALRS_ITERS:-8}" warmup="${MISTRALRS_WARMUP:-2}"
+models=(tinyllama-1.1b llama-3-8b)
+failed=()
+
+step() { # step NAME CMD...: run, log to $out/NAME.log, remember failures
+  local name="$1"; shift
+  echo "== mistralrs: $name" >&2
+  if ! "$@" > >(tee "$out/$name.log") 2> >(tee "$out/$name.err" >&2); then
+    failed+=("$name")
+  fi
+}
+
+request() { # request MODEL_DIR: a p128-n256 bf16 cuda request, prompt ids fixed by a seed
+  python3 - "$1" "$warmup" "$iters" <<'PY'
+import json, random, sys
+model, warmup, iters = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+vocab = json.load(open(model + "/config.json"))["vocab_size"]
+rng = random.Random(1)
+prompt = [1] + [rng.randrange(3, vocab) for _ in range(127)]
+print(json.dumps({"protocol": 1, "model": model, "device": "cuda:0", "dtype": "bf16", "seed": 1,
+                  "warmup": warmup, "iterations": iters,
+                  "cases": [{"name": "p128-n256", "prompt_tokens": prompt, "max_new_tokens": 256,
+                             "batch_size": 1, "greedy": True, "ignore_eos": True}]}))
+PY
+}
+
+step info "$BIN/mistralrs" info
+step conformance-cuda-bf16 "$BIN/runner" conformance mistralrs --bin-dir "$BIN" --device cuda:0 --dtype bf16
+step conformance-cuda-f32 "$BIN/runner" conformance mistralrs --bin-dir "$BIN" --device cuda:0 --dtype f32
+
+for m in "${models[@]}"; do
+  [[ -d "$MODELS/$m" ]] || { echo "mistralrs: $MODELS/$m missing" >&2; failed+=("model-$m"); continue; }
+  request "$MODELS/$m" > "$out/native-$m.request.json"
+  step "native-$m" "$BIN/mistralrs" native < "$out/native-$m.request.json"
+  cat > "$out/bench-$m.yaml" <<YAML
+name: mistralrs-$m
+model: $MODELS/$m
+device: cuda:0
+dtype: bf16
+seed: 1
+warmup: $warmup
+iterations: $iters
+launches: $launches
+engines:
+  - {name: mistralrs}
+cases:
+  - {name: p128-n256, prompt_len: 128, max_new_tokens: 256}
+timeouts: {start: 5m, stall: 2m, total: 20m}
+YAML
+  step "bench-$m" "$BIN/runner" bench --bin-dir "$BIN" --config "$out/bench-$m.yaml" --out "$out/results"
+done
+
+echo "== mistralrs summary" >&2
+for m in "${models[@]}"; do
+  grep -h '"summary"' "$out/native-$m.log" 2>/dev/null | sed "s/^/native $m: /"
+done
+if ((${#failed[@]})); then
+  echo "mistralrs: FAILED steps: ${failed[*]}" >&2
+  exit 1
+fi
+echo "mistralrs: all steps passed" >&2
