@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Builds the candle engine: the Rust bridge (static library) and the Go binary.
+#
+#   scripts/build-candle.sh          CPU: bin/candle and bin/candle-bench
+#   scripts/build-candle.sh --cuda   CUDA 13.0, sm_90: .gpu/bin/candle, .gpu/bin/candle-bench
+#                                    and .gpu/candle.tar.zst (both, stripped, for the GPU host)
+#
+# Cargo's target dir is ${CIB_CACHE:-$HOME/.cache/cib}/target-candle[-cuda]; CIB_JOBS
+# (default 2) bounds cargo's parallelism.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cuda=0
+case "${1:-}" in
+  --cuda) cuda=1 ;;
+  "") ;;
+  *) echo "usage: $0 [--cuda]" >&2; exit 64 ;;
+esac
+cache="${CIB_CACHE:-$HOME/.cache/cib}"
+crate=engines/candle/bridge
+mkdir -p "$crate/lib"
+
+if ((cuda)); then
+  eval "$(scripts/cuda-toolkit.sh)"
+  export CARGO_TARGET_DIR="$cache/target-candle-cuda" CUDAFORGE_THREADS="${CIB_JOBS:-2}"
+  features=(--features cuda)
+  lib=libcib_candle_cuda.a out=.gpu/bin tags=(-tags cuda)
+else
+  export CARGO_TARGET_DIR="$cache/target-candle"
+  features=() lib=libcib_candle.a out=bin tags=()
+fi
+
+cargo build --release --locked -j"${CIB_JOBS:-2}" --manifest-path "$crate/Cargo.toml" --lib --example bench "${features[@]}"
+cp "$CARGO_TARGET_DIR/release/libcib_candle.a" "$crate/lib/$lib"
+if ((cuda)); then
+  moe="$(ls -t "$CARGO_TARGET_DIR"/release/build/candle-kernels-*/out/libmoe.a | head -n1)"
+  cp "$moe" "$crate/lib/libmoe.a"
+fi
+
+# Go's build cache does not track libraries named in #cgo LDFLAGS: key the
+# build on the library's hash so a rebuilt crate always relinks.
+hash="$(sha256sum "$crate/lib/$lib" | cut -c1-16)"
+mkdir -p "$out"
+CGO_CFLAGS="${CGO_CFLAGS:--O2 -g} -DCIB_CANDLE_LIB=$hash" \
+  go build -trimpath -ldflags="-s -w" "${tags[@]}" -o "$out/candle" ./engines/candle
+cp "$CARGO_TARGET_DIR/release/examples/bench" "$out/candle-bench"
+strip "$out/candle-bench"
+
+if ((cuda)); then
+  tar --zstd -cf .gpu/candle.tar.zst -C "$out" candle candle-bench
+  ls -l "$out/candle" "$out/candle-bench" .gpu/candle.tar.zst >&2
+fi
+echo "built $out/candle and $out/candle-bench" >&2
