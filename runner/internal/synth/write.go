@@ -33,7 +33,8 @@ type Options struct {
 	Out string
 	// Overwrite allows replacing an existing model directory.
 	Overwrite bool
-	// DType is the weight dtype; bf16 when empty.
+	// DType is the weight dtype in any spelling ParseDType accepts; bf16
+	// when empty.
 	DType modelcfg.DType
 	// Seed picks the weights: one seed, shape and dtype give the same bytes.
 	Seed uint64
@@ -80,12 +81,12 @@ func Write(ctx context.Context, opts Options) (Result, error) {
 	if !ok {
 		return Result{}, fmt.Errorf("synth: unknown shape %q (want one of %v)", opts.Shape, ShapeNames())
 	}
-	d := opts.DType
-	if d == "" {
-		d = modelcfg.BF16
+	if opts.DType == "" {
+		opts.DType = modelcfg.BF16
 	}
-	if _, err := modelcfg.ParseDType(string(d)); err != nil || d.Size() == 0 {
-		return Result{}, fmt.Errorf("synth: unknown dtype %q (want f32, f16 or bf16)", d)
+	d, err := modelcfg.ParseDType(string(opts.DType))
+	if err != nil {
+		return Result{}, fmt.Errorf("synth: %w", err)
 	}
 	if opts.Out == "" {
 		return Result{}, errors.New("synth: no output directory")
