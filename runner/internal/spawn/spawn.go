@@ -117,7 +117,6 @@ func Launch(ctx context.Context, o Options, onStart func(pid int), onEvent func(
 	var decErr error
 	var decErrMu sync.Mutex
 	go func() {
-		defer close(events)
 		d := protocol.NewDecoder(stdout)
 		for d.Scan() {
 			events <- Received{Event: d.Event(), At: time.Now()}
@@ -125,6 +124,7 @@ func Launch(ctx context.Context, o Options, onStart func(pid int), onEvent func(
 		decErrMu.Lock()
 		decErr = d.Err()
 		decErrMu.Unlock()
+		close(events)
 		// Drain so the child never blocks on a full pipe while we kill it.
 		_, _ = io.Copy(io.Discard, stdout)
 	}()
@@ -169,6 +169,11 @@ loop:
 			break loop
 		case ev, ok := <-events:
 			if !ok {
+				decErrMu.Lock()
+				if decErr != nil {
+					loopErr = fmt.Errorf("%w: %w", ErrBadOutput, decErr)
+				}
+				decErrMu.Unlock()
 				break loop
 			}
 			first = false
