@@ -168,7 +168,9 @@ func benchCmd(c *ucli.Context, e *env) error {
 		return err
 	}
 	model, err := workload.PrepareModel(ctx, cfg, progress)
-	if err != nil {
+	if errors.Is(err, workload.ErrNoModel) {
+		return withCode(ExitUsage, err)
+	} else if err != nil {
 		return err
 	}
 	cases, err := workload.Cases(cfg, model.Config.VocabSize)

@@ -18,6 +18,10 @@ import (
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/synth"
 )
 
+// ErrNoModel means the model directory holds no model and the config does
+// not say how to synthesize one.
+var ErrNoModel = errors.New("no model")
+
 // Model is a prepared model directory.
 type Model struct {
 	// Dir is the absolute model directory.
@@ -36,8 +40,8 @@ func PrepareModel(ctx context.Context, cfg *config.Config, progress io.Writer) (
 	var digest *modelcfg.Digest
 	if _, err := os.Stat(filepath.Join(dir, modelcfg.ConfigFile)); errors.Is(err, os.ErrNotExist) {
 		if cfg.Synth == nil {
-			return nil, fmt.Errorf("model %s: no %s there; create one with `runner models synth --shape tiny --out %s` or fix `model:` in the config",
-				cfg.Model, modelcfg.ConfigFile, cfg.Model)
+			return nil, fmt.Errorf("model %s: %w (no %s there); create one with `runner models synth --shape tiny --out %s` or fix `model:` in the config",
+				cfg.Model, ErrNoModel, modelcfg.ConfigFile, cfg.Model)
 		}
 		dt, err := modelcfg.ParseDType(cfg.Synth.DType)
 		if err != nil {
