@@ -310,7 +310,7 @@ func gpuName(s *analysis.Summary) string { return gpuField(s, "name") }
 func gpuLine(s *analysis.Summary) string {
 	if len(s.Env.GPU) == 0 {
 		if s.Env.Telemetry != "" {
-			return "no GPU telemetry (" + s.Env.Telemetry + ")"
+			return "no GPU telemetry: " + s.Env.Telemetry
 		}
 		return "no GPU"
 	}

@@ -1,0 +1,135 @@
+package report_test
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/cuda-inference-benchmarks/cib/protocol"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/analysis"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/envinfo"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/metrics"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/report"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/results"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+// iteration builds one timed iteration with n tokens spaced tpot apart after
+// a first token at ttft (all in µs).
+func iteration(ci, idx int, ttft, tpot int64, n int, tokens []int) results.Iteration {
+	raw := protocol.Iteration{Case: ci, Index: idx, PromptTokens: 8, OutputTokens: [][]int{tokens}}
+	for i := range n {
+		raw.TokenNs = append(raw.TokenNs, (ttft+int64(i)*tpot)*1000)
+	}
+	raw.EndNs = raw.TokenNs[n-1] + 1000
+	return results.Iteration{CaseName: "c", Raw: raw, Metrics: metrics.FromIteration(&raw)}
+}
+
+// records are two engines, three launches each, with B about 20% faster per
+// token than A, plus one failed launch.
+func records() []results.Record {
+	var recs []results.Record
+	order := 0
+	for launch := range 3 {
+		for e, label := range []string{"A", "B"} {
+			r := results.Record{Engine: label, Launch: launch, Order: order, Status: results.StatusOK, ColdStartNs: int64(1e9 + 1e8*e + 1e7*launch),
+				Loaded: &protocol.Loaded{WeightsToHostNs: 5e8, TotalNs: 9e8}}
+			order++
+			toks := []int{5, 6, 7, 8, 9, 10}
+			if label == "B" {
+				toks = []int{5, 6, 7, 1, 9, 10}
+			}
+			for i := range 6 {
+				jitter := int64((i*7+launch*3)%5) * 20
+				tpot := int64(1000 + jitter)
+				if label == "B" {
+					tpot = 800 + jitter
+				}
+				it := iteration(0, i, 5000+jitter, tpot, 6, toks)
+				it.Raw.PeakAllocBytes = int64(3 << 20)
+				r.Iterations = append(r.Iterations, it)
+			}
+			recs = append(recs, r)
+		}
+	}
+	recs = append(recs, results.Record{Engine: "B", Launch: 3, Order: order, Status: results.StatusFailed, Exit: 139, Error: "engine exited: signal: segmentation fault"})
+	return recs
+}
+
+func summary(t *testing.T) *analysis.Summary {
+	env := envinfo.Env{
+		CreatedAt: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC), Host: "h", OS: "Debian", Kernel: "6.1", CPU: "cpu", CPUs: 2,
+		GoVersion: "go1.26", GitCommit: "0123456789abcdef", Command: []string{"runner", "--engines", "A,B"},
+		Engines: map[string]protocol.Info{"A": {Library: "liba", LibraryVersion: "1.0"}, "B": {Library: "libb", LibraryVersion: "2.0"}},
+		Model:   envinfo.Model{Dir: "models/tiny", Hash: "sha256:abcdef0123456789", Params: 158000, WeightBytesPerToken: 501200, DType: "f32"},
+		Telemetry: "off (no NVML)",
+	}
+	req := analysis.RequestInfo{Device: "cpu", DType: "f32", Warmup: 0, Iterations: 6,
+		Cases: []protocol.Case{{Name: "c", PromptTokens: make([]int, 8), MaxNewTokens: 6, BatchSize: 1}}}
+	s, err := analysis.Build("golden", env, req, []string{"A", "B"}, "", records())
+	require.NoError(t, err)
+	return s
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		require.NoError(t, os.WriteFile(path, got, 0o644))
+		return
+	}
+	want, err := os.ReadFile(path)
+	require.NoError(t, err, "run go test -update to create %s", path)
+	require.Equal(t, string(want), string(got), "%s differs from golden (go test ./internal/report -update to accept)", name)
+}
+
+func TestGolden(t *testing.T) {
+	s := summary(t)
+	var md, csv, bench bytes.Buffer
+	require.NoError(t, report.Markdown(&md, s))
+	require.NoError(t, report.CSV(&csv, s))
+	recs := records()
+	require.NoError(t, report.Bench(&bench, s, func(engine, caseName string) []report.BenchSample {
+		var out []report.BenchSample
+		for _, r := range recs {
+			if r.Engine != engine || r.Status != results.StatusOK {
+				continue
+			}
+			for _, it := range r.Iterations {
+				out = append(out, report.BenchSample{E2ENs: it.Metrics.E2ENs, TTFTNs: it.Metrics.TTFTNs, TPOTNs: it.Metrics.TPOTNs, DecodeTPS: it.Metrics.DecodeTPS})
+			}
+		}
+		return out
+	}))
+	golden(t, "report.md", md.Bytes())
+	golden(t, "report.csv", csv.Bytes())
+	golden(t, "bench.txt", bench.Bytes())
+}
+
+// TestSummaryVerdicts checks the analysis behind the golden report: B is
+// faster per token (significant), parity finds the divergence at token 4,
+// the failed launch is listed.
+func TestSummaryVerdicts(t *testing.T) {
+	s := summary(t)
+	c := s.Cases[0]
+	var tpot *analysis.Comparison
+	for i := range c.Comparisons {
+		if c.Comparisons[i].Metric == "tpot_ms" {
+			tpot = &c.Comparisons[i]
+		}
+	}
+	require.NotNil(t, tpot)
+	require.True(t, tpot.Significant, "B's 20%% lower TPOT must be significant: %+v", tpot.Comparison)
+	require.InDelta(t, 0.8, tpot.Ratio, 0.03)
+	require.Equal(t, 3, c.Parity[0].Matched)
+	require.InDelta(t, 5.0/6, c.Parity[0].Agree, 1e-9)
+	require.Len(t, s.Failures, 1)
+	require.Equal(t, 4, s.Engines[1].Launches)
+	require.Equal(t, 1, s.Engines[1].Failed)
+}
