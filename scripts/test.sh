@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs every test: installs and builds what the engines need in CPU mode
+# (cached under ${CIB_CACHE:-$HOME/.cache/cib}, never required to exist),
+# then runs go test over every module of the workspace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CIB_CACHE="${CIB_CACHE:-$HOME/.cache/cib}"
+step() { printf '\n=== %s (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }
+
+step "go binaries"
+go build -o bin/ ./runner ./engines/reference
+for e in pytorch; do
+  if [[ -d engines/$e ]]; then go build -o bin/ "./engines/$e"; fi
+done
+if [[ -x scripts/setup-torch.sh ]]; then
+  step "torch (CPU) for the pytorch engine"
+  CIB_PYTHON="$(scripts/setup-torch.sh)"
+  export CIB_PYTHON
+fi
+for e in candle burn mistralrs; do
+  if [[ -x scripts/build-$e.sh ]]; then
+    step "build $e (CPU)"
+    "scripts/build-$e.sh"
+  fi
+done
+
+step "go test"
+go test -count=1 -timeout 45m ./protocol/... ./runner/... ./engines/...
