@@ -1,0 +1,21 @@
+package config
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestCommittedConfigs keeps every config under configs/ valid.
+func TestCommittedConfigs(t *testing.T) {
+	files, err := filepath.Glob("../../../configs/*.yaml")
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			_, err := Load(f)
+			require.NoError(t, err)
+		})
+	}
+}
