@@ -88,6 +88,12 @@ func newApp(e *env) *ucli.App {
 		Flags:           benchFlags(e),
 		Action:          func(c *ucli.Context) error { return benchCmd(c, e) },
 		Commands: []*ucli.Command{
+			{
+				Name:   "bench",
+				Usage:  "run a benchmark (the same as running runner with no command)",
+				Flags:  benchFlags(e),
+				Action: func(c *ucli.Context) error { return benchCmd(c, e) },
+			},
 			enginesCommand(e),
 			modelsCommand(e),
 			compareCommand(e),
