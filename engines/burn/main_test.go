@@ -1,0 +1,313 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cuda-inference-benchmarks/cib/protocol"
+)
+
+// These tests run the real burn binary (CPU, flex backend, f32) on the tiny
+// synthesized Llama. The binary needs the Rust static library built by
+// scripts/build-burn.sh; without it they skip, unless CI is set, where a
+// missing library fails them.
+
+const staticLib = "bridge/lib/cpu/libcib_burn.a"
+
+var (
+	tmpRoot  string
+	binary   string // this package built against the static library
+	tinyDir  string // `runner models synth --shape tiny --dtype f32 --seed 1`
+	setupErr error
+)
+
+var errNoLib = errors.New(staticLib + " is absent: run scripts/build-burn.sh")
+
+func TestMain(m *testing.M) {
+	code := func() int {
+		var err error
+		tmpRoot, err = os.MkdirTemp("", "cib-burn-test-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(tmpRoot)
+		if _, err := os.Stat(staticLib); err != nil {
+			setupErr = errNoLib
+		} else {
+			setupErr = setup()
+		}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+func setup() error {
+	b, err := os.ReadFile(staticLib)
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(b)
+	binary = filepath.Join(tmpRoot, "burn")
+	// Go's build cache does not see the static library; its hash in -ldflags forces a relink.
+	build := exec.Command("go", "build", "-ldflags", "-X main.bridgeLib="+hex.EncodeToString(sum[:8]), "-o", binary, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=1")
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build burn: %v\n%s", err, out)
+	}
+	tinyDir = filepath.Join(tmpRoot, "tiny")
+	synth := exec.Command("go", "run", ".", "models", "synth", "--shape", "tiny", "--dtype", "f32", "--seed", "1", "--out", tinyDir)
+	synth.Dir = filepath.Join("..", "..", "runner")
+	if out, err := synth.CombinedOutput(); err != nil {
+		return fmt.Errorf("runner models synth: %v\n%s", err, out)
+	}
+	return nil
+}
+
+func needBinary(t *testing.T) {
+	t.Helper()
+	if errors.Is(setupErr, errNoLib) && os.Getenv("CI") == "" {
+		t.Skipf("skipping: %v (CI unset)", setupErr)
+	}
+	require.NoError(t, setupErr)
+}
+
+type result struct {
+	code   int
+	events []protocol.Event
+	stdout string
+	stderr string
+}
+
+func runEngine(t *testing.T, bin string, req any) result {
+	t.Helper()
+	var in []byte
+	switch r := req.(type) {
+	case string:
+		in = []byte(r)
+	default:
+		var err error
+		in, err = json.Marshal(r)
+		require.NoError(t, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "run")
+	cmd.Stdin = bytes.NewReader(in)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	res := result{stdout: stdout.String(), stderr: stderr.String()}
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &exit):
+		res.code = exit.ExitCode()
+	default:
+		require.NoError(t, err, "run %s", bin)
+	}
+	dec := protocol.NewDecoder(bytes.NewReader(stdout.Bytes()))
+	for dec.Scan() {
+		res.events = append(res.events, dec.Event())
+	}
+	require.NoError(t, dec.Err(), "stdout of %s:\n%s\nstderr:\n%s", bin, res.stdout, res.stderr)
+	return res
+}
+
+func request(model string, cases ...protocol.Case) protocol.Request {
+	return protocol.Request{
+		Protocol: protocol.Version, Model: model, Device: "cpu", DType: "f32", Seed: 1,
+		Threads: 2, Warmup: 1, Iterations: 2, Cases: cases,
+	}
+}
+
+func prompt(n, vocab, step int) []int {
+	p := make([]int, n)
+	for i := range p {
+		p[i] = (3 + i*step) % vocab
+	}
+	return p
+}
+
+func greedyCase(name string, p []int, newTokens int) protocol.Case {
+	return protocol.Case{Name: name, PromptTokens: p, MaxNewTokens: newTokens, BatchSize: 1, Greedy: true, IgnoreEOS: true}
+}
+
+func TestInfo(t *testing.T) {
+	needBinary(t)
+	out, err := exec.Command(binary, "info").Output()
+	require.NoError(t, err)
+	var info protocol.Info
+	require.NoError(t, json.Unmarshal(out, &info))
+	assert.Equal(t, protocol.Version, info.Protocol)
+	assert.Equal(t, "burn", info.Name)
+	assert.Equal(t, "burn", info.Library)
+	assert.Equal(t, "0.22.1", info.LibraryVersion)
+	assert.Equal(t, []string{"cpu"}, info.Devices)
+	assert.Equal(t, []string{"f32"}, info.DTypes)
+	assert.Contains(t, info.Options, "attention")
+	assert.Equal(t, 1, info.Capabilities.MaxBatch)
+	assert.True(t, info.Capabilities.StreamingTimestamps)
+	assert.NotEmpty(t, info.Versions["cubecl"])
+	assert.Contains(t, info.BestPractice, "fusion")
+}
+
+// tokens returns, per iteration event, its first output row.
+func tokens(evs []protocol.Event) [][]int {
+	var out [][]int
+	for _, ev := range evs {
+		if ev.Type == protocol.EventIteration {
+			out = append(out, ev.Iteration.OutputTokens[0])
+		}
+	}
+	return out
+}
+
+func TestRunTiny(t *testing.T) {
+	needBinary(t)
+	tests := []struct {
+		name      string
+		attention string
+		cases     []protocol.Case
+	}{
+		{"one token", "", []protocol.Case{greedyCase("one", prompt(4, 512, 7), 1)}},
+		{"two cases", "", []protocol.Case{greedyCase("a", prompt(5, 512, 11), 3), greedyCase("b", prompt(17, 512, 29), 20)}},
+		{"fused attention", "fused", []protocol.Case{greedyCase("f", prompt(9, 512, 23), 12)}},
+		{"cache growth past 256", "", []protocol.Case{greedyCase("long", prompt(250, 512, 5), 30)}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req := request(tinyDir, tc.cases...)
+			if tc.attention != "" {
+				req.Options = map[string]string{"attention": tc.attention}
+			}
+			res := runEngine(t, binary, req)
+			require.Equal(t, 0, res.code, "stderr: %s", res.stderr)
+			require.NotEmpty(t, res.events)
+			loaded := res.events[0]
+			require.Equal(t, protocol.EventLoaded, loaded.Type)
+			assert.Equal(t, "f32", loaded.Loaded.DType)
+			assert.Equal(t, "flex", loaded.Loaded.Settings["backend"])
+			assert.Equal(t, "2", loaded.Loaded.Settings["threads"])
+			assert.Equal(t, int64(512*64*2+2*(64*64*2+64*16*2*2+3*64*176+2*64)+64), loaded.Loaded.Params)
+			want := tc.attention
+			if want == "" {
+				want = "grouped"
+			}
+			assert.Equal(t, want, loaded.Loaded.Settings["attention"])
+			its := 0
+			for _, ev := range res.events {
+				if ev.Type != protocol.EventIteration {
+					continue
+				}
+				its++
+				it := ev.Iteration
+				c := tc.cases[it.Case]
+				require.Len(t, it.OutputTokens, 1)
+				assert.Len(t, it.OutputTokens[0], c.MaxNewTokens, "exact count, case %s", c.Name)
+				assert.Len(t, it.TokenNs, c.MaxNewTokens)
+				for _, id := range it.OutputTokens[0] {
+					assert.True(t, id >= 0 && id < 512, "token %d in vocab", id)
+				}
+				assert.Equal(t, len(c.PromptTokens), it.PromptTokens)
+			}
+			assert.Equal(t, len(tc.cases)*3, its)
+			last := res.events[len(res.events)-1]
+			require.Equal(t, protocol.EventDone, last.Type)
+			assert.Equal(t, its, last.Done.Iterations)
+			// Greedy decoding repeats itself: warm-up and timed iterations agree per case.
+			byCase := map[int][]int{}
+			for _, ev := range res.events {
+				if ev.Type == protocol.EventIteration {
+					if prev, ok := byCase[ev.Iteration.Case]; ok {
+						assert.Equal(t, prev, ev.Iteration.OutputTokens[0], "case %d", ev.Iteration.Case)
+					}
+					byCase[ev.Iteration.Case] = ev.Iteration.OutputTokens[0]
+				}
+			}
+		})
+	}
+}
+
+func TestAttentionModesAgree(t *testing.T) {
+	needBinary(t)
+	c := greedyCase("p", prompt(21, 512, 13), 16)
+	got := map[string][][]int{}
+	for _, mode := range []string{"grouped", "fused"} {
+		req := request(tinyDir, c)
+		req.Warmup, req.Iterations = 0, 1
+		req.Options = map[string]string{"attention": mode}
+		res := runEngine(t, binary, req)
+		require.Equal(t, 0, res.code, "stderr: %s", res.stderr)
+		got[mode] = tokens(res.events)
+	}
+	assert.Equal(t, got["grouped"], got["fused"])
+}
+
+func TestRunErrors(t *testing.T) {
+	needBinary(t)
+	good := request(tinyDir, greedyCase("x", prompt(4, 512, 7), 2))
+	tests := []struct {
+		name string
+		req  any
+		code int
+		kind string
+	}{
+		{"not json", "{", 2, protocol.CodeBadRequest},
+		{"token outside vocab", request(tinyDir, greedyCase("x", []int{1, 512}, 2)), 2, protocol.CodeBadRequest},
+		{"longer than max positions", request(tinyDir, greedyCase("x", prompt(1000, 512, 3), 30)), 2, protocol.CodeBadRequest},
+		{"unknown option", func() protocol.Request { r := good; r.Options = map[string]string{"graphs": "on"}; return r }(), 2, protocol.CodeBadRequest},
+		{"bad attention mode", func() protocol.Request { r := good; r.Options = map[string]string{"attention": "magic"}; return r }(), 2, protocol.CodeBadRequest},
+		{"cuda on a cpu build", func() protocol.Request { r := good; r.Device = "cuda:0"; return r }(), 2, protocol.CodeUnsupported},
+		{"bf16 on a cpu build", func() protocol.Request { r := good; r.DType = "bf16"; return r }(), 2, protocol.CodeUnsupported},
+		{"missing model", request(filepath.Join(tmpRoot, "nope"), greedyCase("x", []int{1}, 1)), 1, protocol.CodeLoad},
+		{"batch of two", request(tinyDir, protocol.Case{Name: "b", PromptTokens: []int{1}, MaxNewTokens: 1, BatchSize: 2, Greedy: true, IgnoreEOS: true}), 2, protocol.CodeUnsupported},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res := runEngine(t, binary, tc.req)
+			assert.Equal(t, tc.code, res.code, "exit code; stderr: %s", res.stderr)
+			require.NotEmpty(t, res.events)
+			last := res.events[len(res.events)-1]
+			require.Equal(t, protocol.EventError, last.Type)
+			assert.Equal(t, tc.kind, last.Error.Code, "message: %s", last.Error.Message)
+			assert.NotEmpty(t, last.Error.Message)
+		})
+	}
+}
+
+// TestParityWithReference compares greedy tokens with the pure-Go fp32
+// reference engine on the same tiny f32 model.
+func TestParityWithReference(t *testing.T) {
+	needBinary(t)
+	ref := filepath.Join(tmpRoot, "reference")
+	build := exec.Command("go", "build", "-o", ref, ".")
+	build.Dir = filepath.Join("..", "reference")
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "go build reference: %s", out)
+	cases := []protocol.Case{
+		greedyCase("short", prompt(5, 512, 11), 8),
+		greedyCase("medium", prompt(33, 512, 17), 24),
+	}
+	req := request(tinyDir, cases...)
+	req.Warmup, req.Iterations = 0, 1
+	want := runEngine(t, ref, req)
+	require.Equal(t, 0, want.code, "reference stderr: %s", want.stderr)
+	got := runEngine(t, binary, req)
+	require.Equal(t, 0, got.code, "burn stderr: %s", got.stderr)
+	assert.Equal(t, tokens(want.events), tokens(got.events), "burn vs reference greedy tokens")
+}
+
