@@ -192,6 +192,7 @@ func (s *Summary) memory(samples []Sample, ws []Window) {
 	var procSum, allSum float64
 	var procN, allN int
 	var procPeak, allPeak uint64
+	var procSeen, allSeen bool
 	devFirst := true
 	for i := range samples {
 		x := &samples[i]
@@ -204,6 +205,7 @@ func (s *Summary) memory(samples []Sample, ws []Window) {
 		}
 		in := inAny(x.T, ws, phaseAll)
 		if x.Valid.Has(FieldProcMem) {
+			procSeen = true
 			procPeak = max(procPeak, x.ProcMem)
 			if in {
 				procSum += float64(x.ProcMem)
@@ -211,6 +213,7 @@ func (s *Summary) memory(samples []Sample, ws []Window) {
 			}
 		}
 		if x.Valid.Has(FieldAllProcMem) {
+			allSeen = true
 			allPeak = max(allPeak, x.AllProcMem)
 			if in {
 				allSum += float64(x.AllProcMem)
@@ -219,13 +222,13 @@ func (s *Summary) memory(samples []Sample, ws []Window) {
 		}
 	}
 	switch {
-	case procPeak > 0:
+	case procSeen:
 		s.ProcMemSource = "process tree"
 		s.ProcMemPeak = procPeak
 		if procN > 0 {
 			s.ProcMemMean = uint64(procSum / float64(procN))
 		}
-	case allPeak > 0:
+	case allSeen:
 		s.ProcMemSource = "all compute processes"
 		s.ProcMemPeak = allPeak
 		if allN > 0 {

@@ -1,0 +1,73 @@
+package telemetry
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestParentPid(t *testing.T) {
+	tests := []struct {
+		name   string
+		stat   string
+		want   uint32
+		wantOK bool
+	}{
+		{"plain", "1234 (python3) S 1200 1234 1200 0 -1", 1200, true},
+		{"comm with spaces and parens", "77 (a) b (c)) R 9 77 9 0", 9, true},
+		{"truncated", "77 (x) R", 0, false},
+		{"garbage", "nonsense", 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := parentPid(tt.stat)
+			assert.Equal(t, tt.wantOK, ok)
+			assert.Equal(t, tt.want, got, "parentPid(%q)", tt.stat)
+		})
+	}
+}
+
+func TestProcTreeFake(t *testing.T) {
+	dir := t.TempDir()
+	// 10 → 11 → 12, 10 → 13; 20 is unrelated; "self" is not a pid.
+	for pid, stat := range map[string]string{
+		"10": "10 (engine) S 1 10", "11": "11 (python3) S 10 10", "12": "12 (worker) S 11 10",
+		"13": "13 (sh) S 10 10", "20": "20 (other) S 1 20", "self": "x",
+	} {
+		require.NoError(t, os.MkdirAll(filepath.Join(dir, pid), 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, pid, "stat"), []byte(stat), 0o644))
+	}
+	got := procTree(dir, 10)
+	slices.Sort(got)
+	assert.Equal(t, []uint32{10, 11, 12, 13}, got)
+	assert.Equal(t, []uint32{7}, procTree(filepath.Join(dir, "missing"), 7))
+}
+
+func TestProcTreeReal(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc on this OS")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "sh", "-c", "sleep 60 & sleep 60 & wait")
+	require.NoError(t, cmd.Start())
+	defer func() { cancel(); _ = cmd.Wait() }()
+	root := uint32(cmd.Process.Pid)
+	tree := ProcTree(cmd.Process.Pid)
+	var got []uint32
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if got = tree(); len(got) == 3 {
+			break
+		}
+	}
+	require.Len(t, got, 3, "sh and its two sleeps")
+	assert.Equal(t, root, got[0])
+	assert.NotContains(t, got, uint32(os.Getpid()))
+}
