@@ -122,6 +122,25 @@ func Parse(name string, data []byte) (Config, error) {
 		c.HeadDim = c.HiddenSize / c.NumAttentionHeads
 	}
 	c.RopeScaling = f.ropeScaling("rope_scaling")
+	if rp := f.get("rope_parameters"); rp != nil {
+		// transformers 5 folds rope_theta and the scaling rule into
+		// rope_parameters; the legacy keys win when both are present.
+		var sub map[string]json.RawMessage
+		if err := json.Unmarshal(rp, &sub); err != nil {
+			f.fail("rope_parameters", "want an object or null, got %s", rp)
+		} else {
+			pf := fields{name: name + ": rope_parameters", raw: sub}
+			if f.get("rope_theta") == nil {
+				c.RopeTheta = pf.posFloat("rope_theta", c.RopeTheta)
+			}
+			if f.get("rope_scaling") == nil {
+				c.RopeScaling = f.ropeScaling("rope_parameters")
+			}
+			if pf.err != nil && f.err == nil {
+				f.err = pf.err
+			}
+		}
+	}
 	if f.err != nil {
 		return Config{}, f.err
 	}

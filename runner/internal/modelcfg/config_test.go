@@ -80,6 +80,36 @@ func TestParseDefaults(t *testing.T) {
 	assert.Equal(t, want, got)
 }
 
+// TestParseRopeParameters reads configs as transformers 5 writes them, with
+// rope_theta and the scaling rule inside rope_parameters.
+func TestParseRopeParameters(t *testing.T) {
+	const dims = `"vocab_size": 100, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4`
+	tests := []struct {
+		name    string
+		extra   string
+		theta   float64
+		scaling *RopeScaling
+	}{
+		{name: "default", extra: `"rope_parameters": {"rope_theta": 500000.0, "rope_type": "default"}`, theta: 500000},
+		{name: "llama3", extra: `"rope_parameters": {"rope_theta": 500000.0, "rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}`,
+			theta: 500000, scaling: &RopeScaling{Type: "llama3", Factor: 32, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPositionEmbeddings: 8192}},
+		{name: "legacy keys win", extra: `"rope_theta": 1000.0, "rope_scaling": {"type": "linear", "factor": 2}, "rope_parameters": {"rope_theta": 500000.0, "rope_type": "default"}`,
+			theta: 1000, scaling: &RopeScaling{Type: "linear", Factor: 2}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse("c.json", []byte("{"+dims+", "+tt.extra+"}"))
+			require.NoError(t, err)
+			assert.Equal(t, tt.theta, c.RopeTheta)
+			assert.Equal(t, tt.scaling, c.RopeScaling)
+		})
+	}
+	_, err := Parse("c.json", []byte("{"+dims+`, "rope_parameters": {"rope_theta": "big", "rope_type": "default"}}`))
+	assert.ErrorContains(t, err, `c.json: rope_parameters: rope_theta: want a positive number, got "big"`)
+	_, err = Parse("c.json", []byte("{"+dims+`, "rope_parameters": {"rope_theta": 10000, "rope_type": "yarn"}}`))
+	assert.ErrorContains(t, err, `c.json: rope_parameters: rope_type: unsupported "yarn"`)
+}
+
 func TestParseErrors(t *testing.T) {
 	base := map[string]any{
 		"vocab_size": 100, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,

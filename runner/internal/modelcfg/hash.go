@@ -114,6 +114,8 @@ func walk(root, rel string, paths *[]string) error {
 			return err
 		}
 		switch {
+		case fi.IsDir() && e.Type()&os.ModeSymlink != 0:
+			return fmt.Errorf("%s: symlinked directories are not followed", p)
 		case fi.IsDir():
 			if err := walk(root, p, paths); err != nil {
 				return err

@@ -91,4 +91,9 @@ func TestHashErrors(t *testing.T) {
 	require.NoError(t, os.Symlink("missing", filepath.Join(dir, "dangling")))
 	_, err = Hash(context.Background(), dir)
 	assert.ErrorContains(t, err, "dangling")
+
+	dir = hashDir(t)
+	require.NoError(t, os.Symlink(".", filepath.Join(dir, "loop")))
+	_, err = Hash(context.Background(), dir)
+	assert.ErrorContains(t, err, "loop: symlinked directories are not followed")
 }
