@@ -45,7 +45,7 @@ func TestLoad(t *testing.T) {
 				ModelType: "llama", VocabSize: 128256, HiddenSize: 2048, IntermediateSize: 8192, NumHiddenLayers: 16,
 				NumAttentionHeads: 32, NumKeyValueHeads: 8, HeadDim: 64, MaxPositionEmbeddings: 131072, RopeTheta: 500000,
 				RopeScaling: &RopeScaling{Type: "llama3", Factor: 32, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPositionEmbeddings: 8192},
-				RMSNormEps: 1e-5, TieWordEmbeddings: true, TorchDType: "bfloat16", BOSTokenID: 128000, EOSTokenIDs: []int{128001, 128008, 128009},
+				RMSNormEps:  1e-5, TieWordEmbeddings: true, TorchDType: "bfloat16", BOSTokenID: 128000, EOSTokenIDs: []int{128001, 128008, 128009},
 			},
 		},
 	}

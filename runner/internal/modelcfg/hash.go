@@ -17,9 +17,10 @@ import (
 
 // HashMethod names how Hash digests a directory, so that a recorded digest
 // says what it covers. "sha256-manifest-v1": the full SHA-256 of every
-// regular file (symlinks followed; names starting with "." skipped at every
-// level, since download tools keep timestamped metadata there), then the
-// SHA-256 of the sorted manifest that sha256sum would print for them
+// regular file (symlinks to files followed, as in a Hugging Face cache
+// snapshot; symlinks to directories refused; names starting with "." skipped
+// at every level, since download tools keep timestamped metadata there), then
+// the SHA-256 of the sorted manifest that sha256sum would print for them
 // ("<hex>  <slash/path>\n" per file). Nothing is sampled: every byte is read.
 const HashMethod = "sha256-manifest-v1"
 

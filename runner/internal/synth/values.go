@@ -3,8 +3,8 @@ package synth
 import (
 	"encoding/binary"
 	"hash/fnv"
-	"math/bits"
 	"math"
+	"math/bits"
 
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/modelcfg"
 )
