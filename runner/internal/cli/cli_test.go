@@ -193,7 +193,7 @@ func TestBadInput(t *testing.T) {
 		{"prompt id outside vocab", []string{"--config", write("v.yaml", "model: "+model+"\ncases: [{name: a, prompt_tokens: [1, 99999], max_new_tokens: 2}]\n"), "--engines", "reference"}, cli.ExitUsage, []string{"id 99999 is outside the model's vocabulary (512)"}},
 		{"no config file", []string{"--config", filepath.Join(dir, "missing.yaml")}, cli.ExitUsage, []string{"missing.yaml", "no such file"}},
 		{"unknown flag", []string{"--iterationz", "3"}, cli.ExitUsage, []string{"iterationz"}},
-		{"stray argument", []string{"--bin-dir", bin, "bench"}, cli.ExitUsage, []string{`unexpected argument "bench"`}},
+		{"stray argument", []string{"--bin-dir", bin, "frobnicate"}, cli.ExitUsage, []string{`unexpected argument "frobnicate"`}},
 		{"report of missing dir", []string{"report", filepath.Join(dir, "none")}, cli.ExitError, []string{"runs.jsonl"}},
 	}
 	for _, tt := range tests {

@@ -1,12 +1,19 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
 
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/cuda-inference-benchmarks/cib/protocol"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/bench"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/config"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/results"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/telemetry"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/workload"
 )
 
@@ -17,10 +24,141 @@ type gpuMonitor interface {
 	Close()
 }
 
+// openMonitor opens NVML for a CUDA benchmark. No NVML (a CPU machine, CI) or
+// a CPU benchmark means telemetry off with one line saying why, never an
+// error; a GPU held by another process or without room for the model is an
+// error unless --allow-busy.
 func openMonitor(c *ucli.Context, cfg *config.Config, e *env, model *workload.Model) (gpuMonitor, string, error) {
-	return nil, "off (NVML telemetry not wired yet)", nil
+	if c.Bool("no-telemetry") {
+		return nil, "off (--no-telemetry)", nil
+	}
+	kind, ord, _ := protocol.ParseDevice(cfg.Device)
+	if kind != "cuda" {
+		return nil, "off (CPU benchmark)", nil
+	}
+	t, err := telemetry.OpenNVML("")
+	if errors.Is(err, telemetry.ErrUnavailable) {
+		return nil, err.Error(), nil
+	} else if err != nil {
+		return nil, "", fmt.Errorf("open NVML: %w", err)
+	}
+	if ord >= t.Count() {
+		t.Close()
+		return nil, "", withCode(ExitUsage, fmt.Errorf("device %s: NVML sees %d GPU(s)", cfg.Device, t.Count()))
+	}
+	dev, err := t.Env(ord)
+	if err != nil {
+		t.Close()
+		return nil, "", fmt.Errorf("read GPU %d: %w", ord, err)
+	}
+	rec, _ := json.Marshal(dev)
+	m := &nvmlMonitor{t: t, idx: ord, interval: c.Duration("telemetry-interval"), record: rec}
+	if busy, err := t.Busy(ord); err == nil && len(busy) > 0 && !c.Bool("allow-busy") {
+		t.Close()
+		return nil, "", withCode(ExitUsage, fmt.Errorf("GPU %d (%s) is in use by %d other process(es) (%v); wait, or pass --allow-busy to measure anyway", ord, dev.Name, len(busy), busy))
+	}
+	need := uint64(model.Config.Params()) * uint64(dtypeBytes(cfg.DType))
+	if err := t.CheckFreeMemory(ord, need+need/10); err != nil && !c.Bool("allow-busy") {
+		t.Close()
+		return nil, "", withCode(ExitUsage, fmt.Errorf("model %s does not fit: %w", cfg.Model, err))
+	}
+	if m.baseline, err = t.State(ord); err != nil {
+		t.Close()
+		return nil, "", fmt.Errorf("read GPU %d state: %w", ord, err)
+	}
+	note := fmt.Sprintf("on: NVML, %s (%s), sampling every %s", dev.Name, dev.UUID, m.interval)
+	return m, note, nil
+}
+
+func dtypeBytes(d string) int {
+	if d == "f32" {
+		return 4
+	}
+	return 2
+}
+
+type nvmlMonitor struct {
+	t        *telemetry.Telemetry
+	idx      int
+	interval time.Duration
+	baseline telemetry.State
+	record   json.RawMessage
+}
+
+func (m *nvmlMonitor) DeviceRecord() json.RawMessage { return m.record }
+func (m *nvmlMonitor) Close()                        { _ = m.t.Close() }
+
+// BeforeLaunch waits for the GPU to return to its resting state (fairness
+// rule 5); a timeout becomes a warning on the launch, not an error.
+func (m *nvmlMonitor) BeforeLaunch(ctx context.Context) ([]string, error) {
+	rep, err := m.t.WaitIdle(ctx, m.idx, telemetry.IdleOptions{Baseline: m.baseline, Timeout: 60 * time.Second})
+	if err != nil {
+		return nil, err
+	}
+	return rep.Warnings, nil
+}
+
+func (m *nvmlMonitor) Watch(pid int, spawn time.Time) bench.Watch {
+	s, err := m.t.NewSampler(m.idx, telemetry.SamplerOptions{Interval: m.interval, Epoch: spawn, Pids: telemetry.ProcTree(pid)})
+	if err != nil {
+		return failedWatch{err}
+	}
+	s.Start()
+	return &nvmlWatch{s: s}
+}
+
+type nvmlWatch struct{ s *telemetry.Sampler }
+
+// Stop ends sampling and summarises the timed iterations of the launch.
+func (w *nvmlWatch) Stop(its []results.Iteration) (json.RawMessage, []string) {
+	samples := w.s.Stop()
+	var windows []telemetry.Window
+	for _, it := range its {
+		if it.Raw.Warmup {
+			continue
+		}
+		windows = append(windows, telemetry.WindowFromIteration(time.Duration(it.ArrivedNs), it.Raw.TokenNs, it.Raw.EndNs,
+			len(it.Raw.TokenNs)*len(it.Raw.OutputTokens)))
+	}
+	sum := telemetry.Aggregate(samples, windows, telemetry.AggregateOptions{})
+	b, err := json.Marshal(sum)
+	if err != nil {
+		return nil, []string{fmt.Sprintf("telemetry summary: %v", err)}
+	}
+	var warnings []string
+	if sum.Throttled {
+		warnings = append(warnings, fmt.Sprintf("GPU throttled during timed iterations: %v", sum.ReasonNames))
+	}
+	return b, warnings
+}
+
+type failedWatch struct{ err error }
+
+func (f failedWatch) Stop([]results.Iteration) (json.RawMessage, []string) {
+	return nil, []string{fmt.Sprintf("telemetry sampler: %v", f.err)}
 }
 
 func gpuCommand(e *env) *ucli.Command {
-	return &ucli.Command{Name: "gpu", Usage: "GPU tools", Subcommands: []*ucli.Command{}}
+	return &ucli.Command{Name: "gpu", Usage: "GPU tools", Subcommands: []*ucli.Command{gpuInfoCommand(e)}}
+}
+
+func gpuInfoCommand(e *env) *ucli.Command {
+	return &ucli.Command{
+		Name:  "info",
+		Usage: "print each GPU's environment record (NVML) as JSON",
+		Action: func(c *ucli.Context) error {
+			t, err := telemetry.OpenNVML("")
+			if err != nil {
+				return err
+			}
+			defer t.Close()
+			devs, err := t.Envs()
+			if err != nil {
+				return err
+			}
+			b, _ := json.MarshalIndent(devs, "", "  ")
+			fmt.Fprintf(e.stdout, "%s\n", b)
+			return nil
+		},
+	}
 }
