@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -44,6 +45,10 @@ type Options struct {
 	ShardBytes int64
 	// Workers is the number of goroutines generating values; GOMAXPROCS when 0.
 	Workers int
+	// NoSync skips the fsync of each file and of the directory. Write is then
+	// done when the page cache holds the model, which saves the disk's write
+	// time on a machine whose time is scarce; the model is lost on a crash.
+	NoSync bool
 	// Progress, when not nil, receives one line per file written.
 	Progress io.Writer
 }
@@ -65,7 +70,8 @@ type Result struct {
 	// Hash is the directory's digest, computed while writing; equal to what
 	// modelcfg.Hash(Dir) computes by reading it back.
 	Hash modelcfg.Digest
-	// Duration is the wall time of the whole write, fsync included.
+	// Duration is the wall time of the whole write, fsync included unless
+	// Options.NoSync.
 	Duration time.Duration
 }
 
@@ -92,6 +98,11 @@ func Write(ctx context.Context, opts Options) (Result, error) {
 		return Result{}, errors.New("synth: no output directory")
 	}
 	c.TorchDType = d.Torch()
+	if c.RopeScaling != nil { // Result.Config must not alias Shapes
+		rs := *c.RopeScaling
+		c.RopeScaling = &rs
+	}
+	c.EOSTokenIDs = slices.Clone(c.EOSTokenIDs)
 	if opts.ShardBytes < 0 {
 		return Result{}, fmt.Errorf("synth: negative shard size %d", opts.ShardBytes)
 	}
@@ -170,7 +181,7 @@ func (w *writer) write(ctx context.Context) (Result, error) {
 	if err := w.writeShards(ctx, tmp); err != nil {
 		return Result{}, err
 	}
-	if err := syncDir(tmp); err != nil {
+	if err := w.syncDir(tmp); err != nil {
 		return Result{}, err
 	}
 	if w.opts.Overwrite {
@@ -184,7 +195,7 @@ func (w *writer) write(ctx context.Context) (Result, error) {
 		return Result{}, err
 	}
 	ok = true
-	if err := syncDir(filepath.Dir(out)); err != nil {
+	if err := w.syncDir(filepath.Dir(out)); err != nil {
 		return Result{}, err
 	}
 
@@ -246,7 +257,7 @@ func (w *writer) writeSmall(dir, name string, data []byte) error {
 		f.Close()
 		return err
 	}
-	if err := f.Sync(); err != nil {
+	if err := w.sync(f); err != nil {
 		f.Close()
 		return err
 	}
@@ -389,7 +400,7 @@ func (w *writer) writeShard(ctx context.Context, dir string, s *shard, jobs chan
 		buf := c.buf[:cap(c.buf)]
 		pool.Put(&buf)
 	}
-	if err := f.Sync(); err != nil {
+	if err := w.sync(f); err != nil {
 		return err
 	}
 	w.addSum(s.name, s.size, h.Sum(nil))
@@ -407,6 +418,13 @@ func (w *writer) fill(c *chunk) {
 	fillRandom(c.buf, w.dtype, tensorKey(w.opts.Seed, c.t.Name), c.first, c.n)
 }
 
+func (w *writer) sync(f *os.File) error {
+	if w.opts.NoSync {
+		return nil
+	}
+	return f.Sync()
+}
+
 // gb formats a byte count in decimal gigabytes (or megabytes when small).
 func gb(n int64) string {
 	if n < 1e9 {
@@ -415,7 +433,10 @@ func gb(n int64) string {
 	return fmt.Sprintf("%.2f GB", float64(n)/1e9)
 }
 
-func syncDir(dir string) error {
+func (w *writer) syncDir(dir string) error {
+	if w.opts.NoSync {
+		return nil
+	}
 	f, err := os.Open(dir)
 	if err != nil {
 		return err

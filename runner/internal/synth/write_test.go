@@ -138,6 +138,9 @@ func TestWriteResult(t *testing.T) {
 		"model.safetensors.index.json", "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json",
 	}, res.Files)
 	assert.Positive(t, res.Duration)
+	res.Config.RopeScaling = &modelcfg.RopeScaling{}
+	res.Config.EOSTokenIDs[0] = 99
+	assert.Equal(t, eosID, Shapes["tiny"].EOSTokenIDs[0], "Result.Config aliases Shapes")
 
 	// The digest computed while writing is the one read back from disk.
 	read, err := modelcfg.Hash(context.Background(), res.Dir)
@@ -164,6 +167,7 @@ func TestDeterminism(t *testing.T) {
 		{name: "one worker", opts: Options{Seed: 42, Workers: 1}, same: true},
 		{name: "seven workers", opts: Options{Seed: 42, Workers: 7}, same: true},
 		{name: "explicit default shard size", opts: Options{Seed: 42, ShardBytes: DefaultShardBytes}, same: true},
+		{name: "no sync", opts: Options{Seed: 42, NoSync: true}, same: true},
 		{name: "other seed", opts: Options{Seed: 43}},
 	}
 	for _, tt := range tests {
