@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""bench.py: the pytorch engine's decode loop with no Go binary and no protocol in between.
+
+It imports the very module the engine's worker runs (../internal/worker/py/llama.py), so its tok/s is the
+ceiling the engine should reach; the gap to the runner's figure is the adapter overhead.
+
+    bench.py run --model DIR [--device cuda] [--dtype bf16] [--prompt 128] [--new 256] [--iters 5]
+                 [--compile inductor|max-autotune|none] [--cuda-graph on|off] [--eager] [--check]
+    bench.py run --dry        # the same code on CPU, on a tiny checkpoint written to a temp dir
+    bench.py synth --out DIR [--seed 0]   # a tiny random HF Llama checkpoint (f32), for tests
+
+--check (the GPU self-check) compares, before timing, the tokens of: the captured CUDA graph, the same step
+without the graph, and (with --eager) transformers' generate; it prints how many leading tokens agree and
+exits 1 if graph and non-graph disagree at all (they run the same kernels, so they must not).
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "internal", "worker", "py"))
+
+import torch  # noqa: E402
+
+import llama  # noqa: E402
+
+TINY = dict(vocab_size=512, hidden_size=64, intermediate_size=176, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=2, max_position_embeddings=1024, rope_theta=10000.0, rms_norm_eps=1e-5,
+            tie_word_embeddings=False, bos_token_id=1, eos_token_id=2)
+
+
+def synth(out, seed=0, cfg=None):
+    """synth writes a random Llama checkpoint in HF layout (uniform weights with std 0.02, unit norms)."""
+    from safetensors.torch import save_file
+
+    c = dict(TINY if cfg is None else cfg)
+    os.makedirs(out, exist_ok=True)
+    g = torch.Generator().manual_seed(seed)
+    a = 0.02 * 3 ** 0.5
+    hd = c["hidden_size"] // c["num_attention_heads"]
+    d, i, v = c["hidden_size"], c["intermediate_size"], c["vocab_size"]
+    kv = c["num_key_value_heads"] * hd
+
+    def u(*shape):
+        return (torch.rand(*shape, generator=g) * 2 - 1) * a
+
+    t = {"model.embed_tokens.weight": u(v, d), "model.norm.weight": torch.ones(d)}
+    if not c["tie_word_embeddings"]:
+        t["lm_head.weight"] = u(v, d)
+    for n in range(c["num_hidden_layers"]):
+        p = f"model.layers.{n}."
+        t.update({p + "self_attn.q_proj.weight": u(d, d), p + "self_attn.k_proj.weight": u(kv, d),
+                  p + "self_attn.v_proj.weight": u(kv, d), p + "self_attn.o_proj.weight": u(d, d),
+                  p + "mlp.gate_proj.weight": u(i, d), p + "mlp.up_proj.weight": u(i, d),
+                  p + "mlp.down_proj.weight": u(d, i),
+                  p + "input_layernorm.weight": torch.ones(d), p + "post_attention_layernorm.weight": torch.ones(d)})
+    save_file(t, os.path.join(out, "model.safetensors"), metadata={"format": "pt"})
+    conf = dict(c, architectures=["LlamaForCausalLM"], model_type="llama", hidden_act="silu", torch_dtype="float32")
+    with open(os.path.join(out, "config.json"), "w") as f:
+        json.dump(conf, f, indent=2)
+    with open(os.path.join(out, "generation_config.json"), "w") as f:
+        json.dump({"bos_token_id": c["bos_token_id"], "eos_token_id": c["eos_token_id"]}, f)
+    return out
+
+
+def median_tps(times_list):
+    """median_tps returns median decode tok/s and median TTFT in ms over iterations of token_ns lists."""
+    tps = [(len(t) - 1) / ((t[-1] - t[0]) / 1e9) for t in times_list if len(t) > 1]
+    ttft = [t[0] / 1e6 for t in times_list]
+    return statistics.median(tps) if tps else float("nan"), statistics.median(ttft)
+
+
+def agree(a, b):
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def run(args):
+    tmp = None
+    if args.dry:
+        tmp = tempfile.mkdtemp(prefix="cib-bench-")
+        args.model = synth(os.path.join(tmp, "tiny"))
+        args.device, args.dtype = "cpu", "f32"
+        args.prompt, args.new, args.iters = min(args.prompt, 16), min(args.new, 24), min(args.iters, 2)
+        if args.cuda_graph == "on":
+            args.cuda_graph = "off"
+    dev = torch.device(args.device)
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", 0)
+    torch.set_grad_enabled(False)
+    dtype = llama.DTYPES[args.dtype]
+    cfg, host, params = llama.load_host(args.model, dtype)
+    g = torch.Generator().manual_seed(args.seed)
+    prompt = torch.randint(3, cfg.vocab, (args.prompt,), generator=g).tolist()
+    max_seq = -(-(args.prompt + args.new) // 64) * 64
+    model = llama.build(cfg, host, dev, max_seq)
+    del host
+    opts = llama.compile_options(dev, args.compile)
+    graph = args.cuda_graph == "on"
+    t = time.perf_counter()
+    dec = llama.Decoder(model, dev, opts, None, graph, device_events=dev.type == "cuda")
+    dec.prepare(1, [args.prompt])
+    compile_s = time.perf_counter() - t
+    report = {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu", "torch": torch.__version__,
+              "dtype": args.dtype, "params": params, "prompt": args.prompt, "new": args.new,
+              "compile": args.compile, "cuda_graph": args.cuda_graph, "compile_s": round(compile_s, 2)}
+    ok = True
+    if args.check:
+        steps, _, _ = dec.generate(prompt, 1, args.new, time.perf_counter_ns())
+        ref = [s[0] for s in steps]
+        if graph:
+            plain = llama.Decoder(model, dev, opts, None, False, device_events=False)
+            plain.sessions[1] = llama.Session(model, 1, dev)
+            plain.sessions[1].step_fn = dec.sessions[1].step_fn
+            psteps, _, _ = plain.generate(prompt, 1, args.new, time.perf_counter_ns())
+            n = agree(ref, [s[0] for s in psteps])
+            report["check_graph_vs_nograph_agree"] = f"{n}/{args.new}"
+            ok = ok and n == args.new
+        nocomp = llama.Decoder(model, dev, None, None, False, device_events=False)
+        nocomp.prepare(1, [args.prompt])
+        nsteps, _, _ = nocomp.generate(prompt, 1, args.new, time.perf_counter_ns())
+        report["check_compiled_vs_plain_agree"] = f"{agree(ref, [s[0] for s in nsteps])}/{args.new}"
+        if args.eager:
+            import eager
+            e = eager.Eager(args.model, dev, dtype, lambda: llama.sync(dev))
+            esteps, _, _ = e.generate(prompt, 1, args.new, time.perf_counter_ns())
+            report["check_compiled_vs_transformers_agree"] = f"{agree(ref, [s[0] for s in esteps])}/{args.new}"
+            del e
+        report["first_tokens"] = ref[:8]
+    times = []
+    for _ in range(args.warmup + args.iters):
+        if dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(dev)
+        _, tt, dev_ns = dec.generate(prompt, 1, args.new, time.perf_counter_ns())
+        times.append(tt)
+    times = times[args.warmup:]
+    tps, ttft = median_tps(times)
+    report.update({"decode_tok_s": round(tps, 1), "ttft_ms": round(ttft, 2)})
+    if dev.type == "cuda":
+        report["peak_alloc_gib"] = round(torch.cuda.max_memory_allocated(dev) / 2**30, 2)
+        d = dev_ns
+        report["device_decode_tok_s"] = round((len(d) - 1) / ((d[-1] - d[0]) / 1e9), 1)
+    print(json.dumps(report), flush=True)
+    if args.eager and not args.dry:
+        import eager
+        e = eager.Eager(args.model, dev, dtype, lambda: llama.sync(dev))
+        et = []
+        for _ in range(1 + min(args.iters, 2)):
+            _, tt, _ = e.generate(prompt, 1, args.new, time.perf_counter_ns())
+            et.append(tt)
+        etps, ettft = median_tps(et[1:])
+        print(json.dumps({"transformers_eager_decode_tok_s": round(etps, 1), "ttft_ms": round(ettft, 2)}), flush=True)
+    if tmp:
+        import shutil
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0 if ok else 1
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--model")
+    r.add_argument("--device", default="cuda")
+    r.add_argument("--dtype", default="bf16", choices=sorted(llama.DTYPES))
+    r.add_argument("--prompt", type=int, default=128)
+    r.add_argument("--new", type=int, default=256)
+    r.add_argument("--iters", type=int, default=5)
+    r.add_argument("--warmup", type=int, default=1)
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--compile", default="inductor", choices=["inductor", "max-autotune", "aot_eager", "none"])
+    r.add_argument("--cuda-graph", default="on", choices=["on", "off"])
+    r.add_argument("--eager", action="store_true", help="also run transformers generate (check and timing)")
+    r.add_argument("--check", action="store_true", help="self-check token agreement before timing")
+    r.add_argument("--dry", action="store_true", help="run the same code on CPU on a tiny temp checkpoint")
+    s = sub.add_parser("synth")
+    s.add_argument("--out", required=True)
+    s.add_argument("--seed", type=int, default=0)
+    a = p.parse_args()
+    if a.cmd == "synth":
+        synth(a.out, a.seed)
+        return 0
+    if not a.dry and not a.model:
+        p.error("run needs --model or --dry")
+    return run(a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cuda-inference-benchmarks/cib/engines/pytorch/internal/worker"
+	"github.com/cuda-inference-benchmarks/cib/protocol"
+	"github.com/cuda-inference-benchmarks/cib/protocol/serve"
+)
+
+// maxBatch is the largest batch either mode accepts.
+const maxBatch = 64
+
+// helloTimeout bounds interpreter start and `import torch`.
+const helloTimeout = 5 * time.Minute
+
+// engine implements serve.Engine around one Python worker, started on first use: Info needs its versions
+// and Load reuses the same process, so a run imports torch once.
+type engine struct {
+	python string
+	env    []string
+	stderr io.Writer
+	// static makes Info answer without starting Python (usage messages).
+	static bool
+
+	once sync.Once
+	w    *worker.Worker
+	err  error
+}
+
+func (e *engine) worker() (*worker.Worker, error) {
+	e.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), helloTimeout)
+		defer cancel()
+		e.w, e.err = worker.Start(ctx, worker.Config{Python: e.python, Env: e.env, Stderr: e.stderr})
+	})
+	return e.w, e.err
+}
+
+func (e *engine) close() {
+	if e.w != nil {
+		e.w.Close()
+	}
+}
+
+func (e *engine) Info() protocol.Info {
+	info := protocol.Info{
+		Name:    "pytorch",
+		Library: "torch",
+		Devices: []string{"cpu", "cuda"},
+		DTypes:  []string{"f32", "f16", "bf16"},
+		Options: map[string]string{
+			"mode":       "eager|compiled (default eager): eager = transformers LlamaForCausalLM.generate (sdpa, dynamic cache); compiled = own gpt-fast-style loop with a static KV cache",
+			"compile":    "compiled mode: inductor|max-autotune|aot_eager|none (default inductor on cuda, none on cpu): torch.compile of the decode step (fullgraph, static shapes); aot_eager traces without code generation",
+			"prefill":    "compiled mode: eager|compiled (default eager, as gpt-fast): whether prefill is torch.compiled too, once per prompt length",
+			"cuda_graph": "compiled mode: on|off (default on for cuda): replay the decode step as one manually captured CUDA graph",
+		},
+		Capabilities: protocol.Capabilities{
+			MaxBatch:            maxBatch,
+			StreamingTimestamps: true,
+			AllocatorStats:      true,
+			DeviceTimings:       true,
+		},
+		BestPractice: "eager: transformers generate as users run it (sdpa attention, dynamic cache, greedy). " +
+			"compiled: gpt-fast recipe: static KV cache, fused qkv and gate/up weights, decode step under torch.compile(fullgraph=True) " +
+			"with Inductor coordinate-descent tuning on cuda, replayed as one CUDA graph per token; compilation and capture happen at load (compile_ns). " +
+			"Allocator stats and CUDA-event token times on cuda only.",
+	}
+	if e.static {
+		return info
+	}
+	w, err := e.worker()
+	if err != nil {
+		info.LibraryVersion = "unavailable"
+		info.Versions = map[string]string{"error": firstLine(err.Error())}
+		return info
+	}
+	h := w.Hello()
+	info.LibraryVersion = h.Versions["torch"]
+	info.Versions = h.Versions
+	if !h.CUDAAvailable {
+		info.Devices = []string{"cpu"}
+	}
+	return info
+}
+
+type loadCase struct {
+	Prompt []int `json:"prompt"`
+	Batch  int   `json:"batch"`
+	MaxNew int   `json:"max_new"`
+}
+
+func (e *engine) Load(ctx context.Context, req *protocol.Request) (serve.Model, protocol.Loaded, error) {
+	w, err := e.worker()
+	if err != nil {
+		return nil, protocol.Loaded{}, err
+	}
+	cases := make([]loadCase, len(req.Cases))
+	for i, c := range req.Cases {
+		cases[i] = loadCase{Prompt: c.PromptTokens, Batch: c.BatchSize, MaxNew: c.MaxNewTokens}
+	}
+	msg := map[string]any{
+		"op": "load", "model": req.Model, "device": req.Device, "dtype": req.DType, "seed": req.Seed,
+		"threads": req.Threads, "options": req.Options, "cases": cases,
+	}
+	var resp struct {
+		Loaded protocol.Loaded `json:"loaded"`
+	}
+	if err := w.Call(ctx, msg, &resp); err != nil {
+		return nil, protocol.Loaded{}, classify(err)
+	}
+	l := resp.Loaded
+	// Interpreter start and the torch import count as context initialisation.
+	l.ContextInitNs += w.StartupNs()
+	if l.Settings == nil {
+		l.Settings = map[string]string{}
+	}
+	l.Settings["python"] = e.python
+	return &model{w: w}, l, nil
+}
+
+type model struct {
+	w *worker.Worker
+}
+
+type genReply struct {
+	Steps         [][]int `json:"steps"`
+	TokenNs       []int64 `json:"token_ns"`
+	DeviceTokenNs []int64 `json:"device_token_ns"`
+	PeakAlloc     int64   `json:"peak_alloc_bytes"`
+}
+
+// Generate asks the worker for one generation. The worker times each token from the moment it read the
+// request; the time spent before the request was written is added, so offsets count from this call's
+// start (one pipe transit, tens of µs, is not counted).
+func (m *model) Generate(ctx context.Context, c *protocol.Case, rec *serve.Recorder) error {
+	start := time.Now()
+	msg := map[string]any{"op": "generate", "prompt": c.PromptTokens, "batch": c.BatchSize, "max_new": c.MaxNewTokens}
+	sent := int64(time.Since(start))
+	var r genReply
+	if err := m.w.Call(ctx, msg, &r); err != nil {
+		return classify(err)
+	}
+	if len(r.Steps) != len(r.TokenNs) {
+		return fmt.Errorf("worker reply: %d steps but %d times", len(r.Steps), len(r.TokenNs))
+	}
+	for i, ids := range r.Steps {
+		if len(ids) != c.BatchSize {
+			return fmt.Errorf("worker reply: step %d has %d ids, batch is %d", i, len(ids), c.BatchSize)
+		}
+		rec.StepAt(sent+r.TokenNs[i], ids...)
+	}
+	if r.DeviceTokenNs != nil {
+		for i := range r.DeviceTokenNs {
+			r.DeviceTokenNs[i] += sent
+		}
+		rec.DeviceStepNs(r.DeviceTokenNs)
+	}
+	if r.PeakAlloc > 0 {
+		rec.PeakAlloc(r.PeakAlloc)
+	}
+	return nil
+}
+
+func (m *model) Close() error { return m.w.Close() }
+
+// classify maps a worker-reported failure to the protocol's error classes.
+func classify(err error) error {
+	var we *worker.Error
+	if !errors.As(err, &we) {
+		return err
+	}
+	wrapped := fmt.Errorf("python worker: %s", we.Message)
+	switch we.Code {
+	case protocol.CodeBadRequest:
+		return serve.BadRequest(wrapped)
+	case protocol.CodeUnsupported:
+		return serve.Unsupported(wrapped)
+	case protocol.CodeOOM:
+		return serve.OOM(wrapped)
+	}
+	return wrapped
+}
+
+func firstLine(s string) string {
+	first, _, _ := strings.Cut(s, "\n")
+	return first
+}

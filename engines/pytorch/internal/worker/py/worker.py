@@ -1,0 +1,223 @@
+"""worker.py: the Python side of the pytorch engine, driven by the Go binary over pipes.
+
+Sub-protocol (JSON lines): the worker first writes {"ready": true, ...versions...}; then for each request line
+on stdin ({"op": "load"|"generate"|"exit", ...}) it writes exactly one reply line: {"ok": true, ...} or
+{"ok": false, "code": ..., "message": ..., "traceback": ...}. Logs go to stderr only: the protocol owns a
+private copy of the original stdout, and fd 1 is pointed at stderr, so no stray print can corrupt it.
+
+Token times are time.perf_counter_ns() offsets from the moment the generate line was read, taken right after
+each token id is on the host.
+"""
+
+import os
+import sys
+
+_proto = os.fdopen(os.dup(1), "w", buffering=1)
+os.dup2(2, 1)
+sys.stdout = sys.stderr
+
+import json  # noqa: E402
+import platform  # noqa: E402
+import time  # noqa: E402
+import traceback  # noqa: E402
+from importlib import metadata  # noqa: E402
+
+import torch  # noqa: E402
+
+import llama  # noqa: E402
+
+
+class BadRequest(Exception):
+    """BadRequest marks a request the caller got wrong."""
+
+
+def log(*a):
+    print("pytorch-worker:", *a, file=sys.stderr, flush=True)
+
+
+def reply(obj):
+    _proto.write(json.dumps(obj, separators=(",", ":")) + "\n")
+    _proto.flush()
+
+
+def versions():
+    v = {"torch": torch.__version__, "python": platform.python_version(), "cuda": torch.version.cuda or "none"}
+    for pkg in ("transformers", "safetensors", "triton"):
+        try:
+            v[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return v
+
+
+class Worker:
+    def __init__(self):
+        self.impl = None
+        self.device = None
+
+    def sync(self):
+        if self.device is not None and self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def load(self, req):
+        t = time.perf_counter_ns()
+        opts = req.get("options") or {}
+        mode = opts.get("mode", "eager")
+        dtype = llama.DTYPES[req["dtype"]]
+        dev = torch.device("cuda" if req["device"] == "cuda" else req["device"])
+        if dev.type == "cuda":
+            if dev.index is None:
+                dev = torch.device("cuda", 0)
+            if not torch.cuda.is_available():
+                raise llama.Unsupported("device cuda: torch.cuda.is_available() is false")
+            torch.cuda.set_device(dev)
+            torch.cuda.init()
+            torch.zeros(1, device=dev)
+        self.device = dev
+        torch.manual_seed(int(req.get("seed", 0)) & 0xFFFFFFFFFFFF)
+        if req.get("threads"):
+            torch.set_num_threads(int(req["threads"]))
+        torch.set_grad_enabled(False)
+        self.sync()
+        ctx_ns = time.perf_counter_ns() - t
+        cases = req["cases"]
+        settings = {"mode": mode, "threads": str(torch.get_num_threads()),
+                    "float32_matmul_precision": torch.get_float32_matmul_precision()}
+        compile_ns = 0
+        if mode == "eager":
+            for k in ("compile", "prefill", "cuda_graph"):
+                if k in opts:
+                    raise BadRequest(f"option {k} applies to mode=compiled only")
+            import eager
+            self.impl = eager.Eager(req["model"], dev, dtype, self.sync)
+            host_ns, dev_ns = self.impl.host_ns, self.impl.device_ns
+            params, max_pos, vocab = self.impl.params, self.impl.max_pos, self.impl.vocab
+            self.check_cases(cases, vocab, max_pos)
+            settings.update(self.impl.settings())
+        elif mode == "compiled":
+            # On CPU Inductor compiles C++ with the host compiler, minutes on a small CI machine: default off.
+            comp = opts.get("compile", "inductor" if dev.type == "cuda" else "none")
+            if comp not in ("inductor", "max-autotune", "aot_eager", "none"):
+                raise BadRequest(f"option compile={comp!r}: want inductor, max-autotune, aot_eager or none")
+            prefill = opts.get("prefill", "eager")
+            if prefill not in ("eager", "compiled"):
+                raise BadRequest(f"option prefill={prefill!r}: want eager or compiled")
+            graph_opt = opts.get("cuda_graph", "on" if dev.type == "cuda" else "off")
+            if graph_opt not in ("on", "off"):
+                raise BadRequest(f"option cuda_graph={graph_opt!r}: want on or off")
+            graph = graph_opt == "on"
+            if graph and dev.type != "cuda":
+                raise llama.Unsupported("option cuda_graph=on needs a cuda device")
+            t = time.perf_counter_ns()
+            cfg, host, params = llama.load_host(req["model"], dtype)
+            host_ns = time.perf_counter_ns() - t
+            self.check_cases(cases, cfg.vocab, cfg.max_pos)
+            need = max(len(c["prompt"]) + c["max_new"] for c in cases)
+            max_seq = -(-need // 64) * 64
+            t = time.perf_counter_ns()
+            model = llama.build(cfg, host, dev, max_seq)
+            del host
+            self.sync()
+            dev_ns = time.perf_counter_ns() - t
+            dec_opts = llama.compile_options(dev, comp)
+            pre_opts = llama.compile_options(dev, comp) if prefill == "compiled" and comp != "none" else None
+            if prefill == "compiled" and comp == "none":
+                raise BadRequest("option prefill=compiled needs compile other than none")
+            t = time.perf_counter_ns()
+            self.impl = llama.Decoder(model, dev, dec_opts, pre_opts, graph, device_events=dev.type == "cuda")
+            by_batch = {}
+            for c in cases:
+                by_batch.setdefault(c["batch"], []).append(len(c["prompt"]))
+            for b, lens in sorted(by_batch.items()):
+                try:
+                    self.impl.prepare(b, lens)
+                except torch.OutOfMemoryError:
+                    raise
+                except Exception as e:
+                    raise RuntimeError(f"compile/capture of the decode step (batch {b}) failed: {type(e).__name__}: {e}") from e
+            self.sync()
+            compile_ns = time.perf_counter_ns() - t
+            settings.update({
+                "implementation": "own gpt-fast-style Llama (engines/pytorch llama.py)",
+                "kv_cache": f"static, {max_seq} positions per sequence, written in place (index_put_)",
+                "attention": "F.scaled_dot_product_attention, bool causal mask over the static cache, GQA by query-head grouping",
+                "fused_weights": "qkv, gate+up",
+                "compile_decode": "none (plain torch ops)" if dec_opts is None else f"torch.compile({json.dumps(dec_opts, sort_keys=True)})",
+                "prefill": "eager (plain torch ops)" if pre_opts is None else f"torch.compile({json.dumps(pre_opts, sort_keys=True)}), one graph per prompt length",
+                "cuda_graph": "one manually captured CUDA graph per decode step (torch.cuda.graph), per batch size" if graph else "off",
+                "compile_at": "load: compilation, warm-up steps and graph capture are in compile_ns",
+                "token_timing": "one .tolist() host sync per decode step, then perf_counter_ns",
+                "device_timing": "CUDA events after prefill and after each step" if dev.type == "cuda" else "none",
+                "decoding": "greedy argmax on device, no EOS check",
+            })
+        else:
+            raise BadRequest(f"option mode={mode!r}: want eager or compiled")
+        name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine()
+        return {"context_init_ns": ctx_ns, "weights_to_host_ns": host_ns, "weights_to_device_ns": dev_ns,
+                "compile_ns": compile_ns, "device_name": name, "dtype": req["dtype"], "params": params,
+                "settings": settings}
+
+    @staticmethod
+    def check_cases(cases, vocab, max_pos):
+        for i, c in enumerate(cases):
+            bad = [t for t in c["prompt"] if t >= vocab]
+            if bad:
+                raise BadRequest(f"cases[{i}]: prompt token id {bad[0]} >= vocab size {vocab}")
+            if len(c["prompt"]) + c["max_new"] > max_pos:
+                raise llama.Unsupported(f"cases[{i}]: {len(c['prompt'])} prompt + {c['max_new']} new tokens > max_position_embeddings {max_pos}")
+
+    def generate(self, req, t0):
+        if self.impl is None:
+            raise RuntimeError("generate before load")
+        cuda = self.device.type == "cuda"
+        if cuda:
+            torch.cuda.reset_peak_memory_stats(self.device)
+        with torch.no_grad():
+            steps, times, dev_ns = self.impl.generate(req["prompt"], req["batch"], req["max_new"], t0)
+        out = {"steps": steps, "token_ns": times}
+        if dev_ns is not None:
+            out["device_token_ns"] = dev_ns
+        if cuda:
+            out["peak_alloc_bytes"] = torch.cuda.max_memory_allocated(self.device)
+        return out
+
+
+def classify(op, e):
+    if isinstance(e, torch.OutOfMemoryError):
+        return "oom"
+    if isinstance(e, BadRequest):
+        return "bad_request"
+    if isinstance(e, llama.Unsupported):
+        return "unsupported"
+    return "load" if op == "load" else "runtime"
+
+
+def main():
+    reply({"ready": True, "versions": versions(), "cuda_available": torch.cuda.is_available(),
+           "device_count": torch.cuda.device_count() if torch.cuda.is_available() else 0})
+    w = Worker()
+    for line in sys.stdin:
+        t0 = time.perf_counter_ns()
+        if not line.strip():
+            continue
+        op = "?"
+        try:
+            req = json.loads(line)
+            op = req.get("op")
+            if op == "load":
+                reply({"ok": True, "loaded": w.load(req)})
+            elif op == "generate":
+                reply({"ok": True, **w.generate(req, t0)})
+            elif op == "exit":
+                reply({"ok": True})
+                return
+            else:
+                raise BadRequest(f"unknown op {op!r}")
+        except Exception as e:  # every failure becomes one reply line; the Go side decides what to do
+            tb = traceback.format_exc()
+            log(f"{op} failed:\n{tb}")
+            reply({"ok": False, "code": classify(op, e), "message": f"{type(e).__name__}: {e}", "traceback": tb[-4000:]})
+
+
+if __name__ == "__main__":
+    main()
