@@ -14,7 +14,9 @@ import (
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/envinfo"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/metrics"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/results"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/roofline"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/stats"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/telemetry"
 )
 
 // Metric names one derived metric.
@@ -76,8 +78,24 @@ type Engine struct {
 	// Breakdown is the median of the engine's own cold-start parts, in s.
 	Breakdown map[string]float64 `json:"cold_start_breakdown_s,omitempty"`
 	Warnings  []string           `json:"warnings,omitempty"`
-	// Telemetry holds each launch's GPU summary.
-	Telemetry []json.RawMessage `json:"telemetry,omitempty"`
+	// GPU is the median over successful launches of their NVML summaries.
+	GPU *GPU `json:"gpu,omitempty"`
+}
+
+// GPU is an engine's NVML figures: medians over its launches.
+type GPU struct {
+	Launches        int      `json:"launches"`
+	ProcMemPeakMiB  float64  `json:"proc_mem_peak_mib"`
+	DevMemPeakMiB   float64  `json:"dev_mem_peak_mib"`
+	EnergyPerTokenJ float64  `json:"energy_per_token_j"`
+	PowerMeanW      float64  `json:"power_mean_w"`
+	PrefillPowerW   float64  `json:"prefill_power_w"`
+	DecodePowerW    float64  `json:"decode_power_w"`
+	SMUtilPct       float64  `json:"sm_util_mean_pct"`
+	SMClockMHz      float64  `json:"sm_clock_mean_mhz"`
+	TempMaxC        float64  `json:"temperature_max_c"`
+	Throttled       int      `json:"throttled_launches"`
+	Reasons         []string `json:"reasons,omitempty"`
 }
 
 // Stat is a statistics summary with its raw samples.
@@ -109,6 +127,8 @@ type Result struct {
 	Tokens []int `json:"tokens,omitempty"`
 	// Deterministic is false when greedy outputs differed between iterations.
 	Deterministic bool `json:"deterministic"`
+	// Roofline compares the median decode rate with the weight-bandwidth bound.
+	Roofline *roofline.Row `json:"roofline,omitempty"`
 }
 
 // Comparison is one engine against the baseline on one metric.
@@ -169,7 +189,16 @@ func Build(name string, env envinfo.Env, req RequestInfo, labels []string, basel
 	for ci, c := range req.Cases {
 		cs := Case{Name: c.Name, Prompt: len(c.PromptTokens), MaxNew: c.MaxNewTokens, Batch: c.BatchSize}
 		for _, l := range labels {
-			cs.Results = append(cs.Results, caseResult(l, ci, recs))
+			r := caseResult(l, ci, recs)
+			theo, meas := theoreticalBandwidth(env), 0.0
+			if env.Bandwidth != nil {
+				meas = env.Bandwidth.BytesPerSec
+			}
+			if dec := r.Metrics["decode_tps"]; dec.N > 0 && (theo > 0 || meas > 0) {
+				row := roofline.Compute(env.Model.WeightBytesPerToken, c.BatchSize, dec.Median, theo, meas)
+				r.Roofline = &row
+			}
+			cs.Results = append(cs.Results, r)
 		}
 		base := findResult(cs.Results, baseline)
 		for _, r := range cs.Results {
@@ -233,6 +262,7 @@ func newStat(xs []float64) Stat {
 func engineSummary(label string, recs []results.Record) Engine {
 	e := Engine{Label: label}
 	var cold []float64
+	var tels []telemetry.Summary
 	parts := map[string][]float64{}
 	for _, r := range recs {
 		if r.Engine != label {
@@ -243,12 +273,15 @@ func engineSummary(label string, recs []results.Record) Engine {
 		for _, w := range r.Warnings {
 			e.Warnings = append(e.Warnings, fmt.Sprintf("launch %d: %s", r.Launch+1, w))
 		}
-		if len(r.Telemetry) > 0 {
-			e.Telemetry = append(e.Telemetry, r.Telemetry)
-		}
 		if r.Status != results.StatusOK {
 			e.Failed++
 			continue
+		}
+		if len(r.Telemetry) > 0 {
+			var t telemetry.Summary
+			if err := json.Unmarshal(r.Telemetry, &t); err == nil {
+				tels = append(tels, t)
+			}
 		}
 		if r.ColdStartNs > 0 {
 			cold = append(cold, float64(r.ColdStartNs)/1e9)
@@ -262,6 +295,7 @@ func engineSummary(label string, recs []results.Record) Engine {
 		}
 	}
 	e.ColdStart = newStat(cold)
+	e.GPU = gpuStats(tels)
 	if len(parts) > 0 {
 		e.Breakdown = map[string]float64{}
 		for k, xs := range parts {
@@ -346,4 +380,47 @@ func parity(engine, baseline string, a, b []int) Parity {
 		p.Agree = float64(same) / float64(p.Total)
 	}
 	return p
+}
+
+func gpuStats(ts []telemetry.Summary) *GPU {
+	if len(ts) == 0 {
+		return nil
+	}
+	med := func(f func(t telemetry.Summary) float64) float64 {
+		xs := make([]float64, 0, len(ts))
+		for _, t := range ts {
+			xs = append(xs, f(t))
+		}
+		return stats.Summarize(xs).Median
+	}
+	g := &GPU{Launches: len(ts)}
+	g.ProcMemPeakMiB = med(func(t telemetry.Summary) float64 { return float64(t.ProcMemPeak) / (1 << 20) })
+	g.DevMemPeakMiB = med(func(t telemetry.Summary) float64 { return float64(t.DevMemPeak) / (1 << 20) })
+	g.EnergyPerTokenJ = med(func(t telemetry.Summary) float64 { return t.EnergyPerTokenJ })
+	g.PowerMeanW = med(func(t telemetry.Summary) float64 { return t.PowerMeanW })
+	g.PrefillPowerW = med(func(t telemetry.Summary) float64 { return t.PrefillPowerW })
+	g.DecodePowerW = med(func(t telemetry.Summary) float64 { return t.DecodePowerW })
+	g.SMUtilPct = med(func(t telemetry.Summary) float64 { return t.SMUtilMean })
+	g.SMClockMHz = med(func(t telemetry.Summary) float64 { return t.SMClockMeanMHz })
+	g.TempMaxC = med(func(t telemetry.Summary) float64 { return float64(t.TempMaxC) })
+	for _, t := range ts {
+		if t.Throttled {
+			g.Throttled++
+		}
+		for _, n := range t.ReasonNames {
+			if !slices.Contains(g.Reasons, n) {
+				g.Reasons = append(g.Reasons, n)
+			}
+		}
+	}
+	return g
+}
+
+// theoreticalBandwidth reads the datasheet bandwidth from the GPU record.
+func theoreticalBandwidth(env envinfo.Env) float64 {
+	var d telemetry.Device
+	if len(env.GPU) == 0 || json.Unmarshal(env.GPU, &d) != nil {
+		return 0
+	}
+	return d.TheoreticalBandwidth
 }

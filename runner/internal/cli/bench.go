@@ -191,6 +191,7 @@ func benchCmd(c *ucli.Context, e *env) error {
 	envRec.Telemetry = telemetryNote
 	if mon != nil {
 		envRec.GPU = mon.DeviceRecord()
+		envRec.Bandwidth = mon.MeasuredBandwidth()
 		defer mon.Close()
 	}
 	if progress != nil {

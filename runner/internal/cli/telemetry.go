@@ -13,6 +13,7 @@ import (
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/bench"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/config"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/results"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/roofline"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/telemetry"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/workload"
 )
@@ -21,6 +22,7 @@ import (
 type gpuMonitor interface {
 	bench.Monitor
 	DeviceRecord() json.RawMessage
+	MeasuredBandwidth() *roofline.Measurement
 	Close()
 }
 
@@ -67,6 +69,14 @@ func openMonitor(c *ucli.Context, cfg *config.Config, e *env, model *workload.Mo
 		return nil, "", fmt.Errorf("read GPU %d state: %w", ord, err)
 	}
 	note := fmt.Sprintf("on: NVML, %s (%s), sampling every %s", dev.Name, dev.UUID, m.interval)
+	if cache, err := roofline.LoadCache(roofline.CachePath(e.getenv)); err == nil {
+		if bw, ok := cache.Get(dev.UUID); ok {
+			m.bandwidth = &bw
+		}
+	}
+	if m.bandwidth == nil {
+		note += "; no measured bandwidth for this GPU yet (run `runner gpu probe`), roofline uses the datasheet figure"
+	}
 	return m, note, nil
 }
 
@@ -83,9 +93,14 @@ type nvmlMonitor struct {
 	interval time.Duration
 	baseline telemetry.State
 	record   json.RawMessage
+	// bandwidth is this GPU's cached measured bandwidth, if any.
+	bandwidth *roofline.Measurement
 }
 
 func (m *nvmlMonitor) DeviceRecord() json.RawMessage { return m.record }
+
+// MeasuredBandwidth is the cached `runner gpu probe` result for this GPU.
+func (m *nvmlMonitor) MeasuredBandwidth() *roofline.Measurement { return m.bandwidth }
 func (m *nvmlMonitor) Close()                        { _ = m.t.Close() }
 
 // BeforeLaunch waits for the GPU to return to its resting state (fairness
@@ -139,7 +154,7 @@ func (f failedWatch) Stop([]results.Iteration) (json.RawMessage, []string) {
 }
 
 func gpuCommand(e *env) *ucli.Command {
-	return &ucli.Command{Name: "gpu", Usage: "GPU tools", Subcommands: []*ucli.Command{gpuInfoCommand(e)}}
+	return &ucli.Command{Name: "gpu", Usage: "GPU tools", Subcommands: []*ucli.Command{gpuInfoCommand(e), gpuProbeCommand(e)}}
 }
 
 func gpuInfoCommand(e *env) *ucli.Command {
@@ -158,6 +173,43 @@ func gpuInfoCommand(e *env) *ucli.Command {
 			}
 			b, _ := json.MarshalIndent(devs, "", "  ")
 			fmt.Fprintf(e.stdout, "%s\n", b)
+			return nil
+		},
+	}
+}
+
+func gpuProbeCommand(e *env) *ucli.Command {
+	return &ucli.Command{
+		Name:  "probe",
+		Usage: "measure device memory bandwidth (a large device-to-device copy through torch, CUDA events), cached per GPU UUID",
+		Flags: []ucli.Flag{
+			&ucli.IntFlag{Name: "device", Usage: "GPU index (NVML order)"},
+			&ucli.BoolFlag{Name: "refresh", Usage: "measure again even if cached"},
+			&ucli.StringFlag{Name: "python", Value: "python3", Usage: "interpreter with torch (env CIB_PYTHON)", EnvVars: []string{"CIB_PYTHON"}},
+		},
+		Action: func(c *ucli.Context) error {
+			t, err := telemetry.OpenNVML("")
+			if err != nil {
+				return err
+			}
+			dev, err := t.Env(c.Int("device"))
+			t.Close()
+			if err != nil {
+				return err
+			}
+			path := roofline.CachePath(e.getenv)
+			m, cached, err := roofline.Measured(c.Context, path, roofline.ProbeOptions{
+				Python: c.String("python"), Env: e.environ, Device: c.Int("device"), UUID: dev.UUID,
+			}, c.Bool("refresh"))
+			if err != nil {
+				return err
+			}
+			from := "measured now"
+			if cached {
+				from = "cached in " + path
+			}
+			fmt.Fprintf(e.stdout, "%s (%s): %.0f GB/s device-to-device (read+write bytes / median of %d copies of %.1f GiB; %s); datasheet %.0f GB/s\n",
+				m.Name, m.UUID, m.BytesPerSec/1e9, m.Iters, float64(m.CopyBytes)/(1<<30), from, dev.TheoreticalBandwidth/1e9)
 			return nil
 		},
 	}

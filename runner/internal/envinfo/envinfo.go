@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cuda-inference-benchmarks/cib/protocol"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/roofline"
 )
 
 // Env is the environment record (environment.json).
@@ -39,6 +40,9 @@ type Env struct {
 	GPU json.RawMessage `json:"gpu,omitempty"`
 	// Telemetry says whether GPU telemetry was on, and why not.
 	Telemetry string `json:"telemetry"`
+	// Bandwidth is the measured device memory bandwidth (runner gpu probe),
+	// absent when never measured on this GPU.
+	Bandwidth *roofline.Measurement `json:"measured_bandwidth,omitempty"`
 }
 
 // Model identifies the weights.

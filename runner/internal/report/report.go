@@ -52,6 +52,22 @@ func Markdown(w io.Writer, s *analysis.Summary) error {
 			}
 			p.f("%s.\n\n", strings.Join(parts, "; "))
 		}
+		var roof []string
+		for _, r := range c.Results {
+			if rf := r.Roofline; rf != nil {
+				var parts []string
+				if rf.Measured.LimitTokPerSec > 0 {
+					parts = append(parts, fmt.Sprintf("%.1f%% of %s tok/s at the measured %s GB/s", rf.Measured.PercentOfLimit, num(rf.Measured.LimitTokPerSec, 4), num(rf.Measured.BytesPerSec/1e9, 4)))
+				}
+				if rf.Theoretical.LimitTokPerSec > 0 {
+					parts = append(parts, fmt.Sprintf("%.1f%% of %s tok/s at the datasheet %s GB/s", rf.Theoretical.PercentOfLimit, num(rf.Theoretical.LimitTokPerSec, 4), num(rf.Theoretical.BytesPerSec/1e9, 4)))
+				}
+				roof = append(roof, fmt.Sprintf("%s %s tok/s = %s", r.Engine, num(rf.DecodeTokPerSec, 4), strings.Join(parts, ", ")))
+			}
+		}
+		if len(roof) > 0 {
+			p.f("Roofline (decode reads %s of weights per step): %s.\n\n", bytesStr(c.Results[0].Roofline.WeightBytesPerToken), strings.Join(roof, "; "))
+		}
 		var lv []string
 		for _, r := range c.Results {
 			if r.Launch.Launches > 1 {
@@ -79,6 +95,24 @@ func Markdown(w io.Writer, s *analysis.Summary) error {
 		p.f("| %s | %s | %d (%d) | %s | %s |\n", en.Label, lib, en.Launches, en.Failed, medCI(en.ColdStart), breakdown(en.Breakdown))
 	}
 	p.f("\n")
+	if hasGPU(s) {
+		p.f("## GPU (NVML, median over launches; energy and power over timed iterations)\n\n")
+		p.f("| engine | process mem peak MiB | device mem peak MiB | energy/token J | mean W | prefill W | decode W | SM util %% | SM MHz | max °C | throttled launches |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+		for _, en := range s.Engines {
+			g := en.GPU
+			if g == nil {
+				continue
+			}
+			throttled := fmt.Sprintf("%d of %d", g.Throttled, g.Launches)
+			if g.Throttled > 0 {
+				throttled = fmt.Sprintf("**%d of %d** (%s)", g.Throttled, g.Launches, strings.Join(g.Reasons, ", "))
+			}
+			p.f("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", en.Label, num(g.ProcMemPeakMiB, 5), num(g.DevMemPeakMiB, 5),
+				num(g.EnergyPerTokenJ, 3), num(g.PowerMeanW, 4), num(g.PrefillPowerW, 4), num(g.DecodePowerW, 4), num(g.SMUtilPct, 3),
+				num(g.SMClockMHz, 4), num(g.TempMaxC, 3), throttled)
+		}
+		p.f("\n")
+	}
 	if len(s.Failures) > 0 {
 		p.f("## Failed launches\n\n")
 		for _, f := range s.Failures {
@@ -371,4 +405,13 @@ func bytesStr(n int64) string {
 		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+func hasGPU(s *analysis.Summary) bool {
+	for _, e := range s.Engines {
+		if e.GPU != nil {
+			return true
+		}
+	}
+	return false
 }

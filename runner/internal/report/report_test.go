@@ -2,6 +2,7 @@ package report_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
@@ -16,6 +17,8 @@ import (
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/metrics"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/report"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/results"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/roofline"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/telemetry"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -62,7 +65,11 @@ func records() []results.Record {
 	return recs
 }
 
-func summary(t *testing.T) *analysis.Summary {
+func summary(t *testing.T) *analysis.Summary { return summaryWith(t, false) }
+
+// summaryWith builds the golden summary, with NVML figures and a GPU record
+// when gpu is set.
+func summaryWith(t *testing.T, gpu bool) *analysis.Summary {
 	env := envinfo.Env{
 		CreatedAt: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC), Host: "h", OS: "Debian", Kernel: "6.1", CPU: "cpu", CPUs: 2,
 		GoVersion: "go1.26", GitCommit: "0123456789abcdef", Command: []string{"runner", "--engines", "A,B"},
@@ -72,7 +79,24 @@ func summary(t *testing.T) *analysis.Summary {
 	}
 	req := analysis.RequestInfo{Device: "cpu", DType: "f32", Warmup: 0, Iterations: 6,
 		Cases: []protocol.Case{{Name: "c", PromptTokens: make([]int, 8), MaxNewTokens: 6, BatchSize: 1}}}
-	s, err := analysis.Build("golden", env, req, []string{"A", "B"}, "", records())
+	recs := records()
+	if gpu {
+		env.GPU = json.RawMessage(`{"name":"NVIDIA H100 80GB HBM3","uuid":"GPU-0000","driver_version":"580.159.04","theoretical_bandwidth_bytes_per_s":3.35e12}`)
+		env.Bandwidth = &roofline.Measurement{UUID: "GPU-0000", BytesPerSec: 3.009e12}
+		env.Telemetry = "on"
+		for i := range recs {
+			if recs[i].Status != results.StatusOK {
+				continue
+			}
+			tel := telemetry.Summary{ProcMemPeak: 3 << 30, DevMemPeak: 4 << 30, EnergyPerTokenJ: 0.5 + 0.01*float64(i), PowerMeanW: 400,
+				PrefillPowerW: 450, DecodePowerW: 380, SMUtilMean: 90, SMClockMeanMHz: 1980, TempMaxC: 60}
+			if i == 1 {
+				tel.Throttled, tel.ReasonNames = true, []string{"sw_power_cap"}
+			}
+			recs[i].Telemetry, _ = json.Marshal(tel)
+		}
+	}
+	s, err := analysis.Build("golden", env, req, []string{"A", "B"}, "", recs)
 	require.NoError(t, err)
 	return s
 }
@@ -110,6 +134,10 @@ func TestGolden(t *testing.T) {
 	golden(t, "report.md", md.Bytes())
 	golden(t, "report.csv", csv.Bytes())
 	golden(t, "bench.txt", bench.Bytes())
+
+	md.Reset()
+	require.NoError(t, report.Markdown(&md, summaryWith(t, true)))
+	golden(t, "report-gpu.md", md.Bytes())
 }
 
 // TestSummaryVerdicts checks the analysis behind the golden report: B is
