@@ -192,9 +192,9 @@ func TestAggregateThrottle(t *testing.T) {
 			want:     ReasonSWPowerCap, wantNames: []string{"sw power cap"}, throttled: true,
 		},
 		{
-			name:     "thermal and sync boost",
-			inWindow: map[time.Duration]Reasons{1500 * ms: ReasonHWThermalSlowdown, 2000 * ms: ReasonSyncBoost | ReasonSWThermalSlowdown},
-			want:     ReasonHWThermalSlowdown | ReasonSyncBoost | ReasonSWThermalSlowdown,
+			name:      "thermal and sync boost",
+			inWindow:  map[time.Duration]Reasons{1500 * ms: ReasonHWThermalSlowdown, 2000 * ms: ReasonSyncBoost | ReasonSWThermalSlowdown},
+			want:      ReasonHWThermalSlowdown | ReasonSyncBoost | ReasonSWThermalSlowdown,
 			wantNames: []string{"sync boost", "sw thermal slowdown", "hw thermal slowdown"}, throttled: true,
 		},
 		{

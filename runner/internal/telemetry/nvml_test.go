@@ -270,7 +270,10 @@ func TestNewSamplerErrors(t *testing.T) {
 
 func TestReasonsFallBackToThrottleCall(t *testing.T) {
 	tel, _, f := openFake(t)
-	f.set(func(f *fakeGPU) { f.reasonsRet = nvml.ERROR_FUNCTION_NOT_FOUND; f.reasons = uint64(ReasonHWThermalSlowdown) })
+	f.set(func(f *fakeGPU) {
+		f.reasonsRet = nvml.ERROR_FUNCTION_NOT_FOUND
+		f.reasons = uint64(ReasonHWThermalSlowdown)
+	})
 	s, err := tel.NewSampler(0, SamplerOptions{})
 	require.NoError(t, err)
 	got := s.Stop()
