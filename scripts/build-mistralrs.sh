@@ -6,8 +6,10 @@
 #   scripts/build-mistralrs.sh --cuda   # CUDA (sm_90, nvcc 13.0.88): .gpu/bin/mistralrs
 #
 # Cargo's target dir lives outside the clone, in ${CIB_CACHE:-$HOME/.cache/cib},
-# so reruns are incremental; nothing depends on it existing. CARGO_BUILD_JOBS
-# bounds parallelism (default 2).
+# so reruns are incremental; nothing depends on it existing. CPU and CUDA builds
+# share it: only the crates under candle differ between them, so the second
+# build reuses the other ~450 (tokenizers, llguidance, tokio, image…).
+# CARGO_BUILD_JOBS bounds parallelism, nvcc's included (default 2).
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -15,23 +17,24 @@ cache="${CIB_CACHE:-$HOME/.cache/cib}"
 crate="$root/engines/mistralrs/bridge"
 cuda=0
 [[ "${1:-}" == "--cuda" ]] && cuda=1
+export CARGO_TARGET_DIR="$cache/target-mistralrs"
+jobs="${CARGO_BUILD_JOBS:-2}"
+export RAYON_NUM_THREADS="$jobs" # cudaforge runs nvcc jobs on a rayon pool
 
 if ((cuda)); then
   eval "$("$root/scripts/cuda-toolkit.sh")"
-  export CARGO_TARGET_DIR="$cache/target-mistralrs-cuda"
   lib=libcib_mistralrs_cuda.a
   features=(--features cuda)
   out="$root/.gpu/bin"
   tags=(-tags cuda)
 else
-  export CARGO_TARGET_DIR="$cache/target-mistralrs"
   lib=libcib_mistralrs.a
   features=()
   out="$root/bin"
   tags=()
 fi
 
-(cd "$crate" && cargo build --release --locked -j "${CARGO_BUILD_JOBS:-2}" "${features[@]}")
+(cd "$crate" && cargo build --release --locked -j "$jobs" "${features[@]}")
 mkdir -p "$crate/lib" "$out"
 cp "$CARGO_TARGET_DIR/release/libcib_mistralrs.a" "$crate/lib/$lib.tmp"
 mv "$crate/lib/$lib.tmp" "$crate/lib/$lib"

@@ -105,8 +105,11 @@ func (engine) Load(ctx context.Context, req *protocol.Request) (serve.Model, pro
 	settings["timestamps"] = "streamed chunk arrival, taken in Rust"
 	settings["load_breakdown"] = "mistral.rs reads, converts and places weights in one pass: weights_to_device_ns (cuda) or weights_to_host_ns (cpu) holds it all; engine start is in total_ns only"
 	settings["engine_start_ns"] = strconv.FormatInt(st.EngineStartNs, 10)
+	deviceName := settings["device_name"]
+	delete(settings, "device_name")
 	loaded := protocol.Loaded{
 		ContextInitNs: st.ContextInitNs,
+		DeviceName:    deviceName,
 		DType:         req.DType,
 		Settings:      settings,
 	}

@@ -101,7 +101,7 @@ func (m *nvmlMonitor) DeviceRecord() json.RawMessage { return m.record }
 
 // MeasuredBandwidth is the cached `runner gpu probe` result for this GPU.
 func (m *nvmlMonitor) MeasuredBandwidth() *roofline.Measurement { return m.bandwidth }
-func (m *nvmlMonitor) Close()                        { _ = m.t.Close() }
+func (m *nvmlMonitor) Close()                                   { _ = m.t.Close() }
 
 // BeforeLaunch waits for the GPU to return to its resting state (fairness
 // rule 5); a timeout becomes a warning on the launch, not an error.

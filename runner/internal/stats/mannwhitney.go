@@ -98,7 +98,7 @@ func (r mwu) p() float64 {
 		if math.IsNaN(z) {
 			return 1
 		}
-		p = math.Erfc(z/math.Sqrt2) // 2 * P(Z > z)
+		p = math.Erfc(z / math.Sqrt2) // 2 * P(Z > z)
 	}
 	return math.Min(1, math.Max(0, p))
 }

@@ -165,7 +165,29 @@ func Summarize(xs []float64) Summary {
 	if a, b, ok := bimodal(s, sum.Stddev, sum.P75-sum.P25); ok {
 		sum.Warnings = append(sum.Warnings, fmt.Sprintf("bimodal? modes near %.4g and %.4g", a, b))
 	}
+	sum.Warnings = zeroNonFinite(sum.Warnings, []namedFloat{
+		{"mean", &sum.Mean}, {"stddev", &sum.Stddev}, {"mad", &sum.MAD},
+		{"p25", &sum.P25}, {"p75", &sum.P75}, {"p90", &sum.P90}, {"p99", &sum.P99},
+		{"ci_half_width_rel", &sum.CIHalfWidthRel},
+	})
 	return sum
+}
+
+type namedFloat struct {
+	name string
+	p    *float64
+}
+
+// zeroNonFinite sets each field that overflowed to NaN or ±Inf to 0 and
+// says so in a warning appended to ws.
+func zeroNonFinite(ws []string, fs []namedFloat) []string {
+	for _, f := range fs {
+		if math.IsNaN(*f.p) || math.IsInf(*f.p, 0) {
+			*f.p = 0
+			ws = append(ws, f.name+" overflows float64: set to 0")
+		}
+	}
+	return ws
 }
 
 // mad returns the median absolute deviation of sorted, non-empty s around

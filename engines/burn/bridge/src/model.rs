@@ -304,8 +304,8 @@ pub struct Model {
     cap: usize,
     cos: Option<Tensor<2>>,
     sin: Option<Tensor<2>>,
-    k_cache: Vec<Tensor<3>>,
-    v_cache: Vec<Tensor<3>>,
+    k_cache: Vec<Option<Tensor<3>>>,
+    v_cache: Vec<Option<Tensor<3>>>,
 }
 
 fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
@@ -504,8 +504,8 @@ impl Model {
         self.cos = Some(mk(cos));
         self.sin = Some(mk(sin));
         let kv = self.cfg.kv_heads;
-        self.k_cache = (0..self.cfg.layers).map(|_| Tensor::zeros([kv, cap, d], &self.device)).collect();
-        self.v_cache = (0..self.cfg.layers).map(|_| Tensor::zeros([kv, cap, d], &self.device)).collect();
+        self.k_cache = (0..self.cfg.layers).map(|_| Some(Tensor::zeros([kv, cap, d], &self.device))).collect();
+        self.v_cache = (0..self.cfg.layers).map(|_| Some(Tensor::zeros([kv, cap, d], &self.device))).collect();
         self.cap = cap;
     }
 
@@ -592,14 +592,15 @@ impl Model {
             let v = v.reshape([s, nkv, d]).swap_dims(0, 1);
             let q = self.rope(q, pos, s);
             let k = self.rope(k, pos, s);
-            let kc = std::mem::replace(&mut self.k_cache[li], Tensor::empty([0, 0, 0], &self.device));
-            let vc = std::mem::replace(&mut self.v_cache[li], Tensor::empty([0, 0, 0], &self.device));
+            // Taken out so the cache handle is uniquely owned and slice_assign can write in place.
+            let kc = self.k_cache[li].take().expect("kv cache allocated");
+            let vc = self.v_cache[li].take().expect("kv cache allocated");
             let kc = kc.slice_assign([0..nkv, pos..pos + s, 0..d], k);
             let vc = vc.slice_assign([0..nkv, pos..pos + s, 0..d], v);
             let keys = kc.clone().slice([0..nkv, 0..pos + s, 0..d]);
             let values = vc.clone().slice([0..nkv, 0..pos + s, 0..d]);
-            self.k_cache[li] = kc;
-            self.v_cache[li] = vc;
+            self.k_cache[li] = Some(kc);
+            self.v_cache[li] = Some(vc);
             let layer = &self.w.model.layers[li];
             let attn = self.attend(q, keys, values, pos, s);
             let o = attn.matmul(layer.self_attn.o_proj.weight.val().transpose());

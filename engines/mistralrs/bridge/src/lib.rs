@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 use mistralrs_core::{
-    Constraint, DefaultSchedulerMethod, DeviceMapSetting, Loader, MemoryGpuConfig, MistralRs,
+    Constraint, CustomLogitsProcessor, DefaultSchedulerMethod, DeviceMapSetting, Loader, MemoryGpuConfig, MistralRs,
     MistralRsBuilder, ModelDType, NormalLoaderBuilder, NormalLoaderType, NormalRequest,
     NormalSpecificConfig, PagedAttentionConfig, PagedCacheType, Request, RequestMessage,
     Response, SamplingParams, SchedulerConfig, TokenSource,
@@ -286,19 +286,33 @@ fn load(
     stats.max_seq_len = i64::try_from(max_seq_len).unwrap_or(i64::MAX);
 
     let info = format!(
-        "{{\"device\":\"{}\",\"attention\":\"{}\",\"prefix_cache\":\"off\",\"scheduler\":\"default fixed({MAX_NUM_SEQS})\",\"threads\":\"{}\"}}",
+        "{{\"device\":\"{}\",\"device_name\":{:?},\"attention\":\"{}\",\"prefix_cache\":\"off\",\"scheduler\":\"default fixed({MAX_NUM_SEQS})\",\"threads\":\"{}\"}}",
         device_label(&dev),
+        device_name(&dev),
         if paged_attn { "paged" } else { "eager (no paged attention, no flash-attn)" },
         if threads > 0 { threads.to_string() } else { "default".to_string() },
     );
     Ok(Box::new(Handle { rt, mistral, max_seq_len, info }))
 }
 
+#[cfg(feature = "cuda")]
+fn device_name(dev: &Device) -> String {
+    match dev {
+        Device::Cuda(d) => d.cuda_stream().context().name().unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+fn device_name(_dev: &Device) -> String {
+    String::new()
+}
+
 fn device_label(dev: &Device) -> String {
     match dev {
         Device::Cpu => "cpu".to_string(),
         Device::Cuda(_) => "cuda".to_string(),
-        Device::Metal(_) => "metal".to_string(),
+        _ => "other".to_string(),
     }
 }
 
@@ -369,7 +383,8 @@ impl Handle {
         }
         let tap = Arc::new(IdTap { prompt_len: prompt.len(), n_new, ids: Mutex::new(vec![None; n_new]) });
         let tap2 = tap.clone();
-        let processor = move |logits: &Tensor, ctx: &[u32]| tap2.apply(logits, ctx);
+        let processor: Arc<dyn CustomLogitsProcessor> =
+            Arc::new(move |logits: &Tensor, ctx: &[u32]| tap2.apply(logits, ctx));
 
         let mut params = SamplingParams::deterministic();
         params.temperature = Some(0.0);
@@ -389,7 +404,7 @@ impl Handle {
             suffix: None,
             tools: None,
             tool_choice: None,
-            logits_processors: Some(vec![Arc::new(processor)]),
+            logits_processors: Some(vec![processor]),
             return_raw_logits: false,
             web_search_options: None,
             model_id: None,

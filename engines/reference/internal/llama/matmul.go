@@ -45,6 +45,15 @@ func (t *matmulTask) set(workers int, x []float32, m, k int, segs ...segment) {
 	t.reset()
 }
 
+// work returns the task's multiply-add count.
+func (t *matmulTask) work() int {
+	rows := 0
+	for _, s := range t.segs[:t.nsegs] {
+		rows += s.n
+	}
+	return t.m * t.k * rows
+}
+
 func (t *matmulTask) run(int) {
 	for {
 		c := t.claim()

@@ -197,7 +197,7 @@ func (s *Session) chunk(tokens []int, t, c0, c1 int) {
 		rmsNorm(xn, x, l.AttnNorm, h, eps)
 		s.mm.set(m.pool.workers, xn, rows, h,
 			segment{w: l.Q, out: s.q, n: qd}, segment{w: l.K, out: s.k, n: kvd}, segment{w: l.V, out: s.v, n: kvd})
-		m.pool.do(&s.mm)
+		m.pool.do(&s.mm, s.mm.work())
 		for b := range s.batch {
 			for j := range ct {
 				r := b*ct + j
@@ -214,19 +214,19 @@ func (s *Session) chunk(tokens []int, t, c0, c1 int) {
 			}
 		}
 		s.attn.set(s, li, ct, start)
-		m.pool.do(&s.attn)
+		m.pool.do(&s.attn, rows*c.NumAttentionHeads*(start+ct)*hd*2)
 		s.mm.set(m.pool.workers, s.att, rows, qd, segment{w: l.O, out: s.tmp, n: h})
-		m.pool.do(&s.mm)
+		m.pool.do(&s.mm, s.mm.work())
 		add(x, s.tmp[:rows*h])
 
 		rmsNorm(xn, x, l.MLPNorm, h, eps)
 		in := c.IntermediateSize
 		s.mm.set(m.pool.workers, xn, rows, h, segment{w: l.Gate, out: s.gate, n: in}, segment{w: l.Up, out: s.up, n: in})
-		m.pool.do(&s.mm)
+		m.pool.do(&s.mm, s.mm.work())
 		s.act.set(s.gate[:rows*in], s.up[:rows*in])
-		m.pool.do(&s.act)
+		m.pool.do(&s.act, rows*in*16)
 		s.mm.set(m.pool.workers, s.gate, rows, in, segment{w: l.Down, out: s.tmp, n: h})
-		m.pool.do(&s.mm)
+		m.pool.do(&s.mm, s.mm.work())
 		add(x, s.tmp[:rows*h])
 	}
 	s.pos += ct
@@ -238,7 +238,7 @@ func (s *Session) chunk(tokens []int, t, c0, c1 int) {
 		rmsNorm(s.last[b*h:(b+1)*h], x[r*h:(r+1)*h], w.Norm, h, eps)
 	}
 	s.mm.set(m.pool.workers, s.last, s.batch, h, segment{w: w.LMHead, out: s.logits, n: c.VocabSize})
-	m.pool.do(&s.mm)
+	m.pool.do(&s.mm, s.mm.work())
 }
 
 // rmsNorm writes weight · x/√(mean(x²)+eps) for every row of width h, as

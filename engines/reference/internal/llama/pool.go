@@ -14,12 +14,13 @@ type task interface {
 // sends a pointer through a channel, so running a task allocates nothing.
 type pool struct {
 	workers int
+	minWork int         // tasks smaller than this run on the caller alone
 	wake    []chan task // one per worker except the caller's (index 0)
 	done    chan struct{}
 }
 
 func newPool(workers int) *pool {
-	p := &pool{workers: max(workers, 1), done: make(chan struct{}, workers)}
+	p := &pool{workers: max(workers, 1), minWork: minParallelWork, done: make(chan struct{}, workers)}
 	p.wake = make([]chan task, p.workers)
 	for i := 1; i < p.workers; i++ {
 		p.wake[i] = make(chan task, 1)
@@ -35,9 +36,18 @@ func (p *pool) loop(i int) {
 	}
 }
 
+// minParallelWork is the work (about one multiply-add each) below which a task
+// runs on the calling goroutine alone: waking workers costs microseconds, more
+// than small matmuls of a tiny model take. Results do not depend on it.
+const minParallelWork = 32 << 10
+
 // do runs t on every worker, the calling goroutine being worker 0, and returns
-// when all have finished.
-func (p *pool) do(t task) {
+// when all have finished. work estimates t's size in multiply-adds.
+func (p *pool) do(t task, work int) {
+	if work < p.minWork || p.workers == 1 {
+		t.run(0)
+		return
+	}
 	for i := 1; i < p.workers; i++ {
 		p.wake[i] <- t
 	}
