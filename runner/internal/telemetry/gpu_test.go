@@ -49,6 +49,41 @@ func writeGPUReport(t *testing.T) {
 	b, err := json.MarshalIndent(gpuReport, "", "  ")
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "telemetry-gpu.json"), b, 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "summary.txt"), []byte(gpuSummary()), 0o644))
+}
+
+// gpuSummary is the short table the GPU script prints last.
+func gpuSummary() string {
+	var b strings.Builder
+	if env, ok := gpuReport["env"].(Device); ok {
+		fmt.Fprintf(&b, "gpu             %s %s, driver %s, CUDA %s\n", env.Name, env.UUID, env.DriverVersion, env.CUDADriverVersion)
+		fmt.Fprintf(&b, "bandwidth       datasheet %.0f GB/s (%d-bit, %d MHz)", env.TheoreticalBandwidth/1e9, env.MemoryBusWidth, env.MaxMemClockMHz)
+		if m, ok := gpuReport["probe"].(roofline.Measurement); ok {
+			fmt.Fprintf(&b, ", probe %.0f GB/s (%.1f%%)", m.BytesPerSec/1e9, 100*m.BytesPerSec/env.TheoreticalBandwidth)
+		}
+		b.WriteString("\n")
+	}
+	for _, k := range []string{"idle_sampling", "load_sampling"} {
+		if s, ok := gpuReport[k].(map[string]any); ok {
+			fmt.Fprintf(&b, "%-15s %v samples in %.1f s, cost per sample median %v us p99 %v us, busy %.3f%%, energy counter changed %v times\n",
+				k, s["samples"], s["span_s"], s["cost_us_median"], s["cost_us_p99"], 100*s["busy_fraction"].(float64), s["energy_changes"])
+		}
+	}
+	if c, ok := gpuReport["sampler_cost"].(map[string]any); ok {
+		fmt.Fprintf(&b, "sampler on/off  %.2f / %.2f tok/s (medians, torch decode-like loop, ABBA x3) -> cost %.3f%%\n",
+			c["on_median_tok_s"], c["off_median_tok_s"], c["cost_pct"])
+	}
+	if trials, ok := gpuReport["trials"].([]trial); ok && len(trials) > 0 && trials[0].Summary != nil {
+		s := trials[0].Summary
+		fmt.Fprintf(&b, "loaded trial    %.1f W mean, %.4f J/token, proc mem peak %.2f GiB (%s), util %.0f%%, SM %.0f MHz, max %d C, reasons %v\n",
+			s.PowerMeanW, s.EnergyPerTokenJ, float64(s.ProcMemPeak)/(1<<30), s.ProcMemSource, s.SMUtilMean, s.SMClockMeanMHz, s.TempMaxC, s.ReasonNames)
+	}
+	for _, k := range []string{"idle_wait_worker_alive", "idle_wait_after_exit"} {
+		if r, ok := gpuReport[k].(IdleReport); ok {
+			fmt.Fprintf(&b, "%-23s idle=%v after %v, last %+v %v\n", k, r.Idle, r.Waited.Round(time.Millisecond), r.Last, r.Warnings)
+		}
+	}
+	return b.String()
 }
 
 func TestGPUEnvAndIdleSampling(t *testing.T) {
@@ -85,7 +120,7 @@ func samplerStats(samples []Sample) map[string]any {
 	var energyChanges, powerChanges, validEnergy, validProc int
 	var total time.Duration
 	for k, s := range samples {
-		costs = append(costs, float64(s.Cost.Microseconds()))
+		costs = append(costs, float64(s.Cost.Nanoseconds())/1e3)
 		total += s.Cost
 		if s.Valid.Has(FieldEnergy) {
 			validEnergy++
