@@ -239,3 +239,35 @@ func TestEnginesList(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(o.stdout), &infos))
 	require.Contains(t, infos, "reference")
 }
+
+// TestAdaptiveStopping: a loose CI target stops at the configured launches; an
+// impossible one runs to the launch cap and says so.
+func TestAdaptiveStopping(t *testing.T) {
+	bin := testbin.Dir(t)
+	model := testbin.TinyModel(t)
+	tests := []struct {
+		name     string
+		target   string
+		launches int
+		want     string
+	}{
+		{name: "loose target met", target: "0.5", launches: 2, want: "adaptive: every median CI within ±50.0%"},
+		{name: "tight target hits the cap", target: "0.000001", launches: 3, want: "adaptive: launch cap 3 reached"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := filepath.Join(dir, "a.yaml")
+			require.NoError(t, os.WriteFile(cfg, []byte("model: "+model+"\nlaunches: 2\niterations: 5\nwarmup: 1\n"+
+				"engines: [{name: testengine, options: {token_us: '50'}}]\n"+
+				"cases: [{name: a, prompt_len: 4, max_new_tokens: 8}]\nadaptive: {target_rel_ci: "+tt.target+", max_launches: 3}\n"), 0o644))
+			root := t.TempDir()
+			o := run(t, t.Context(), "--bin-dir", bin, "--out", root, "--config", cfg)
+			require.Equal(t, 0, o.code, o.stderr)
+			require.Contains(t, o.stderr, tt.want)
+			recs, _, err := results.ReadRuns(filepath.Join(resultDir(t, root), results.RunsFile))
+			require.NoError(t, err)
+			require.Len(t, recs, tt.launches)
+		})
+	}
+}
