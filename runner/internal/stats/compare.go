@@ -75,7 +75,7 @@ type Comparison struct {
 	// Significant is PAdj < Alpha and the ratio CI excludes 1.
 	Significant bool `json:"significant"`
 	// Verdict is "~" when not significant, else the change of B's median
-	// against A's, e.g. "+12.3%" or "-4.1%".
+	// against A's, e.g. "+12.3%", "-4.1%" or, below 1%, "-0.42%".
 	Verdict  string   `json:"verdict"`
 	Warnings []string `json:"warnings,omitempty"`
 }
@@ -161,8 +161,19 @@ func (c *Comparison) decide() {
 	c.Significant = c.HasRatio && c.PAdj < c.Alpha && (c.RatioLo > 1 || c.RatioHi < 1)
 	c.Verdict = "~"
 	if c.Significant {
-		c.Verdict = fmt.Sprintf("%+.1f%%", 100*(c.Ratio-1))
+		c.Verdict = verdict(c.Ratio)
 	}
+}
+
+// verdict formats the change a ratio of medians means: one decimal from
+// ±1% up ("+12.3%"), two below ("-0.42%"), so small significant changes do
+// not print as "+0.0%".
+func verdict(ratio float64) string {
+	pct := 100 * (ratio - 1)
+	if math.Abs(pct) < 1 {
+		return fmt.Sprintf("%+.2f%%", pct)
+	}
+	return fmt.Sprintf("%+.1f%%", pct)
 }
 
 // minMWUP returns the smallest two-sided p-value a Mann-Whitney U test can

@@ -139,6 +139,20 @@ func TestMagnitude(t *testing.T) {
 	}
 }
 
+func TestVerdict(t *testing.T) {
+	tests := []struct {
+		ratio float64
+		want  string
+	}{
+		{1.123, "+12.3%"}, {0.959, "-4.1%"}, {1.01, "+1.0%"}, {0.9958, "-0.42%"}, {1.0003, "+0.03%"}, {2.5, "+150.0%"},
+	}
+	for _, tt := range tests {
+		if got := verdict(tt.ratio); got != tt.want {
+			t.Errorf("verdict(%v) = %q, want %q", tt.ratio, got, tt.want)
+		}
+	}
+}
+
 func TestHolmAdjust(t *testing.T) {
 	tests := []struct {
 		name string

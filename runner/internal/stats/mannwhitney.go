@@ -7,13 +7,18 @@ import (
 
 // exactMWUMaxSmall is the largest size of the smaller sample for which, with
 // no ties, MannWhitneyU uses the exact null distribution (SciPy's 'auto').
-const exactMWUMaxSmall = 8
+// exactMWUMaxCells caps n1·n2 for it (SciPy has no cap), bounding memory at
+// 8·exactMWUMaxCells bytes; above it the normal approximation is accurate.
+const (
+	exactMWUMaxSmall = 8
+	exactMWUMaxCells = 1 << 22
+)
 
 // MannWhitneyU runs a two-sided Mann-Whitney U test of a against b and
 // returns U of a (the number of pairs with a > b, ties counting 1/2) and the
 // p-value. It matches scipy.stats.mannwhitneyu(a, b, method='auto'): the
 // exact null distribution when either sample has at most 8 values and there
-// are no ties, otherwise the normal approximation with tie correction and
+// are no ties (and n1·n2 <= 2^22, where SciPy has no limit), otherwise the normal approximation with tie correction and
 // continuity correction. NaN and ±Inf values are ignored; with an empty
 // sample p is 1.
 func MannWhitneyU(a, b []float64) (u, p float64) {
@@ -89,7 +94,7 @@ func (r mwu) p() float64 {
 	n1, n2 := float64(r.n1), float64(r.n2)
 	u := math.Max(r.u1, n1*n2-r.u1)
 	var p float64
-	if min(r.n1, r.n2) <= exactMWUMaxSmall && !r.ties {
+	if min(r.n1, r.n2) <= exactMWUMaxSmall && r.n1*r.n2 <= exactMWUMaxCells && !r.ties {
 		p = 2 * mwuExactSF(r.n1, r.n2, int(math.Round(u)))
 	} else {
 		n := n1 + n2

@@ -73,7 +73,7 @@ func (o Outliers) Total() int { return o.LowMild + o.HighMild + o.LowExtreme + o
 // Thresholds behind Summary's warnings.
 const (
 	// outlierWarnFrac is the fraction of Tukey outliers above which Summarize
-	// warns.
+	// warns; any extreme outlier (beyond 3 IQR) warns too.
 	outlierWarnFrac = 0.05
 	// madZ is the modified z-score beyond which a value is a MAD outlier.
 	madZ = 3.5
@@ -156,11 +156,8 @@ func Summarize(xs []float64) Summary {
 	}
 
 	sum.Outliers = countOutliers(s, sum.P25, sum.P75, sum.Median, sum.MAD)
-	if t := sum.Outliers.Total(); t > 0 && float64(t) > outlierWarnFrac*float64(n) {
-		sum.Warnings = append(sum.Warnings, fmt.Sprintf("%.0f%% outliers (%d of %d beyond 1.5 IQR)", 100*float64(t)/float64(n), t, n))
-	}
-	if e := sum.Outliers.LowExtreme + sum.Outliers.HighExtreme; e > 0 {
-		sum.Warnings = append(sum.Warnings, fmt.Sprintf("%d extreme outliers (beyond 3 IQR)", e))
+	if t, e := sum.Outliers.Total(), sum.Outliers.LowExtreme+sum.Outliers.HighExtreme; e > 0 || float64(t) > outlierWarnFrac*float64(n) {
+		sum.Warnings = append(sum.Warnings, fmt.Sprintf("%.0f%% outliers (%d of %d beyond 1.5 IQR, %d beyond 3 IQR)", 100*float64(t)/float64(n), t, n, e))
 	}
 	if a, b, ok := bimodal(s, sum.Stddev, sum.P75-sum.P25); ok {
 		sum.Warnings = append(sum.Warnings, fmt.Sprintf("bimodal? modes near %.4g and %.4g", a, b))

@@ -110,7 +110,7 @@ func TestSummarizePinned(t *testing.T) {
 			assert.Equal(t, len(tt.xs), s.N, "Summarize(%s).N", tt.name)
 			assert.True(t, s.HasCI, "Summarize(%s).HasCI", tt.name)
 			assert.Equal(t, w.outliers, s.Outliers, "Summarize(%s).Outliers", tt.name)
-			assert.True(t, hasWarning(s.Warnings, "1 extreme outliers"), "Summarize(%s).Warnings = %q, want an extreme outlier warning", tt.name, s.Warnings)
+			assert.True(t, hasWarning(s.Warnings, "1 beyond 3 IQR)"), "Summarize(%s).Warnings = %q, want an extreme outlier warning", tt.name, s.Warnings)
 		})
 	}
 }

@@ -51,7 +51,7 @@ func LaunchVariance(groups [][]float64) Variance {
 		v.Warnings = append(v.Warnings, fmt.Sprintf("%d non-finite values (NaN/Inf) excluded", dropped))
 	}
 	if empty > 0 {
-		v.Warnings = append(v.Warnings, fmt.Sprintf("%d empty launches skipped", empty))
+		v.Warnings = append(v.Warnings, fmt.Sprintf("%d empty launch(es) skipped", empty))
 	}
 	k, n := len(gs), v.Samples
 	v.Launches = k
@@ -89,7 +89,7 @@ func LaunchVariance(groups [][]float64) Variance {
 	if dfw > 0 {
 		v.WithinLaunch = ssw / dfw
 	} else {
-		v.Warnings = append(v.Warnings, "every launch has 1 sample: within-launch variance not available")
+		v.Warnings = append(v.Warnings, "every launch has 1 sample: within-launch variance not available (between-launch includes it)")
 	}
 	if k < 2 {
 		v.Warnings = append(v.Warnings, "1 launch: between-launch variance not available")

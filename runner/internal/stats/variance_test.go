@@ -58,7 +58,7 @@ func TestLaunchVariance(t *testing.T) {
 		},
 		{
 			name: "empty group and NaN skipped", groups: [][]float64{{}, {1, 2, 3, math.NaN()}}, launches: 1, samples: 3,
-			within: 1, warning: "1 empty launches skipped",
+			within: 1, warning: "1 empty launch(es) skipped",
 		},
 		{
 			name: "constant", groups: [][]float64{{5, 5}, {5, 5}}, launches: 2, samples: 4, p: 1,
