@@ -60,17 +60,22 @@ type Summary struct {
 	MemUtilMean float64 `json:"mem_util_mean_pct"`
 	// EnergyJ is the energy used during the windows in J, from the total
 	// energy counter (EnergySource "counter") or, where the counter is not
-	// supported, by integrating power ("power").
+	// supported, by integrating instantaneous power ("instant power") or
+	// NVML's power reading ("power"). Windows less than two sample intervals
+	// apart are measured as one span, gap included.
 	EnergyJ      float64 `json:"energy_j"`
 	EnergySource string  `json:"energy_source,omitempty"`
 	// EnergyPerTokenJ is EnergyJ over the windows' output tokens, in J.
 	EnergyPerTokenJ float64 `json:"energy_per_token_j"`
-	// PowerMeanW is EnergyJ / TimedSeconds, in W.
+	// PowerMeanW is EnergyJ over the duration of the spans it covers, in W.
 	PowerMeanW float64 `json:"power_mean_w"`
 	// PrefillPowerW and DecodePowerW are the mean power during the prefill and
 	// decode parts of the windows, in W; 0 when too few samples fall in them.
-	PrefillPowerW float64 `json:"prefill_power_w,omitempty"`
-	DecodePowerW  float64 `json:"decode_power_w,omitempty"`
+	// PhasePowerSource says how they were measured: "energy counter" or
+	// "instant power".
+	PrefillPowerW    float64 `json:"prefill_power_w,omitempty"`
+	DecodePowerW     float64 `json:"decode_power_w,omitempty"`
+	PhasePowerSource string  `json:"phase_power_source,omitempty"`
 	// TempMaxC is the highest temperature seen in the run, in °C.
 	TempMaxC uint32 `json:"temperature_max_c"`
 	// SMClockMeanMHz is the mean SM clock over the windows, in MHz.
@@ -167,25 +172,59 @@ func Aggregate(samples []Sample, windows []Window, opts AggregateOptions) Summar
 		return s
 	}
 	s.EnergySource = e.src
-	if e.src == "power" {
-		s.Warnings = append(s.Warnings, "energy counter not supported: energy integrated from sampled power")
+	if e.src != "counter" {
+		s.Warnings = append(s.Warnings, "energy counter not supported: energy integrated from sampled "+e.src)
 	}
 	first, last := e.s.t[0], e.s.t[len(e.s.t)-1]
 	if ws[0].Start < first || ws[len(ws)-1].End > last {
 		s.Warnings = append(s.Warnings, "timed windows extend past the sampled range: energy at the edges extrapolated flat")
 	}
-	for _, w := range ws {
-		s.EnergyJ += e.between(w.Start, w.End)
+	// Back-to-back iterations are measured as one span: fewer window edges,
+	// less error from a counter that updates coarsely.
+	var spanSeconds float64
+	for _, sp := range merge(ws, 2*medianStep(samples)) {
+		s.EnergyJ += e.between(sp.Start, sp.End)
+		spanSeconds += (sp.End - sp.Start).Seconds()
 	}
-	if s.TimedSeconds > 0 {
-		s.PowerMeanW = s.EnergyJ / s.TimedSeconds
+	if spanSeconds > 0 {
+		s.PowerMeanW = s.EnergyJ / spanSeconds
 	}
 	if tokens > 0 {
 		s.EnergyPerTokenJ = s.EnergyJ / float64(tokens)
 	}
-	s.PrefillPowerW = s.phasePower(samples, ws, e, phasePrefill, opts.MinSamples)
-	s.DecodePowerW = s.phasePower(samples, ws, e, phaseDecode, opts.MinSamples)
+	src := phaseSource(samples, ws, e)
+	s.PrefillPowerW = s.phasePower(samples, ws, e, src, phasePrefill, opts.MinSamples)
+	s.DecodePowerW = s.phasePower(samples, ws, e, src, phaseDecode, opts.MinSamples)
+	if s.PrefillPowerW > 0 || s.DecodePowerW > 0 {
+		s.PhasePowerSource = src
+	}
 	return s
+}
+
+// medianStep is the median time between consecutive samples.
+func medianStep(samples []Sample) time.Duration {
+	if len(samples) < 2 {
+		return 0
+	}
+	d := make([]time.Duration, 0, len(samples)-1)
+	for k := 1; k < len(samples); k++ {
+		d = append(d, samples[k].T-samples[k-1].T)
+	}
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	return d[len(d)/2]
+}
+
+// merge joins sorted windows separated by at most gap.
+func merge(ws []Window, gap time.Duration) []Window {
+	var out []Window
+	for _, w := range ws {
+		if n := len(out); n > 0 && w.Start-out[n-1].End <= gap {
+			out[n-1].End = max(out[n-1].End, w.End)
+			continue
+		}
+		out = append(out, Window{Start: w.Start, End: w.End})
+	}
+	return out
 }
 
 func (s *Summary) memory(samples []Sample, ws []Window) {
@@ -275,29 +314,78 @@ func inAny(t time.Duration, ws []Window, p phase) bool {
 	return false
 }
 
-func (s *Summary) phasePower(samples []Sample, ws []Window, e energy, p phase, minSamples int) float64 {
+// Phase power sources.
+const (
+	srcCounter = "energy counter"
+	srcInstant = "instant power"
+)
+
+// phaseSource picks how to measure the mean power of phases much shorter
+// than a second: the energy counter when it moves between most samples, else
+// instantaneous power readings. NVML's plain power reading is a 1 s average on
+// Hopper and later, useless here.
+func phaseSource(samples []Sample, ws []Window, e energy) string {
+	if e.src == "counter" {
+		var pairs, moved int
+		for k := 1; k < len(samples); k++ {
+			a, b := &samples[k-1], &samples[k]
+			if a.Valid.Has(FieldEnergy) && b.Valid.Has(FieldEnergy) && inAny(b.T, ws, phaseAll) {
+				pairs++
+				if b.EnergyMJ != a.EnergyMJ {
+					moved++
+				}
+			}
+		}
+		if pairs > 0 && 2*moved >= pairs {
+			return srcCounter
+		}
+	}
+	for i := range samples {
+		if samples[i].Valid.Has(FieldPowerInstant) {
+			return srcInstant
+		}
+	}
+	return ""
+}
+
+func (s *Summary) phasePower(samples []Sample, ws []Window, e energy, src string, p phase, minSamples int) float64 {
 	name := map[phase]string{phasePrefill: "prefill", phaseDecode: "decode"}[p]
 	var dur time.Duration
 	var joules float64
 	for _, w := range ws {
 		if a, b, ok := w.span(p); ok {
 			dur += b - a
-			joules += e.between(a, b)
+			if src == srcCounter {
+				joules += e.between(a, b)
+			}
 		}
 	}
 	if dur <= 0 {
 		s.Warnings = append(s.Warnings, fmt.Sprintf("no first-token times: %s power unknown", name))
 		return 0
 	}
+	if src == "" {
+		s.Warnings = append(s.Warnings, fmt.Sprintf("%s power unknown: the energy counter is too coarse and instant power is not readable", name))
+		return 0
+	}
+	field := FieldEnergy
+	if src == srcInstant {
+		field = FieldPowerInstant
+	}
 	n := 0
+	var sum float64
 	for i := range samples {
-		if samples[i].Valid.Has(e.field) && inAny(samples[i].T, ws, p) {
+		if samples[i].Valid.Has(field) && inAny(samples[i].T, ws, p) {
 			n++
+			sum += float64(samples[i].PowerInstantMW) / 1e3
 		}
 	}
 	if n < minSamples {
 		s.Warnings = append(s.Warnings, fmt.Sprintf("%s power unknown: %d samples in %s windows, need %d", name, n, name, minSamples))
 		return 0
+	}
+	if src == srcInstant {
+		return sum / float64(n)
 	}
 	return joules / dur.Seconds()
 }
@@ -305,19 +393,21 @@ func (s *Summary) phasePower(samples []Sample, ws []Window, e energy, p phase, m
 // energy gives the energy between two runner times, in J, from the energy
 // counter where every sample has it, else from the integral of power.
 type energy struct {
-	s     series
-	src   string
-	field Fields
+	s   series
+	src string
 }
 
 func newEnergy(samples []Sample) energy {
 	counter := seriesOf(samples, FieldEnergy, func(x *Sample) float64 { return float64(x.EnergyMJ) / 1e3 })
+	instant := seriesOf(samples, FieldPowerInstant, func(x *Sample) float64 { return float64(x.PowerInstantMW) / 1e3 })
 	power := seriesOf(samples, FieldPower, func(x *Sample) float64 { return float64(x.PowerMW) / 1e3 })
 	switch {
 	case len(counter.t) >= 2:
-		return energy{s: counter, src: "counter", field: FieldEnergy}
+		return energy{s: counter, src: "counter"}
+	case len(instant.t) >= 1:
+		return energy{s: instant, src: "instant power"}
 	case len(power.t) >= 1:
-		return energy{s: power, src: "power", field: FieldPower}
+		return energy{s: power, src: "power"}
 	}
 	return energy{}
 }

@@ -19,8 +19,8 @@ func gen(end time.Duration, power func(t time.Duration) uint32, edit func(s *Sam
 	for t := time.Duration(0); t <= end; t += 10 * ms {
 		p := power(t)
 		s := Sample{
-			T: t, Valid: FieldEnergy | FieldPower | FieldDevMem | FieldUtil | FieldTemp | FieldClocks | FieldReasons | FieldAllProcMem | FieldProcMem,
-			EnergyMJ: energy, PowerMW: p * 1000, DevMemUsed: 600 << 20, TempC: 40, SMClockMHz: 1980, Reasons: ReasonGPUIdle,
+			T: t, Valid: FieldEnergy | FieldPower | FieldPowerInstant | FieldDevMem | FieldUtil | FieldTemp | FieldClocks | FieldReasons | FieldAllProcMem | FieldProcMem,
+			EnergyMJ: energy, PowerMW: p * 1000, PowerInstantMW: p * 1000, DevMemUsed: 600 << 20, TempC: 40, SMClockMHz: 1980, Reasons: ReasonGPUIdle,
 		}
 		if edit != nil {
 			edit(&s)
@@ -29,6 +29,13 @@ func gen(end time.Duration, power func(t time.Duration) uint32, edit func(s *Sam
 		energy += uint64(p) * 10 // W × 10 ms = mJ
 	}
 	return out
+}
+
+// coarse makes the energy counter move only every 100 ms, holding the value
+// gen gave at the last multiple of 100 ms.
+func coarse(s *Sample) {
+	held := gen(s.T-s.T%(100*ms), phases, nil)
+	s.EnergyMJ = held[len(held)-1].EnergyMJ
 }
 
 func constant(w uint32) func(time.Duration) uint32 { return func(time.Duration) uint32 { return w } }
@@ -94,9 +101,57 @@ func TestAggregateEnergy(t *testing.T) {
 				s.EnergyMJ = 0
 			}),
 			windows: []Window{{Start: 1005 * ms, FirstToken: 1500 * ms, End: 3005 * ms, Tokens: 100}},
-			wantJ:   600, wantSource: "power", wantPerToken: 6, wantMeanW: 300, wantPrefillW: 300, wantDecodeW: 300,
-			wantWarnings:  []string{"energy counter not supported: energy integrated from sampled power"},
+			wantJ:   600, wantSource: "instant power", wantPerToken: 6, wantMeanW: 300, wantPrefillW: 300, wantDecodeW: 300,
+			wantWarnings:  []string{"energy counter not supported: energy integrated from sampled instant power"},
 			wantInWindows: 200,
+		},
+		{
+			name: "counter and instant power unsupported",
+			samples: gen(5*time.Second, constant(300), func(s *Sample) {
+				s.Valid &^= FieldEnergy | FieldPowerInstant
+			}),
+			windows: []Window{{Start: 1005 * ms, FirstToken: 1500 * ms, End: 3005 * ms, Tokens: 100}},
+			wantJ:   600, wantSource: "power", wantPerToken: 6, wantMeanW: 300,
+			wantWarnings: []string{
+				"energy counter not supported: energy integrated from sampled power",
+				"prefill power unknown: the energy counter is too coarse and instant power is not readable",
+				"decode power unknown: the energy counter is too coarse and instant power is not readable",
+			},
+			wantInWindows: 200,
+		},
+		{
+			name:    "coarse counter: instant power for the phases",
+			samples: gen(5*time.Second, phases, coarse),
+			windows: []Window{{Start: 1000 * ms, FirstToken: 1200 * ms, End: 3000 * ms, Tokens: 256}},
+			wantJ:   530, wantSource: "counter", wantPerToken: 530.0 / 256, wantMeanW: 265,
+			// Samples at 1.00..1.19 s read 400 W, at 1.20..2.99 s 250 W, at 3.00 s 70 W.
+			wantPrefillW: (20*400 + 250) / 21.0, wantDecodeW: (180*250 + 70) / 181.0,
+			wantInWindows: 201,
+		},
+		{
+			name: "coarse counter, no instant power",
+			samples: gen(5*time.Second, phases, func(s *Sample) {
+				coarse(s)
+				s.Valid &^= FieldPowerInstant
+			}),
+			windows: []Window{{Start: 1000 * ms, FirstToken: 1200 * ms, End: 3000 * ms, Tokens: 256}},
+			wantJ:   530, wantSource: "counter", wantPerToken: 530.0 / 256, wantMeanW: 265,
+			wantWarnings: []string{
+				"prefill power unknown: the energy counter is too coarse and instant power is not readable",
+				"decode power unknown: the energy counter is too coarse and instant power is not readable",
+			},
+			wantInWindows: 201,
+		},
+		{
+			name:    "back-to-back windows are one span",
+			samples: gen(5*time.Second, constant(300), nil),
+			windows: []Window{
+				{Start: 1000 * ms, FirstToken: 1100 * ms, End: 1500 * ms, Tokens: 50},
+				{Start: 1501 * ms, FirstToken: 1600 * ms, End: 2000 * ms, Tokens: 50},
+			},
+			// 300 W over [1.0 s, 2.0 s], the 1 ms gap included.
+			wantJ: 300, wantSource: "counter", wantPerToken: 3, wantMeanW: 300,
+			wantPrefillW: 300, wantDecodeW: 300, wantInWindows: 101,
 		},
 		{
 			name:    "prefill too short for its power",

@@ -3,6 +3,7 @@
 package telemetry
 
 import (
+	"encoding/binary"
 	"sync"
 	"testing"
 
@@ -18,6 +19,8 @@ type fakeGPU struct {
 	mu          sync.Mutex
 	energyMJ    uint64
 	powerMW     uint32
+	instantMW   uint32
+	instantRet  nvml.Return
 	tempC       uint32
 	smUtil      uint32
 	memUtil     uint32
@@ -39,7 +42,7 @@ func newFake(t testing.TB) (*server.Server, *fakeGPU) {
 	t.Helper()
 	srv := dgxh100.New()
 	f := &fakeGPU{
-		energyMJ: 1_000_000, powerMW: 70_000, tempC: 32, smClock: 345, memClock: 2619,
+		energyMJ: 1_000_000, powerMW: 70_000, instantMW: 68_000, tempC: 32, smClock: 345, memClock: 2619,
 		reasons: uint64(ReasonGPUIdle), memUsed: 600 << 20, persistence: nvml.FEATURE_ENABLED,
 	}
 	for _, d := range srv.Devices {
@@ -119,6 +122,20 @@ func install(d *server.Device, f *fakeGPU) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		return f.reasons, nvml.SUCCESS
+	}
+	d.GetFieldValuesFunc = func(fv []nvml.FieldValue) nvml.Return {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		for k := range fv {
+			if fv[k].FieldId != nvml.FI_DEV_POWER_INSTANT {
+				fv[k].NvmlReturn = uint32(nvml.ERROR_NOT_SUPPORTED)
+				continue
+			}
+			fv[k].NvmlReturn = uint32(f.instantRet)
+			fv[k].ValueType = uint32(nvml.VALUE_TYPE_UNSIGNED_INT)
+			binary.LittleEndian.PutUint32(fv[k].Value[:4], f.instantMW)
+		}
+		return nvml.SUCCESS
 	}
 	d.GetPciInfoFunc = func() (nvml.PciInfo, nvml.Return) {
 		var p nvml.PciInfo

@@ -3,6 +3,7 @@
 package telemetry
 
 import (
+	"encoding/binary"
 	"errors"
 	"strconv"
 	"sync/atomic"
@@ -41,6 +42,7 @@ type device interface {
 	GetTemperature(nvml.TemperatureSensors) (uint32, nvml.Return)
 	GetCurrentClocksEventReasons() (uint64, nvml.Return)
 	GetCurrentClocksThrottleReasons() (uint64, nvml.Return)
+	GetFieldValues([]nvml.FieldValue) nvml.Return
 }
 
 var _ device = nvml.Device(nil)
@@ -116,6 +118,7 @@ const (
 	unsupClocks
 	unsupEventReasons
 	unsupThrottleReasons
+	unsupPowerInstant
 )
 
 type nvmlGPU struct {
@@ -231,6 +234,15 @@ func (g *nvmlGPU) read(s *Sample) {
 			s.Valid |= FieldPower
 		}
 	}
+	if !g.skip(unsupPowerInstant) {
+		fv := [1]nvml.FieldValue{{FieldId: nvml.FI_DEV_POWER_INSTANT}}
+		if ret := g.d.GetFieldValues(fv[:]); g.ok(ret, unsupPowerInstant) && g.ok(nvml.Return(fv[0].NvmlReturn), unsupPowerInstant) {
+			if v, ok := fieldUint(fv[0]); ok {
+				s.PowerInstantMW = uint32(v)
+				s.Valid |= FieldPowerInstant
+			}
+		}
+	}
 	if !g.skip(unsupTemp) {
 		if c, ret := g.d.GetTemperature(nvml.TEMPERATURE_GPU); g.ok(ret, unsupTemp) {
 			s.TempC = c
@@ -259,6 +271,18 @@ func (g *nvmlGPU) read(s *Sample) {
 			s.Valid |= FieldReasons
 		}
 	}
+}
+
+// fieldUint decodes an unsigned NVML field value.
+func fieldUint(fv nvml.FieldValue) (uint64, bool) {
+	v := fv.Value
+	switch nvml.ValueType(fv.ValueType) {
+	case nvml.VALUE_TYPE_UNSIGNED_INT:
+		return uint64(binary.LittleEndian.Uint32(v[:4])), true
+	case nvml.VALUE_TYPE_UNSIGNED_LONG, nvml.VALUE_TYPE_UNSIGNED_LONG_LONG:
+		return binary.LittleEndian.Uint64(v[:]), true
+	}
+	return 0, false
 }
 
 // cString converts a NUL-terminated C char array.

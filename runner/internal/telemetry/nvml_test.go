@@ -167,8 +167,9 @@ func TestSampler(t *testing.T) {
 			change: func(f *fakeGPU) {},
 			check: func(t *testing.T, x Sample) {
 				assert.False(t, x.Valid.Has(FieldProcMem), "no engine process: ProcMem not valid")
-				assert.True(t, x.Valid.Has(FieldAllProcMem|FieldDevMem|FieldUtil|FieldPower|FieldEnergy|FieldTemp|FieldClocks|FieldReasons))
+				assert.True(t, x.Valid.Has(FieldAllProcMem|FieldDevMem|FieldUtil|FieldPower|FieldPowerInstant|FieldEnergy|FieldTemp|FieldClocks|FieldReasons))
 				assert.Equal(t, uint64(1_000_000), x.EnergyMJ)
+				assert.Equal(t, uint32(68_000), x.PowerInstantMW)
 				assert.Equal(t, ReasonGPUIdle, x.Reasons)
 			},
 		},
@@ -178,6 +179,7 @@ func TestSampler(t *testing.T) {
 				f.procs = []nvml.ProcessInfo{{Pid: 100, UsedGpuMemory: 500 << 20}, {Pid: 999, UsedGpuMemory: 1 << 30}}
 				f.energyMJ += 3_000
 				f.powerMW, f.tempC, f.smUtil, f.memUtil, f.smClock = 300_000, 45, 97, 88, 1980
+				f.instantMW = 310_000
 				f.reasons = uint64(ReasonSWPowerCap)
 				f.memUsed = 2 << 30
 			},
@@ -187,6 +189,7 @@ func TestSampler(t *testing.T) {
 				assert.Equal(t, uint64(2<<30), x.DevMemUsed)
 				assert.Equal(t, uint64(1_003_000), x.EnergyMJ)
 				assert.Equal(t, uint32(300_000), x.PowerMW)
+				assert.Equal(t, uint32(310_000), x.PowerInstantMW)
 				assert.Equal(t, uint32(45), x.TempC)
 				assert.Equal(t, uint32(97), x.SMUtil)
 				assert.Equal(t, uint32(88), x.MemUtil)
@@ -206,12 +209,14 @@ func TestSampler(t *testing.T) {
 			},
 		},
 		{
-			name: "energy counter unsupported",
+			name: "energy counter and instant power unsupported",
 			change: func(f *fakeGPU) {
 				f.energyRet = nvml.ERROR_NOT_SUPPORTED
+				f.instantRet = nvml.ERROR_NOT_SUPPORTED
 			},
 			check: func(t *testing.T, x Sample) {
 				assert.False(t, x.Valid.Has(FieldEnergy))
+				assert.False(t, x.Valid.Has(FieldPowerInstant))
 				assert.True(t, x.Valid.Has(FieldPower))
 			},
 		},
@@ -233,6 +238,7 @@ func TestSampler(t *testing.T) {
 		assert.Positive(t, got[k].Cost)
 	}
 	assert.False(t, got[len(got)-1].Valid.Has(FieldEnergy), "unsupported energy counter is not asked again")
+	assert.False(t, got[len(got)-1].Valid.Has(FieldPowerInstant), "unsupported instant power is not asked again")
 	assert.Equal(t, got, s.Stop(), "Stop twice returns the same samples")
 }
 

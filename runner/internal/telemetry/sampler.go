@@ -21,6 +21,7 @@ const (
 	FieldTemp
 	FieldClocks
 	FieldReasons
+	FieldPowerInstant
 )
 
 // Has reports whether every field in f is set.
@@ -42,8 +43,12 @@ type Sample struct {
 	// SMUtil and MemUtil are NVML's utilization rates in percent.
 	SMUtil  uint32 `json:"sm_util_pct"`
 	MemUtil uint32 `json:"mem_util_pct"`
-	// PowerMW is the power draw in mW.
+	// PowerMW is the power draw in mW as nvmlDeviceGetPowerUsage reports it:
+	// on Hopper and later a 1 s average.
 	PowerMW uint32 `json:"power_mw"`
+	// PowerInstantMW is the instantaneous power draw in mW
+	// (NVML_FI_DEV_POWER_INSTANT), where the driver has it.
+	PowerInstantMW uint32 `json:"power_instant_mw,omitempty"`
 	// EnergyMJ is the total energy counter since the driver loaded, in mJ.
 	EnergyMJ uint64 `json:"energy_mj"`
 	// TempC is the GPU temperature in °C.
