@@ -40,7 +40,9 @@ type Sample struct {
 	AllProcMem uint64 `json:"all_proc_mem_bytes"`
 	// DevMemUsed is the device memory in use, in bytes.
 	DevMemUsed uint64 `json:"dev_mem_used_bytes"`
-	// SMUtil and MemUtil are NVML's utilization rates in percent.
+	// SMUtil is NVML's GPU utilization (percent of the last sample period,
+	// 1/6 s to 1 s, in which a kernel ran) and MemUtil the percent in which
+	// device memory was read or written.
 	SMUtil  uint32 `json:"sm_util_pct"`
 	MemUtil uint32 `json:"mem_util_pct"`
 	// PowerMW is the power draw in mW as nvmlDeviceGetPowerUsage reports it:
