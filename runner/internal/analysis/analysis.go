@@ -178,7 +178,7 @@ func Build(name string, env envinfo.Env, req RequestInfo, labels []string, basel
 		Baseline: baseline, Metrics: Metrics, Defs: metrics.Definitions,
 	}
 	for _, l := range labels {
-		s.Engines = append(s.Engines, engineSummary(l, recs))
+		s.Engines = append(s.Engines, engineSummary(l, req.DType, recs))
 	}
 	for _, r := range recs {
 		if r.Status != results.StatusOK {
@@ -259,7 +259,7 @@ func newStat(xs []float64) Stat {
 	return Stat{Summary: stats.Summarize(xs), Samples: xs}
 }
 
-func engineSummary(label string, recs []results.Record) Engine {
+func engineSummary(label, dtype string, recs []results.Record) Engine {
 	e := Engine{Label: label}
 	var cold []float64
 	var tels []telemetry.Summary
@@ -285,6 +285,12 @@ func engineSummary(label string, recs []results.Record) Engine {
 		}
 		if r.ColdStartNs > 0 {
 			cold = append(cold, float64(r.ColdStartNs)/1e9)
+		}
+		if l := r.Loaded; l != nil && l.DType != "" && l.DType != dtype {
+			w := fmt.Sprintf("computes in %s although %s was requested (fairness rule 2: compare with care)", l.DType, dtype)
+			if !slices.Contains(e.Warnings, w) {
+				e.Warnings = append(e.Warnings, w)
+			}
 		}
 		if l := r.Loaded; l != nil {
 			parts["context_init"] = append(parts["context_init"], float64(l.ContextInitNs)/1e9)
