@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CIB_CACHE="${CIB_CACHE:-$HOME/.cache/cib}"
+export CGO_CFLAGS="${CGO_CFLAGS:--O2 -Wno-deprecated-declarations}" # go-nvml's headers are noisy
 step() { printf '\n=== %s (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }
 
 step "go binaries"
