@@ -127,6 +127,14 @@ type Result struct {
 	Tokens []int `json:"tokens,omitempty"`
 	// Deterministic is false when greedy outputs differed between iterations.
 	Deterministic bool `json:"deterministic"`
+	// ITL pools every inter-token gap of the timed iterations, in ms: a
+	// descriptive tail-latency view (gaps within an iteration are not
+	// independent, so comparisons use iteration-level metrics).
+	ITL stats.Summary `json:"itl_ms"`
+	// FirstWarmupE2EMs is the median over launches of the first warm-up
+	// iteration's E2E, in ms: it shows JIT compilation, autotuning or graph
+	// capture that warm-up absorbed (0 without warm-up).
+	FirstWarmupE2EMs float64 `json:"first_warmup_e2e_ms,omitempty"`
 	// Roofline compares the median decode rate with the weight-bandwidth bound.
 	Roofline *roofline.Row `json:"roofline,omitempty"`
 }
@@ -332,6 +340,7 @@ func caseResult(label string, ci int, recs []results.Record) Result {
 	}
 	var groups [][]float64
 	var peak int64
+	var itl, firstWarm []float64
 	for _, r := range recs {
 		if r.Engine != label || r.Status != results.StatusOK {
 			continue
@@ -351,7 +360,13 @@ func caseResult(label string, ci int, recs []results.Record) Result {
 				}
 			}
 			if it.Raw.Warmup {
+				if it.Raw.Index == 0 {
+					firstWarm = append(firstWarm, float64(it.Metrics.E2ENs)/1e6)
+				}
 				continue
+			}
+			for _, gap := range it.Metrics.ITLNs {
+				itl = append(itl, float64(gap)/1e6)
 			}
 			if it.Metrics.Outputs > 1 {
 				g = append(g, it.Metrics.TPOTNs/1e6)
@@ -364,6 +379,10 @@ func caseResult(label string, ci int, recs []results.Record) Result {
 		}
 	}
 	res.Launch = stats.LaunchVariance(groups)
+	res.ITL = stats.Summarize(itl)
+	if len(firstWarm) > 0 {
+		res.FirstWarmupE2EMs = stats.Summarize(firstWarm).Median
+	}
 	res.PeakAllocMiB = float64(peak) / (1 << 20)
 	return res
 }

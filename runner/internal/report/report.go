@@ -52,6 +52,21 @@ func Markdown(w io.Writer, s *analysis.Summary) error {
 			}
 			p.f("%s.\n\n", strings.Join(parts, "; "))
 		}
+		var tails []string
+		for _, r := range c.Results {
+			if r.ITL.N > 0 {
+				t := fmt.Sprintf("%s ITL p50 %s / p90 %s / p99 %s / max %s ms", r.Engine, num(r.ITL.P50, 4), num(r.ITL.P90, 4), num(r.ITL.P99, 4), num(r.ITL.Max, 4))
+				if r.FirstWarmupE2EMs > 0 {
+					if e2e := r.Metrics["e2e_ms"]; e2e.Median > 0 {
+						t += fmt.Sprintf(", first warm-up iteration %.1f× the timed E2E", r.FirstWarmupE2EMs/e2e.Median)
+					}
+				}
+				tails = append(tails, t)
+			}
+		}
+		if len(tails) > 0 {
+			p.f("Inter-token latency over all timed tokens (descriptive): %s.\n\n", strings.Join(tails, "; "))
+		}
 		var roof []string
 		for _, r := range c.Results {
 			if rf := r.Roofline; rf != nil {
