@@ -5,7 +5,7 @@ It imports the very module the engine's worker runs (../internal/worker/py/llama
 ceiling the engine should reach; the gap to the runner's figure is the adapter overhead.
 
     bench.py run --model DIR [--device cuda] [--dtype bf16] [--prompt 128] [--new 256] [--iters 5]
-                 [--compile inductor|max-autotune|none] [--cuda-graph on|off] [--eager] [--check]
+                 [--compile inductor|max-autotune|aot_eager|none] [--cuda-graph on|off] [--check [--eager]]
     bench.py run --dry        # the same code on CPU, on a tiny checkpoint written to a temp dir
     bench.py synth --out DIR [--seed 0]   # a tiny random HF Llama checkpoint (f32), for tests
 
@@ -108,7 +108,7 @@ def run(args):
     graph = args.cuda_graph == "on"
     t = time.perf_counter()
     dec = llama.Decoder(model, dev, opts, None, graph, device_events=dev.type == "cuda")
-    dec.prepare(1, [args.prompt])
+    dec.prepare(1, [args.prompt], args.new)
     compile_s = time.perf_counter() - t
     report = {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu", "torch": torch.__version__,
               "dtype": args.dtype, "params": params, "prompt": args.prompt, "new": args.new,
@@ -150,15 +150,6 @@ def run(args):
         d = dev_ns
         report["device_decode_tok_s"] = round((len(d) - 1) / ((d[-1] - d[0]) / 1e9), 1)
     print(json.dumps(report), flush=True)
-    if args.eager and not args.dry:
-        import eager
-        e = eager.Eager(args.model, dev, dtype, lambda: llama.sync(dev))
-        et = []
-        for _ in range(1 + min(args.iters, 2)):
-            _, tt, _ = e.generate(prompt, 1, args.new, time.perf_counter_ns())
-            et.append(tt)
-        etps, ettft = median_tps(et[1:])
-        print(json.dumps({"transformers_eager_decode_tok_s": round(etps, 1), "ttft_ms": round(ettft, 2)}), flush=True)
     if tmp:
         import shutil
         shutil.rmtree(tmp, ignore_errors=True)
@@ -179,7 +170,7 @@ def main():
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--compile", default="inductor", choices=["inductor", "max-autotune", "aot_eager", "none"])
     r.add_argument("--cuda-graph", default="on", choices=["on", "off"])
-    r.add_argument("--eager", action="store_true", help="also run transformers generate (check and timing)")
+    r.add_argument("--eager", action="store_true", help="with --check: also compare with transformers generate")
     r.add_argument("--check", action="store_true", help="self-check token agreement before timing")
     r.add_argument("--dry", action="store_true", help="run the same code on CPU on a tiny temp checkpoint")
     s = sub.add_parser("synth")

@@ -323,6 +323,7 @@ class Decoder:
         self.compile_decode, self.compile_prefill = compile_decode, compile_prefill
         self.cuda_graph, self.device_events = cuda_graph, device_events
         self.sessions = {}
+        self.events = []
         self.prefill_fn = self._prefill
         if compile_prefill is not None:
             self.prefill_fn = torch.compile(self._prefill, **compile_prefill)
@@ -330,9 +331,15 @@ class Decoder:
     def _prefill(self, ids, pos, caches):
         return torch.argmax(self.model(ids, pos, caches), dim=-1)
 
-    def prepare(self, batch, prompt_lens):
+    def ensure_events(self, n):
+        """ensure_events pre-creates n timing events (CUDA only), so creating them never lands in a token time."""
+        while self.device_events and len(self.events) < n:
+            self.events.append(torch.cuda.Event(enable_timing=True))
+
+    def prepare(self, batch, prompt_lens, max_new=0):
         """prepare builds the session for batch (compile + graph capture) and compiles prefill for each prompt
         length, so no timed iteration pays for compilation."""
+        self.ensure_events(max_new + 1)
         s = Session(self.model, batch, self.device)
         if self.compile_decode is not None:
             s.compile(self.compile_decode)
@@ -358,7 +365,8 @@ class Decoder:
             raise Unsupported(f"prompt {n} + {n_new} new tokens > static cache {self.model.max_seq}")
         events = None
         if self.device_events:
-            events = [torch.cuda.Event(enable_timing=True) for _ in range(n_new + 1)]
+            self.ensure_events(n_new + 1)
+            events = self.events[: n_new + 1]
             events[0].record()
         ids = torch.tensor([prompt] * batch, dtype=torch.long, device=dev)
         nxt = self.prefill_fn(ids, torch.arange(n, device=dev), s.caches)

@@ -128,9 +128,10 @@ class Worker:
             by_batch = {}
             for c in cases:
                 by_batch.setdefault(c["batch"], []).append(len(c["prompt"]))
+            max_new = max(c["max_new"] for c in cases)
             for b, lens in sorted(by_batch.items()):
                 try:
-                    self.impl.prepare(b, lens)
+                    self.impl.prepare(b, lens, max_new)
                 except torch.OutOfMemoryError:
                     raise
                 except Exception as e:

@@ -1,0 +1,406 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cuda-inference-benchmarks/cib/protocol"
+)
+
+// These tests run the real binary on the real Python worker (torch on CPU, fp32) against a tiny Llama. They
+// need an interpreter with torch and transformers: $CIB_PYTHON, else the venv scripts/setup-torch.sh makes.
+// Without one they skip, except under CI, where they fail.
+
+var (
+	binPath   string // the engine binary, built by TestMain
+	python    string // interpreter with torch, "" when absent
+	modelDir  string // tiny f32 model
+	modelFrom string // what wrote modelDir
+	setupErr  error  // why python/model are unusable
+)
+
+const vocab = 512 // the tiny shape's vocabulary
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "pytorch-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := func() int {
+		defer os.RemoveAll(dir)
+		binPath = filepath.Join(dir, "pytorch")
+		if out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+			return 1
+		}
+		python, setupErr = findPython()
+		if setupErr == nil {
+			modelDir = filepath.Join(dir, "tiny")
+			modelFrom, setupErr = synthTiny(modelDir)
+		}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+// findPython returns $CIB_PYTHON or the setup-torch.sh venv's interpreter, checked to import torch.
+func findPython() (string, error) {
+	p := os.Getenv("CIB_PYTHON")
+	if p == "" {
+		cache := os.Getenv("CIB_CACHE")
+		if cache == "" {
+			home, _ := os.UserHomeDir()
+			cache = filepath.Join(home, ".cache", "cib")
+		}
+		p = filepath.Join(cache, "torch-venv", "bin", "python")
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("no torch interpreter: CIB_PYTHON unset and %s absent (run scripts/setup-torch.sh)", p)
+		}
+	}
+	if out, err := exec.Command(p, "-c", "import torch, transformers, safetensors").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("%s cannot import torch/transformers/safetensors: %v\n%s", p, err, out)
+	}
+	return p, nil
+}
+
+// binDir is where the runner and the other engines are built (scripts/build-*.sh).
+func binDir() string {
+	if d := os.Getenv("CIB_BIN_DIR"); d != "" {
+		return d
+	}
+	d, _ := filepath.Abs(filepath.Join("..", "..", "bin"))
+	return d
+}
+
+// synthTiny writes the tiny model with the runner's synthesizer when bin/runner has it, else with
+// bench/bench.py synth (same shape, different random values).
+func synthTiny(out string) (string, error) {
+	runner := filepath.Join(binDir(), "runner")
+	if _, err := os.Stat(runner); err == nil {
+		cmd := exec.Command(runner, "models", "synth", "--shape", "tiny", "--dtype", "f32", "--out", out)
+		if b, err := cmd.CombinedOutput(); err == nil {
+			return "runner models synth --shape tiny --dtype f32", nil
+		} else {
+			fmt.Fprintf(os.Stderr, "runner models synth failed (%v), using bench.py synth:\n%s\n", err, b)
+			os.RemoveAll(out)
+		}
+	}
+	if b, err := exec.Command(python, filepath.Join("bench", "bench.py"), "synth", "--out", out).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("bench.py synth: %v\n%s", err, b)
+	}
+	return "bench/bench.py synth", nil
+}
+
+func needTorch(t *testing.T) {
+	t.Helper()
+	if setupErr == nil {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("pytorch engine test setup under CI: %v", setupErr)
+	}
+	t.Skipf("pytorch engine tests need torch: %v", setupErr)
+}
+
+// result is one engine run.
+type result struct {
+	events []protocol.Event
+	code   int
+	stderr string
+}
+
+func (r result) last() protocol.Event {
+	if len(r.events) == 0 {
+		return protocol.Event{}
+	}
+	return r.events[len(r.events)-1]
+}
+
+func runBin(t *testing.T, bin string, env []string, req any) result {
+	t.Helper()
+	b, err := json.Marshal(req)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "run")
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdin = bytes.NewReader(b)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err = cmd.Run()
+	res := result{stderr: stderr.String()}
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		res.code = ee.ExitCode()
+	case err != nil:
+		t.Fatalf("run %s: %v", bin, err)
+	}
+	d := protocol.NewDecoder(&stdout)
+	for d.Scan() {
+		res.events = append(res.events, d.Event())
+	}
+	require.NoError(t, d.Err(), "stdout of %s; stderr:\n%s", bin, res.stderr)
+	return res
+}
+
+func pyEnv() []string { return []string{"CIB_PYTHON=" + python} }
+
+func tinyRequest(opts map[string]string) protocol.Request {
+	return protocol.Request{
+		Protocol: protocol.Version, Model: modelDir, Device: "cpu", DType: "f32", Threads: 1,
+		Options: opts, Warmup: 1, Iterations: 2,
+		Cases: []protocol.Case{
+			{Name: "b1", PromptTokens: []int{1, 17, 42, 300, 5, 99, 7, 256}, MaxNewTokens: 16, BatchSize: 1, Greedy: true, IgnoreEOS: true},
+			{Name: "b2", PromptTokens: []int{1, 3, 4}, MaxNewTokens: 6, BatchSize: 2, Greedy: true, IgnoreEOS: true},
+		},
+	}
+}
+
+// checkRun asserts the event stream of a successful run and returns the tokens of the first timed
+// iteration of each case.
+func checkRun(t *testing.T, req protocol.Request, res result) [][][]int {
+	t.Helper()
+	require.Equal(t, 0, res.code, "exit code; stderr:\n%s", res.stderr)
+	perCase := req.Warmup + req.Iterations
+	require.Len(t, res.events, 2+perCase*len(req.Cases), "events; stderr:\n%s", res.stderr)
+	require.Equal(t, protocol.EventLoaded, res.events[0].Type)
+	require.Equal(t, protocol.EventDone, res.last().Type)
+	assert.Equal(t, perCase*len(req.Cases), res.last().Done.Iterations)
+	out := make([][][]int, len(req.Cases))
+	for i, ev := range res.events[1 : len(res.events)-1] {
+		require.Equal(t, protocol.EventIteration, ev.Type)
+		it := ev.Iteration
+		c := req.Cases[it.Case]
+		assert.Equal(t, i/perCase, it.Case)
+		assert.Len(t, it.TokenNs, c.MaxNewTokens, "case %s token_ns", c.Name)
+		require.Len(t, it.OutputTokens, c.BatchSize, "case %s rows", c.Name)
+		for _, row := range it.OutputTokens {
+			require.Len(t, row, c.MaxNewTokens)
+			for _, id := range row {
+				assert.True(t, id >= 0 && id < vocab, "token id %d outside the vocabulary", id)
+			}
+			assert.Equal(t, it.OutputTokens[0], row, "batch rows of one prompt must agree")
+		}
+		assert.Positive(t, it.TokenNs[0], "first token offset")
+		if out[it.Case] == nil {
+			out[it.Case] = it.OutputTokens
+		} else {
+			assert.Equal(t, out[it.Case], it.OutputTokens, "case %s: greedy tokens differ between iterations", c.Name)
+		}
+	}
+	return out
+}
+
+func TestInfo(t *testing.T) {
+	needTorch(t)
+	cmd := exec.Command(binPath, "info")
+	cmd.Env = append(os.Environ(), pyEnv()...)
+	out, err := cmd.Output()
+	require.NoError(t, err)
+	var info protocol.Info
+	require.NoError(t, json.Unmarshal(out, &info))
+	assert.Equal(t, "pytorch", info.Name)
+	assert.Equal(t, "torch", info.Library)
+	assert.NotEmpty(t, info.LibraryVersion)
+	for _, k := range []string{"torch", "transformers", "python", "cuda"} {
+		assert.NotEmpty(t, info.Versions[k], "versions[%s]", k)
+	}
+	assert.Contains(t, info.Devices, "cpu")
+	for _, k := range []string{"mode", "compile", "prefill", "cuda_graph"} {
+		assert.Contains(t, info.Options, k)
+	}
+	assert.True(t, info.Capabilities.StreamingTimestamps)
+}
+
+func TestUsage(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), nil, strings.NewReader(""), &stdout, &stderr, []string{"CIB_PYTHON=/nonexistent/python"})
+	assert.Equal(t, 64, code)
+	assert.Contains(t, stderr.String(), "usage: pytorch")
+}
+
+// TestParity runs every mode on the same request: greedy tokens must be identical across modes, and equal
+// to the fp32 reference engine's when its binary is built.
+func TestParity(t *testing.T) {
+	needTorch(t)
+	t.Logf("model: %s", modelFrom)
+	tests := []struct {
+		name string
+		opts map[string]string
+		mode string
+	}{
+		{name: "eager", opts: map[string]string{"mode": "eager"}, mode: "eager"},
+		{name: "default is eager", opts: nil, mode: "eager"},
+		{name: "compiled", opts: map[string]string{"mode": "compiled"}, mode: "compiled"},
+		{name: "compiled aot_eager", opts: map[string]string{"mode": "compiled", "compile": "aot_eager", "prefill": "compiled"}, mode: "compiled"},
+	}
+	var want [][][]int
+	var wantFrom string
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := tinyRequest(tt.opts)
+			res := runBin(t, binPath, pyEnv(), req)
+			got := checkRun(t, req, res)
+			l := res.events[0].Loaded
+			assert.Equal(t, tt.mode, l.Settings["mode"])
+			assert.Equal(t, "f32", l.DType)
+			assert.Positive(t, l.ContextInitNs)
+			assert.Positive(t, l.WeightsToHostNs)
+			if tt.opts["compile"] == "aot_eager" {
+				assert.Contains(t, l.Settings["compile_decode"], "aot_eager")
+				assert.Contains(t, l.Settings["prefill"], "aot_eager")
+			}
+			if want == nil {
+				want, wantFrom = got, tt.name
+				return
+			}
+			assert.Equal(t, want, got, "tokens of %s vs %s", tt.name, wantFrom)
+		})
+	}
+	t.Run("reference", func(t *testing.T) {
+		ref := filepath.Join(binDir(), "reference")
+		if _, err := os.Stat(ref); err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatalf("reference engine not built at %s", ref)
+			}
+			t.Skipf("reference engine not built at %s", ref)
+		}
+		require.NotNil(t, want, "no pytorch run succeeded")
+		req := tinyRequest(nil)
+		got := checkRun(t, req, runBin(t, ref, nil, req))
+		assert.Equal(t, want, got, "tokens of the reference vs pytorch %s", wantFrom)
+	})
+}
+
+func TestErrors(t *testing.T) {
+	needTorch(t)
+	tests := []struct {
+		name     string
+		env      []string
+		mutate   func(*protocol.Request)
+		code     int
+		errCode  string
+		contains string
+	}{
+		{name: "bad mode", mutate: func(r *protocol.Request) { r.Options = map[string]string{"mode": "fast"} },
+			code: 2, errCode: protocol.CodeBadRequest, contains: "mode"},
+		{name: "bad compile", mutate: func(r *protocol.Request) { r.Options = map[string]string{"mode": "compiled", "compile": "jit"} },
+			code: 2, errCode: protocol.CodeBadRequest, contains: "compile"},
+		{name: "unknown option", mutate: func(r *protocol.Request) { r.Options = map[string]string{"python": "python3"} },
+			code: 2, errCode: protocol.CodeBadRequest, contains: "option \"python\""},
+		{name: "token outside vocabulary", mutate: func(r *protocol.Request) { r.Cases[0].PromptTokens = []int{1, vocab + 88} },
+			code: 2, errCode: protocol.CodeBadRequest, contains: "600"},
+		{name: "cuda graph on cpu", mutate: func(r *protocol.Request) { r.Options = map[string]string{"mode": "compiled", "cuda_graph": "on"} },
+			code: 2, errCode: protocol.CodeUnsupported, contains: "cuda"},
+		{name: "missing model", mutate: func(r *protocol.Request) { r.Model = filepath.Join(t.TempDir(), "none") },
+			code: 1, errCode: protocol.CodeLoad, contains: "config.json"},
+		{name: "no interpreter", env: []string{"CIB_PYTHON=/nonexistent/python3"},
+			code: 1, errCode: protocol.CodeLoad, contains: "start python worker"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := tinyRequest(map[string]string{"mode": "compiled"})
+			if tt.mutate != nil {
+				tt.mutate(&req)
+			}
+			env := pyEnv()
+			if tt.env != nil {
+				env = tt.env
+			}
+			res := runBin(t, binPath, env, req)
+			assert.Equal(t, tt.code, res.code, "exit code; stderr:\n%s", res.stderr)
+			ev := res.last()
+			require.Equal(t, protocol.EventError, ev.Type, "last event; stderr:\n%s", res.stderr)
+			assert.Equal(t, tt.errCode, ev.Error.Code)
+			assert.Contains(t, ev.Error.Message, tt.contains)
+		})
+	}
+}
+
+// TestWorkerKilled kills the Python child mid-run: the engine must report it as an error event with the
+// worker's exit status and stderr tail, and exit 1.
+func TestWorkerKilled(t *testing.T) {
+	needTorch(t)
+	req := tinyRequest(map[string]string{"mode": "compiled"})
+	req.Iterations = 1_000_000
+	b, err := json.Marshal(req)
+	require.NoError(t, err)
+	cmd := exec.Command(binPath, "run")
+	cmd.Env = append(os.Environ(), pyEnv()...)
+	cmd.Stdin = bytes.NewReader(b)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	defer cmd.Process.Kill()
+
+	d := protocol.NewDecoder(stdout)
+	var events []protocol.Event
+	for d.Scan() {
+		events = append(events, d.Event())
+		if d.Event().Type == protocol.EventIteration {
+			break
+		}
+	}
+	require.NotEmpty(t, events, "stderr:\n%s", stderr.String())
+	require.Equal(t, protocol.EventIteration, events[len(events)-1].Type, "stderr:\n%s", stderr.String())
+	child := childPID(t, cmd.Process.Pid)
+	require.NoError(t, syscall.Kill(child, syscall.SIGKILL))
+	for d.Scan() {
+		events = append(events, d.Event())
+	}
+	require.NoError(t, d.Err())
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee)
+	assert.Equal(t, 1, ee.ExitCode())
+	last := events[len(events)-1]
+	require.Equal(t, protocol.EventError, last.Type)
+	assert.Equal(t, protocol.CodeRuntime, last.Error.Code)
+	assert.Contains(t, last.Error.Message, "python worker exited (signal: killed)")
+	assert.Contains(t, last.Error.Message, "stderr tail")
+}
+
+// childPID finds the process whose parent is pid (the engine has exactly one child, the worker).
+func childPID(t *testing.T, pid int) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	require.NoError(t, err)
+	for _, e := range entries {
+		n, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// Fields after the parenthesised command: state ppid ...
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		f := strings.Fields(s[i+1:])
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			return n
+		}
+	}
+	t.Fatalf("no child process of %d", pid)
+	return 0
+}
+
