@@ -60,6 +60,7 @@ func (e *engine) Info() protocol.Info {
 			"compile":    "compiled mode: inductor|max-autotune|aot_eager|none (default inductor on cuda, none on cpu): torch.compile of the decode step (fullgraph, static shapes); aot_eager traces without code generation",
 			"prefill":    "compiled mode: eager|compiled (default eager, as gpt-fast): whether prefill is torch.compiled too, once per prompt length",
 			"cuda_graph": "compiled mode: on|off (default on for cuda): replay the decode step as one manually captured CUDA graph",
+			"lookahead":  "compiled mode: 1|0 (default 1 on cuda, 0 on cpu): queue the next decode step before waiting for the current token (on cpu steps run synchronously, so 1 only delays the stamps)",
 		},
 		Capabilities: protocol.Capabilities{
 			MaxBatch:            maxBatch,

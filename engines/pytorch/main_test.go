@@ -222,7 +222,7 @@ func TestInfo(t *testing.T) {
 		assert.NotEmpty(t, info.Versions[k], "versions[%s]", k)
 	}
 	assert.Contains(t, info.Devices, "cpu")
-	for _, k := range []string{"mode", "compile", "prefill", "cuda_graph"} {
+	for _, k := range []string{"mode", "compile", "prefill", "cuda_graph", "lookahead"} {
 		assert.Contains(t, info.Options, k)
 	}
 	assert.True(t, info.Capabilities.StreamingTimestamps)
@@ -248,7 +248,7 @@ func TestParity(t *testing.T) {
 		{name: "eager", opts: map[string]string{"mode": "eager"}, mode: "eager"},
 		{name: "default is eager", opts: nil, mode: "eager"},
 		{name: "compiled", opts: map[string]string{"mode": "compiled"}, mode: "compiled"},
-		{name: "compiled aot_eager", opts: map[string]string{"mode": "compiled", "compile": "aot_eager", "prefill": "compiled"}, mode: "compiled"},
+		{name: "compiled aot_eager", opts: map[string]string{"mode": "compiled", "compile": "aot_eager", "prefill": "compiled", "lookahead": "1"}, mode: "compiled"},
 	}
 	var want [][][]int
 	var wantFrom string
@@ -403,4 +403,3 @@ func childPID(t *testing.T, pid int) int {
 	t.Fatalf("no child process of %d", pid)
 	return 0
 }
-

@@ -34,14 +34,14 @@ TINY = dict(vocab_size=512, hidden_size=64, intermediate_size=176, num_hidden_la
             tie_word_embeddings=False, bos_token_id=1, eos_token_id=2)
 
 
-def synth(out, seed=0, cfg=None):
-    """synth writes a random Llama checkpoint in HF layout (uniform weights with std 0.02, unit norms)."""
+def synth(out, seed=0, cfg=None, std=0.02):
+    """synth writes a random Llama checkpoint in HF layout (uniform weights with std `std`, unit norms)."""
     from safetensors.torch import save_file
 
     c = dict(TINY if cfg is None else cfg)
     os.makedirs(out, exist_ok=True)
     g = torch.Generator().manual_seed(seed)
-    a = 0.02 * 3 ** 0.5
+    a = std * 3 ** 0.5
     hd = c["hidden_size"] // c["num_attention_heads"]
     d, i, v = c["hidden_size"], c["intermediate_size"], c["vocab_size"]
     kv = c["num_key_value_heads"] * hd
@@ -88,7 +88,9 @@ def run(args):
     tmp = None
     if args.dry:
         tmp = tempfile.mkdtemp(prefix="cib-bench-")
-        args.model = synth(os.path.join(tmp, "tiny"))
+        # A larger weight scale than a trained model's spreads the logits, so greedy paths wander and a
+        # token check means something.
+        args.model = synth(os.path.join(tmp, "tiny"), std=0.3)
         args.device, args.dtype = "cpu", "f32"
         args.prompt, args.new, args.iters = min(args.prompt, 16), min(args.new, 24), min(args.iters, 2)
         if args.cuda_graph == "on":
@@ -107,12 +109,12 @@ def run(args):
     opts = llama.compile_options(dev, args.compile)
     graph = args.cuda_graph == "on"
     t = time.perf_counter()
-    dec = llama.Decoder(model, dev, opts, None, graph, device_events=dev.type == "cuda")
+    dec = llama.Decoder(model, dev, opts, None, graph, device_events=dev.type == "cuda", lookahead=args.lookahead)
     dec.prepare(1, [args.prompt], args.new)
     compile_s = time.perf_counter() - t
     report = {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu", "torch": torch.__version__,
               "dtype": args.dtype, "params": params, "prompt": args.prompt, "new": args.new,
-              "compile": args.compile, "cuda_graph": args.cuda_graph, "compile_s": round(compile_s, 2)}
+              "compile": args.compile, "cuda_graph": args.cuda_graph, "lookahead": dec.lookahead, "compile_s": round(compile_s, 2)}
     ok = True
     if args.check:
         steps, _, _ = dec.generate(prompt, 1, args.new, time.perf_counter_ns())
@@ -170,6 +172,7 @@ def main():
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--compile", default="inductor", choices=["inductor", "max-autotune", "aot_eager", "none"])
     r.add_argument("--cuda-graph", default="on", choices=["on", "off"])
+    r.add_argument("--lookahead", type=int, choices=[0, 1], default=None, help="queue the next step before reading a token (default: 1 on cuda, 0 on cpu)")
     r.add_argument("--eager", action="store_true", help="with --check: also compare with transformers generate")
     r.add_argument("--check", action="store_true", help="self-check token agreement before timing")
     r.add_argument("--dry", action="store_true", help="run the same code on CPU on a tiny temp checkpoint")

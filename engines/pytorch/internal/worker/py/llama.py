@@ -269,6 +269,12 @@ class Session:
         self.pos = torch.zeros((1,), dtype=torch.long, device=device)
         self.graph = None
         self.step_fn = self._step
+        self.ring = torch.empty((0, batch), dtype=torch.long)
+
+    def ensure_ring(self, n):
+        """ensure_ring sizes the host buffer the tokens are copied into (pinned on cuda, so copies are async)."""
+        if self.ring.shape[0] < n:
+            self.ring = torch.zeros((n, self.batch), dtype=torch.long, pin_memory=self.device.type == "cuda")
 
     def _step(self, tok, pos, caches):
         nxt = torch.argmax(self.model(tok, pos, caches), dim=-1)
@@ -314,16 +320,33 @@ class Session:
             sync(self.device)
 
 
-class Decoder:
-    """Decoder runs greedy generation with the static-cache loop: prefill, then one decode step per token with
-    one host read of the new token (the streaming timestamp; it costs a device sync per token)."""
+class _HostFence:
+    """_HostFence stands in for a CUDA event on the CPU, where every op has finished when it returns."""
 
-    def __init__(self, model, device, compile_decode, compile_prefill, cuda_graph, device_events):
+    def record(self):
+        pass
+
+    def synchronize(self):
+        pass
+
+
+class Decoder:
+    """Decoder runs greedy generation with the static-cache loop: prefill, then one decode step per token.
+
+    Each step's token is copied to (pinned) host memory and a fence event recorded behind the copy; the token
+    is stamped (perf_counter_ns) when the host has waited on that fence, i.e. when it is on the host. With
+    lookahead=1 (the default on cuda) the host queues step i+1 before waiting for token i, so the device never
+    idles while the host reads a token; step i+1 needs nothing from the host (its input token and position are
+    on the device). With lookahead=0 (cpu) each token is waited for right after its step."""
+
+    def __init__(self, model, device, compile_decode, compile_prefill, cuda_graph, device_events, lookahead=None):
         self.model, self.device = model, device
         self.compile_decode, self.compile_prefill = compile_decode, compile_prefill
         self.cuda_graph, self.device_events = cuda_graph, device_events
+        self.lookahead = (1 if device.type == "cuda" else 0) if lookahead is None else lookahead
         self.sessions = {}
-        self.events = []
+        self.fences = []
+        self.start_event = torch.cuda.Event(enable_timing=True) if device_events else None
         self.prefill_fn = self._prefill
         if compile_prefill is not None:
             self.prefill_fn = torch.compile(self._prefill, **compile_prefill)
@@ -331,19 +354,23 @@ class Decoder:
     def _prefill(self, ids, pos, caches):
         return torch.argmax(self.model(ids, pos, caches), dim=-1)
 
-    def ensure_events(self, n):
-        """ensure_events pre-creates n timing events (CUDA only), so creating them never lands in a token time."""
-        while self.device_events and len(self.events) < n:
-            self.events.append(torch.cuda.Event(enable_timing=True))
+    def ensure_fences(self, n):
+        """ensure_fences pre-creates n fence events, so creating them never lands in a token time."""
+        while len(self.fences) < n:
+            if self.device.type == "cuda":
+                self.fences.append(torch.cuda.Event(enable_timing=self.device_events))
+            else:
+                self.fences.append(_HostFence())
 
-    def prepare(self, batch, prompt_lens, max_new=0):
+    def prepare(self, batch, prompt_lens, max_new=1):
         """prepare builds the session for batch (compile + graph capture) and compiles prefill for each prompt
         length, so no timed iteration pays for compilation."""
-        self.ensure_events(max_new + 1)
+        self.ensure_fences(max_new)
         s = Session(self.model, batch, self.device)
         if self.compile_decode is not None:
             s.compile(self.compile_decode)
         s.warm_and_capture(self.cuda_graph)
+        s.ensure_ring(max_new)
         self.sessions[batch] = s
         if self.compile_prefill is not None:
             for n in sorted(set(prompt_lens)):
@@ -354,37 +381,45 @@ class Decoder:
 
     def generate(self, prompt, batch, n_new, t0):
         """generate returns (steps, token_ns, device_token_ns): steps[i] holds the batch's i-th output ids,
-        token_ns[i] the perf_counter_ns offset from t0 right after they reached the host."""
+        token_ns[i] the perf_counter_ns offset from t0 when they were on the host, device_token_ns[i] (cuda)
+        the same from CUDA events, counted from an event recorded at the start."""
         s = self.sessions.get(batch)
         if s is None:
-            self.prepare(batch, [len(prompt)])
+            self.prepare(batch, [len(prompt)], n_new)
             s = self.sessions[batch]
         dev = self.device
         n = len(prompt)
         if n + n_new > self.model.max_seq:
             raise Unsupported(f"prompt {n} + {n_new} new tokens > static cache {self.model.max_seq}")
-        events = None
-        if self.device_events:
-            self.ensure_events(n_new + 1)
-            events = self.events[: n_new + 1]
-            events[0].record()
+        self.ensure_fences(n_new)
+        s.ensure_ring(n_new)
+        fences, ring, lag = self.fences, s.ring, self.lookahead
+        times = [0] * n_new
+
+        def emit(j):
+            fences[j].synchronize()
+            times[j] = time.perf_counter_ns() - t0
+
+        if self.start_event is not None:
+            self.start_event.record()
         ids = torch.tensor([prompt] * batch, dtype=torch.long, device=dev)
         nxt = self.prefill_fn(ids, torch.arange(n, device=dev), s.caches)
         s.tok.copy_(nxt.unsqueeze(1))
         s.pos.fill_(n)
-        if events:
-            events[1].record()
-        steps = [nxt.tolist()]  # host sync: the first token is on the host
-        times = [time.perf_counter_ns() - t0]
+        ring[0].copy_(nxt, non_blocking=True)
+        fences[0].record()
+        if not lag:
+            emit(0)
         tok = s.tok.view(-1)
         for i in range(1, n_new):
             s.step()
-            if events:
-                events[i + 1].record()
-            steps.append(tok.tolist())  # host sync per token
-            times.append(time.perf_counter_ns() - t0)
+            ring[i].copy_(tok, non_blocking=True)
+            fences[i].record()
+            emit(i - lag)
+        if lag:
+            emit(n_new - 1)
+        steps = ring[:n_new].tolist()
         dev_ns = None
-        if events:
-            events[-1].synchronize()
-            dev_ns = [int(round(events[0].elapsed_time(e) * 1e6)) for e in events[1:]]
+        if self.device_events:
+            dev_ns = [int(round(self.start_event.elapsed_time(f) * 1e6)) for f in fences[:n_new]]
         return steps, times, dev_ns

@@ -85,7 +85,7 @@ class Worker:
                     "float32_matmul_precision": torch.get_float32_matmul_precision()}
         compile_ns = 0
         if mode == "eager":
-            for k in ("compile", "prefill", "cuda_graph"):
+            for k in ("compile", "prefill", "cuda_graph", "lookahead"):
                 if k in opts:
                     raise BadRequest(f"option {k} applies to mode=compiled only")
             import eager
@@ -106,6 +106,9 @@ class Worker:
             if graph_opt not in ("on", "off"):
                 raise BadRequest(f"option cuda_graph={graph_opt!r}: want on or off")
             graph = graph_opt == "on"
+            lookahead = opts.get("lookahead", "1" if dev.type == "cuda" else "0")
+            if lookahead not in ("0", "1"):
+                raise BadRequest(f"option lookahead={lookahead!r}: want 0 or 1")
             if graph and dev.type != "cuda":
                 raise llama.Unsupported("option cuda_graph=on needs a cuda device")
             t = time.perf_counter_ns()
@@ -124,7 +127,8 @@ class Worker:
             if prefill == "compiled" and comp == "none":
                 raise BadRequest("option prefill=compiled needs compile other than none")
             t = time.perf_counter_ns()
-            self.impl = llama.Decoder(model, dev, dec_opts, pre_opts, graph, device_events=dev.type == "cuda")
+            self.impl = llama.Decoder(model, dev, dec_opts, pre_opts, graph, device_events=dev.type == "cuda",
+                                      lookahead=int(lookahead))
             by_batch = {}
             for c in cases:
                 by_batch.setdefault(c["batch"], []).append(len(c["prompt"]))
@@ -147,8 +151,10 @@ class Worker:
                 "prefill": "eager (plain torch ops)" if pre_opts is None else f"torch.compile({json.dumps(pre_opts, sort_keys=True)}), one graph per prompt length",
                 "cuda_graph": "one manually captured CUDA graph per decode step (torch.cuda.graph), per batch size" if graph else "off",
                 "compile_at": "load: compilation, warm-up steps and graph capture are in compile_ns",
-                "token_timing": "one .tolist() host sync per decode step, then perf_counter_ns",
-                "device_timing": "CUDA events after prefill and after each step" if dev.type == "cuda" else "none",
+                "token_timing": ("each token copied to pinned host memory behind a CUDA event; stamped (perf_counter_ns) when the host "
+                                 "has waited on that event; the next step is queued first (1 step lookahead), so the GPU never waits for the host")
+                                if self.impl.lookahead else "each token copied to host memory and stamped (perf_counter_ns) right after its step",
+                "device_timing": "the same CUDA events, from an event recorded at the start of the iteration" if dev.type == "cuda" else "none",
                 "decoding": "greedy argmax on device, no EOS check",
             })
         else:
