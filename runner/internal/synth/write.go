@@ -303,7 +303,6 @@ func (w *writer) writeShards(ctx context.Context, dir string) error {
 
 	parallel := max(1, min(len(w.shards), runtime.GOMAXPROCS(0)/2))
 	depth := max(4, 2*w.opts.Workers/parallel)
-	pool := sync.Pool{New: func() any { b := make([]byte, chunkBytes); return &b }}
 
 	sem := make(chan struct{}, parallel)
 	errs := make(chan error, len(w.shards))
@@ -320,7 +319,7 @@ func (w *writer) writeShards(ctx context.Context, dir string) error {
 		go func(s *shard) {
 			defer shards.Done()
 			defer func() { <-sem }()
-			if err := w.writeShard(ctx, dir, s, jobs, depth, &pool); err != nil {
+			if err := w.writeShard(ctx, dir, s, jobs, depth); err != nil {
 				errs <- fmt.Errorf("write %s: %w", s.name, err)
 				cancel()
 			}
@@ -335,7 +334,7 @@ func (w *writer) writeShards(ctx context.Context, dir string) error {
 }
 
 // writeShard feeds the chunks of s to the workers and writes them in order.
-func (w *writer) writeShard(ctx context.Context, dir string, s *shard, jobs chan<- *chunk, depth int, pool *sync.Pool) (err error) {
+func (w *writer) writeShard(ctx context.Context, dir string, s *shard, jobs chan<- *chunk, depth int) (err error) {
 	began := time.Now()
 	f, err := os.Create(filepath.Join(dir, s.name))
 	if err != nil {
@@ -356,17 +355,26 @@ func (w *writer) writeShard(ctx context.Context, dir string, s *shard, jobs chan
 	// the same order. The queue's capacity bounds the chunks in flight.
 	queue := make(chan *chunk, depth)
 	stop := make(chan struct{})
+	esize := int64(w.dtype.Size())
+	var largest int64
+	for _, t := range s.tensors {
+		largest = max(largest, t.end-t.begin)
+	}
+	// depth chunks queued, one being queued, one being written.
+	bufs := &buffers{free: make(chan []byte, depth+2), max: depth + 2, size: min(chunkBytes, largest)}
 	go func() {
 		defer close(queue)
-		esize := int64(w.dtype.Size())
 		per := chunkBytes / esize
 		for i := range s.tensors {
 			t := &s.tensors[i]
 			n := t.Elements()
 			for first := int64(0); first < n; first += per {
-				bp := pool.Get().(*[]byte)
+				buf, ok := bufs.get(stop)
+				if !ok {
+					return
+				}
 				c := &chunk{t: t, first: first, n: min(per, n-first), done: make(chan struct{})}
-				c.buf = (*bp)[:c.n*esize]
+				c.buf = buf[:c.n*esize]
 				select {
 				case queue <- c:
 				case <-stop:
@@ -397,8 +405,7 @@ func (w *writer) writeShard(ctx context.Context, dir string, s *shard, jobs chan
 			return err
 		}
 		h.Write(c.buf)
-		buf := c.buf[:cap(c.buf)]
-		pool.Put(&buf)
+		bufs.put(c.buf)
 	}
 	if err := w.sync(f); err != nil {
 		return err
@@ -408,6 +415,38 @@ func (w *writer) writeShard(ctx context.Context, dir string, s *shard, jobs chan
 	w.progress("wrote %s (%s) in %.1fs, %s/s\n", s.name, gb(s.size), secs, gb(int64(float64(s.size)/secs)))
 	return nil
 }
+
+// buffers is a fixed set of chunk buffers, made on first need and reused:
+// allocating a fresh 4 MiB buffer per chunk costs page faults (kernel time)
+// on every one.
+type buffers struct {
+	free chan []byte // capacity max, so put never blocks
+	made int         // touched by the producer goroutine only
+	max  int
+	size int64
+}
+
+// get returns a free buffer, making one while fewer than max exist, else
+// waiting for one; false when stop closes first.
+func (b *buffers) get(stop <-chan struct{}) ([]byte, bool) {
+	select {
+	case buf := <-b.free:
+		return buf, true
+	default:
+	}
+	if b.made < b.max {
+		b.made++
+		return make([]byte, b.size), true
+	}
+	select {
+	case buf := <-b.free:
+		return buf, true
+	case <-stop:
+		return nil, false
+	}
+}
+
+func (b *buffers) put(buf []byte) { b.free <- buf[:cap(buf)] }
 
 // fill generates the values of c.
 func (w *writer) fill(c *chunk) {
