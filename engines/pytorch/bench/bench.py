@@ -107,6 +107,8 @@ def run(args):
     model = llama.build(cfg, host, dev, max_seq)
     del host
     opts = llama.compile_options(dev, args.compile)
+    if args.cuda_graph == "auto":
+        args.cuda_graph = "on" if dev.type == "cuda" else "off"
     graph = args.cuda_graph == "on"
     t = time.perf_counter()
     dec = llama.Decoder(model, dev, opts, None, graph, device_events=dev.type == "cuda", lookahead=args.lookahead)
@@ -171,7 +173,7 @@ def main():
     r.add_argument("--warmup", type=int, default=1)
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--compile", default="inductor", choices=["inductor", "max-autotune", "aot_eager", "none"])
-    r.add_argument("--cuda-graph", default="on", choices=["on", "off"])
+    r.add_argument("--cuda-graph", default="auto", choices=["auto", "on", "off"], help="auto: on for cuda")
     r.add_argument("--lookahead", type=int, choices=[0, 1], default=None, help="queue the next step before reading a token (default: 1 on cuda, 0 on cpu)")
     r.add_argument("--eager", action="store_true", help="with --check: also compare with transformers generate")
     r.add_argument("--check", action="store_true", help="self-check token agreement before timing")
