@@ -1,54 +1,72 @@
 #!/usr/bin/env bash
 # Runs on the GPU host, from the repository root, with $OUT set (device tool):
-# unpacks .gpu/bundle.tar.zst, synthesizes the models it needs, then runs one
-# stage. Results go to $OUT/results.tar.gz and the log to $OUT/log.txt.
-#   scripts/gpu-run.sh smoke       # GPU facts, bandwidth probe, conformance of every engine on cuda
-#   scripts/gpu-run.sh native      # engine-native decode timings (adapter-overhead check)
-#   scripts/gpu-run.sh bench SHAPE # runner benchmark of every engine on SHAPE (tinyllama-1.1b | llama-3-8b)
+# unpacks .gpu/bundle.tar.zst (once per machine), synthesizes the models it
+# needs (weights never travel), then runs the stages named on the command line.
+# Everything a stage writes is packed into $OUT/<stage>.tar.gz; the combined
+# log is $OUT/log.txt (the device tool brings back at most 8 files).
+#   smoke            GPU facts, bandwidth probe, conformance of every engine on cuda:0 bf16
+#   telemetry        real-NVML tests and the sampler-cost check (scripts/gpu/telemetry.sh)
+#   native           engine-native decode timings on the same weights (adapter-overhead check)
+#   bench-tiny       runner benchmark of every engine, TinyLlama-1.1B shape
+#   bench-8b         runner benchmark of every engine, Llama-3-8B shape
 set -euo pipefail
-stage=${1:?stage}
 : "${OUT:?}"
-W=/tmp/cib BIN=/tmp/cib/bin MODELS=/tmp/cib/models
-mkdir -p "$W" "$MODELS" "$OUT/results"
+W=/tmp/cib
+export BIN=$W/bin MODELS=$W/models
+mkdir -p "$W" "$MODELS"
 [[ -x $BIN/runner ]] || tar --zstd -xf .gpu/bundle.tar.zst -C "$W"
 export LD_LIBRARY_PATH="/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export CIB_CACHE=$W/cache CIB_PYTHON=${CIB_PYTHON:-python3} PYTHONUNBUFFERED=1
-log="$OUT/log.txt"
-exec > >(tee -a "$log") 2>&1
+export TORCHINDUCTOR_CACHE_DIR=$W/inductor-cache
+exec > >(tee -a "$OUT/log.txt") 2>&1
 engines=()
 for e in pytorch candle burn mistralrs; do [[ -x $BIN/$e ]] && engines+=("$e"); done
 synth() { [[ -f $MODELS/$1/config.json ]] || "$BIN/runner" models synth --shape "$1" --dtype bf16 --out "$MODELS/$1"; }
-pack() { tar -czf "$OUT/results.tar.gz" -C "$OUT" results; rm -rf "$OUT/results"; }
-trap pack EXIT
+list() { # engine variants present in the bundle
+  local l=() e
+  for e in ${ENGINE_LIST:-pytorch:mode=eager pytorch:mode=compiled candle burn mistralrs}; do
+    [[ -x $BIN/${e%%:*} ]] && l+=("$e")
+  done
+  (IFS=,; echo "${l[*]}")
+}
+bench() { # shape config
+  synth "$1"
+  "$BIN/runner" bench --bin-dir "$BIN" --config "$2" --model "$MODELS/$1" --engines "$(list)" --out "$S" ${BENCH_FLAGS:-} || echo "runner exit $?"
+}
 
-case $stage in
-smoke)
-  nvidia-smi --query-gpu=name,uuid,driver_version,memory.total,power.limit,clocks.max.sm,clocks.max.mem --format=csv
-  "$BIN/runner" gpu info
-  "$BIN/runner" gpu probe || echo "probe failed"
-  "$BIN/runner" engines --bin-dir "$BIN"
-  synth tinyllama-1.1b
-  for e in "${engines[@]}"; do
-    echo "=== conformance $e (cuda:0, bf16, tinyllama-1.1b)"
-    "$BIN/runner" conformance "$e" --bin-dir "$BIN" --model "$MODELS/tinyllama-1.1b" --device cuda:0 --dtype bf16 || echo "CONFORMANCE FAILED: $e"
-  done
-  ;;
-native)
-  synth tinyllama-1.1b
-  for s in ${SHAPES-tinyllama-1.1b llama-3-8b}; do
-    synth "$s"
-    for e in candle burn mistralrs pytorch; do
-      if [[ -x scripts/gpu/native-$e.sh ]]; then BIN=$BIN MODEL=$MODELS/$s scripts/gpu/native-$e.sh || echo "NATIVE FAILED: $e $s"; fi
+for stage in "$@"; do
+  S=$W/out/$stage
+  mkdir -p "$S"
+  echo "=== stage $stage ($(date -u +%H:%M:%S))"
+  case $stage in
+  smoke)
+    nvidia-smi --query-gpu=name,uuid,driver_version,memory.total,power.limit,clocks.max.sm,clocks.max.mem --format=csv
+    "$BIN/runner" gpu info
+    "$BIN/runner" gpu probe || echo "PROBE FAILED"
+    "$BIN/runner" engines --bin-dir "$BIN"
+    synth tinyllama-1.1b
+    for e in "${engines[@]}"; do
+      echo "=== conformance $e (cuda:0, bf16, tinyllama-1.1b)"
+      "$BIN/runner" conformance "$e" --bin-dir "$BIN" --model "$MODELS/tinyllama-1.1b" --device cuda:0 --dtype bf16 || echo "CONFORMANCE FAILED: $e"
     done
-  done
-  ;;
-bench)
-  shape=${2:?shape}
-  synth "$shape"
-  list=${ENGINE_LIST:-pytorch:mode=eager,pytorch:mode=compiled,candle,burn,mistralrs}
-  case $shape in tinyllama-1.1b) cfg=configs/decode-tinyllama.yaml ;; llama-3-8b) cfg=configs/decode.yaml ;; *) exit 2 ;; esac
-  "$BIN/runner" bench --bin-dir "$BIN" --config "$cfg" --model "$MODELS/$shape" \
-    --engines "$list" --out "$OUT/results" ${BENCH_FLAGS:-} || echo "runner exit $?"
-  ;;
-*) echo "unknown stage $stage" >&2; exit 2 ;;
-esac
+    ;;
+  telemetry)
+    synth tinyllama-1.1b
+    OUT=$S TELEMETRY_BENCH=${TELEMETRY_BENCH:-0} scripts/gpu/telemetry.sh || echo "TELEMETRY FAILED"
+    ;;
+  native)
+    for s in ${SHAPES-tinyllama-1.1b llama-3-8b}; do
+      synth "$s"
+      [[ -x $BIN/pytorch ]] && { OUT=$S scripts/gpu/pytorch.sh native || echo "NATIVE FAILED: pytorch"; }
+      [[ -x $BIN/candle-bench ]] && { "$BIN/candle-bench" "$MODELS/$s" --device cuda:0 --dtype bf16 --prompt-len 128 --new 256 --warmup 2 --iters 5 || echo "NATIVE FAILED: candle $s"; }
+      [[ -x $BIN/burn-bench ]] && { "$BIN/burn-bench" --model "$MODELS/$s" --device cuda:0 --dtype bf16 --prompt-len 128 --new 256 --warmup 3 --iters 5 --seed 1 --case p128-n256 || echo "NATIVE FAILED: burn $s"; }
+      [[ -x $BIN/mistralrs-bench ]] && { "$BIN/mistralrs-bench" --model "$MODELS/$s" --device cuda:0 --dtype bf16 --prompt-len 128 --new 256 --warmup 2 --iters 5 || echo "NATIVE FAILED: mistralrs $s"; }
+    done
+    ;;
+  bench-tiny) bench tinyllama-1.1b configs/decode-tinyllama.yaml ;;
+  bench-8b) bench llama-3-8b configs/decode.yaml ;;
+  *) echo "unknown stage $stage" >&2 ;;
+  esac
+  tar -czf "$OUT/$stage.tar.gz" -C "$W/out" "$stage"
+done
+echo "=== done ($(date -u +%H:%M:%S))"
