@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds everything the GPU host runs, here (it has no Go or Rust): the runner
 # and Go engines, and the CUDA builds of the Rust engines (nvcc 13.0.88 from
-# PyPI, sm_90), into .gpu/bundle.tar.zst. Pass the device tool
-# carry: [".gpu/bundle.tar.zst"].   ENGINES="candle burn" limits the Rust builds.
+# PyPI, sm_90), into .gpu/bundle.tar.xz (the GPU host has no zstd). Pass the device tool
+# carry: [".gpu/bundle.tar.xz"].   ENGINES="candle burn" limits the Rust builds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .gpu/bin
@@ -12,5 +12,5 @@ go test -c -ldflags="-s -w" -o .gpu/bin/telemetry.test ./runner/internal/telemet
 for e in ${ENGINES-candle burn mistralrs}; do
   "scripts/build-$e.sh" --cuda
 done
-tar --zstd -cf .gpu/bundle.tar.zst -C .gpu bin
-ls -l .gpu/bin .gpu/bundle.tar.zst
+XZ_OPT=-6T2 tar -cJf .gpu/bundle.tar.xz -C .gpu bin
+ls -l .gpu/bin .gpu/bundle.tar.xz

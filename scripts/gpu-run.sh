@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs on the GPU host, from the repository root, with $OUT set (device tool):
-# unpacks .gpu/bundle.tar.zst (once per machine), synthesizes the models it
+# unpacks .gpu/bundle.tar.xz (once per machine), synthesizes the models it
 # needs (weights never travel), then runs the stages named on the command line.
 # Everything a stage writes is packed into $OUT/<stage>.tar.gz; the combined
 # log is $OUT/log.txt (the device tool brings back at most 8 files).
@@ -14,7 +14,7 @@ set -euo pipefail
 W=/tmp/cib
 export BIN=$W/bin MODELS=$W/models
 mkdir -p "$W" "$MODELS"
-[[ -x $BIN/runner ]] || tar --zstd -xf .gpu/bundle.tar.zst -C "$W"
+[[ -x $BIN/runner ]] || tar -xJf .gpu/bundle.tar.xz -C "$W"
 export LD_LIBRARY_PATH="/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export CIB_CACHE=$W/cache CIB_PYTHON=${CIB_PYTHON:-python3} PYTHONUNBUFFERED=1
 export TORCHINDUCTOR_CACHE_DIR=$W/inductor-cache
