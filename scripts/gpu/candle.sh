@@ -16,7 +16,7 @@ shapes=(tinyllama-1.1b llama-3-8b)
 prompt=128 new=256
 
 "$BIN/candle" info | tee "$out/info.json"
-"$BIN/runner" conformance candle --bin-dir "$BIN" --device cuda:0 --dtype bf16 2>&1 | tee "$out/conformance.txt"
+"$BIN/runner" conformance --bin-dir "$BIN" --device cuda:0 --dtype bf16 candle 2>&1 | tee "$out/conformance.txt"
 
 for s in "${shapes[@]}"; do
   "$BIN/candle-bench" "$MODELS/$s" --device cuda:0 --dtype bf16 --prompt-len "$prompt" --new "$new" \
