@@ -133,6 +133,10 @@ class Worker:
             for c in cases:
                 by_batch.setdefault(c["batch"], []).append(len(c["prompt"]))
             max_new = max(c["max_new"] for c in cases)
+            # One compiled graph per batch size (decode) and per (batch, prompt length) (compiled prefill): raise
+            # Dynamo's recompile limit so none of them silently falls back to eager.
+            graphs = len(by_batch) + sum(len(set(v)) for v in by_batch.values())
+            torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, graphs + 4)
             for b, lens in sorted(by_batch.items()):
                 try:
                     self.impl.prepare(b, lens, max_new)
