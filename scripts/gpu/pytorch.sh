@@ -18,7 +18,8 @@ set -euo pipefail
 export CIB_PYTHON=${CIB_PYTHON:-python3}
 out="$OUT/pytorch"
 mkdir -p "$out"
-export TORCHINDUCTOR_CACHE_DIR=${TORCHINDUCTOR_CACHE_DIR:-$out/inductor-cache}
+# Outside $OUT: the cache can be large and need not come back.
+export TORCHINDUCTOR_CACHE_DIR=${TORCHINDUCTOR_CACHE_DIR:-/tmp/cib-pytorch-inductor-cache}
 device=${DEVICE:-cuda:0} dtype=${DTYPE:-bf16} prompt=${PROMPT:-128} new=${NEW:-256}
 phases=("$@")
 [[ ${#phases[@]} -gt 0 ]] || phases=(conformance native tiny 8b)

@@ -157,7 +157,8 @@ class Block(nn.Module):
         q = q.reshape(b, c.kv_heads, g * t, c.head_dim)
         m = mask.repeat(g, 1) if g > 1 else mask
         y = F.scaled_dot_product_attention(q, kc, vc, attn_mask=m)
-        y = y.view(b, c.heads, t, c.head_dim).transpose(1, 2).reshape(b, t, c.heads * c.head_dim)
+        # reshape, not view: SDPA kernels (e.g. CUDA mem-efficient) may return a transposed, non-contiguous layout.
+        y = y.reshape(b, c.heads, t, c.head_dim).transpose(1, 2).reshape(b, t, c.heads * c.head_dim)
         x = x + F.linear(y, self.wo)
         h = rms_norm(x, self.n2, c.eps)
         gate, up = F.linear(h, self.w13).chunk(2, dim=-1)
