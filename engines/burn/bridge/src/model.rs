@@ -391,9 +391,13 @@ impl Model {
         if !device.supports_dtype(dtype) {
             return Err(Error::unsupported(format!("dtype {dtype:?}: not supported by {backend}")));
         }
-        device
-            .configure((dtype, IntDType::I32))
-            .map_err(|e| Error::load(format!("configure device: {e:?}")))?;
+        // Default dtypes can be set once per device and process; a second load with the
+        // same dtype reuses them.
+        if let Err(e) = device.configure((dtype, IntDType::I32)) {
+            if device.settings().float_dtype != dtype {
+                return Err(Error::load(format!("configure device for {dtype:?}: {e:?}")));
+            }
+        }
         let pool = if backend == "flex" {
             let n = if threads == 0 {
                 std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
@@ -413,10 +417,13 @@ impl Model {
         // Touch the device so context creation is timed here, not inside the first load.
         let probe = Tensor::<1>::zeros([1], &device);
         let _ = probe.into_data();
+        #[cfg(feature = "cuda")]
         let device_name = match device.identity() {
-            Some(id) => format!("{id:?}"),
+            Some(id) => id.name,
             None => backend.to_string(),
         };
+        #[cfg(not(feature = "cuda"))]
+        let device_name = backend.to_string();
         let context_init_ns = ns(t0);
 
         let t1 = Instant::now();
