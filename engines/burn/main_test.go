@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"testing"
 	"time"
 
@@ -28,10 +30,10 @@ import (
 const staticLib = "bridge/lib/cpu/libcib_burn.a"
 
 var (
-	tmpRoot  string
-	binary   string // this package built against the static library
-	tinyDir  string // `runner models synth --shape tiny --dtype f32 --seed 1`
-	setupErr error
+	tmpRoot   string
+	engineBin string // this package built against the static library
+	tinyDir   string // `runner models synth --shape tiny --dtype f32 --seed 1`
+	setupErr  error
 )
 
 var errNoLib = errors.New(staticLib + " is absent: run scripts/build-burn.sh")
@@ -61,9 +63,9 @@ func setup() error {
 		return err
 	}
 	sum := sha256.Sum256(b)
-	binary = filepath.Join(tmpRoot, "burn")
+	engineBin = filepath.Join(tmpRoot, "burn")
 	// Go's build cache does not see the static library; its hash in -ldflags forces a relink.
-	build := exec.Command("go", "build", "-ldflags", "-X main.bridgeLib="+hex.EncodeToString(sum[:8]), "-o", binary, ".")
+	build := exec.Command("go", "build", "-ldflags", "-X main.bridgeLib="+hex.EncodeToString(sum[:8]), "-o", engineBin, ".")
 	build.Env = append(os.Environ(), "CGO_ENABLED=1")
 	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build burn: %v\n%s", err, out)
@@ -148,7 +150,7 @@ func greedyCase(name string, p []int, newTokens int) protocol.Case {
 
 func TestInfo(t *testing.T) {
 	needBinary(t)
-	out, err := exec.Command(binary, "info").Output()
+	out, err := exec.Command(engineBin, "info").Output()
 	require.NoError(t, err)
 	var info protocol.Info
 	require.NoError(t, json.Unmarshal(out, &info))
@@ -194,7 +196,7 @@ func TestRunTiny(t *testing.T) {
 			if tc.attention != "" {
 				req.Options = map[string]string{"attention": tc.attention}
 			}
-			res := runEngine(t, binary, req)
+			res := runEngine(t, engineBin, req)
 			require.Equal(t, 0, res.code, "stderr: %s", res.stderr)
 			require.NotEmpty(t, res.events)
 			loaded := res.events[0]
@@ -250,7 +252,7 @@ func TestAttentionModesAgree(t *testing.T) {
 		req := request(tinyDir, c)
 		req.Warmup, req.Iterations = 0, 1
 		req.Options = map[string]string{"attention": mode}
-		res := runEngine(t, binary, req)
+		res := runEngine(t, engineBin, req)
 		require.Equal(t, 0, res.code, "stderr: %s", res.stderr)
 		got[mode] = tokens(res.events)
 	}
@@ -278,7 +280,7 @@ func TestRunErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			res := runEngine(t, binary, tc.req)
+			res := runEngine(t, engineBin, tc.req)
 			assert.Equal(t, tc.code, res.code, "exit code; stderr: %s", res.stderr)
 			require.NotEmpty(t, res.events)
 			last := res.events[len(res.events)-1]
@@ -290,7 +292,8 @@ func TestRunErrors(t *testing.T) {
 }
 
 // TestParityWithReference compares greedy tokens with the pure-Go fp32
-// reference engine on the same tiny f32 model.
+// reference engine on the tiny f32 model and two variants of it that exercise
+// the other code paths: llama3 rope_scaling and tied embeddings (no lm_head).
 func TestParityWithReference(t *testing.T) {
 	needBinary(t)
 	ref := filepath.Join(tmpRoot, "reference")
@@ -298,16 +301,122 @@ func TestParityWithReference(t *testing.T) {
 	build.Dir = filepath.Join("..", "reference")
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, "go build reference: %s", out)
-	cases := []protocol.Case{
-		greedyCase("short", prompt(5, 512, 11), 8),
-		greedyCase("medium", prompt(33, 512, 17), 24),
+
+	tests := []struct {
+		name    string
+		variant func(t *testing.T, dir string)
+	}{
+		{"tiny", func(*testing.T, string) {}},
+		{"llama3 rope scaling", func(t *testing.T, dir string) {
+			editConfig(t, dir, map[string]any{
+				"rope_theta": 500000.0,
+				"rope_scaling": map[string]any{"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0,
+					"high_freq_factor": 4.0, "original_max_position_embeddings": 8192},
+			})
+		}},
+		{"tied embeddings", func(t *testing.T, dir string) {
+			editConfig(t, dir, map[string]any{"tie_word_embeddings": true})
+			dropTensor(t, filepath.Join(dir, "model.safetensors"), "lm_head.weight")
+		}},
 	}
-	req := request(tinyDir, cases...)
-	req.Warmup, req.Iterations = 0, 1
-	want := runEngine(t, ref, req)
-	require.Equal(t, 0, want.code, "reference stderr: %s", want.stderr)
-	got := runEngine(t, binary, req)
-	require.Equal(t, 0, got.code, "burn stderr: %s", got.stderr)
-	assert.Equal(t, tokens(want.events), tokens(got.events), "burn vs reference greedy tokens")
+	var cases []protocol.Case
+	for i, n := range []int{1, 5, 33, 120} {
+		cases = append(cases, greedyCase(fmt.Sprintf("p%d", n), prompt(n, 512, 11+6*i), 24))
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "model")
+			copyDir(t, tinyDir, dir)
+			tc.variant(t, dir)
+			req := request(dir, cases...)
+			req.Warmup, req.Iterations = 0, 1
+			want := runEngine(t, ref, req)
+			require.Equal(t, 0, want.code, "reference stderr: %s", want.stderr)
+			got := runEngine(t, engineBin, req)
+			require.Equal(t, 0, got.code, "burn stderr: %s", got.stderr)
+			require.Len(t, tokens(want.events), len(cases))
+			assert.Equal(t, tokens(want.events), tokens(got.events), "burn vs reference greedy tokens")
+		})
+	}
 }
 
+func copyDir(t *testing.T, from, to string) {
+	t.Helper()
+	require.NoError(t, os.MkdirAll(to, 0o755))
+	entries, err := os.ReadDir(from)
+	require.NoError(t, err)
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(from, e.Name()))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(to, e.Name()), b, 0o644))
+	}
+}
+
+func editConfig(t *testing.T, dir string, set map[string]any) {
+	t.Helper()
+	path := filepath.Join(dir, "config.json")
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	var cfg map[string]any
+	require.NoError(t, json.Unmarshal(b, &cfg))
+	for k, v := range set {
+		cfg[k] = v
+	}
+	b, err = json.Marshal(cfg)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, b, 0o644))
+}
+
+// dropTensor rewrites a safetensors file without one tensor.
+func dropTensor(t *testing.T, path, name string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	n := le64(b[:8])
+	var hdr map[string]json.RawMessage
+	require.NoError(t, json.Unmarshal(b[8:8+n], &hdr))
+	data := b[8+n:]
+	type entry struct {
+		DType   string `json:"dtype"`
+		Shape   []int  `json:"shape"`
+		Offsets [2]int `json:"data_offsets"`
+	}
+	out := map[string]any{}
+	var blob []byte
+	keys := make([]string, 0, len(hdr))
+	for k := range hdr {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if k == name {
+			continue
+		}
+		if k == "__metadata__" {
+			out[k] = hdr[k]
+			continue
+		}
+		var e entry
+		require.NoError(t, json.Unmarshal(hdr[k], &e))
+		start := len(blob)
+		blob = append(blob, data[e.Offsets[0]:e.Offsets[1]]...)
+		e.Offsets = [2]int{start, len(blob)}
+		out[k] = e
+	}
+	_, had := hdr[name]
+	require.True(t, had, "%s has no tensor %s", path, name)
+	h, err := json.Marshal(out)
+	require.NoError(t, err)
+	for len(h)%8 != 0 {
+		h = append(h, ' ')
+	}
+	var buf bytes.Buffer
+	var size [8]byte
+	binary.LittleEndian.PutUint64(size[:], uint64(len(h)))
+	buf.Write(size[:])
+	buf.Write(h)
+	buf.Write(blob)
+	require.NoError(t, os.WriteFile(path, buf.Bytes(), 0o644))
+}
+
+func le64(b []byte) int { return int(binary.LittleEndian.Uint64(b)) }
