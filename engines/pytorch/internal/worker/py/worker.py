@@ -78,6 +78,8 @@ class Worker:
         if req.get("threads"):
             torch.set_num_threads(int(req["threads"]))
         torch.set_grad_enabled(False)
+        if mode == "eager":
+            import eager  # noqa: F401  (imports transformers: runtime start-up, so it counts as context init)
         self.sync()
         ctx_ns = time.perf_counter_ns() - t
         cases = req["cases"]
@@ -102,6 +104,8 @@ class Worker:
             prefill = opts.get("prefill", "eager")
             if prefill not in ("eager", "compiled"):
                 raise BadRequest(f"option prefill={prefill!r}: want eager or compiled")
+            if prefill == "compiled" and comp == "none":
+                raise BadRequest("option prefill=compiled needs compile other than none")
             graph_opt = opts.get("cuda_graph", "on" if dev.type == "cuda" else "off")
             if graph_opt not in ("on", "off"):
                 raise BadRequest(f"option cuda_graph={graph_opt!r}: want on or off")
@@ -124,8 +128,6 @@ class Worker:
             dev_ns = time.perf_counter_ns() - t
             dec_opts = llama.compile_options(dev, comp)
             pre_opts = llama.compile_options(dev, comp) if prefill == "compiled" and comp != "none" else None
-            if prefill == "compiled" and comp == "none":
-                raise BadRequest("option prefill=compiled needs compile other than none")
             t = time.perf_counter_ns()
             self.impl = llama.Decoder(model, dev, dec_opts, pre_opts, graph, device_events=dev.type == "cuda",
                                       lookahead=int(lookahead))
@@ -155,7 +157,7 @@ class Worker:
                 "prefill": "eager (plain torch ops)" if pre_opts is None else f"torch.compile({json.dumps(pre_opts, sort_keys=True)}), one graph per prompt length",
                 "cuda_graph": "one manually captured CUDA graph per decode step (torch.cuda.graph), per batch size" if graph else "off",
                 "compile_at": "load: compilation, warm-up steps and graph capture are in compile_ns",
-                "token_timing": ("each token copied to pinned host memory behind a CUDA event; stamped (perf_counter_ns) when the host "
+                "token_timing": ("each token copied to (pinned) host memory behind a fence (CUDA event); stamped (perf_counter_ns) when the host "
                                  "has waited on that event; the next step is queued first (1 step lookahead), so the GPU never waits for the host")
                                 if self.impl.lookahead else "each token copied to host memory and stamped (perf_counter_ns) right after its step",
                 "device_timing": "the same CUDA events, from an event recorded at the start of the iteration" if dev.type == "cuda" else "none",
