@@ -6,6 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .gpu/bin
+commit=$(git rev-parse HEAD)
+[[ -z $(git status --porcelain --untracked-files=no) ]] || commit="$commit-dirty"
+echo "$commit" > .gpu/bin/COMMIT
 export CGO_CFLAGS="${CGO_CFLAGS:--O2 -Wno-deprecated-declarations}"
 go build -trimpath -ldflags=-s -o .gpu/bin/ ./runner ./engines/reference ./engines/pytorch
 go test -c -ldflags="-s -w" -o .gpu/bin/telemetry.test ./runner/internal/telemetry

@@ -18,6 +18,8 @@ mkdir -p "$W" "$MODELS"
 export LD_LIBRARY_PATH="/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export CIB_CACHE=$W/cache CIB_PYTHON=${CIB_PYTHON:-python3} PYTHONUNBUFFERED=1
 export TORCHINDUCTOR_CACHE_DIR=$W/inductor-cache
+CIB_GIT_COMMIT=$(cat "$BIN/COMMIT" 2>/dev/null || true)
+export CIB_GIT_COMMIT
 exec > >(tee -a "$OUT/log.txt") 2>&1
 engines=()
 for e in pytorch candle burn mistralrs; do [[ -x $BIN/$e ]] && engines+=("$e"); done
@@ -47,7 +49,7 @@ for stage in "$@"; do
     synth tinyllama-1.1b
     for e in "${engines[@]}"; do
       echo "=== conformance $e (cuda:0, bf16, tinyllama-1.1b)"
-      "$BIN/runner" conformance "$e" --bin-dir "$BIN" --model "$MODELS/tinyllama-1.1b" --device cuda:0 --dtype bf16 || echo "CONFORMANCE FAILED: $e"
+      "$BIN/runner" conformance --bin-dir "$BIN" --model "$MODELS/tinyllama-1.1b" --device cuda:0 --dtype bf16 "$e" || echo "CONFORMANCE FAILED: $e"
     done
     ;;
   telemetry)

@@ -31,7 +31,7 @@ func benchFlags(e *env) []ucli.Flag {
 		&ucli.StringFlag{Name: "model", Usage: "override the config's model `DIR`"},
 		&ucli.StringFlag{Name: "device", Usage: "override the device (cpu, cuda:N)"},
 		&ucli.StringFlag{Name: "dtype", Usage: "override the dtype (f32, f16, bf16)"},
-		&ucli.IntFlag{Name: "launches", Usage: "override launches per engine (K)"},
+		&ucli.IntFlag{Name: "launches", Usage: "override launches per engine (K), exactly: turns adaptive stopping off"},
 		&ucli.IntFlag{Name: "iterations", Usage: "override timed iterations per launch (M)"},
 		&ucli.IntFlag{Name: "warmup", Value: -1, Usage: "override warm-up iterations per launch"},
 		&ucli.StringFlag{Name: "baseline", Usage: "engine label the others are compared with (default: the first)"},
@@ -75,10 +75,8 @@ func loadConfig(c *ucli.Context) (*config.Config, error) {
 		}
 	}
 	if v := c.Int("launches"); v > 0 {
-		cfg.Launches = v
-		if cfg.Adaptive != nil && cfg.Adaptive.MaxLaunches < v {
-			cfg.Adaptive.MaxLaunches = v
-		}
+		// An explicit launch count is exact: it turns adaptive stopping off.
+		cfg.Launches, cfg.Adaptive = v, nil
 	}
 	if v := c.Int("iterations"); v > 0 {
 		cfg.Iterations = v
@@ -178,7 +176,7 @@ func benchCmd(c *ucli.Context, e *env) error {
 		return withCode(ExitUsage, err)
 	}
 	wd, _ := os.Getwd()
-	envRec := envinfo.Collect(ctx, e.args, wd)
+	envRec := envinfo.Collect(ctx, e.args, wd, e.getenv("CIB_GIT_COMMIT"))
 	envRec.Model = model.Info
 	for _, v := range variants {
 		envRec.Engines[v.Label] = *v.Info

@@ -59,7 +59,10 @@ type Model struct {
 
 // Collect fills the host part of the record. Everything missing is left
 // empty: an environment record never fails a benchmark.
-func Collect(ctx context.Context, args []string, workDir string) Env {
+//
+// Where git cannot tell (a bundle copied to the GPU host), gitFallback — the
+// commit the binaries were built from, e.g. from CIB_GIT_COMMIT — is used.
+func Collect(ctx context.Context, args []string, workDir, gitFallback string) Env {
 	e := Env{
 		CreatedAt: time.Now().UTC(),
 		Command:   args,
@@ -76,6 +79,8 @@ func Collect(ctx context.Context, args []string, workDir string) Env {
 	e.GitCommit = git(ctx, workDir, "rev-parse", "HEAD")
 	if e.GitCommit != "" {
 		e.GitDirty = git(ctx, workDir, "status", "--porcelain", "--untracked-files=no") != ""
+	} else if gitFallback != "" {
+		e.GitCommit = gitFallback
 	}
 	return e
 }

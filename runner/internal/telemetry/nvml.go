@@ -228,21 +228,7 @@ func (g *nvmlGPU) read(s *Sample) {
 			s.Valid |= FieldUtil
 		}
 	}
-	if !g.skip(unsupPower) {
-		if p, ret := g.d.GetPowerUsage(); g.ok(ret, unsupPower) {
-			s.PowerMW = p
-			s.Valid |= FieldPower
-		}
-	}
-	if !g.skip(unsupPowerInstant) {
-		fv := [1]nvml.FieldValue{{FieldId: nvml.FI_DEV_POWER_INSTANT}}
-		if ret := g.d.GetFieldValues(fv[:]); g.ok(ret, unsupPowerInstant) && g.ok(nvml.Return(fv[0].NvmlReturn), unsupPowerInstant) {
-			if v, ok := fieldUint(fv[0]); ok {
-				s.PowerInstantMW = uint32(v)
-				s.Valid |= FieldPowerInstant
-			}
-		}
-	}
+	g.readPower(s)
 	if !g.skip(unsupTemp) {
 		if c, ret := g.d.GetTemperature(nvml.TEMPERATURE_GPU); g.ok(ret, unsupTemp) {
 			s.TempC = c
@@ -269,6 +255,24 @@ func (g *nvmlGPU) read(s *Sample) {
 		if r, ret := g.d.GetCurrentClocksThrottleReasons(); g.ok(ret, unsupThrottleReasons) {
 			s.Reasons = Reasons(r)
 			s.Valid |= FieldReasons
+		}
+	}
+}
+
+func (g *nvmlGPU) readPower(s *Sample) {
+	if !g.skip(unsupPower) {
+		if p, ret := g.d.GetPowerUsage(); g.ok(ret, unsupPower) {
+			s.PowerMW = p
+			s.Valid |= FieldPower
+		}
+	}
+	if !g.skip(unsupPowerInstant) {
+		fv := [1]nvml.FieldValue{{FieldId: nvml.FI_DEV_POWER_INSTANT}}
+		if ret := g.d.GetFieldValues(fv[:]); g.ok(ret, unsupPowerInstant) && g.ok(nvml.Return(fv[0].NvmlReturn), unsupPowerInstant) {
+			if v, ok := fieldUint(fv[0]); ok {
+				s.PowerInstantMW = uint32(v)
+				s.Valid |= FieldPowerInstant
+			}
 		}
 	}
 }

@@ -154,7 +154,7 @@ func TestSampler(t *testing.T) {
 	// Engine: Go binary 100 with a python child 101; 999 is someone else.
 	pids := func() []uint32 { pidCalls++; return []uint32{100, 101} }
 	epoch := time.Now()
-	s, err := tel.NewSampler(0, SamplerOptions{Epoch: epoch, Pids: pids})
+	s, err := tel.NewSampler(0, SamplerOptions{Epoch: epoch, Pids: pids, FullEvery: 1})
 	require.NoError(t, err)
 
 	steps := []struct {
@@ -426,5 +426,23 @@ func BenchmarkSample(b *testing.B) {
 		if len(s.samples) == cap(s.samples) {
 			s.samples = s.samples[:0]
 		}
+	}
+}
+
+// TestSamplerFullEvery: only every n-th sample reads the slow fields; the
+// others carry energy and power alone.
+func TestSamplerFullEvery(t *testing.T) {
+	tel, _, _ := openFake(t)
+	s, err := tel.NewSampler(0, SamplerOptions{FullEvery: 3, Pids: func() []uint32 { return nil }})
+	require.NoError(t, err)
+	for range 7 {
+		s.sample()
+	}
+	got := s.Stop()
+	require.Len(t, got, 8)
+	for k, x := range got[:7] {
+		full := k%3 == 0
+		assert.Equal(t, full, x.Valid.Has(FieldDevMem|FieldUtil|FieldTemp|FieldClocks|FieldReasons|FieldAllProcMem), "sample %d full", k)
+		assert.True(t, x.Valid.Has(FieldEnergy|FieldPower), "sample %d has energy and power", k)
 	}
 }

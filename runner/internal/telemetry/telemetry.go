@@ -128,6 +128,8 @@ type gpu interface {
 	// read fills the dynamic fields of s except T, Cost and the process
 	// fields, setting Valid for each it could read.
 	read(s *Sample)
+	// readPower fills only the power fields of s (the cheap part of read).
+	readPower(s *Sample)
 	energy() (uint64, error)
 }
 
