@@ -61,7 +61,7 @@ device: $device
 dtype: $dtype
 seed: 1
 warmup: 1
-iterations: 3
+iterations: 5
 launches: 2
 engines:
   - $compiled
