@@ -39,5 +39,8 @@ mkdir -p "$crate/lib" "$out"
 cp "$CARGO_TARGET_DIR/release/libcib_mistralrs.a" "$crate/lib/$lib.tmp"
 mv "$crate/lib/$lib.tmp" "$crate/lib/$lib"
 
-(cd "$root/engines/mistralrs" && CGO_ENABLED=1 go build -trimpath -ldflags='-s -w' "${tags[@]}" -o "$out/mistralrs" .)
+# Go's build cache does not track the static library; stamping its hash into the
+# binary makes every new library relink (and records which one it is).
+sum="$(sha256sum "$crate/lib/$lib" | cut -c1-16)"
+(cd "$root/engines/mistralrs" && CGO_ENABLED=1 go build -trimpath -ldflags="-s -w -X main.bridgeLib=$sum" "${tags[@]}" -o "$out/mistralrs" .)
 ls -l "$out/mistralrs" >&2

@@ -27,6 +27,10 @@ const bestPractice = "mistral.rs Rust API (mistralrs-core, the engine the mistra
 	"iteration runs its prefill. Prompts are sent as token ids (RequestMessage::CompletionTokens) on the streaming API; " +
 	"each token's time is taken in Rust as its chunk arrives."
 
+// bridgeLib is the bridge library's sha256 prefix, stamped by
+// scripts/build-mistralrs.sh (-X main.bridgeLib=…).
+var bridgeLib string
+
 // engine implements serve.Engine around the mistral.rs bridge.
 type engine struct{}
 
@@ -37,6 +41,9 @@ func (engine) Info() protocol.Info {
 	}
 	versions := bridge.Versions()
 	versions["go"] = runtime.Version()
+	if bridgeLib != "" {
+		versions["bridge_lib_sha256"] = bridgeLib
+	}
 	return protocol.Info{
 		Name:           "mistralrs",
 		Library:        "mistral.rs",

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -58,7 +59,8 @@ func engineBin(t *testing.T) string {
 			return
 		}
 		builtBin = filepath.Join(dir, "mistralrs")
-		cmd := exec.Command("go", "build", "-o", builtBin, ".")
+		// The stamp makes go build relink when the static library changed.
+		cmd := exec.Command("go", "build", "-ldflags=-X main.bridgeLib=test-"+libStamp(lib), "-o", builtBin, ".")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = errors.New("go build: " + err.Error() + "\n" + string(out))
@@ -330,4 +332,15 @@ func TestNativeOverheadCheck(t *testing.T) {
 	assert.True(t, sum.TokensMatchStreamPaths)
 	assert.Positive(t, sum.AdapterDecodeTokS)
 	assert.Contains(t, stderr.String(), "native native: adapter decode")
+}
+
+// libStamp identifies the static library by size and time, so a rebuilt
+// library changes the link flags and go build relinks instead of reusing a
+// binary linked against the old one.
+func libStamp(path string) string {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "none"
+	}
+	return strconv.FormatInt(fi.Size(), 10) + "-" + strconv.FormatInt(fi.ModTime().UnixNano(), 10)
 }

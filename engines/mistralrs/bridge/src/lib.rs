@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 use mistralrs_core::{
-    Constraint, CustomLogitsProcessor, DefaultSchedulerMethod, DeviceMapSetting, Loader, MemoryGpuConfig, MistralRs,
+    Constraint, CustomLogitsProcessor, DefaultSchedulerMethod, DeviceMapSetting, MemoryGpuConfig, MistralRs,
     MistralRsBuilder, ModelDType, NormalLoaderBuilder, NormalLoaderType, NormalRequest,
     NormalSpecificConfig, PagedAttentionConfig, PagedCacheType, Request, RequestMessage,
     Response, SamplingParams, SchedulerConfig, TokenSource,
@@ -199,6 +199,7 @@ fn load(
             format!("model {model_dir}: no tokenizer.json (mistral.rs needs one to build its pipeline)"),
         ));
     }
+    let (tokenizer_json, tokenizer_note) = tokenizer_for_mistralrs(dir)?;
     let abs = std::fs::canonicalize(dir)
         .map_err(|e| Failure::new(ERR_LOAD, format!("model {model_dir}: {e}")))?;
     let model_id = abs.to_string_lossy().into_owned();
@@ -222,7 +223,7 @@ fn load(
     let loader = NormalLoaderBuilder::new(
         NormalSpecificConfig::default(),
         None,
-        None,
+        tokenizer_json.as_ref().map(|p| p.to_string_lossy().into_owned()),
         Some(model_id.clone()),
         false,
         None,
@@ -248,7 +249,11 @@ fn load(
             None,
             paged_cfg,
         )
-        .map_err(|e| Failure::new(ERR_LOAD, format!("load model {model_id}: {e:#}")))?;
+        .map_err(|e| Failure::new(ERR_LOAD, format!("load model {model_id}: {e:#}")));
+    if let Some(p) = &tokenizer_json {
+        let _ = std::fs::remove_file(p);
+    }
+    let pipeline = pipeline?;
     stats.weights_ns = ns(t1.elapsed());
 
     let t2 = Instant::now();
@@ -286,13 +291,51 @@ fn load(
     stats.max_seq_len = i64::try_from(max_seq_len).unwrap_or(i64::MAX);
 
     let info = format!(
-        "{{\"device\":\"{}\",\"device_name\":{:?},\"attention\":\"{}\",\"prefix_cache\":\"off\",\"scheduler\":\"default fixed({MAX_NUM_SEQS})\",\"threads\":\"{}\"}}",
+        "{{\"device\":\"{}\",\"device_name\":{:?},\"attention\":\"{}\",\"prefix_cache\":\"off\",\"scheduler\":\"default fixed({MAX_NUM_SEQS})\",\"threads\":\"{}\",\"tokenizer\":{:?}}}",
         device_label(&dev),
         device_name(&dev),
         if paged_attn { "paged" } else { "eager (no paged attention, no flash-attn)" },
         if threads > 0 { threads.to_string() } else { "default".to_string() },
+        tokenizer_note,
     );
     Ok(Box::new(Handle { rt, mistral, max_seq_len, info }))
+}
+
+/// mistral.rs builds a byte-level token trie (llguidance's toktrie) from
+/// tokenizer.json and refuses a tokenizer whose decoder is neither ByteLevel nor
+/// ByteFallback, e.g. the synthesized WordLevel tokenizers (decoder null). For
+/// those this writes a copy with a ByteFallback decoder added, which changes
+/// no token id (only how ids decode to text), and returns its path.
+fn tokenizer_for_mistralrs(dir: &Path) -> Result<(Option<std::path::PathBuf>, String)> {
+    fn has_byte_decoder(d: &serde_json::Value) -> bool {
+        match d.get("type").and_then(|t| t.as_str()) {
+            Some("ByteLevel") | Some("ByteFallback") => true,
+            Some("Sequence") => d
+                .get("decoders")
+                .and_then(|v| v.as_array())
+                .is_some_and(|v| v.iter().any(has_byte_decoder)),
+            _ => false,
+        }
+    }
+    let path = dir.join("tokenizer.json");
+    let raw = std::fs::read_to_string(&path)
+        .map_err(|e| Failure::new(ERR_LOAD, format!("read {}: {e}", path.display())))?;
+    let mut tok: serde_json::Value = serde_json::from_str(&raw)
+        .map_err(|e| Failure::new(ERR_LOAD, format!("parse {}: {e}", path.display())))?;
+    let decoder = tok.get("decoder").cloned().unwrap_or(serde_json::Value::Null);
+    if has_byte_decoder(&decoder) {
+        return Ok((None, "as given".to_string()));
+    }
+    let fallback = serde_json::json!({"type": "ByteFallback"});
+    tok["decoder"] = if decoder.is_null() {
+        fallback
+    } else {
+        serde_json::json!({"type": "Sequence", "decoders": [fallback, decoder]})
+    };
+    let out = std::env::temp_dir().join(format!("cib-mistralrs-tokenizer-{}.json", std::process::id()));
+    std::fs::write(&out, tok.to_string())
+        .map_err(|e| Failure::new(ERR_LOAD, format!("write {}: {e}", out.display())))?;
+    Ok((Some(out), "tokenizer.json with a ByteFallback decoder added (mistral.rs's token trie needs one; token ids unchanged)".to_string()))
 }
 
 #[cfg(feature = "cuda")]
