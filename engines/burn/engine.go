@@ -14,7 +14,8 @@ import (
 // bestPractice says how the engine runs Burn, as its authors recommend.
 const bestPractice = "Burn 0.22 tensor API (dispatch Device), HF safetensors loaded with burn-store's SafetensorsStore " +
 	"(FloatCastAdapter to the compute dtype). CUDA: cubecl CUDA backend with the fusion and autotune features " +
-	"(burn-cuda's defaults), kernels JIT-compiled by NVRTC on first use and autotuned at cubecl's default level; " +
+	"(burn-cuda's defaults), kernels generated as CUDA C++ and JIT-compiled by NVRTC on first use (cubecl-cuda's cpp " +
+	"compiler; 0.11's default LLVM compiler needs a build-time LLVM download) and autotuned at cubecl's default level; " +
 	"warm-up iterations absorb compilation and autotune. CPU: Burn's flex backend (pure Rust, simd + rayon; " +
 	"ndarray is deprecated in 0.22), f32. Weights kept in HF [out,in] layout and multiplied as x·Wᵀ, the layout " +
 	"cubecl's vec-mat autotune prefers; RMSNorm and softmax in f32; preallocated KV cache updated with slice_assign; " +

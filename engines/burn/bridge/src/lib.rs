@@ -94,8 +94,16 @@ pub fn describe_json(m: &Model) -> String {
     set("sampling", "greedy argmax on device, token id read with into_data (host sync) per token".into());
     if m.backend == "cuda" {
         set("fusion", "on (burn feature fusion)".into());
-        set("autotune", format!("on (burn feature autotune), level {autotune_level}"));
-        set("kernels", "cubecl, JIT-compiled with NVRTC at first use; warm-up covers compile + autotune".into());
+        set(
+            "autotune",
+            format!(
+                "on (burn feature autotune), level {autotune_level}; in-process cache only (cubecl persistence off), so every launch tunes afresh during warm-up"
+            ),
+        );
+        set(
+            "kernels",
+            "cubecl CUDA C++ compiled by NVRTC at first use (cubecl-cuda feature cpp; cubecl 0.11's default pliron/LLVM compiler needs an LLVM bundle downloaded at build time, not available to this build); warm-up covers compilation and autotune".into(),
+        );
     } else {
         set("fusion", "off (flex is eager)".into());
         set("autotune", "n/a (flex)".into());
