@@ -42,12 +42,13 @@ fi
 hash="$(sha256sum "$crate/lib/$lib" | cut -c1-16)"
 mkdir -p "$out"
 CGO_CFLAGS="${CGO_CFLAGS:--O2 -g} -DCIB_CANDLE_LIB=$hash" \
-  go build -trimpath -ldflags="-s -w" "${tags[@]}" -o "$out/candle" ./engines/candle
+  go build -trimpath -ldflags="-s -w -extldflags=-Wl,--gc-sections" "${tags[@]}" -o "$out/candle" ./engines/candle
 cp "$CARGO_TARGET_DIR/release/examples/bench" "$out/candle-bench"
 strip "$out/candle-bench"
 
 if ((cuda)); then
-  tar --zstd -cf .gpu/candle.tar.zst -C "$out" candle candle-bench
+  # zstd -19: the kernels (PTX text, SASS) shrink ~7x; unpack with tar --zstd -xf.
+  tar -I "zstd -19 -T${CIB_JOBS:-2}" -cf .gpu/candle.tar.zst -C "$out" candle candle-bench
   ls -l "$out/candle" "$out/candle-bench" .gpu/candle.tar.zst >&2
 fi
 echo "built $out/candle and $out/candle-bench" >&2

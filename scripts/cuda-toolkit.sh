@@ -10,7 +10,9 @@
 # CUDA 13.0 Update 1 components, the same nvcc (13.0.88) as the GPU host.
 # The tree mimics a toolkit install (bin/, nvvm/, targets/x86_64-linux/{include,lib}
 # with include/ and lib64/ links) plus lib64/stubs/libcuda.so, a link-time stub
-# with soname libcuda.so.1 that the real driver library replaces at run time.
+# with soname libcuda.so.1 that the real driver library replaces at run time,
+# and lib64/stubs/libcib_cuda_compat.a (see below; link it last with
+# -lcib_cuda_compat).
 set -euo pipefail
 
 root="${CIB_CACHE:-$HOME/.cache/cib}/cuda"
@@ -26,6 +28,7 @@ wheels=(
 )
 stamp="$root/.installed"
 want="${wheels[*]}"
+t="$root/targets/x86_64-linux"
 
 if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
   echo "cuda-toolkit: installing ${wheels[*]} into $root" >&2
@@ -38,7 +41,6 @@ if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
   for w in "$root"/wheels/*.whl; do
     python3 -m zipfile -e "$w" "$stage"
   done
-  t="$root/targets/x86_64-linux"
   mv "$stage/nvidia/cu13/bin" "$stage/nvidia/cu13/nvvm" "$root/"
   mv "$stage/nvidia/cu13/include" "$stage/nvidia/cu13/lib" "$t/"
   rm -rf "$stage" "$root/wheels"
@@ -51,15 +53,40 @@ if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
     base="$(basename "$f")"
     ln -sf "$base" "$t/lib/${base%%.so.*}.so"
   done
-  # libcuda.so stub: every cu* name that cuda.h declares or maps to (e.g.
-  # cuMemAlloc -> cuMemAlloc_v2), as empty functions. Only the linker sees it.
-  mkdir -p "$t/lib/stubs"
-  grep -oE '\bcu[A-Z][A-Za-z0-9_]*\b' "$t/include/cuda.h" | sort -u |
-    sed 's/.*/void &(void) {}/' > "$root/cuda-stub.c"
-  cc -shared -fPIC -Wl,-soname,libcuda.so.1 -o "$t/lib/stubs/libcuda.so" "$root/cuda-stub.c"
-  rm "$root/cuda-stub.c"
   "$root/bin/nvcc" --version >&2
   echo "$want" > "$stamp"
+fi
+
+# Link helpers, added in place (other builds may be using the tree).
+mkdir -p "$t/lib/stubs"
+# libcuda.so stub: every cu* name that cuda.h declares or maps to (e.g.
+# cuMemAlloc -> cuMemAlloc_v2), as empty functions. Only the linker sees it.
+if [[ ! -f "$t/lib/stubs/libcuda.so" ]]; then
+  grep -oE '\bcu[A-Z][A-Za-z0-9_]*\b' "$t/include/cuda.h" | sort -u |
+    sed 's/.*/void &(void) {}/' > "$root/cuda-stub.c"
+  cc -shared -fPIC -Wl,-soname,libcuda.so.1 -o "$root/libcuda.so.tmp" "$root/cuda-stub.c"
+  mv "$root/libcuda.so.tmp" "$t/lib/stubs/libcuda.so"
+  rm "$root/cuda-stub.c"
+fi
+# libcib_cuda_compat.a: functions that cudarc 0.19's "cuda-13000" bindings
+# declare but CUDA 13.0.x does not ship (cuBLASLt emulation descriptors
+# arrived in a later cuBLAS; cuProfilerInitialize left cuda.h in 12.0).
+# Nothing calls them; linking this archive last lets the link resolve them
+# locally, and if one were ever called it aborts with its name.
+if [[ ! -f "$t/lib/stubs/libcib_cuda_compat.a" ]]; then
+  {
+    echo '#include <stdio.h>'
+    echo '#include <stdlib.h>'
+    echo 'static void missing(const char *f) { fprintf(stderr, "%s: not in CUDA 13.0, called anyway\n", f); abort(); }'
+    for f in cuProfilerInitialize cublasLtEmulationDescCreate cublasLtEmulationDescDestroy \
+      cublasLtEmulationDescGetAttribute cublasLtEmulationDescSetAttribute cublasLtEmulationDescInit_internal; do
+      echo "int $f(void) { missing(\"$f\"); return 1; }"
+    done
+  } > "$root/compat.c"
+  cc -c -O2 -fPIC -o "$root/compat.o" "$root/compat.c"
+  ar rcs "$root/compat.a.tmp" "$root/compat.o"
+  mv "$root/compat.a.tmp" "$t/lib/stubs/libcib_cuda_compat.a"
+  rm "$root/compat.c" "$root/compat.o"
 fi
 
 cat <<EOF
