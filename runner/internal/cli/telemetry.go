@@ -54,7 +54,7 @@ func openMonitor(c *ucli.Context, cfg *config.Config, e *env, model *workload.Mo
 		return nil, "", fmt.Errorf("read GPU %d: %w", ord, err)
 	}
 	rec, _ := json.Marshal(dev)
-	m := &nvmlMonitor{t: t, idx: ord, interval: c.Duration("telemetry-interval"), record: rec}
+	m := &nvmlMonitor{t: t, idx: ord, interval: c.Duration("telemetry-interval"), idle: c.Duration("idle-timeout"), record: rec}
 	if busy, err := t.Busy(ord); err == nil && len(busy) > 0 && !c.Bool("allow-busy") {
 		t.Close()
 		return nil, "", withCode(ExitUsage, fmt.Errorf("GPU %d (%s) is in use by %d other process(es) (%v); wait, or pass --allow-busy to measure anyway", ord, dev.Name, len(busy), busy))
@@ -91,6 +91,7 @@ type nvmlMonitor struct {
 	t        *telemetry.Telemetry
 	idx      int
 	interval time.Duration
+	idle     time.Duration
 	baseline telemetry.State
 	record   json.RawMessage
 	// bandwidth is this GPU's cached measured bandwidth, if any.
@@ -106,7 +107,7 @@ func (m *nvmlMonitor) Close()                                   { _ = m.t.Close(
 // BeforeLaunch waits for the GPU to return to its resting state (fairness
 // rule 5); a timeout becomes a warning on the launch, not an error.
 func (m *nvmlMonitor) BeforeLaunch(ctx context.Context) ([]string, error) {
-	rep, err := m.t.WaitIdle(ctx, m.idx, telemetry.IdleOptions{Baseline: m.baseline, Timeout: 60 * time.Second})
+	rep, err := m.t.WaitIdle(ctx, m.idx, telemetry.IdleOptions{Baseline: m.baseline, Timeout: m.idle})
 	if err != nil {
 		return nil, err
 	}
