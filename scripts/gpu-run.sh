@@ -62,7 +62,7 @@ for stage in "$@"; do
       [[ -x $BIN/burn-bench ]] && { "$BIN/burn-bench" --model "$MODELS/$s" --device cuda:0 --dtype bf16 --prompt-len 128 --new 256 --warmup 3 --iters 5 --seed 1 --case p128-n256 || echo "NATIVE FAILED: burn $s"; }
       [[ -x $BIN/mistralrs-bench ]] && { "$BIN/mistralrs-bench" --model "$MODELS/$s" --device cuda:0 --dtype bf16 --prompt-len 128 --new 256 --warmup 2 --iters 5 || echo "NATIVE FAILED: mistralrs $s"; }
     done
-    [[ -x $BIN/pytorch ]] && { OUT=$S scripts/gpu/pytorch.sh native || echo "NATIVE FAILED: pytorch"; }
+    [[ ${NATIVE_PYTORCH:-1} == 1 && -x $BIN/pytorch ]] && { OUT=$S scripts/gpu/pytorch.sh native || echo "NATIVE FAILED: pytorch"; }
     ;;
   bench-tiny) bench tinyllama-1.1b configs/decode-tinyllama.yaml ;;
   bench-8b) bench llama-3-8b configs/decode.yaml ;;
