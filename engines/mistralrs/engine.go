@@ -15,9 +15,13 @@ import (
 	"github.com/cuda-inference-benchmarks/cib/protocol/serve"
 )
 
-// optPagedAttention names the request option that turns mistral.rs's paged
-// attention on.
-const optPagedAttention = "paged_attention"
+// Request options.
+const (
+	// optPagedAttention turns mistral.rs's paged attention on.
+	optPagedAttention = "paged_attention"
+	// optReceiver picks how the bridge waits for streamed chunks.
+	optReceiver = "receiver"
+)
 
 // bestPractice says how mistral.rs is configured, for the report.
 const bestPractice = "mistral.rs Rust API (mistralrs-core, the engine the mistralrs crate's TextModelBuilder drives) " +
@@ -53,6 +57,7 @@ func (engine) Info() protocol.Info {
 		DTypes:         []string{"f32", "f16", "bf16"},
 		Options: map[string]string{
 			optPagedAttention: "off|on: mistral.rs paged attention KV cache (cuda only; default off, the Rust API's default)",
+			optReceiver:       "auto|spin|park: how the bridge awaits streamed tokens (auto = spin on cuda, park on cpu)",
 		},
 		Capabilities: protocol.Capabilities{
 			MaxBatch:            1,
@@ -68,9 +73,9 @@ type modelConfig struct {
 }
 
 func (engine) Load(ctx context.Context, req *protocol.Request) (serve.Model, protocol.Loaded, error) {
-	paged, err := parseOnOff(req.Options[optPagedAttention])
+	opts, err := loadOptions(req)
 	if err != nil {
-		return nil, protocol.Loaded{}, serve.BadRequest(fmt.Errorf("option %s: %w", optPagedAttention, err))
+		return nil, protocol.Loaded{}, serve.BadRequest(err)
 	}
 	raw, err := os.ReadFile(filepath.Join(req.Model, "config.json"))
 	if err != nil {
@@ -90,7 +95,7 @@ func (engine) Load(ctx context.Context, req *protocol.Request) (serve.Model, pro
 			return nil, protocol.Loaded{}, serve.Unsupported(fmt.Errorf("cases[%d] (%s): only greedy decoding is implemented", i, c.Name))
 		}
 	}
-	m, st, err := bridge.Load(req.Model, req.Device, req.DType, req.Threads, paged)
+	m, st, err := bridge.Load(req.Model, req.Device, req.DType, opts)
 	if err != nil {
 		return nil, protocol.Loaded{}, classify(err)
 	}
@@ -104,7 +109,7 @@ func (engine) Load(ctx context.Context, req *protocol.Request) (serve.Model, pro
 	if settings == nil {
 		settings = map[string]string{}
 	}
-	settings["paged_attention"] = onOff(paged)
+	settings["paged_attention"] = onOff(opts.PagedAttention)
 	settings["flash_attn"] = "off (not compiled in)"
 	settings["sampling"] = "greedy: temperature 0 (argmax), no penalties"
 	settings["eos"] = "ignored (engine built with disable_eos_stop)"
@@ -170,6 +175,26 @@ func classify(err error) error {
 	default:
 		return err
 	}
+}
+
+// loadOptions turns the request's options into bridge options.
+func loadOptions(req *protocol.Request) (bridge.Options, error) {
+	o := bridge.Options{Threads: req.Threads, Receiver: bridge.ReceiverAuto}
+	paged, err := parseOnOff(req.Options[optPagedAttention])
+	if err != nil {
+		return o, fmt.Errorf("option %s: %w", optPagedAttention, err)
+	}
+	o.PagedAttention = paged
+	switch v := req.Options[optReceiver]; v {
+	case "", "auto":
+	case "spin":
+		o.Receiver = bridge.ReceiverSpin
+	case "park":
+		o.Receiver = bridge.ReceiverPark
+	default:
+		return o, fmt.Errorf("option %s: %q: want auto, spin or park", optReceiver, v)
+	}
+	return o, nil
 }
 
 func parseOnOff(s string) (bool, error) {

@@ -94,11 +94,11 @@ func nativeCheck(ctx context.Context, stdin io.Reader, stdout io.Writer) ([]nati
 	if err != nil {
 		return nil, err
 	}
-	paged, err := parseOnOff(req.Options[optPagedAttention])
+	opts, err := loadOptions(req)
 	if err != nil {
-		return nil, fmt.Errorf("option %s: %w", optPagedAttention, err)
+		return nil, err
 	}
-	m, _, err := bridge.Load(req.Model, req.Device, req.DType, req.Threads, paged)
+	m, _, err := bridge.Load(req.Model, req.Device, req.DType, opts)
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", req.Model, err)
 	}

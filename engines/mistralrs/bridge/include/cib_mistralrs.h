@@ -29,7 +29,7 @@ typedef struct {
 
 /* Return codes: 0 ok, 1 runtime, 2 bad request, 3 out of memory, 4 unsupported, 5 load. */
 int cib_mistralrs_load(const char *model_dir, const char *device, const char *dtype, int threads,
-		       int paged_attn, CibHandle **out, CibLoadStats *stats, char *err, size_t err_len);
+		       int paged_attn, int receiver, CibHandle **out, CibLoadStats *stats, char *err, size_t err_len);
 int cib_mistralrs_generate(CibHandle *h, const uint32_t *prompt, size_t n_prompt, size_t n_new,
 			   int stream, uint32_t *out_ids, int64_t *out_ns, CibUsage *usage, char *err,
 			   size_t err_len);

@@ -95,6 +95,8 @@ pub struct Handle {
     mistral: Arc<MistralRs>,
     max_seq_len: usize,
     info: String,
+    /// Busy-poll the response channel instead of parking (cuda devices).
+    spin: bool,
 }
 
 fn write_err(buf: *mut c_char, len: usize, msg: &str) {
@@ -180,6 +182,7 @@ fn load(
     dtype: &str,
     threads: c_int,
     paged_attn: bool,
+    receiver: c_int,
     stats: &mut CibLoadStats,
 ) -> Result<Box<Handle>> {
     if threads > 0 {
@@ -290,15 +293,25 @@ fn load(
     stats.engine_start_ns = ns(t2.elapsed());
     stats.max_seq_len = i64::try_from(max_seq_len).unwrap_or(i64::MAX);
 
+    let spin = match receiver {
+        0 => false,
+        1 => true,
+        _ => dev.is_cuda(),
+    };
     let info = format!(
-        "{{\"device\":\"{}\",\"device_name\":{:?},\"attention\":\"{}\",\"prefix_cache\":\"off\",\"scheduler\":\"default fixed({MAX_NUM_SEQS})\",\"threads\":\"{}\",\"tokenizer\":{:?}}}",
+        "{{\"device\":\"{}\",\"device_name\":{:?},\"attention\":\"{}\",\"prefix_cache\":\"off\",\"scheduler\":\"default fixed({MAX_NUM_SEQS})\",\"threads\":\"{}\",\"tokenizer\":{:?},\"receiver\":\"{}\"}}",
         device_label(&dev),
         device_name(&dev),
         if paged_attn { "paged" } else { "eager (no paged attention, no flash-attn)" },
         if threads > 0 { threads.to_string() } else { "default".to_string() },
         tokenizer_note,
+        if spin {
+            "spin: busy-polls the stream for exact chunk times"
+        } else {
+            "park: sleeps on the stream between chunks"
+        },
     );
-    Ok(Box::new(Handle { rt, mistral, max_seq_len, info }))
+    Ok(Box::new(Handle { rt, mistral, max_seq_len, info, spin }))
 }
 
 /// mistral.rs builds a byte-level token trie (llguidance's toktrie) from
@@ -461,39 +474,51 @@ impl Handle {
         let mut chunks = 0usize;
         let mut times: Vec<i64> = Vec::with_capacity(n_new);
         let mut done_usage = None;
-        self.rt.block_on(async {
-            sender
-                .send(Request::Normal(Box::new(req)))
-                .await
-                .map_err(|e| Failure::new(ERR_RUNTIME, format!("send request to mistral.rs: {e}")))?;
-            while let Some(resp) = rx.recv().await {
-                let t = ns(start.elapsed());
-                match resp {
-                    Response::CompletionChunk(c) => {
-                        chunks += 1;
-                        times.push(t);
-                        if c.choices.iter().any(|ch| ch.finish_reason.is_some()) {
-                            break;
-                        }
+        self.rt
+            .block_on(sender.send(Request::Normal(Box::new(req))))
+            .map_err(|e| Failure::new(ERR_RUNTIME, format!("send request to mistral.rs: {e}")))?;
+        loop {
+            // Spinning sees a chunk the moment mistral.rs sends it and spares its
+            // engine thread a wake-up syscall per token; parking leaves the cores
+            // to the model, which needs them on the CPU.
+            let resp = if self.spin {
+                match rx.try_recv() {
+                    Ok(r) => Some(r),
+                    Err(tokio::sync::mpsc::error::TryRecvError::Empty) => {
+                        std::hint::spin_loop();
+                        continue;
                     }
-                    Response::CompletionDone(c) => {
-                        done_usage = Some(c.usage);
+                    Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => None,
+                }
+            } else {
+                rx.blocking_recv()
+            };
+            let Some(resp) = resp else { break };
+            let t = ns(start.elapsed());
+            match resp {
+                Response::CompletionChunk(c) => {
+                    chunks += 1;
+                    times.push(t);
+                    if c.choices.iter().any(|ch| ch.finish_reason.is_some()) {
                         break;
                     }
-                    Response::InternalError(e) => {
-                        return Err(Failure::new(ERR_RUNTIME, format!("mistral.rs internal error: {e}")))
-                    }
-                    Response::ValidationError(e) => {
-                        return Err(Failure::new(ERR_BAD_REQUEST, format!("mistral.rs rejected the request: {e}")))
-                    }
-                    Response::CompletionModelError(e, _) | Response::ModelError(e, _) => {
-                        return Err(Failure::new(ERR_RUNTIME, format!("mistral.rs model error: {e}")))
-                    }
-                    _ => return Err(Failure::new(ERR_RUNTIME, "mistral.rs sent an unexpected response kind")),
                 }
+                Response::CompletionDone(c) => {
+                    done_usage = Some(c.usage);
+                    break;
+                }
+                Response::InternalError(e) => {
+                    return Err(Failure::new(ERR_RUNTIME, format!("mistral.rs internal error: {e}")))
+                }
+                Response::ValidationError(e) => {
+                    return Err(Failure::new(ERR_BAD_REQUEST, format!("mistral.rs rejected the request: {e}")))
+                }
+                Response::CompletionModelError(e, _) | Response::ModelError(e, _) => {
+                    return Err(Failure::new(ERR_RUNTIME, format!("mistral.rs model error: {e}")))
+                }
+                _ => return Err(Failure::new(ERR_RUNTIME, "mistral.rs sent an unexpected response kind")),
             }
-            Ok(())
-        })?;
+        }
         let wall = ns(start.elapsed());
 
         let ids = tap.ids.lock().unwrap();
@@ -538,6 +563,8 @@ impl Handle {
 /// Loads the model in `model_dir` on `device` ("cpu" or "cuda:N") as `dtype`
 /// ("f32", "f16", "bf16"). `threads` > 0 sets the CPU thread count;
 /// `paged_attn` != 0 turns on mistral.rs's paged attention (CUDA only).
+/// `receiver` picks how streamed chunks are awaited: 0 park, 1 spin, -1 auto
+/// (spin on cuda, park on cpu).
 /// On success stores a handle in `*out` and returns 0.
 ///
 /// # Safety
@@ -549,6 +576,7 @@ pub unsafe extern "C" fn cib_mistralrs_load(
     dtype: *const c_char,
     threads: c_int,
     paged_attn: c_int,
+    receiver: c_int,
     out: *mut *mut Handle,
     stats: *mut CibLoadStats,
     err: *mut c_char,
@@ -562,7 +590,7 @@ pub unsafe extern "C" fn cib_mistralrs_load(
         let device = cstr(device, "device")?;
         let dtype = cstr(dtype, "dtype")?;
         let stats = &mut *stats;
-        let h = load(&model_dir, &device, &dtype, threads, paged_attn != 0, stats)?;
+        let h = load(&model_dir, &device, &dtype, threads, paged_attn != 0, receiver, stats)?;
         *out = Box::into_raw(h);
         Ok(())
     })

@@ -32,8 +32,8 @@ type Model struct {
 }
 
 // Load loads the HF-style model directory dir on device ("cpu", "cuda:N") as
-// dtype ("f32", "f16", "bf16"). threads > 0 sets the CPU thread count.
-func Load(dir, device, dtype string, threads int, pagedAttention bool) (*Model, LoadStats, error) {
+// dtype ("f32", "f16", "bf16") with the given options.
+func Load(dir, device, dtype string, o Options) (*Model, LoadStats, error) {
 	cdir, cdev, cdt := C.CString(dir), C.CString(device), C.CString(dtype)
 	defer C.free(unsafe.Pointer(cdir))
 	defer C.free(unsafe.Pointer(cdev))
@@ -43,10 +43,10 @@ func Load(dir, device, dtype string, threads int, pagedAttention bool) (*Model, 
 	var h *C.CibHandle
 	var st C.CibLoadStats
 	paged := C.int(0)
-	if pagedAttention {
+	if o.PagedAttention {
 		paged = 1
 	}
-	rc := C.cib_mistralrs_load(cdir, cdev, cdt, C.int(threads), paged, &h, &st, errBuf, errLen)
+	rc := C.cib_mistralrs_load(cdir, cdev, cdt, C.int(o.Threads), paged, C.int(o.Receiver), &h, &st, errBuf, errLen)
 	if rc != 0 {
 		return nil, LoadStats{}, &Error{Code: Code(rc), Msg: C.GoString(errBuf)}
 	}

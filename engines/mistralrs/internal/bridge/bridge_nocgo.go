@@ -11,7 +11,7 @@ var errNoCgo = &Error{Code: CodeUnsupported, Msg: "mistralrs engine built withou
 type Model struct{}
 
 // Load always fails without cgo.
-func Load(dir, device, dtype string, threads int, pagedAttention bool) (*Model, LoadStats, error) {
+func Load(dir, device, dtype string, o Options) (*Model, LoadStats, error) {
 	return nil, LoadStats{}, errNoCgo
 }
 

@@ -22,6 +22,30 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Msg }
 
+// Receiver says how the bridge waits for streamed chunks.
+type Receiver int
+
+// Receivers.
+const (
+	// ReceiverAuto spins on cuda devices and parks on the cpu.
+	ReceiverAuto Receiver = -1
+	// ReceiverPark sleeps on the channel between chunks.
+	ReceiverPark Receiver = 0
+	// ReceiverSpin busy-polls the channel, so a chunk is seen the moment it is
+	// sent and mistral.rs's engine thread makes no wake-up call per token.
+	ReceiverSpin Receiver = 1
+)
+
+// Options configure a load.
+type Options struct {
+	// Threads > 0 sets the CPU thread count.
+	Threads int
+	// PagedAttention turns on mistral.rs's paged attention (cuda only).
+	PagedAttention bool
+	// Receiver picks how streamed chunks are awaited.
+	Receiver Receiver
+}
+
 // LoadStats is the cold-start breakdown measured in Rust, in ns.
 type LoadStats struct {
 	// ContextInitNs is device creation (the CUDA context on cuda).
