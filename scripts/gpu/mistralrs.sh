@@ -7,7 +7,8 @@
 #
 # $MODELS holds synthesized bf16 models tinyllama-1.1b and llama-3-8b. Each
 # step runs even if an earlier one failed; the exit status says whether all
-# passed. Knobs: MISTRALRS_LAUNCHES (2), MISTRALRS_ITERS (8), MISTRALRS_WARMUP (2).
+# passed. Knobs: MISTRALRS_LAUNCHES (2), MISTRALRS_ITERS (8), MISTRALRS_WARMUP (2),
+# MISTRALRS_PAGED=1 adds a paged-attention variant to the benchmark.
 set -uo pipefail
 
 : "${BIN:?BIN: directory with runner and mistralrs}" "${MODELS:?MODELS: model directory}" "${OUT:?OUT: results directory}"
@@ -26,28 +27,34 @@ step() { # step NAME CMD...: run, log to $out/NAME.log, remember failures
   fi
 }
 
-request() { # request MODEL_DIR: a p128-n256 bf16 cuda request, prompt ids fixed by a seed
-  python3 - "$1" "$warmup" "$iters" <<'PY'
+request() { # request MODEL_DIR [RECEIVER]: a p128-n256 bf16 cuda request, prompt ids fixed by a seed
+  python3 - "$1" "$warmup" "$iters" "${2:-auto}" <<'PY'
 import json, random, sys
-model, warmup, iters = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+model, warmup, iters, receiver = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 vocab = json.load(open(model + "/config.json"))["vocab_size"]
 rng = random.Random(1)
 prompt = [1] + [rng.randrange(3, vocab) for _ in range(127)]
 print(json.dumps({"protocol": 1, "model": model, "device": "cuda:0", "dtype": "bf16", "seed": 1,
-                  "warmup": warmup, "iterations": iters,
+                  "warmup": warmup, "iterations": iters, "options": {"receiver": receiver},
                   "cases": [{"name": "p128-n256", "prompt_tokens": prompt, "max_new_tokens": 256,
                              "batch_size": 1, "greedy": True, "ignore_eos": True}]}))
 PY
 }
 
 step info "$BIN/mistralrs" info
-step conformance-cuda-bf16 "$BIN/runner" conformance mistralrs --bin-dir "$BIN" --device cuda:0 --dtype bf16
-step conformance-cuda-f32 "$BIN/runner" conformance mistralrs --bin-dir "$BIN" --device cuda:0 --dtype f32
+step conformance-cuda-bf16 "$BIN/runner" conformance --bin-dir "$BIN" --device cuda:0 --dtype bf16 mistralrs
+step conformance-cuda-f32 "$BIN/runner" conformance --bin-dir "$BIN" --device cuda:0 --dtype f32 mistralrs
 
 for m in "${models[@]}"; do
   [[ -d "$MODELS/$m" ]] || { echo "mistralrs: $MODELS/$m missing" >&2; failed+=("model-$m"); continue; }
   request "$MODELS/$m" > "$out/native-$m.request.json"
   step "native-$m" "$BIN/mistralrs" native < "$out/native-$m.request.json"
+  if [[ "$m" == tinyllama-1.1b ]]; then # diagnostic: the same check with a parked receiver
+    request "$MODELS/$m" park > "$out/native-$m-park.request.json"
+    step "native-$m-park" "$BIN/mistralrs" native < "$out/native-$m-park.request.json"
+  fi
+  variants="  - {name: mistralrs}"
+  [[ "${MISTRALRS_PAGED:-0}" == 1 ]] && variants+=$'\n  - {name: mistralrs, label: mistralrs-paged, options: {paged_attention: "on"}}'
   cat > "$out/bench-$m.yaml" <<YAML
 name: mistralrs-$m
 model: $MODELS/$m
@@ -58,7 +65,7 @@ warmup: $warmup
 iterations: $iters
 launches: $launches
 engines:
-  - {name: mistralrs}
+$variants
 cases:
   - {name: p128-n256, prompt_len: 128, max_new_tokens: 256}
 timeouts: {start: 5m, stall: 2m, total: 20m}
@@ -68,7 +75,7 @@ done
 
 echo "== mistralrs summary" >&2
 for m in "${models[@]}"; do
-  grep -h '"summary"' "$out/native-$m.log" 2>/dev/null | sed "s/^/native $m: /"
+  grep -h '^native ' "$out/native-$m.err" "$out/native-$m-park.err" 2>/dev/null
 done
 if ((${#failed[@]})); then
   echo "mistralrs: FAILED steps: ${failed[*]}" >&2
