@@ -33,7 +33,11 @@ list() { # engine variants present in the bundle
 }
 bench() { # shape config
   synth "$1"
-  "$BIN/runner" bench --bin-dir "$BIN" --config "$2" --model "$MODELS/$1" --engines "$(list)" --out "$S" ${BENCH_FLAGS:-} || echo "runner exit $?"
+  # STAGE_TIMEOUT (e.g. 240s) interrupts the runner like Ctrl-C: it kills the
+  # running engine and still writes the report of every finished launch.
+  timeout --signal=INT --kill-after=60 "${STAGE_TIMEOUT:-0}" \
+    "$BIN/runner" bench --bin-dir "$BIN" --config "$2" --model "$MODELS/$1" --engines "$(list)" --out "$S" ${BENCH_FLAGS:-} ||
+    echo "runner exit $?"
 }
 
 for stage in "$@"; do
