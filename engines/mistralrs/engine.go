@@ -24,10 +24,10 @@ const (
 )
 
 // bestPractice says how mistral.rs is configured, for the report.
-const bestPractice = "mistral.rs Rust API (mistralrs-core, the engine the mistralrs crate's TextModelBuilder drives) " +
-	"with its TextModelBuilder defaults: plain Llama pipeline, no ISQ, default scheduler, eager attention (paged attention " +
-	"off, as the Rust API defaults; the mistralrs-server CLI turns it on for CUDA, option paged_attention=on does the same here), " +
-	"flash-attn not compiled in. Greedy via temperature 0 (argmax), EOS stop disabled, prefix cache off so every " +
+const bestPractice = "mistral.rs Rust API (mistralrs-core, the engine the mistralrs crate drives) with mistral.rs's " +
+	"own defaults: plain Llama pipeline, no ISQ, default scheduler (32 sequences), paged attention on for CUDA as " +
+	"`mistralrs serve --paged-attn auto` does (block 32, KV pool 90% of free GPU memory; option paged_attention=off " +
+	"gives the Rust builder's eager default), off on the CPU; flash-attn and cuDNN not compiled in. Greedy via temperature 0 (argmax), EOS stop disabled, prefix cache off so every " +
 	"iteration runs its prefill. Prompts are sent as token ids (RequestMessage::CompletionTokens) on the streaming API; " +
 	"each token's time is taken in Rust as its chunk arrives."
 
@@ -56,7 +56,7 @@ func (engine) Info() protocol.Info {
 		Devices:        devices,
 		DTypes:         []string{"f32", "f16", "bf16"},
 		Options: map[string]string{
-			optPagedAttention: "off|on: mistral.rs paged attention KV cache (cuda only; default off, the Rust API's default)",
+			optPagedAttention: "auto|on|off: mistral.rs paged attention KV cache (auto = mistral.rs's default: on for cuda, off on cpu; on needs cuda)",
 			optReceiver:       "auto|spin|park: how the bridge awaits streamed tokens (auto = spin on cuda, park on cpu)",
 		},
 		Capabilities: protocol.Capabilities{
@@ -109,7 +109,6 @@ func (engine) Load(ctx context.Context, req *protocol.Request) (serve.Model, pro
 	if settings == nil {
 		settings = map[string]string{}
 	}
-	settings["paged_attention"] = onOff(opts.PagedAttention)
 	settings["flash_attn"] = "off (not compiled in)"
 	settings["sampling"] = "greedy: temperature 0 (argmax), no penalties"
 	settings["eos"] = "ignored (engine built with disable_eos_stop)"
@@ -180,11 +179,16 @@ func classify(err error) error {
 // loadOptions turns the request's options into bridge options.
 func loadOptions(req *protocol.Request) (bridge.Options, error) {
 	o := bridge.Options{Threads: req.Threads, Receiver: bridge.ReceiverAuto}
-	paged, err := parseOnOff(req.Options[optPagedAttention])
-	if err != nil {
-		return o, fmt.Errorf("option %s: %w", optPagedAttention, err)
+	switch v := req.Options[optPagedAttention]; v {
+	case "", "auto":
+		o.PagedAttention = bridge.Auto
+	case "on":
+		o.PagedAttention = bridge.On
+	case "off":
+		o.PagedAttention = bridge.Off
+	default:
+		return o, fmt.Errorf("option %s: %q: want auto, on or off", optPagedAttention, v)
 	}
-	o.PagedAttention = paged
 	switch v := req.Options[optReceiver]; v {
 	case "", "auto":
 	case "spin":
@@ -195,22 +199,4 @@ func loadOptions(req *protocol.Request) (bridge.Options, error) {
 		return o, fmt.Errorf("option %s: %q: want auto, spin or park", optReceiver, v)
 	}
 	return o, nil
-}
-
-func parseOnOff(s string) (bool, error) {
-	switch s {
-	case "", "off":
-		return false, nil
-	case "on":
-		return true, nil
-	default:
-		return false, fmt.Errorf("%q: want on or off", s)
-	}
-}
-
-func onOff(b bool) string {
-	if b {
-		return "on"
-	}
-	return "off"
 }

@@ -7,15 +7,17 @@
 #
 # $MODELS holds synthesized bf16 models tinyllama-1.1b and llama-3-8b. Each
 # step runs even if an earlier one failed; the exit status says whether all
-# passed. Knobs: MISTRALRS_LAUNCHES (2), MISTRALRS_ITERS (8), MISTRALRS_WARMUP (2),
-# MISTRALRS_PAGED=1 adds a paged-attention variant to the benchmark.
+# passed. The benchmark runs mistral.rs at its CUDA default (paged attention,
+# label mistralrs) and with paged attention off (label mistralrs-eager, the
+# Rust builder's default). Knobs: MISTRALRS_LAUNCHES (2), MISTRALRS_ITERS (6),
+# MISTRALRS_WARMUP (2), MISTRALRS_EAGER=0 drops the eager variant.
 set -uo pipefail
 
 : "${BIN:?BIN: directory with runner and mistralrs}" "${MODELS:?MODELS: model directory}" "${OUT:?OUT: results directory}"
 export LD_LIBRARY_PATH="/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 out="$OUT/mistralrs"
 mkdir -p "$out"
-launches="${MISTRALRS_LAUNCHES:-2}" iters="${MISTRALRS_ITERS:-8}" warmup="${MISTRALRS_WARMUP:-2}"
+launches="${MISTRALRS_LAUNCHES:-2}" iters="${MISTRALRS_ITERS:-6}" warmup="${MISTRALRS_WARMUP:-2}"
 models=(tinyllama-1.1b llama-3-8b)
 failed=()
 
@@ -54,7 +56,7 @@ for m in "${models[@]}"; do
     step "native-$m-park" "$BIN/mistralrs" native < "$out/native-$m-park.request.json"
   fi
   variants="  - {name: mistralrs}"
-  [[ "${MISTRALRS_PAGED:-0}" == 1 ]] && variants+=$'\n  - {name: mistralrs, label: mistralrs-paged, options: {paged_attention: "on"}}'
+  [[ "${MISTRALRS_EAGER:-1}" == 1 ]] && variants+=$'\n  - {name: mistralrs, label: mistralrs-eager, options: {paged_attention: "off"}}'
   cat > "$out/bench-$m.yaml" <<YAML
 name: mistralrs-$m
 model: $MODELS/$m

@@ -181,7 +181,7 @@ fn load(
     device: &str,
     dtype: &str,
     threads: c_int,
-    paged_attn: bool,
+    paged_attn: c_int,
     receiver: c_int,
     stats: &mut CibLoadStats,
 ) -> Result<Box<Handle>> {
@@ -211,6 +211,12 @@ fn load(
     let t0 = Instant::now();
     let dev = parse_device(device)?;
     stats.context_init_ns = ns(t0.elapsed());
+    // mistral.rs's own default (`--paged-attn auto`): on for CUDA, off elsewhere.
+    let paged_attn = match paged_attn {
+        0 => false,
+        1 => true,
+        _ => dev.is_cuda(),
+    };
     if paged_attn && !dev.is_cuda() {
         return Err(Failure::new(ERR_UNSUPPORTED, "option paged_attention=on needs a cuda device"));
     }
@@ -235,7 +241,9 @@ fn load(
     .map_err(|e| Failure::new(ERR_LOAD, format!("build mistral.rs loader: {e:#}")))?;
     let paged_cfg = if paged_attn {
         Some(
-            PagedAttentionConfig::new(None, MemoryGpuConfig::Utilization(0.9), PagedCacheType::Auto)
+            // mistral.rs's CLI defaults: block size 32, 90% of the free GPU memory
+            // for the KV cache pool, KV cache in the model dtype.
+            PagedAttentionConfig::new(Some(32), MemoryGpuConfig::Utilization(0.9), PagedCacheType::Auto)
                 .map_err(|e| Failure::new(ERR_LOAD, format!("paged attention config: {e:#}")))?,
         )
     } else {
@@ -298,19 +306,26 @@ fn load(
         1 => true,
         _ => dev.is_cuda(),
     };
-    let info = format!(
-        "{{\"device\":\"{}\",\"device_name\":{:?},\"attention\":\"{}\",\"prefix_cache\":\"off\",\"scheduler\":\"default fixed({MAX_NUM_SEQS})\",\"threads\":\"{}\",\"tokenizer\":{:?},\"receiver\":\"{}\"}}",
-        device_label(&dev),
-        device_name(&dev),
-        if paged_attn { "paged" } else { "eager (no paged attention, no flash-attn)" },
-        if threads > 0 { threads.to_string() } else { "default".to_string() },
-        tokenizer_note,
-        if spin {
+    let info = serde_json::json!({
+        "device": device_label(&dev),
+        "device_name": device_name(&dev),
+        "attention": if paged_attn {
+            "paged attention (block 32, KV pool 90% of free GPU memory); no flash-attn"
+        } else {
+            "eager sdpa, contiguous KV cache (no paged attention, no flash-attn)"
+        },
+        "paged_attention": if paged_attn { "on" } else { "off" },
+        "prefix_cache": "off",
+        "scheduler": format!("default, fixed({MAX_NUM_SEQS})"),
+        "threads": if threads > 0 { threads.to_string() } else { "default".to_string() },
+        "tokenizer": tokenizer_note,
+        "receiver": if spin {
             "spin: busy-polls the stream for exact chunk times"
         } else {
             "park: sleeps on the stream between chunks"
         },
-    );
+    })
+    .to_string();
     Ok(Box::new(Handle { rt, mistral, max_seq_len, info, spin }))
 }
 
@@ -562,7 +577,8 @@ impl Handle {
 
 /// Loads the model in `model_dir` on `device` ("cpu" or "cuda:N") as `dtype`
 /// ("f32", "f16", "bf16"). `threads` > 0 sets the CPU thread count;
-/// `paged_attn` != 0 turns on mistral.rs's paged attention (CUDA only).
+/// `paged_attn`: 1 on (CUDA only), 0 off, -1 auto (on for CUDA, mistral.rs's
+/// own default).
 /// `receiver` picks how streamed chunks are awaited: 0 park, 1 spin, -1 auto
 /// (spin on cuda, park on cpu).
 /// On success stores a handle in `*out` and returns 0.
@@ -590,7 +606,7 @@ pub unsafe extern "C" fn cib_mistralrs_load(
         let device = cstr(device, "device")?;
         let dtype = cstr(dtype, "dtype")?;
         let stats = &mut *stats;
-        let h = load(&model_dir, &device, &dtype, threads, paged_attn != 0, receiver, stats)?;
+        let h = load(&model_dir, &device, &dtype, threads, paged_attn, receiver, stats)?;
         *out = Box::into_raw(h);
         Ok(())
     })

@@ -42,11 +42,7 @@ func Load(dir, device, dtype string, o Options) (*Model, LoadStats, error) {
 	defer C.free(unsafe.Pointer(errBuf))
 	var h *C.CibHandle
 	var st C.CibLoadStats
-	paged := C.int(0)
-	if o.PagedAttention {
-		paged = 1
-	}
-	rc := C.cib_mistralrs_load(cdir, cdev, cdt, C.int(o.Threads), paged, C.int(o.Receiver), &h, &st, errBuf, errLen)
+	rc := C.cib_mistralrs_load(cdir, cdev, cdt, C.int(o.Threads), C.int(o.PagedAttention), C.int(o.Receiver), &h, &st, errBuf, errLen)
 	if rc != 0 {
 		return nil, LoadStats{}, &Error{Code: Code(rc), Msg: C.GoString(errBuf)}
 	}

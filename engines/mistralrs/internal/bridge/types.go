@@ -36,12 +36,23 @@ const (
 	ReceiverSpin Receiver = 1
 )
 
+// Switch is a setting that is on, off, or left to mistral.rs's default.
+type Switch int
+
+// Switch values.
+const (
+	Auto Switch = -1
+	Off  Switch = 0
+	On   Switch = 1
+)
+
 // Options configure a load.
 type Options struct {
 	// Threads > 0 sets the CPU thread count.
 	Threads int
-	// PagedAttention turns on mistral.rs's paged attention (cuda only).
-	PagedAttention bool
+	// PagedAttention: On (cuda only), Off, or Auto = mistral.rs's default
+	// (`--paged-attn auto`: on for cuda, off on the cpu).
+	PagedAttention Switch
 	// Receiver picks how streamed chunks are awaited.
 	Receiver Receiver
 }
