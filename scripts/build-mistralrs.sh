@@ -44,3 +44,7 @@ mv "$crate/lib/$lib.tmp" "$crate/lib/$lib"
 sum="$(sha256sum "$crate/lib/$lib" | cut -c1-16)"
 (cd "$root/engines/mistralrs" && CGO_ENABLED=1 go build -trimpath -ldflags="-s -w -X main.bridgeLib=$sum" "${tags[@]}" -o "$out/mistralrs" .)
 ls -l "$out/mistralrs" >&2
+if ((cuda)); then # what travels to the GPU host
+  tar --zstd -cf "$root/.gpu/mistralrs.tar.zst" -C "$out" mistralrs
+  ls -l "$root/.gpu/mistralrs.tar.zst" >&2
+fi
