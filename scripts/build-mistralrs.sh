@@ -38,6 +38,15 @@ fi
 mkdir -p "$crate/lib" "$out"
 cp "$CARGO_TARGET_DIR/release/libcib_mistralrs.a" "$crate/lib/$lib.tmp"
 mv "$crate/lib/$lib.tmp" "$crate/lib/$lib"
+if ((cuda)); then
+  # The CUDA kernel archives the crates' build scripts make (nvcc via cudaforge)
+  # are link-time inputs a staticlib does not bundle: copy the newest of each
+  # next to it (internal/bridge/bridge_cuda.go names them).
+  for k in mistralrscuda mistralrsquant mistralrspagedattention moe; do
+    a="$(ls -t "$CARGO_TARGET_DIR"/release/build/*/out/lib$k.a | head -1)"
+    cp "$a" "$crate/lib/lib$k.a"
+  done
+fi
 
 # Go's build cache does not track the static library; stamping its hash into the
 # binary makes every new library relink (and records which one it is).
