@@ -50,7 +50,8 @@ for stage in "$@"; do
     "$BIN/runner" gpu info
     "$BIN/runner" gpu probe || echo "PROBE FAILED"
     "$BIN/runner" engines --bin-dir "$BIN"
-    for e in "${engines[@]}"; do
+    for e in ${CONF_ENGINES:-${engines[*]}}; do
+      [[ -x $BIN/$e ]] || continue
       echo "=== conformance $e (cuda:0, bf16, tiny shape)"
       "$BIN/runner" conformance --bin-dir "$BIN" --device cuda:0 --dtype bf16 "$e" || echo "CONFORMANCE FAILED: $e"
     done
@@ -62,9 +63,10 @@ for stage in "$@"; do
   native)
     for s in ${SHAPES-tinyllama-1.1b llama-3-8b}; do
       synth "$s"
-      [[ -x $BIN/candle-bench ]] && { "$BIN/candle-bench" "$MODELS/$s" --device cuda:0 --dtype bf16 --prompt-len 128 --new 256 --warmup 2 --iters 5 || echo "NATIVE FAILED: candle $s"; }
-      [[ -x $BIN/burn-bench ]] && { "$BIN/burn-bench" --model "$MODELS/$s" --device cuda:0 --dtype bf16 --prompt-len 128 --new 256 --warmup 3 --iters 5 --seed 1 --case p128-n256 || echo "NATIVE FAILED: burn $s"; }
-      [[ -x $BIN/mistralrs-bench ]] && { "$BIN/mistralrs-bench" --model "$MODELS/$s" --device cuda:0 --dtype bf16 --prompt-len 128 --new 256 --warmup 2 --iters 5 || echo "NATIVE FAILED: mistralrs $s"; }
+      want() { [[ " ${NATIVE_ENGINES:-candle burn mistralrs} " == *" $1 "* && -x $BIN/$1-bench ]]; }
+      want candle && { "$BIN/candle-bench" "$MODELS/$s" --device cuda:0 --dtype bf16 --prompt-len 128 --new 256 --warmup 2 --iters 5 || echo "NATIVE FAILED: candle $s"; }
+      want burn && { "$BIN/burn-bench" --model "$MODELS/$s" --device cuda:0 --dtype bf16 --prompt-len 128 --new 256 --warmup 3 --iters 5 --seed 1 --case p128-n256 || echo "NATIVE FAILED: burn $s"; }
+      want mistralrs && { "$BIN/mistralrs-bench" --model "$MODELS/$s" --device cuda:0 --dtype bf16 --prompt-len 128 --new 256 --warmup 2 --iters 5 || echo "NATIVE FAILED: mistralrs $s"; }
     done
     [[ ${NATIVE_PYTORCH:-1} == 1 && -x $BIN/pytorch ]] && { OUT=$S scripts/gpu/pytorch.sh native || echo "NATIVE FAILED: pytorch"; }
     ;;
