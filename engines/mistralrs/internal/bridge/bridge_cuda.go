@@ -12,5 +12,17 @@ package bridge
 
 /*
 #cgo LDFLAGS: -lcib_mistralrs_cuda -lmistralrscuda -lmistralrsquant -lmistralrspagedattention -lmoe -lcudart -lcublas -lcublasLt -lcurand -lnvrtc -lcuda -lstdc++ -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+
+// cudarc (dynamic-linking) binds a few entry points that the CUDA 13.0
+// libraries do not export: cuProfilerInitialize (gone from the driver API, and
+// from the libcuda link stub) and cublasLt's emulation descriptors (newer than
+// 13.0's cuBLASLt). Nothing in candle or mistral.rs calls them; these
+// definitions satisfy the linker and fail cleanly if ever reached.
+int cuProfilerInitialize(void) { return 999; }                // CUDA_ERROR_UNKNOWN
+int cublasLtEmulationDescCreate(void) { return 15; }          // CUBLAS_STATUS_NOT_SUPPORTED
+int cublasLtEmulationDescDestroy(void) { return 15; }
+int cublasLtEmulationDescGetAttribute(void) { return 15; }
+int cublasLtEmulationDescSetAttribute(void) { return 15; }
+int cublasLtEmulationDescInit_internal(void) { return 15; }
 */
 import "C"
