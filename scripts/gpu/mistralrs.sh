@@ -5,6 +5,9 @@
 #
 #   BIN=dir-with-runner-and-mistralrs MODELS=dir-with-models OUT=results-dir scripts/gpu/mistralrs.sh
 #
+# $BIN/mistralrs is the CUDA build (scripts/build-mistralrs.sh --cuda), shipped as
+# .gpu/mistralrs.tar.xz (~23 MB): tar -xJf mistralrs.tar.xz -C "$BIN".
+#
 # $MODELS holds synthesized bf16 models tinyllama-1.1b and llama-3-8b. Each
 # step runs even if an earlier one failed; the exit status says whether all
 # passed. The benchmark runs mistral.rs at its CUDA default (paged attention,
