@@ -32,7 +32,7 @@ sum=$(sha256sum "$crate/lib/$kind/libcib_burn.a" | cut -c1-16)
 
 if [[ $kind == cuda ]]; then
   cp "$target/release/burn-bench" "$out/burn-bench"
-  tar --zstd -cf "$root/.gpu/burn.tar.zst" -C "$root/.gpu" bin/burn bin/burn-bench
+  tar -I "zstd -19 -T${jobs}" -cf "$root/.gpu/burn.tar.zst" -C "$root/.gpu" bin/burn bin/burn-bench
   ls -l "$out/burn" "$out/burn-bench" "$root/.gpu/burn.tar.zst"
 else
   ls -l "$out/burn"

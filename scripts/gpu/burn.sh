@@ -16,6 +16,8 @@
 set -euo pipefail
 : "${BIN:?}" "${MODELS:?}" "${OUT:?}"
 export LD_LIBRARY_PATH="/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# cubecl-cuda hands NVRTC the CUDA headers from $CUDA_PATH/include.
+export CUDA_PATH=${CUDA_PATH:-/usr/local/cuda}
 out="$OUT/burn"
 mkdir -p "$out"
 shapes=(tinyllama-1.1b llama-3-8b)
