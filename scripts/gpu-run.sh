@@ -14,7 +14,10 @@ set -euo pipefail
 W=/tmp/cib
 export BIN=$W/bin MODELS=$W/models
 mkdir -p "$W" "$MODELS"
-[[ -x $BIN/runner ]] || tar -xJf .gpu/bundle.tar.xz -C "$W"
+if [[ ! -x $BIN/runner ]]; then # bundle.tar.xz first, then any later archive overrides it (e.g. go.tar.xz)
+  tar -xJf .gpu/bundle.tar.xz -C "$W"
+  for a in .gpu/*.tar.xz; do [[ $a == .gpu/bundle.tar.xz ]] || tar -xJf "$a" -C "$W"; done
+fi
 export LD_LIBRARY_PATH="/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export CIB_CACHE=$W/cache CIB_PYTHON=${CIB_PYTHON:-python3} PYTHONUNBUFFERED=1
 export TORCHINDUCTOR_CACHE_DIR=$W/inductor-cache
