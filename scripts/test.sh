@@ -26,4 +26,6 @@ for e in candle burn mistralrs; do
 done
 
 step "go test"
-go test -count=1 -timeout 45m ./protocol/... ./runner/... ./engines/...
+pkgs=(./protocol/... ./runner/...)
+for d in engines/*/; do pkgs+=("./${d}..."); done # one pattern per engine module
+go test -count=1 -timeout 45m "${pkgs[@]}"
