@@ -57,7 +57,7 @@ func (e *env) getenv(key string) string {
 func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, environ []string) int {
 	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, environ: environ, args: args}
 	app := newApp(e)
-	err := app.RunContext(ctx, args)
+	err := app.RunContext(ctx, flagsFirst(args))
 	if err == nil {
 		return ExitOK
 	}
@@ -104,4 +104,39 @@ func newApp(e *env) *ucli.App {
 		ExitErrHandler: func(*ucli.Context, error) {}, // exit codes are mapped in Run
 	}
 	return app
+}
+
+// valueFlags are the conformance flags that take a separate value.
+var valueFlags = map[string]bool{"--bin-dir": true, "--model": true, "--device": true, "--dtype": true, "--timeout": true}
+
+// flagsFirst lets `runner conformance ENGINE --device cuda:0` work as users
+// type it: urfave/cli v2 stops reading flags at the first argument, so the
+// engine name is moved after the conformance flags.
+func flagsFirst(args []string) []string {
+	i := 0
+	for i < len(args) && args[i] != "conformance" {
+		i++
+	}
+	if i == len(args) {
+		return args
+	}
+	var flags, names []string
+	for j := i + 1; j < len(args); j++ {
+		a := args[j]
+		switch {
+		case a == "--":
+			names = append(names, args[j:]...)
+			j = len(args)
+		case strings.HasPrefix(a, "-"):
+			flags = append(flags, a)
+			if valueFlags[a] && j+1 < len(args) {
+				flags = append(flags, args[j+1])
+				j++
+			}
+		default:
+			names = append(names, a)
+		}
+	}
+	out := append([]string{}, args[:i+1]...)
+	return append(append(out, flags...), names...)
 }

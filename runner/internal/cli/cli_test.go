@@ -220,6 +220,14 @@ func TestConformanceReference(t *testing.T) {
 	require.Contains(t, o.stdout, "conforms to protocol v1")
 }
 
+// TestConformanceFlagsAfterName: the engine name may come before the flags.
+func TestConformanceFlagsAfterName(t *testing.T) {
+	bin := testbin.Dir(t)
+	o := run(t, t.Context(), "conformance", "reference", "--bin-dir", bin, "--model", testbin.TinyModel(t))
+	require.Equal(t, 0, o.code, "stdout: %s\nstderr: %s", o.stdout, o.stderr)
+	require.Contains(t, o.stdout, "conforms to protocol v1")
+}
+
 func TestConformanceCatchesBadEngine(t *testing.T) {
 	bin := testbin.Dir(t)
 	dir := t.TempDir()

@@ -28,7 +28,7 @@ func conformanceCommand(e *env) *ucli.Command {
 		},
 		Action: func(c *ucli.Context) error {
 			if c.Args().Len() != 1 {
-				return usageError("conformance: want one engine name, after the flags (e.g. runner conformance --device cuda:0 --dtype bf16 candle), got %q", c.Args().Slice())
+				return usageError("conformance: want one engine name (e.g. runner conformance candle --device cuda:0 --dtype bf16), got %q", c.Args().Slice())
 			}
 			name := c.Args().First()
 			path, err := engine.Find(name, c.String("bin-dir"), e.getenv("PATH"))
