@@ -208,7 +208,7 @@ func Build(name string, env envinfo.Env, req RequestInfo, labels []string, basel
 			}
 			cs.Results = append(cs.Results, r)
 		}
-		base := findResult(cs.Results, baseline)
+		base := cs.Result(baseline)
 		for _, r := range cs.Results {
 			if r.Engine == baseline {
 				continue
@@ -251,13 +251,24 @@ func labelsOf(recs []results.Record) []string {
 	return out
 }
 
-func findResult(rs []Result, label string) Result {
-	for _, r := range rs {
-		if r.Engine == label {
-			return r
+// Case returns the case named name, or nil.
+func (s *Summary) Case(name string) *Case {
+	for i := range s.Cases {
+		if s.Cases[i].Name == name {
+			return &s.Cases[i]
 		}
 	}
-	return Result{}
+	return nil
+}
+
+// Result returns the result of the engine labelled label, or nil.
+func (c *Case) Result(label string) *Result {
+	for i := range c.Results {
+		if c.Results[i].Engine == label {
+			return &c.Results[i]
+		}
+	}
+	return nil
 }
 
 func newStat(xs []float64) Stat {

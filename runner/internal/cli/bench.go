@@ -17,6 +17,7 @@ import (
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/config"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/engine"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/envinfo"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/report"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/results"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/spawn"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/workload"
@@ -237,7 +238,7 @@ func benchCmd(c *ucli.Context, e *env) error {
 	if err != nil {
 		return err
 	}
-	if err := printMarkdown(e.stdout, sum); err != nil {
+	if err := report.Markdown(e.stdout, sum); err != nil {
 		return err
 	}
 	if progress != nil {

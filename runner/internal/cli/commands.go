@@ -142,6 +142,7 @@ func readSummary(p string) (*analysis.Summary, error) {
 
 type pair struct {
 	caseName, engine, metric string
+	a, b                     analysis.Stat
 	cmp                      stats.Comparison
 }
 
@@ -160,21 +161,22 @@ func compareSummaries(e *env, a, b *analysis.Summary, alpha float64) error {
 	}
 	var pairs []pair
 	for _, ca := range a.Cases {
-		cb := findCase(b.Cases, ca.Name)
+		cb := b.Case(ca.Name)
 		if cb == nil {
 			continue
 		}
 		for _, ra := range ca.Results {
-			rb := findEngine(cb.Results, ra.Engine)
+			rb := cb.Result(ra.Engine)
 			if rb == nil {
 				continue
 			}
 			for _, key := range analysis.Compared {
-				xa, xb := ra.Metrics[key].Samples, rb.Metrics[key].Samples
-				if len(xa) == 0 || len(xb) == 0 {
+				sa, sb := ra.Metrics[key], rb.Metrics[key]
+				if len(sa.Samples) == 0 || len(sb.Samples) == 0 {
 					continue
 				}
-				pairs = append(pairs, pair{ca.Name, ra.Engine, key, stats.Compare(xa, xb, stats.CompareOptions{Alpha: alpha, Resamples: 2000, Seed: 1})})
+				cmp := stats.Compare(sa.Samples, sb.Samples, stats.CompareOptions{Alpha: alpha, Resamples: 2000, Seed: 1})
+				pairs = append(pairs, pair{ca.Name, ra.Engine, key, sa, sb, cmp})
 			}
 		}
 	}
@@ -188,30 +190,9 @@ func compareSummaries(e *env, a, b *analysis.Summary, alpha float64) error {
 	stats.AdjustHolm(family)
 	fmt.Fprintf(w, "| case | engine | metric | A median | B median | B/A [95%% CI] | p (Holm) | Cliff's δ | verdict |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, p := range pairs {
-		ma := findCase(a.Cases, p.caseName)
-		mb := findCase(b.Cases, p.caseName)
-		sa := findEngine(ma.Results, p.engine).Metrics[p.metric]
-		sb := findEngine(mb.Results, p.engine).Metrics[p.metric]
+		sa, sb := p.a, p.b
 		fmt.Fprintf(w, "| %s | %s | %s | %.4g | %.4g | %.3f [%.3f, %.3f] | %.3g | %+.2f | %s |\n", p.caseName, p.engine, p.metric,
 			sa.Median, sb.Median, p.cmp.Ratio, p.cmp.RatioLo, p.cmp.RatioHi, p.cmp.PAdj, p.cmp.CliffsDelta, p.cmp.Verdict)
-	}
-	return nil
-}
-
-func findCase(cs []analysis.Case, name string) *analysis.Case {
-	for i := range cs {
-		if cs[i].Name == name {
-			return &cs[i]
-		}
-	}
-	return nil
-}
-
-func findEngine(rs []analysis.Result, label string) *analysis.Result {
-	for i := range rs {
-		if rs[i].Engine == label {
-			return &rs[i]
-		}
 	}
 	return nil
 }

@@ -2,9 +2,9 @@ package cli
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
-	"io"
-	"os"
+	"io/fs"
 	"path/filepath"
 
 	ucli "github.com/urfave/cli/v2"
@@ -67,10 +67,6 @@ func benchSamples(recs []results.Record, req protocol.Request) func(engine, case
 	}
 }
 
-func printMarkdown(w io.Writer, s *analysis.Summary) error {
-	return report.Markdown(w, s)
-}
-
 func reportCommand(e *env) *ucli.Command {
 	return &ucli.Command{
 		Name:      "report",
@@ -101,28 +97,14 @@ func reportCommand(e *env) *ucli.Command {
 			baseline := ""
 			if err := results.ReadJSON(dir, results.SummaryFile, &prev); err == nil {
 				name, baseline = prev.Name, prev.Baseline
-			} else if !os.IsNotExist(unwrapAll(err)) {
+			} else if !errors.Is(err, fs.ErrNotExist) {
 				fmt.Fprintf(e.stderr, "note: ignoring unreadable previous summary: %v\n", err)
 			}
 			sum, err := writeReports(dir, name, env, req, nil, baseline, recs, warnings)
 			if err != nil {
 				return err
 			}
-			return printMarkdown(e.stdout, sum)
+			return report.Markdown(e.stdout, sum)
 		},
-	}
-}
-
-func unwrapAll(err error) error {
-	for {
-		u, ok := err.(interface{ Unwrap() error })
-		if !ok {
-			return err
-		}
-		next := u.Unwrap()
-		if next == nil {
-			return err
-		}
-		err = next
 	}
 }
