@@ -220,6 +220,21 @@ func TestConformanceReference(t *testing.T) {
 	require.Contains(t, o.stdout, "conforms to protocol v1")
 }
 
+// TestConformanceVariant: a variant's options and threads reach every run request;
+// the reference engine rejects an option it does not know, so the run checks fail.
+func TestConformanceVariant(t *testing.T) {
+	bin := testbin.Dir(t)
+	o := run(t, t.Context(), "conformance", "--bin-dir", bin, "--model", testbin.TinyModel(t), "reference:threads=1")
+	require.Equal(t, 0, o.code, "stdout: %s\nstderr: %s", o.stdout, o.stderr)
+	require.Contains(t, o.stdout, "reference:threads=1 (")
+	o = run(t, t.Context(), "conformance", "--bin-dir", bin, "--model", testbin.TinyModel(t), "reference:kernel=naive")
+	require.Equal(t, cli.ExitError, o.code, o.stdout)
+	require.Contains(t, o.stdout, `FAIL  run: stdout is JSON events only, exit 0 after done: engine error (bad_request)`)
+	require.Contains(t, o.stdout, `option "kernel"`)
+	o = run(t, t.Context(), "conformance", "--bin-dir", bin, "reference:threads")
+	require.Equal(t, cli.ExitUsage, o.code)
+}
+
 // TestConformanceFlagsAfterName: the engine name may come before the flags.
 func TestConformanceFlagsAfterName(t *testing.T) {
 	bin := testbin.Dir(t)

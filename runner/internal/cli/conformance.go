@@ -8,6 +8,7 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/config"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/conformance"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/engine"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/modelcfg"
@@ -18,7 +19,7 @@ func conformanceCommand(e *env) *ucli.Command {
 	return &ucli.Command{
 		Name:      "conformance",
 		Usage:     "check that an engine binary speaks the protocol (info, event stream, exact counts, errors)",
-		ArgsUsage: "ENGINE",
+		ArgsUsage: "ENGINE[:key=value...]",
 		Flags: []ucli.Flag{
 			binDirFlag(e),
 			&ucli.StringFlag{Name: "model", Usage: "model `DIR` (default: a tiny model synthesized in a temp dir)"},
@@ -30,8 +31,13 @@ func conformanceCommand(e *env) *ucli.Command {
 			if c.Args().Len() != 1 {
 				return usageError("conformance: want one engine name (e.g. runner conformance candle --device cuda:0 --dtype bf16), got %q", c.Args().Slice())
 			}
-			name := c.Args().First()
-			path, err := engine.Find(name, c.String("bin-dir"), e.getenv("PATH"))
+			specs, err := config.ParseEngines(c.Args().First())
+			if err != nil || len(specs) != 1 {
+				return usageError("conformance: want one engine variant (name or name:key=value), got %q", c.Args().First())
+			}
+			spec := specs[0]
+			name := spec.Spec()
+			path, err := engine.Find(spec.Name, c.String("bin-dir"), e.getenv("PATH"))
 			if err != nil {
 				return withCode(ExitUsage, err)
 			}
@@ -54,7 +60,7 @@ func conformanceCommand(e *env) *ucli.Command {
 			abs, _ := filepath.Abs(model)
 			checks := conformance.Run(c.Context, conformance.Options{
 				Path: path, Model: abs, Device: c.String("device"), DType: c.String("dtype"), Vocab: mc.VocabSize,
-				Env: e.environ, Timeout: c.Duration("timeout"),
+				Threads: spec.Threads, EngineOptions: spec.Options, Env: e.environ, Timeout: c.Duration("timeout"),
 			})
 			failed := 0
 			for _, ch := range checks {

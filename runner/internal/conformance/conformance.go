@@ -26,6 +26,10 @@ type Options struct {
 	Device, DType string
 	// Vocab bounds the prompt ids.
 	Vocab int
+	// Threads and EngineOptions go into every run request (a variant such as
+	// mistralrs:paged_attention=off).
+	Threads       int
+	EngineOptions map[string]string
 	Env   []string
 	// Timeout bounds each launch.
 	Timeout time.Duration
@@ -109,7 +113,8 @@ func Run(ctx context.Context, o Options) []Check {
 }
 
 func base(o Options) protocol.Request {
-	return protocol.Request{Protocol: protocol.Version, Model: o.Model, Device: o.Device, DType: o.DType, Seed: 1}
+	return protocol.Request{Protocol: protocol.Version, Model: o.Model, Device: o.Device, DType: o.DType, Seed: 1,
+		Threads: o.Threads, Options: o.EngineOptions}
 }
 
 func mustJSON(v any) []byte {
@@ -251,17 +256,25 @@ func checkDeterministic(evs []protocol.Event) error {
 }
 
 func checkTimes(evs []protocol.Event) error {
+	loaded, its := 0, 0
 	for _, e := range evs {
-		if e.Type == protocol.EventLoaded && e.Loaded.TotalNs <= 0 {
-			return errors.New("loaded.total_ns is 0")
+		if e.Type == protocol.EventLoaded {
+			loaded++
+			if e.Loaded.TotalNs <= 0 {
+				return errors.New("loaded.total_ns is 0")
+			}
 		}
 		if e.Type != protocol.EventIteration {
 			continue
 		}
+		its++
 		it := e.Iteration
 		if it.StartNs < 0 || len(it.TokenNs) == 0 || it.TokenNs[0] <= 0 {
 			return fmt.Errorf("case %d iteration %d: first token at %v ns, start %d: want positive", it.Case, it.Index, it.TokenNs, it.StartNs)
 		}
+	}
+	if loaded != 1 || its == 0 {
+		return fmt.Errorf("nothing to check: %d loaded events, %d iterations", loaded, its)
 	}
 	return nil
 }
