@@ -30,7 +30,7 @@ type Options struct {
 	// mistralrs:paged_attention=off).
 	Threads       int
 	EngineOptions map[string]string
-	Env   []string
+	Env           []string
 	// Timeout bounds each launch.
 	Timeout time.Duration
 }
