@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Burn engine: the Rust bridge (static library) and the Go binary.
 #   scripts/build-burn.sh          CPU (flex backend)  -> bin/burn
-#   scripts/build-burn.sh --cuda   + cubecl CUDA       -> .gpu/bin/burn, .gpu/bin/burn-bench, .gpu/burn.tar.zst
+#   scripts/build-burn.sh --cuda   + cubecl CUDA       -> .gpu/bin/burn, .gpu/bin/burn-bench, .gpu/burn.tar.xz
 # The CUDA build needs no CUDA toolkit: cubecl JIT-compiles kernels with NVRTC at run
 # time and cudarc dlopens libcuda/libnvrtc (CUDA 13.0 bindings pinned below).
 set -euo pipefail
@@ -32,8 +32,8 @@ sum=$(sha256sum "$crate/lib/$kind/libcib_burn.a" | cut -c1-16)
 
 if [[ $kind == cuda ]]; then
   cp "$target/release/burn-bench" "$out/burn-bench"
-  tar -I "zstd -19 -T${jobs}" -cf "$root/.gpu/burn.tar.zst" -C "$root/.gpu" bin/burn bin/burn-bench
-  ls -l "$out/burn" "$out/burn-bench" "$root/.gpu/burn.tar.zst"
+  XZ_OPT="-6 -T${jobs}" tar -cJf "$root/.gpu/burn.tar.xz" -C "$root/.gpu" bin/burn bin/burn-bench
+  ls -l "$out/burn" "$out/burn-bench" "$root/.gpu/burn.tar.xz"
 else
   ls -l "$out/burn"
 fi

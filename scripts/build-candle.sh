@@ -3,7 +3,7 @@
 #
 #   scripts/build-candle.sh          CPU: bin/candle and bin/candle-bench
 #   scripts/build-candle.sh --cuda   CUDA 13.0, sm_90: .gpu/bin/candle, .gpu/bin/candle-bench
-#                                    and .gpu/candle.tar.zst (both, stripped, for the GPU host)
+#                                    and .gpu/candle.tar.xz (both, stripped, for the GPU host)
 #
 # Cargo's target dir is ${CIB_CACHE:-$HOME/.cache/cib}/target-candle[-cuda]; CIB_JOBS
 # (default 2) bounds cargo's parallelism.
@@ -47,8 +47,8 @@ cp "$CARGO_TARGET_DIR/release/examples/bench" "$out/candle-bench"
 strip "$out/candle-bench"
 
 if ((cuda)); then
-  # zstd -19: the kernels (PTX text, SASS) shrink ~7x; unpack with tar --zstd -xf.
-  tar -I "zstd -19 -T${CIB_JOBS:-2}" -cf .gpu/candle.tar.zst -C "$out" candle candle-bench
-  ls -l "$out/candle" "$out/candle-bench" .gpu/candle.tar.zst >&2
+  # xz (the GPU host has no zstd): the kernels (PTX text, SASS) shrink ~7x; unpack with tar -xJf.
+  XZ_OPT="-6 -T${CIB_JOBS:-2}" tar -cJf .gpu/candle.tar.xz -C "$out" candle candle-bench
+  ls -l "$out/candle" "$out/candle-bench" .gpu/candle.tar.xz >&2
 fi
 echo "built $out/candle and $out/candle-bench" >&2

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Builds everything the GPU host runs, here (it has no Go or Rust): the runner
-# and Go engines, and the CUDA builds of the Rust engines (nvcc 13.0.88 from
-# PyPI, sm_90), into .gpu/bundle.tar.xz (the GPU host has no zstd). Pass the device tool
-# carry: [".gpu/bundle.tar.xz"].   ENGINES="candle burn" limits the Rust builds.
+# Builds everything the GPU host runs, here (it has no Go or Rust), as xz archives
+# (the GPU host has no zstd) that scripts/gpu-run.sh unpacks into its bin/:
+#   .gpu/go.tar.xz         runner, reference, pytorch, telemetry.test, COMMIT
+#   .gpu/ENGINE.tar.xz     the CUDA builds of the Rust engines (nvcc 13.0.88 from PyPI, sm_90),
+#                          written by scripts/build-ENGINE.sh --cuda
+# Pass the device tool carry: [".gpu/go.tar.xz", ".gpu/candle.tar.xz", ...] (64 MiB in all).
+# ENGINES="candle burn" limits the Rust builds (ENGINES= builds only the Go archive).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .gpu/bin
@@ -12,8 +15,8 @@ echo "$commit" > .gpu/bin/COMMIT
 export CGO_CFLAGS="${CGO_CFLAGS:--O2 -Wno-deprecated-declarations}"
 go build -trimpath -ldflags=-s -o .gpu/bin/ ./runner ./engines/reference ./engines/pytorch
 go test -c -ldflags="-s -w" -o .gpu/bin/telemetry.test ./runner/internal/telemetry
+XZ_OPT=-6T2 tar -cJf .gpu/go.tar.xz -C .gpu bin/runner bin/reference bin/pytorch bin/telemetry.test bin/COMMIT
 for e in ${ENGINES-candle burn mistralrs}; do
   "scripts/build-$e.sh" --cuda
 done
-XZ_OPT=-6T2 tar -cJf .gpu/bundle.tar.xz -C .gpu bin
-ls -l .gpu/bin .gpu/bundle.tar.xz
+ls -l .gpu/*.tar.xz

@@ -9,14 +9,23 @@
 #   native           engine-native decode timings on the same weights (adapter-overhead check)
 #   bench-tiny       runner benchmark of every engine, TinyLlama-1.1B shape
 #   bench-8b         runner benchmark of every engine, Llama-3-8B shape
+#   adapter          one-card adapter-overhead checks, ADAPTER="engine:shape ..." (scripts/gpu/adapter.sh)
+#   mistralrs        scripts/gpu/mistralrs.sh (conformance, native check, runner), MISTRALRS_SHAPES
+#   pytorch          scripts/gpu/pytorch.sh $PYTORCH_PHASES (default: 8b)
+#   burn             scripts/gpu/burn.sh (conformance, burn-bench, runner), BURN_SHAPES
+#   burn-diag        burn-bench on TinyLlama with per-token traces and cubecl logs, per attention mode
 set -euo pipefail
 : "${OUT:?}"
 W=/tmp/cib
 export BIN=$W/bin MODELS=$W/models
 mkdir -p "$W" "$MODELS"
-if [[ ! -x $BIN/runner ]]; then # bundle.tar.xz first, then any later archive overrides it (e.g. go.tar.xz)
-  tar -xJf .gpu/bundle.tar.xz -C "$W"
-  for a in .gpu/*.tar.xz; do [[ $a == .gpu/bundle.tar.xz ]] || tar -xJf "$a" -C "$W"; done
+if [[ ! -x $BIN/runner ]]; then # bundle.tar.xz first (if carried), then any other archive overrides it (e.g. go.tar.xz)
+  [[ -f .gpu/bundle.tar.xz ]] && tar -xJf .gpu/bundle.tar.xz -C "$W"
+  for a in .gpu/*.tar.xz; do # archives hold bin/NAME, or bare NAME (extracted into bin/)
+    [[ $a == .gpu/bundle.tar.xz ]] && continue
+    if tar -tJf "$a" | head -n1 | grep -q '^bin/'; then tar -xJf "$a" -C "$W"; else mkdir -p "$BIN" && tar -xJf "$a" -C "$BIN"; fi
+  done
+  [[ -x $BIN/runner ]] || { echo "gpu-run: no runner in the carried .gpu/*.tar.xz" >&2; exit 1; }
 fi
 export LD_LIBRARY_PATH="/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export CIB_CACHE=$W/cache CIB_PYTHON=${CIB_PYTHON:-python3} PYTHONUNBUFFERED=1
@@ -43,7 +52,11 @@ bench() { # shape config
     echo "runner exit $?"
 }
 
+# DEADLINE=seconds from now: stages that would start in its last STAGE_MIN (60) seconds
+# are skipped, so what finished comes back inside the device tool's limit.
+end=$(($(date +%s) + ${DEADLINE:-100000}))
 for stage in "$@"; do
+  if (($(date +%s) + ${STAGE_MIN:-60} > end)); then echo "=== stage $stage skipped: deadline"; continue; fi
   S=$W/out/$stage
   mkdir -p "$S"
   echo "=== stage $stage ($(date -u +%H:%M:%S))"
@@ -79,6 +92,45 @@ print(json.dumps({"protocol":1,"model":m,"device":"cuda:0","dtype":"bf16","seed"
       fi
     done
     [[ ${NATIVE_PYTORCH:-1} == 1 && -x $BIN/pytorch ]] && { OUT=$S scripts/gpu/pytorch.sh native || echo "NATIVE FAILED: pytorch"; }
+    ;;
+  adapter)
+    for x in ${ADAPTER:-candle:tinyllama-1.1b}; do
+      synth "${x#*:}"
+      OUT=$S scripts/gpu/adapter.sh "${x%%:*}" "${x#*:}" "${ROUNDS:-2}" || echo "ADAPTER FAILED: $x"
+    done
+    ;;
+  mistralrs)
+    for m in tinyllama-1.1b ${MISTRALRS_SHAPES:-llama-3-8b}; do synth "$m"; done
+    OUT=$S scripts/gpu/mistralrs.sh || echo "MISTRALRS FAILED"
+    ;;
+  pytorch)
+    ph=" ${PYTORCH_PHASES:-8b} "
+    [[ $ph == *" tiny "* || $ph == *" native "* ]] && synth tinyllama-1.1b
+    [[ $ph == *" 8b "* || $ph == *" native "* ]] && synth llama-3-8b
+    OUT=$S scripts/gpu/pytorch.sh ${PYTORCH_PHASES:-8b} || echo "PYTORCH FAILED"
+    ;;
+  burn)
+    for m in ${BURN_SHAPES:-tinyllama-1.1b llama-3-8b}; do synth "$m"; done
+    OUT=$S scripts/gpu/burn.sh || echo "BURN FAILED"
+    ;;
+  burn-diag)
+    # Where does the first iteration's time go? Per-token stamps (CIB_BURN_TRACE) and
+    # cubecl's compile/autotune logs (cubecl.toml in the working directory), one
+    # autotune environment per run, so each starts cold unless named "-again".
+    synth tinyllama-1.1b
+    for v in ${BURN_DIAG:-padded grouped grouped-again}; do
+      mode=${v%-again}
+      mkdir -p "$S/$v"
+      printf '[compilation.logger]\nlevel = "basic"\nfile = "%s"\n[autotune.logger]\nlevel = "minimal"\nfile = "%s"\n' \
+        "$S/$v/compile.log" "$S/$v/autotune.log" > "$S/$v/cubecl.toml"
+      start=$(date +%s)
+      (cd "$S/$v" && CUBECL_ENVIRONMENT=diag-$mode CIB_BURN_TRACE=1 timeout "${BURN_DIAG_TIMEOUT:-150}" "$BIN/burn-bench" \
+        --model "$MODELS/tinyllama-1.1b" --device cuda:0 --dtype bf16 --prompt-len 128 --new "${BURN_DIAG_NEW:-64}" \
+        --warmup 0 --iters 3 --attention "$mode" >"$S/$v/out.jsonl" 2>"$S/$v/trace.txt")
+      echo "burn-diag $v: exit $? after $(($(date +%s) - start)) s; $(grep -c . "$S/$v/compile.log" 2>/dev/null) compile-log lines, $(grep -c . "$S/$v/autotune.log" 2>/dev/null) autotune-log lines"
+      grep -E "token (0|1|2|3|8|32|63|127|255) " "$S/$v/trace.txt" | head -n 40
+      cat "$S/$v/out.jsonl"
+    done
     ;;
   bench-tiny) bench tinyllama-1.1b configs/decode-tinyllama.yaml ;;
   bench-8b) bench llama-3-8b configs/decode.yaml ;;

@@ -5,7 +5,7 @@
 #
 #   BIN=dir MODELS=dir OUT=dir scripts/gpu/burn.sh
 #
-# BIN holds runner, burn and burn-bench (burn + burn-bench come from .gpu/burn.tar.zst,
+# BIN holds runner, burn and burn-bench (burn + burn-bench come from .gpu/burn.tar.xz,
 # built by scripts/build-burn.sh --cuda); MODELS holds tinyllama-1.1b and llama-3-8b
 # (runner models synth, bf16). Prints a table last.
 #

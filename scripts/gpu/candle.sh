@@ -5,8 +5,8 @@
 #
 #   BIN=dir MODELS=dir OUT=dir scripts/gpu/candle.sh
 #
-# BIN holds runner, candle and candle-bench (the last two from .gpu/candle.tar.zst,
-# built by scripts/build-candle.sh --cuda: tar --zstd -xf .gpu/candle.tar.zst -C "$BIN");
+# BIN holds runner, candle and candle-bench (the last two from .gpu/candle.tar.xz,
+# built by scripts/build-candle.sh --cuda: tar -xJf .gpu/candle.tar.xz -C "$BIN");
 # MODELS holds tinyllama-1.1b and llama-3-8b (runner models synth, bf16). Every step
 # runs even if an earlier one failed; the exit status says whether all passed. Prints
 # a table last: Rust-only vs runner decode tok/s (same prompt ids, same loop).

@@ -12,7 +12,8 @@
 # from the repository root (bench.py is read from the tree). torch.compile caches (Inductor, Triton, tuning
 # results) persist in TORCHINDUCTOR_CACHE_DIR, so only the first compiled launch compiles cold: compile_ns in
 # the loaded events shows it. DEVICE, DTYPE, PROMPT and NEW override cuda:0, bf16, 128 and 256 (DEVICE=cpu
-# DTYPE=f32 with small models is a dry run of this script off the GPU host).
+# DTYPE=f32 with small models is a dry run of this script off the GPU host). PYTORCH_LAUNCHES (2), PYTORCH_ITERS (5)
+# and PYTORCH_VARIANTS ("compiled eager"; also max-autotune) shape the runner phases.
 set -euo pipefail
 : "${BIN:?}" "${MODELS:?}" "${OUT:?}"
 export CIB_PYTHON=${CIB_PYTHON:-python3}
@@ -61,11 +62,14 @@ device: $device
 dtype: $dtype
 seed: 1
 warmup: 1
-iterations: 5
-launches: 2
+iterations: ${PYTORCH_ITERS:-5}
+launches: ${PYTORCH_LAUNCHES:-2}
 engines:
-  - $compiled
-  - {name: pytorch, label: pytorch-eager, options: {mode: eager}}
+$(for v in ${PYTORCH_VARIANTS:-compiled eager}; do case $v in
+  compiled) echo "  - $compiled" ;;
+  eager) echo "  - {name: pytorch, label: pytorch-eager, options: {mode: eager}}" ;;
+  max-autotune) echo "  - {name: pytorch, label: pytorch-compiled-max-autotune, options: {mode: compiled, compile: max-autotune}}" ;;
+  esac; done)
 cases:
   - {name: p$prompt-n$new, prompt_len: $prompt, max_new_tokens: $new}
 timeouts: {start: 15m, stall: 5m, total: 30m}
