@@ -2,6 +2,7 @@
 # Builds the Burn engine: the Rust bridge (static library) and the Go binary.
 #   scripts/build-burn.sh          CPU (flex backend)  -> bin/burn
 #   scripts/build-burn.sh --cuda   + cubecl CUDA       -> .gpu/bin/burn, .gpu/bin/burn-bench, .gpu/burn.tar.xz
+#   scripts/build-burn.sh --cuda --no-autotune         -> .gpu/bin-noat/{burn,burn-bench}, .gpu/burn-noat.tar.xz
 # The CUDA build needs no CUDA toolkit: cubecl JIT-compiles kernels with NVRTC at run
 # time and cudarc dlopens libcuda/libnvrtc (CUDA 13.0 bindings pinned below).
 set -euo pipefail
@@ -12,12 +13,18 @@ crate=$root/engines/burn/bridge
 jobs=${CARGO_BUILD_JOBS:-2}
 
 if [[ ${1:-} == --cuda ]]; then
-  kind=cuda features=(--features cuda) tags=(-tags cuda) out=$root/.gpu/bin
+  kind=cuda features=(--features cuda,autotune) tags=(-tags cuda) out=$root/.gpu/bin archive=burn
   export CUDARC_CUDA_VERSION=13000
+  target=$cache/target-burn-cuda
+  if [[ ${2:-} == --no-autotune ]]; then
+    # The same CUDA build without burn's autotune: into .gpu/bin-noat (archive burn-noat.tar.xz).
+    features=(--features cuda) out=$root/.gpu/bin-noat archive=burn-noat target=$cache/target-burn-cuda-noat
+    [[ -d $target || ! -d $cache/target-burn-cuda ]] || cp -a "$cache/target-burn-cuda" "$target" # reuse the shared crates
+  fi
 else
   kind=cpu features=() tags=() out=$root/bin
+  target=$cache/target-burn
 fi
-target=$cache/target-burn$([[ $kind == cuda ]] && echo -cuda || true)
 
 CARGO_TARGET_DIR=$target cargo build --release --locked -j"$jobs" \
   --manifest-path "$crate/Cargo.toml" "${features[@]}" --lib --bin burn-bench
@@ -32,8 +39,9 @@ sum=$(sha256sum "$crate/lib/$kind/libcib_burn.a" | cut -c1-16)
 
 if [[ $kind == cuda ]]; then
   cp "$target/release/burn-bench" "$out/burn-bench"
-  XZ_OPT="-6 -T${jobs}" tar -cJf "$root/.gpu/burn.tar.xz" -C "$root/.gpu" bin/burn bin/burn-bench
-  ls -l "$out/burn" "$out/burn-bench" "$root/.gpu/burn.tar.xz"
+  # Bare names: scripts/gpu-run.sh unpacks them into its bin/ (carry one of burn, burn-noat).
+  XZ_OPT="-6 -T${jobs}" tar -cJf "$root/.gpu/$archive.tar.xz" -C "$out" burn burn-bench
+  ls -l "$out/burn" "$out/burn-bench" "$root/.gpu/$archive.tar.xz"
 else
   ls -l "$out/burn"
 fi

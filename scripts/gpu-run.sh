@@ -23,7 +23,8 @@ if [[ ! -x $BIN/runner ]]; then # bundle.tar.xz first (if carried), then any oth
   [[ -f .gpu/bundle.tar.xz ]] && tar -xJf .gpu/bundle.tar.xz -C "$W"
   for a in .gpu/*.tar.xz; do # archives hold bin/NAME, or bare NAME (extracted into bin/)
     [[ $a == .gpu/bundle.tar.xz ]] && continue
-    if tar -tJf "$a" | head -n1 | grep -q '^bin/'; then tar -xJf "$a" -C "$W"; else mkdir -p "$BIN" && tar -xJf "$a" -C "$BIN"; fi
+    first=$(tar -tJf "$a" | sed -n 1p) # (sed reads it all: no SIGPIPE under pipefail)
+    if [[ $first == bin/* ]]; then tar -xJf "$a" -C "$W"; else mkdir -p "$BIN" && tar -xJf "$a" -C "$BIN"; fi
   done
   [[ -x $BIN/runner ]] || { echo "gpu-run: no runner in the carried .gpu/*.tar.xz" >&2; exit 1; }
 fi
@@ -126,9 +127,10 @@ print(json.dumps({"protocol":1,"model":m,"device":"cuda:0","dtype":"bf16","seed"
       start=$(date +%s)
       (cd "$S/$v" && CUBECL_ENVIRONMENT=diag-$mode CIB_BURN_TRACE=1 timeout "${BURN_DIAG_TIMEOUT:-150}" "$BIN/burn-bench" \
         --model "$MODELS/tinyllama-1.1b" --device cuda:0 --dtype bf16 --prompt-len 128 --new "${BURN_DIAG_NEW:-64}" \
-        --warmup 0 --iters 3 --attention "$mode" >"$S/$v/out.jsonl" 2>"$S/$v/trace.txt")
-      echo "burn-diag $v: exit $? after $(($(date +%s) - start)) s; $(grep -c . "$S/$v/compile.log" 2>/dev/null) compile-log lines, $(grep -c . "$S/$v/autotune.log" 2>/dev/null) autotune-log lines"
-      grep -E "token (0|1|2|3|8|32|63|127|255) " "$S/$v/trace.txt" | head -n 40
+        --warmup 0 --iters 3 --attention "$mode" >"$S/$v/out.jsonl" 2>"$S/$v/trace.txt") && rc=0 || rc=$?
+      echo "burn-diag $v: exit $rc after $(($(date +%s) - start)) s; $(grep -c . "$S/$v/compile.log" 2>/dev/null) compile-log lines, $(grep -c . "$S/$v/autotune.log" 2>/dev/null) autotune-log lines"
+      grep -E "token (0|1|2|3|8|32|47|63|127|255) " "$S/$v/trace.txt" | head -n 40 || true
+      tail -n 3 "$S/$v/trace.txt"
       cat "$S/$v/out.jsonl"
     done
     ;;

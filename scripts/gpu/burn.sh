@@ -13,6 +13,10 @@
 # matmul/attention per shape bucket, so the first iteration of a launch is much
 # slower. Every launch here runs 3 warm-up iterations of the exact timed case before
 # timing; burn-bench prints the warm-up iterations too, so the cost is on record.
+#
+# Knobs: BURN_SHAPES (both), BURN_WARMUP (3), BURN_ITERS (5), BURN_LAUNCHES (2),
+# BURN_ATTENTION (grouped|padded|fused), BURN_TIMEOUT (600 s per burn-bench run),
+# BURN_CONFORMANCE=0, BURN_FUSED=0 (skip the fused-attention burn-bench run).
 set -euo pipefail
 : "${BIN:?}" "${MODELS:?}" "${OUT:?}"
 export LD_LIBRARY_PATH="/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
@@ -20,20 +24,25 @@ export LD_LIBRARY_PATH="/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PAT
 export CUDA_PATH=${CUDA_PATH:-/usr/local/cuda}
 out="$OUT/burn"
 mkdir -p "$out"
-shapes=(tinyllama-1.1b llama-3-8b)
-prompt=128 new=256 warmup=3 iters=5
+read -r -a shapes <<<"${BURN_SHAPES:-tinyllama-1.1b llama-3-8b}"
+prompt=128 new=256 warmup=${BURN_WARMUP:-3} iters=${BURN_ITERS:-5} attention=${BURN_ATTENTION:-grouped}
+limit=${BURN_TIMEOUT:-600} # seconds per burn-bench run
 
 "$BIN/burn" info | tee "$out/info.json"
-"$BIN/runner" conformance burn --bin-dir "$BIN" --device cuda:0 --dtype bf16 2>&1 | tee "$out/conformance.txt" || true
+if [[ ${BURN_CONFORMANCE:-1} == 1 ]]; then
+  "$BIN/runner" conformance burn --bin-dir "$BIN" --device cuda:0 --dtype bf16 2>&1 | tee "$out/conformance.txt" || true
+fi
 
 # Rust-only timing: same bridge code, same prompt ids as the runner (seed 1, case name).
 for s in "${shapes[@]}"; do
-  "$BIN/burn-bench" --model "$MODELS/$s" --device cuda:0 --dtype bf16 --prompt-len $prompt --new $new \
-    --warmup $warmup --iters $iters --seed 1 --case "p$prompt-n$new" 2>&1 | tee "$out/bench-$s.jsonl" || true
+  timeout "$limit" "$BIN/burn-bench" --model "$MODELS/$s" --device cuda:0 --dtype bf16 --prompt-len $prompt --new $new \
+    --warmup $warmup --iters $iters --seed 1 --case "p$prompt-n$new" --attention "$attention" 2>&1 | tee "$out/bench-$s.jsonl" || true
 done
 # The fused-attention variant, Rust-only, on the small shape.
-"$BIN/burn-bench" --model "$MODELS/tinyllama-1.1b" --device cuda:0 --dtype bf16 --prompt-len $prompt --new $new \
-  --warmup $warmup --iters $iters --attention fused 2>&1 | tee "$out/bench-tinyllama-1.1b-fused.jsonl" || true
+if [[ ${BURN_FUSED:-1} == 1 ]]; then
+  timeout "$limit" "$BIN/burn-bench" --model "$MODELS/tinyllama-1.1b" --device cuda:0 --dtype bf16 --prompt-len $prompt --new $new \
+    --warmup $warmup --iters $iters --attention fused 2>&1 | tee "$out/bench-tinyllama-1.1b-fused.jsonl" || true
+fi
 
 for s in "${shapes[@]}"; do
   cat > "$out/$s.yaml" <<EOF
@@ -44,9 +53,9 @@ dtype: bf16
 seed: 1
 warmup: $warmup
 iterations: $iters
-launches: 2
+launches: ${BURN_LAUNCHES:-2}
 engines:
-  - {name: burn}
+  - {name: burn, options: {attention: $attention}}
 cases:
   - {name: p$prompt-n$new, prompt_len: $prompt, max_new_tokens: $new}
 timeouts: {start: 10m, stall: 5m, total: 30m}

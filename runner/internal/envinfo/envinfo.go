@@ -60,8 +60,9 @@ type Model struct {
 // Collect fills the host part of the record. Everything missing is left
 // empty: an environment record never fails a benchmark.
 //
-// Where git cannot tell (a bundle copied to the GPU host), gitFallback — the
-// commit the binaries were built from, e.g. from CIB_GIT_COMMIT — is used.
+// gitFallback, when set (CIB_GIT_COMMIT: the commit the binaries were built
+// from, "-dirty" suffix for uncommitted changes), is recorded instead of the
+// working directory's git.
 func Collect(ctx context.Context, args []string, workDir, gitFallback string) Env {
 	e := Env{
 		CreatedAt: time.Now().UTC(),
@@ -76,11 +77,15 @@ func Collect(ctx context.Context, args []string, workDir, gitFallback string) En
 	e.OS = osRelease()
 	e.Kernel = firstLine("/proc/sys/kernel/osrelease")
 	e.CPU = cpuModel()
+	if gitFallback != "" {
+		// Named explicitly: the commit the binaries were built from. It wins over the
+		// working directory's git, which on a GPU host may be a stale copy of the tree.
+		e.GitCommit, e.GitDirty = strings.TrimSuffix(gitFallback, "-dirty"), strings.HasSuffix(gitFallback, "-dirty")
+		return e
+	}
 	e.GitCommit = git(ctx, workDir, "rev-parse", "HEAD")
 	if e.GitCommit != "" {
 		e.GitDirty = git(ctx, workDir, "status", "--porcelain", "--untracked-files=no") != ""
-	} else if gitFallback != "" {
-		e.GitCommit = gitFallback
 	}
 	return e
 }
