@@ -33,7 +33,8 @@ func (engine) Info() protocol.Info {
 		Devices: []string{"cpu"},
 		DTypes:  []string{"f32"},
 		Options: map[string]string{
-			"attention": "grouped|fused: grouped (default) = grouped-query matmuls over the KV cache with f32 softmax; " +
+			"attention": "grouped|padded|fused: grouped (default) = grouped-query matmuls over the KV cache with f32 softmax; " +
+				"padded = the same over the whole fixed-size cache with a position mask (every decode step has one shape); " +
 				"fused = burn::tensor::module::attention (flash attention on CUDA) with K/V heads repeated",
 		},
 		Capabilities: protocol.Capabilities{

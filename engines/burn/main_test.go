@@ -188,6 +188,7 @@ func TestRunTiny(t *testing.T) {
 		{"one token", "", []protocol.Case{greedyCase("one", prompt(4, 512, 7), 1)}},
 		{"two cases", "", []protocol.Case{greedyCase("a", prompt(5, 512, 11), 3), greedyCase("b", prompt(17, 512, 29), 20)}},
 		{"fused attention", "fused", []protocol.Case{greedyCase("f", prompt(9, 512, 23), 12)}},
+		{"padded attention", "padded", []protocol.Case{greedyCase("p", prompt(9, 512, 23), 12)}},
 		{"cache growth past 256", "", []protocol.Case{greedyCase("long", prompt(250, 512, 5), 30)}},
 	}
 	for _, tc := range tests {
@@ -246,16 +247,20 @@ func TestRunTiny(t *testing.T) {
 
 func TestAttentionModesAgree(t *testing.T) {
 	needBinary(t)
-	c := greedyCase("p", prompt(21, 512, 13), 16)
+	// The long case grows the cache past 256 positions; the short one after it decodes with
+	// padded attention over a cache whose tail still holds the long case's rows (masked).
+	cases := []protocol.Case{greedyCase("q", prompt(250, 512, 3), 30), greedyCase("p", prompt(21, 512, 13), 16)}
 	got := map[string][][]int{}
-	for _, mode := range []string{"grouped", "fused"} {
-		req := request(tinyDir, c)
+	for _, mode := range []string{"grouped", "padded", "fused"} {
+		req := request(tinyDir, cases...)
 		req.Warmup, req.Iterations = 0, 1
 		req.Options = map[string]string{"attention": mode}
 		res := runEngine(t, engineBin, req)
 		require.Equal(t, 0, res.code, "stderr: %s", res.stderr)
 		got[mode] = tokens(res.events)
 	}
+	require.Len(t, got["grouped"], 2)
+	assert.Equal(t, got["grouped"], got["padded"])
 	assert.Equal(t, got["grouped"], got["fused"])
 }
 

@@ -58,6 +58,10 @@ pub const RUSTC_VERSION: &str = env!("CIB_RUSTC_VERSION");
 /// Whether this build carries the CUDA backend.
 pub const CUDA: bool = cfg!(feature = "cuda");
 
+/// Whether burn's autotune is compiled in (CUDA builds; scripts/build-burn.sh --cuda
+/// --no-autotune leaves it out).
+pub const AUTOTUNE: bool = cfg!(feature = "autotune");
+
 /// The fixed, build-time description of the bridge, as JSON.
 pub fn info_json() -> String {
     let mut backends = vec!["flex"];
@@ -71,7 +75,7 @@ pub fn info_json() -> String {
         "backends": backends,
         "cuda": CUDA,
         "fusion": CUDA,
-        "autotune": CUDA,
+        "autotune": AUTOTUNE,
     })
     .to_string()
 }
@@ -94,12 +98,19 @@ pub fn describe_json(m: &Model) -> String {
     set("sampling", "greedy argmax on device, token id read with into_data (host sync) per token".into());
     if m.backend == "cuda" {
         set("fusion", "on (burn feature fusion)".into());
-        set(
-            "autotune",
-            format!(
-                "on (burn feature autotune), level {autotune_level}; in-process cache only (cubecl persistence off), so every launch tunes afresh during warm-up"
-            ),
-        );
+        if AUTOTUNE {
+            set(
+                "autotune",
+                format!(
+                    "on (burn feature autotune), level {autotune_level}; in-process cache only (cubecl persistence off), so every launch tunes afresh during warm-up"
+                ),
+            );
+        } else {
+            set(
+                "autotune",
+                "off (built without burn feature autotune): burn-cubecl's default kernel per op, no tuning pass".into(),
+            );
+        }
         set(
             "kernels",
             "cubecl CUDA C++ compiled by NVRTC at first use (cubecl-cuda feature cpp; cubecl 0.11's default pliron/LLVM compiler needs an LLVM bundle downloaded at build time, not available to this build); warm-up covers compilation and autotune".into(),
@@ -183,7 +194,7 @@ pub extern "C" fn cib_burn_info(buf: *mut c_char, cap: usize) -> i32 {
     if write_str(&info_json(), buf, cap) { OK } else { ERR_BUFFER }
 }
 
-/// Loads a model. `attention` may be NULL or "" (grouped) or "grouped"/"fused".
+/// Loads a model. `attention` may be NULL or "" (grouped) or "grouped"/"padded"/"fused".
 ///
 /// # Safety
 /// String arguments are NUL-terminated; out pointers are valid; err has errcap bytes.

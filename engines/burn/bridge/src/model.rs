@@ -260,6 +260,9 @@ impl Weights {
 pub enum AttnMode {
     /// Grouped-query matmuls over the KV cache (no K/V head repetition); softmax in f32.
     Grouped,
+    /// As Grouped, but decode steps attend over the whole fixed-size cache with a position
+    /// mask, so every step has the same shapes (what static-cache loops such as gpt-fast do).
+    Padded,
     /// Burn's fused `attention` module op (flash attention on CUDA) with K/V heads repeated.
     Fused,
 }
@@ -268,13 +271,15 @@ impl AttnMode {
     pub fn parse(s: &str) -> Result<Self, Error> {
         match s {
             "" | "grouped" => Ok(AttnMode::Grouped),
+            "padded" => Ok(AttnMode::Padded),
             "fused" => Ok(AttnMode::Fused),
-            _ => Err(Error::bad_request(format!("option attention={s:?}: want grouped or fused"))),
+            _ => Err(Error::bad_request(format!("option attention={s:?}: want grouped, padded or fused"))),
         }
     }
     pub fn name(self) -> &'static str {
         match self {
             AttnMode::Grouped => "grouped",
+            AttnMode::Padded => "padded",
             AttnMode::Fused => "fused",
         }
     }
@@ -304,6 +309,8 @@ pub struct Model {
     cap: usize,
     cos: Option<Tensor<2>>,
     sin: Option<Tensor<2>>,
+    /// 0..cap on the device: the decode mask of AttnMode::Padded is `span > pos`.
+    span: Option<Tensor<1, Int>>,
     k_cache: Vec<Option<Tensor<3>>>,
     v_cache: Vec<Option<Tensor<3>>>,
 }
@@ -477,6 +484,7 @@ impl Model {
             cap: 0,
             cos: None,
             sin: None,
+            span: None,
             k_cache: Vec::new(),
             v_cache: Vec::new(),
         })
@@ -510,6 +518,7 @@ impl Model {
         };
         self.cos = Some(mk(cos));
         self.sin = Some(mk(sin));
+        self.span = Some(Tensor::<1, Int>::arange(0..cap as i64, &self.device));
         let kv = self.cfg.kv_heads;
         self.k_cache = (0..self.cfg.layers).map(|_| Some(Tensor::zeros([kv, cap, d], &self.device))).collect();
         self.v_cache = (0..self.cfg.layers).map(|_| Some(Tensor::zeros([kv, cap, d], &self.device))).collect();
@@ -539,7 +548,7 @@ impl Model {
     fn attend(&self, q: Tensor<3>, keys: Tensor<3>, values: Tensor<3>, pos: usize, s: usize) -> Tensor<2> {
         let (nh, nkv, d) = (self.cfg.heads, self.cfg.kv_heads, self.cfg.head_dim);
         let g = nh / nkv;
-        let l = pos + s;
+        let l = keys.dims()[1];
         if self.attn == AttnMode::Fused && (s == 1 || pos == 0) {
             let rep = |t: Tensor<3>| -> Tensor<4> {
                 if g == 1 {
@@ -563,7 +572,13 @@ impl Model {
         let q = q.reshape([nkv, g * s, d]);
         let scores = q.matmul(keys.swap_dims(1, 2)) * scale; // [nkv, g*s, l]
         let mut scores = scores.cast(FloatDType::F32);
-        if s > 1 {
+        if self.attn == AttnMode::Padded && s == 1 {
+            // keys span the whole cache (l = cap): hide the positions after pos. A large finite
+            // negative rather than -inf keeps 0·(-inf) out of the arithmetic; exp() gives 0 all the same.
+            let future = self.span.clone().expect("span allocated").greater_elem(pos as i64);
+            let mask = future.float().cast(FloatDType::F32) * -1e30;
+            scores = scores + mask.reshape([1, 1, l]);
+        } else if s > 1 {
             let mut mask = vec![0f32; g * s * l];
             for j in 0..g {
                 for i in 0..s {
@@ -604,8 +619,9 @@ impl Model {
             let vc = self.v_cache[li].take().expect("kv cache allocated");
             let kc = kc.slice_assign([0..nkv, pos..pos + s, 0..d], k);
             let vc = vc.slice_assign([0..nkv, pos..pos + s, 0..d], v);
-            let keys = kc.clone().slice([0..nkv, 0..pos + s, 0..d]);
-            let values = vc.clone().slice([0..nkv, 0..pos + s, 0..d]);
+            let span = if self.attn == AttnMode::Padded && s == 1 { self.cap } else { pos + s };
+            let keys = kc.clone().slice([0..nkv, 0..span, 0..d]);
+            let values = vc.clone().slice([0..nkv, 0..span, 0..d]);
             self.k_cache[li] = Some(kc);
             self.v_cache[li] = Some(vc);
             let layer = &self.w.model.layers[li];
@@ -671,10 +687,16 @@ impl Model {
         let ids = Tensor::<1, Int>::from_data(TensorData::new(prompt.to_vec(), [prompt.len()]), &self.device);
         let mut next = self.forward(ids, 0);
         let mut pos = prompt.len();
+        // CIB_BURN_TRACE=1: one stderr line per token (diagnosing JIT/autotune stalls).
+        let trace = std::env::var_os("CIB_BURN_TRACE").is_some();
         for i in 0..n {
             let id = read_id(next.clone())?;
             out_ns[i] = ns(start);
             out_ids[i] = id;
+            if trace {
+                let prev = if i == 0 { 0 } else { out_ns[i - 1] };
+                eprintln!("burn-trace: token {i} pos {pos} at {:.1} ms (+{:.1} ms)", out_ns[i] as f64 / 1e6, (out_ns[i] - prev) as f64 / 1e6);
+            }
             if i + 1 < n {
                 next = self.forward(next, pos);
                 pos += 1;
