@@ -1,21 +1,10 @@
 // Command burn is the Burn engine: a Llama forward written in Burn tensor ops
 // (engines/burn/bridge, a Rust static library) behind the cib engine protocol.
 // CPU runs on Burn's flex backend in f32; the CUDA build (-tags cuda, library
-// built with --cuda) runs cubecl's CUDA backend with fusion and autotune.
+// built with --cuda) runs cubecl's CUDA backend with fusion and autotune
+// (scripts/build-burn.sh --cuda --no-autotune builds it without autotune).
 package main
 
-import (
-	"context"
-	"os"
-	"os/signal"
-	"syscall"
+import "github.com/cuda-inference-benchmarks/cib/protocol/serve"
 
-	"github.com/cuda-inference-benchmarks/cib/protocol/serve"
-)
-
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := serve.Main(ctx, engine{}, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
-}
+func main() { serve.Run(engine{}) }

@@ -11,23 +11,15 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
-	"os/signal"
 	"runtime"
 	"strconv"
-	"syscall"
 
 	"github.com/cuda-inference-benchmarks/cib/engines/candle/internal/bridge"
 	"github.com/cuda-inference-benchmarks/cib/protocol"
 	"github.com/cuda-inference-benchmarks/cib/protocol/serve"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := serve.Main(ctx, engine{}, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
-}
+func main() { serve.Run(engine{}) }
 
 // maxBatch is the largest batch the engine accepts: rows run together through
 // one forward with candle's own KV cache.

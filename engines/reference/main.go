@@ -5,18 +5,6 @@
 //	reference run < req     run a protocol request, stream JSON-lines events
 package main
 
-import (
-	"context"
-	"os"
-	"os/signal"
-	"syscall"
+import "github.com/cuda-inference-benchmarks/cib/protocol/serve"
 
-	"github.com/cuda-inference-benchmarks/cib/protocol/serve"
-)
-
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := serve.Main(ctx, engine{}, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
-}
+func main() { serve.Run(engine{}) }
