@@ -2,154 +2,46 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cuda-inference-benchmarks/cib/protocol"
+	"github.com/cuda-inference-benchmarks/cib/protocol/enginetest"
 )
+
+func TestMain(m *testing.M) { os.Exit(enginetest.Main(m)) }
 
 // These tests run the real burn binary (CPU, flex backend, f32) on the tiny
 // synthesized Llama. The binary needs the Rust static library built by
 // scripts/build-burn.sh; without it they skip, unless CI is set, where a
 // missing library fails them.
 
-const staticLib = "bridge/lib/cpu/libcib_burn.a"
-
-var (
-	tmpRoot   string
-	engineBin string // this package built against the static library
-	tinyDir   string // `runner models synth --shape tiny --dtype f32 --seed 1`
-	setupErr  error
-)
-
-var errNoLib = errors.New(staticLib + " is absent: run scripts/build-burn.sh")
-
-func TestMain(m *testing.M) {
-	code := func() int {
-		var err error
-		tmpRoot, err = os.MkdirTemp("", "cib-burn-test-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(tmpRoot)
-		if _, err := os.Stat(staticLib); err != nil {
-			setupErr = errNoLib
-		} else {
-			setupErr = setup()
-		}
-		return m.Run()
-	}()
-	os.Exit(code)
-}
-
-func setup() error {
-	b, err := os.ReadFile(staticLib)
-	if err != nil {
-		return err
-	}
-	sum := sha256.Sum256(b)
-	engineBin = filepath.Join(tmpRoot, "burn")
-	// Go's build cache does not see the static library; its hash in -ldflags forces a relink.
-	build := exec.Command("go", "build", "-ldflags", "-X main.bridgeLib="+hex.EncodeToString(sum[:8]), "-o", engineBin, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=1")
-	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build burn: %v\n%s", err, out)
-	}
-	tinyDir = filepath.Join(tmpRoot, "tiny")
-	synth := exec.Command("go", "run", ".", "models", "synth", "--shape", "tiny", "--dtype", "f32", "--seed", "1", "--out", tinyDir)
-	synth.Dir = filepath.Join("..", "..", "runner")
-	if out, err := synth.CombinedOutput(); err != nil {
-		return fmt.Errorf("runner models synth: %v\n%s", err, out)
-	}
-	return nil
-}
-
-func needBinary(t *testing.T) {
-	t.Helper()
-	if errors.Is(setupErr, errNoLib) && os.Getenv("CI") == "" {
-		t.Skipf("skipping: %v (CI unset)", setupErr)
-	}
-	require.NoError(t, setupErr)
-}
-
-type result struct {
-	code   int
-	events []protocol.Event
-	stdout string
-	stderr string
-}
-
-func runEngine(t *testing.T, bin string, req any) result {
-	t.Helper()
-	var in []byte
-	switch r := req.(type) {
-	case string:
-		in = []byte(r)
-	default:
-		var err error
-		in, err = json.Marshal(r)
-		require.NoError(t, err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "run")
-	cmd.Stdin = bytes.NewReader(in)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	res := result{stdout: stdout.String(), stderr: stderr.String()}
-	var exit *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &exit):
-		res.code = exit.ExitCode()
-	default:
-		require.NoError(t, err, "run %s", bin)
-	}
-	dec := protocol.NewDecoder(bytes.NewReader(stdout.Bytes()))
-	for dec.Scan() {
-		res.events = append(res.events, dec.Event())
-	}
-	require.NoError(t, dec.Err(), "stdout of %s:\n%s\nstderr:\n%s", bin, res.stdout, res.stderr)
-	return res
+// burnBin is this package built against the CPU bridge library.
+func burnBin(t *testing.T) string {
+	return enginetest.Binary(t, "burn", "bridge/lib/cpu/libcib_burn.a", "scripts/build-burn.sh")
 }
 
 func request(model string, cases ...protocol.Case) protocol.Request {
-	return protocol.Request{
-		Protocol: protocol.Version, Model: model, Device: "cpu", DType: "f32", Seed: 1,
-		Threads: 2, Warmup: 1, Iterations: 2, Cases: cases,
-	}
+	return enginetest.CPURequest(model, "f32", cases...)
 }
 
-func prompt(n, vocab, step int) []int {
-	p := make([]int, n)
-	for i := range p {
-		p[i] = (3 + i*step) % vocab
-	}
-	return p
-}
-
-func greedyCase(name string, p []int, newTokens int) protocol.Case {
-	return protocol.Case{Name: name, PromptTokens: p, MaxNewTokens: newTokens, BatchSize: 1, Greedy: true, IgnoreEOS: true}
-}
+var (
+	prompt     = enginetest.Prompt
+	greedyCase = enginetest.GreedyCase
+	tokens     = enginetest.Tokens
+)
 
 func TestInfo(t *testing.T) {
-	needBinary(t)
+	engineBin := burnBin(t)
 	out, err := exec.Command(engineBin, "info").Output()
 	require.NoError(t, err)
 	var info protocol.Info
@@ -167,19 +59,8 @@ func TestInfo(t *testing.T) {
 	assert.Contains(t, info.BestPractice, "fusion")
 }
 
-// tokens returns, per iteration event, its first output row.
-func tokens(evs []protocol.Event) [][]int {
-	var out [][]int
-	for _, ev := range evs {
-		if ev.Type == protocol.EventIteration {
-			out = append(out, ev.Iteration.OutputTokens[0])
-		}
-	}
-	return out
-}
-
 func TestRunTiny(t *testing.T) {
-	needBinary(t)
+	engineBin, tinyDir := burnBin(t), enginetest.TinyModel(t)
 	tests := []struct {
 		name      string
 		attention string
@@ -197,10 +78,10 @@ func TestRunTiny(t *testing.T) {
 			if tc.attention != "" {
 				req.Options = map[string]string{"attention": tc.attention}
 			}
-			res := runEngine(t, engineBin, req)
-			require.Equal(t, 0, res.code, "stderr: %s", res.stderr)
-			require.NotEmpty(t, res.events)
-			loaded := res.events[0]
+			res := enginetest.Run(t, engineBin, req)
+			require.Equal(t, 0, res.Code, "stderr: %s", res.Stderr)
+			require.NotEmpty(t, res.Events)
+			loaded := res.Events[0]
 			require.Equal(t, protocol.EventLoaded, loaded.Type)
 			assert.Equal(t, "f32", loaded.Loaded.DType)
 			assert.Equal(t, "flex", loaded.Loaded.Settings["backend"])
@@ -212,7 +93,7 @@ func TestRunTiny(t *testing.T) {
 			}
 			assert.Equal(t, want, loaded.Loaded.Settings["attention"])
 			its := 0
-			for _, ev := range res.events {
+			for _, ev := range res.Events {
 				if ev.Type != protocol.EventIteration {
 					continue
 				}
@@ -228,12 +109,12 @@ func TestRunTiny(t *testing.T) {
 				assert.Equal(t, len(c.PromptTokens), it.PromptTokens)
 			}
 			assert.Equal(t, len(tc.cases)*3, its)
-			last := res.events[len(res.events)-1]
+			last := res.Events[len(res.Events)-1]
 			require.Equal(t, protocol.EventDone, last.Type)
 			assert.Equal(t, its, last.Done.Iterations)
 			// Greedy decoding repeats itself: warm-up and timed iterations agree per case.
 			byCase := map[int][]int{}
-			for _, ev := range res.events {
+			for _, ev := range res.Events {
 				if ev.Type == protocol.EventIteration {
 					if prev, ok := byCase[ev.Iteration.Case]; ok {
 						assert.Equal(t, prev, ev.Iteration.OutputTokens[0], "case %d", ev.Iteration.Case)
@@ -246,7 +127,7 @@ func TestRunTiny(t *testing.T) {
 }
 
 func TestAttentionModesAgree(t *testing.T) {
-	needBinary(t)
+	engineBin, tinyDir := burnBin(t), enginetest.TinyModel(t)
 	// The long case grows the cache past 256 positions; the short one after it decodes with
 	// padded attention over a cache whose tail still holds the long case's rows (masked).
 	cases := []protocol.Case{greedyCase("q", prompt(250, 512, 3), 30), greedyCase("p", prompt(21, 512, 13), 16)}
@@ -255,9 +136,9 @@ func TestAttentionModesAgree(t *testing.T) {
 		req := request(tinyDir, cases...)
 		req.Warmup, req.Iterations = 0, 1
 		req.Options = map[string]string{"attention": mode}
-		res := runEngine(t, engineBin, req)
-		require.Equal(t, 0, res.code, "stderr: %s", res.stderr)
-		got[mode] = tokens(res.events)
+		res := enginetest.Run(t, engineBin, req)
+		require.Equal(t, 0, res.Code, "stderr: %s", res.Stderr)
+		got[mode] = tokens(res.Events)
 	}
 	require.Len(t, got["grouped"], 2)
 	assert.Equal(t, got["grouped"], got["padded"])
@@ -265,7 +146,7 @@ func TestAttentionModesAgree(t *testing.T) {
 }
 
 func TestRunErrors(t *testing.T) {
-	needBinary(t)
+	engineBin, tinyDir := burnBin(t), enginetest.TinyModel(t)
 	good := request(tinyDir, greedyCase("x", prompt(4, 512, 7), 2))
 	tests := []struct {
 		name string
@@ -280,15 +161,15 @@ func TestRunErrors(t *testing.T) {
 		{"bad attention mode", func() protocol.Request { r := good; r.Options = map[string]string{"attention": "magic"}; return r }(), 2, protocol.CodeBadRequest},
 		{"cuda on a cpu build", func() protocol.Request { r := good; r.Device = "cuda:0"; return r }(), 2, protocol.CodeUnsupported},
 		{"bf16 on a cpu build", func() protocol.Request { r := good; r.DType = "bf16"; return r }(), 2, protocol.CodeUnsupported},
-		{"missing model", request(filepath.Join(tmpRoot, "nope"), greedyCase("x", []int{1}, 1)), 1, protocol.CodeLoad},
+		{"missing model", request(filepath.Join(t.TempDir(), "nope"), greedyCase("x", []int{1}, 1)), 1, protocol.CodeLoad},
 		{"batch of two", request(tinyDir, protocol.Case{Name: "b", PromptTokens: []int{1}, MaxNewTokens: 1, BatchSize: 2, Greedy: true, IgnoreEOS: true}), 2, protocol.CodeUnsupported},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			res := runEngine(t, engineBin, tc.req)
-			assert.Equal(t, tc.code, res.code, "exit code; stderr: %s", res.stderr)
-			require.NotEmpty(t, res.events)
-			last := res.events[len(res.events)-1]
+			res := enginetest.Run(t, engineBin, tc.req)
+			assert.Equal(t, tc.code, res.Code, "exit code; stderr: %s", res.Stderr)
+			require.NotEmpty(t, res.Events)
+			last := res.Events[len(res.Events)-1]
 			require.Equal(t, protocol.EventError, last.Type)
 			assert.Equal(t, tc.kind, last.Error.Code, "message: %s", last.Error.Message)
 			assert.NotEmpty(t, last.Error.Message)
@@ -300,12 +181,8 @@ func TestRunErrors(t *testing.T) {
 // reference engine on the tiny f32 model and two variants of it that exercise
 // the other code paths: llama3 rope_scaling and tied embeddings (no lm_head).
 func TestParityWithReference(t *testing.T) {
-	needBinary(t)
-	ref := filepath.Join(tmpRoot, "reference")
-	build := exec.Command("go", "build", "-o", ref, ".")
-	build.Dir = filepath.Join("..", "reference")
-	out, err := build.CombinedOutput()
-	require.NoError(t, err, "go build reference: %s", out)
+	engineBin, tinyDir := burnBin(t), enginetest.TinyModel(t)
+	ref := enginetest.Reference(t)
 
 	tests := []struct {
 		name    string
@@ -335,12 +212,12 @@ func TestParityWithReference(t *testing.T) {
 			tc.variant(t, dir)
 			req := request(dir, cases...)
 			req.Warmup, req.Iterations = 0, 1
-			want := runEngine(t, ref, req)
-			require.Equal(t, 0, want.code, "reference stderr: %s", want.stderr)
-			got := runEngine(t, engineBin, req)
-			require.Equal(t, 0, got.code, "burn stderr: %s", got.stderr)
-			require.Len(t, tokens(want.events), len(cases))
-			assert.Equal(t, tokens(want.events), tokens(got.events), "burn vs reference greedy tokens")
+			want := enginetest.Run(t, ref, req)
+			require.Equal(t, 0, want.Code, "reference stderr: %s", want.Stderr)
+			got := enginetest.Run(t, engineBin, req)
+			require.Equal(t, 0, got.Code, "burn stderr: %s", got.Stderr)
+			require.Len(t, tokens(want.Events), len(cases))
+			assert.Equal(t, tokens(want.Events), tokens(got.Events), "burn vs reference greedy tokens")
 		})
 	}
 }

@@ -1,138 +1,33 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cuda-inference-benchmarks/cib/protocol"
+	"github.com/cuda-inference-benchmarks/cib/protocol/enginetest"
 )
+
+func TestMain(m *testing.M) { os.Exit(enginetest.Main(m)) }
 
 // These tests drive the real binary on a tiny model on the CPU. The binary
 // needs the Rust static library (scripts/build-candle.sh); without it they
 // skip, unless CI is set, where a missing library is a failure.
 
-var (
-	binary   string // the candle engine built from this package
-	tinyDir  string // tiny f32 Llama from `runner models synth --shape tiny`
-	setupErr error
-	tmpRoot  string
-)
-
-const staticLib = "bridge/lib/libcib_candle.a"
-
-func TestMain(m *testing.M) {
-	code := func() int {
-		var err error
-		tmpRoot, err = os.MkdirTemp("", "cib-candle-test-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(tmpRoot)
-		if _, err := os.Stat(staticLib); err == nil {
-			setupErr = setup()
-		} else {
-			setupErr = errNoLib
-		}
-		return m.Run()
-	}()
-	os.Exit(code)
-}
-
-var errNoLib = errors.New(staticLib + " is absent: run scripts/build-candle.sh")
-
-func setup() error {
-	sum, err := fileHash(staticLib)
-	if err != nil {
-		return err
-	}
-	binary = filepath.Join(tmpRoot, "candle")
-	// Key the build on the library's hash: Go's cache does not track it.
-	build := exec.Command("go", "build", "-o", binary, ".")
-	build.Env = append(os.Environ(), "CGO_CFLAGS=-O2 -g -DCIB_CANDLE_LIB="+sum)
-	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build candle: %v\n%s", err, out)
-	}
-	tinyDir = filepath.Join(tmpRoot, "tiny")
-	synth := exec.Command("go", "run", ".", "models", "synth", "--shape", "tiny", "--dtype", "f32", "--seed", "1", "--out", tinyDir)
-	synth.Dir = filepath.Join("..", "..", "runner")
-	if out, err := synth.CombinedOutput(); err != nil {
-		return fmt.Errorf("runner models synth: %v\n%s", err, out)
-	}
-	return nil
-}
-
-func fileHash(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:8]), nil
-}
-
-// needBinary skips (or fails under CI) when the engine could not be built.
-func needBinary(t *testing.T) {
-	t.Helper()
-	if errors.Is(setupErr, errNoLib) && os.Getenv("CI") == "" {
-		t.Skipf("skipping candle engine tests: %v", setupErr)
-	}
-	require.NoError(t, setupErr)
-}
-
-type result struct {
-	events []protocol.Event
-	stderr string
-	code   int
-}
-
-// runEngine runs `bin run` with req as stdin and decodes its event stream.
-func runEngine(t *testing.T, bin string, req any) result {
-	t.Helper()
-	body, err := json.Marshal(req)
-	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "run")
-	cmd.Stdin = bytes.NewReader(body)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err = cmd.Run()
-	res := result{stderr: stderr.String()}
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		res.code = ee.ExitCode()
-	case err != nil:
-		t.Fatalf("run %s: %v", bin, err)
-	}
-	d := protocol.NewDecoder(&stdout)
-	for d.Scan() {
-		res.events = append(res.events, d.Event())
-	}
-	require.NoError(t, d.Err(), "event stream of %s (stderr: %s)", bin, res.stderr)
-	return res
+// candleBin is this package built against the CPU bridge library.
+func candleBin(t *testing.T) string {
+	return enginetest.Binary(t, "candle", "bridge/lib/libcib_candle.a", "scripts/build-candle.sh")
 }
 
 func request(model, dtype string, cases ...protocol.Case) protocol.Request {
-	return protocol.Request{
-		Protocol: protocol.Version, Model: model, Device: "cpu", DType: dtype, Seed: 1,
-		Threads: 2, Warmup: 1, Iterations: 2, Cases: cases,
-	}
+	return enginetest.CPURequest(model, dtype, cases...)
 }
 
 func promptCase(name string, n, newTokens, batch int) protocol.Case {
@@ -144,7 +39,7 @@ func promptCase(name string, n, newTokens, batch int) protocol.Case {
 }
 
 func TestInfo(t *testing.T) {
-	needBinary(t)
+	binary := candleBin(t)
 	out, err := exec.Command(binary, "info").Output()
 	require.NoError(t, err)
 	var info protocol.Info
@@ -162,13 +57,13 @@ func TestInfo(t *testing.T) {
 }
 
 func TestRunTiny(t *testing.T) {
-	needBinary(t)
+	binary, tinyDir := candleBin(t), enginetest.TinyModel(t)
 	cases := []protocol.Case{promptCase("short", 5, 8, 1), promptCase("batch2", 12, 4, 2)}
-	res := runEngine(t, binary, request(tinyDir, "f32", cases...))
-	require.Equal(t, 0, res.code, "stderr: %s", res.stderr)
+	res := enginetest.Run(t, binary, request(tinyDir, "f32", cases...))
+	require.Equal(t, 0, res.Code, "stderr: %s", res.Stderr)
 
-	require.NotEmpty(t, res.events)
-	loaded := res.events[0]
+	require.NotEmpty(t, res.Events)
+	loaded := res.Events[0]
 	require.Equal(t, protocol.EventLoaded, loaded.Type)
 	assert.Equal(t, "f32", loaded.Loaded.DType)
 	assert.Equal(t, "cpu", loaded.Loaded.DeviceName)
@@ -178,11 +73,11 @@ func TestRunTiny(t *testing.T) {
 	assert.Equal(t, int64(2*512*64+64+2*(64*64*2+32*64*2+3*64*176+2*64)), loaded.Loaded.Params)
 
 	var its []*protocol.Iteration
-	for _, ev := range res.events[1 : len(res.events)-1] {
+	for _, ev := range res.Events[1 : len(res.Events)-1] {
 		require.Equal(t, protocol.EventIteration, ev.Type)
 		its = append(its, ev.Iteration)
 	}
-	last := res.events[len(res.events)-1]
+	last := res.Events[len(res.Events)-1]
 	require.Equal(t, protocol.EventDone, last.Type)
 	require.Len(t, its, 6, "(1 warm-up + 2 timed) x 2 cases")
 	assert.Equal(t, 6, last.Done.Iterations)
@@ -209,7 +104,7 @@ func TestRunTiny(t *testing.T) {
 }
 
 func TestRunErrors(t *testing.T) {
-	needBinary(t)
+	binary, tinyDir := candleBin(t), enginetest.TinyModel(t)
 	ok := promptCase("p", 4, 3, 1)
 	tests := []struct {
 		name     string
@@ -230,9 +125,9 @@ func TestRunErrors(t *testing.T) {
 		{"longer than max_position_embeddings", func() any { return request(tinyDir, "f32", promptCase("long", 1000, 30, 1)) }, 2, protocol.CodeBadRequest},
 		{"batch over the limit", func() any { return request(tinyDir, "f32", promptCase("b", 4, 2, maxBatch+1)) }, 2, protocol.CodeUnsupported},
 		{"cuda on a CPU build", func() any { r := request(tinyDir, "f32", ok); r.Device = "cuda:0"; return r }, 2, protocol.CodeUnsupported},
-		{"missing model dir", func() any { return request(filepath.Join(tmpRoot, "no-such-model"), "f32", ok) }, 1, protocol.CodeLoad},
+		{"missing model dir", func() any { return request(filepath.Join(t.TempDir(), "no-such-model"), "f32", ok) }, 1, protocol.CodeLoad},
 		{"model dir without weights", func() any {
-			dir := filepath.Join(tmpRoot, "config-only")
+			dir := filepath.Join(t.TempDir(), "config-only")
 			require.NoError(t, os.MkdirAll(dir, 0o755))
 			copyFile(t, filepath.Join(tinyDir, "config.json"), filepath.Join(dir, "config.json"))
 			return request(dir, "f32", ok)
@@ -240,11 +135,11 @@ func TestRunErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			res := runEngine(t, binary, tc.req())
-			assert.Equal(t, tc.wantExit, res.code, "stderr: %s", res.stderr)
-			require.NotEmpty(t, res.events)
-			last := res.events[len(res.events)-1]
-			require.Equal(t, protocol.EventError, last.Type, "stderr: %s", res.stderr)
+			res := enginetest.Run(t, binary, tc.req())
+			assert.Equal(t, tc.wantExit, res.Code, "stderr: %s", res.Stderr)
+			require.NotEmpty(t, res.Events)
+			last := res.Events[len(res.Events)-1]
+			require.Equal(t, protocol.EventError, last.Type, "stderr: %s", res.Stderr)
 			assert.Equal(t, tc.wantCode, last.Error.Code, "message: %s", last.Error.Message)
 		})
 	}
@@ -265,28 +160,15 @@ func copyFile(t *testing.T, from, to string) {
 // TestParityWithReference compares greedy tokens with the pure-Go fp32
 // reference engine on the same tiny f32 model.
 func TestParityWithReference(t *testing.T) {
-	needBinary(t)
-	ref := filepath.Join(tmpRoot, "reference")
-	build := exec.Command("go", "build", "-o", ref, ".")
-	build.Dir = filepath.Join("..", "reference")
-	out, err := build.CombinedOutput()
-	require.NoError(t, err, "go build reference: %s", out)
+	binary, tinyDir := candleBin(t), enginetest.TinyModel(t)
+	ref := enginetest.Reference(t)
 
 	cases := []protocol.Case{promptCase("p5", 5, 24, 1), promptCase("p40", 40, 24, 1)}
 	req := request(tinyDir, "f32", cases...)
 	req.Warmup, req.Iterations = 0, 1
-	got := runEngine(t, binary, req)
-	want := runEngine(t, ref, req)
-	require.Equal(t, 0, got.code, "candle stderr: %s", got.stderr)
-	require.Equal(t, 0, want.code, "reference stderr: %s", want.stderr)
-	tokens := func(evs []protocol.Event) [][]int {
-		var rows [][]int
-		for _, ev := range evs {
-			if ev.Type == protocol.EventIteration {
-				rows = append(rows, ev.Iteration.OutputTokens[0])
-			}
-		}
-		return rows
-	}
-	assert.Equal(t, tokens(want.events), tokens(got.events), "candle vs reference greedy tokens")
+	got := enginetest.Run(t, binary, req)
+	want := enginetest.Run(t, ref, req)
+	require.Equal(t, 0, got.Code, "candle stderr: %s", got.Stderr)
+	require.Equal(t, 0, want.Code, "reference stderr: %s", want.Stderr)
+	assert.Equal(t, enginetest.Tokens(want.Events), enginetest.Tokens(got.Events), "candle vs reference greedy tokens")
 }

@@ -2,148 +2,41 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cuda-inference-benchmarks/cib/protocol"
+	"github.com/cuda-inference-benchmarks/cib/protocol/enginetest"
 )
+
+func TestMain(m *testing.M) { os.Exit(enginetest.Main(m)) }
 
 // These tests drive the real engine binary on a tiny model on the CPU. They
 // need the bridge's static library (scripts/build-mistralrs.sh); without it
 // they skip, unless CI is set, where a missing library is a failure.
 
-var (
-	buildOnce sync.Once
-	builtBin  string
-	buildErr  error
-
-	modelOnce sync.Once
-	modelDir  string
-	modelErr  error
-)
-
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	require.NoError(t, err)
-	return root
-}
-
-// engineBin builds the engine binary once per test run and returns its path.
+// engineBin is this package built against the CPU bridge library.
 func engineBin(t *testing.T) string {
-	t.Helper()
-	lib := filepath.Join("bridge", "lib", "libcib_mistralrs.a")
-	if _, err := os.Stat(lib); err != nil {
-		if os.Getenv("CI") == "" {
-			t.Skipf("mistral.rs bridge not built (%s missing): run scripts/build-mistralrs.sh", lib)
-		}
-		t.Fatalf("CI: mistral.rs bridge not built (%s missing): scripts/build-mistralrs.sh must run first", lib)
-	}
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "cib-mistralrs-test")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		builtBin = filepath.Join(dir, "mistralrs")
-		// The stamp makes go build relink when the static library changed.
-		cmd := exec.Command("go", "build", "-ldflags=-X main.bridgeLib=test-"+libStamp(lib), "-o", builtBin, ".")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = errors.New("go build: " + err.Error() + "\n" + string(out))
-		}
-	})
-	require.NoError(t, buildErr)
-	return builtBin
+	return enginetest.Binary(t, "mistralrs", "bridge/lib/libcib_mistralrs.a", "scripts/build-mistralrs.sh")
 }
 
-// tinyModel returns a tiny f32 Llama: $CIB_TINY_MODEL, else the runner's
-// synth when bin/runner is built, else this package's own fixture.
-func tinyModel(t *testing.T) string {
-	t.Helper()
-	if d := os.Getenv("CIB_TINY_MODEL"); d != "" {
-		return d
-	}
-	root := repoRoot(t)
-	modelOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "cib-mistralrs-tiny")
-		if err != nil {
-			modelErr = err
-			return
-		}
-		modelDir = filepath.Join(dir, "tiny")
-		runner := filepath.Join(root, "bin", "runner")
-		if _, err := os.Stat(runner); err == nil {
-			out, err := exec.Command(runner, "models", "synth", "--shape", "tiny", "--dtype", "f32", "--out", modelDir).CombinedOutput()
-			if err != nil {
-				modelErr = errors.New("runner models synth: " + err.Error() + "\n" + string(out))
-			}
-			return
-		}
-		modelErr = writeTinyFixture(modelDir, 1)
-	})
-	require.NoError(t, modelErr)
-	return modelDir
-}
-
-type result struct {
-	events []protocol.Event
-	stderr string
-	exit   int
-}
-
-// runEngine runs `bin args...` with req on stdin and decodes its events.
-func runEngine(t *testing.T, bin string, req any, args ...string) result {
-	t.Helper()
-	b, err := json.Marshal(req)
-	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Stdin = bytes.NewReader(b)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err = cmd.Run()
-	res := result{stderr: stderr.String()}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		res.exit = ee.ExitCode()
-	} else {
-		require.NoError(t, err, "stderr:\n%s", res.stderr)
-	}
-	if len(args) > 0 && args[0] == "run" {
-		d := protocol.NewDecoder(&stdout)
-		for d.Scan() {
-			res.events = append(res.events, d.Event())
-		}
-		require.NoError(t, d.Err(), "stdout must be JSON events only; stderr:\n%s", res.stderr)
-	}
-	return res
-}
+// tinyVocab and tinyMaxPos are the runner's tiny synth shape's vocabulary and context.
+const tinyVocab, tinyMaxPos = 512, 1024
 
 func tinyRequest(model string, cases ...protocol.Case) protocol.Request {
-	return protocol.Request{
-		Protocol: protocol.Version, Model: model, Device: "cpu", DType: "f32", Seed: 1,
-		Threads: 2, Warmup: 1, Iterations: 2, Cases: cases,
-	}
+	return enginetest.CPURequest(model, "f32", cases...)
 }
 
-func tinyCase(name string, prompt []int, n int) protocol.Case {
-	return protocol.Case{Name: name, PromptTokens: prompt, MaxNewTokens: n, BatchSize: 1, Greedy: true, IgnoreEOS: true}
-}
+var tinyCase = enginetest.GreedyCase
 
 func TestInfo(t *testing.T) {
 	bin := engineBin(t)
@@ -166,29 +59,29 @@ func TestInfo(t *testing.T) {
 
 func TestRunTinyExactCounts(t *testing.T) {
 	bin := engineBin(t)
-	model := tinyModel(t)
+	model := enginetest.TinyModel(t)
 	cases := []protocol.Case{
 		tinyCase("one-token", []int{1, 17, 42}, 1),
 		tinyCase("seventeen", []int{1, 5, 6, 7, 8, 9, 10, 11, 12}, 17),
 		tinyCase("single-prompt-token", []int{1}, 40),
 	}
 	req := tinyRequest(model, cases...)
-	res := runEngine(t, bin, req, "run")
-	require.Equal(t, 0, res.exit, "stderr:\n%s", res.stderr)
+	res := enginetest.Run(t, bin, req, "run")
+	require.Equal(t, 0, res.Code, "stderr:\n%s", res.Stderr)
 
-	require.NotEmpty(t, res.events)
-	require.Equal(t, protocol.EventLoaded, res.events[0].Type)
-	loaded := res.events[0].Loaded
+	require.NotEmpty(t, res.Events)
+	require.Equal(t, protocol.EventLoaded, res.Events[0].Type)
+	loaded := res.Events[0].Loaded
 	assert.Equal(t, "f32", loaded.DType)
 	assert.Positive(t, loaded.WeightsToHostNs)
 	assert.Equal(t, "off", loaded.Settings["paged_attention"])
 	assert.Equal(t, "off", loaded.Settings["prefix_cache"])
-	last := res.events[len(res.events)-1]
-	require.Equal(t, protocol.EventDone, last.Type, "stderr:\n%s", res.stderr)
+	last := res.Events[len(res.Events)-1]
+	require.Equal(t, protocol.EventDone, last.Type, "stderr:\n%s", res.Stderr)
 	assert.Equal(t, len(cases)*(req.Warmup+req.Iterations), last.Done.Iterations)
 
 	tokens := map[int][]int{}
-	for _, ev := range res.events[1 : len(res.events)-1] {
+	for _, ev := range res.Events[1 : len(res.Events)-1] {
 		require.Equal(t, protocol.EventIteration, ev.Type)
 		it := ev.Iteration
 		c := cases[it.Case]
@@ -204,7 +97,7 @@ func TestRunTinyExactCounts(t *testing.T) {
 			}
 			assert.GreaterOrEqual(t, it.EndNs, prev)
 			for i, id := range it.OutputTokens[0] {
-				assert.True(t, id >= 0 && id < tinyShape.vocab, "output_tokens[%d] = %d outside the vocabulary", i, id)
+				assert.True(t, id >= 0 && id < tinyVocab, "output_tokens[%d] = %d outside the vocabulary", i, id)
 			}
 			if want, ok := tokens[it.Case]; ok {
 				assert.Equal(t, want, it.OutputTokens[0], "greedy output differs between iterations")
@@ -219,65 +112,49 @@ func TestRunTinyExactCounts(t *testing.T) {
 	require.Len(t, seq, 40)
 	follow := tinyRequest(model, tinyCase("follow", append([]int{1}, seq[:20]...), 20))
 	follow.Warmup, follow.Iterations = 0, 1
-	res = runEngine(t, bin, follow, "run")
-	require.Equal(t, 0, res.exit, "stderr:\n%s", res.stderr)
-	assert.Equal(t, seq[20:], res.events[1].Iteration.OutputTokens[0])
+	res = enginetest.Run(t, bin, follow, "run")
+	require.Equal(t, 0, res.Code, "stderr:\n%s", res.Stderr)
+	assert.Equal(t, seq[20:], res.Events[1].Iteration.OutputTokens[0])
 }
 
 func TestGreedyParityWithReference(t *testing.T) {
 	bin := engineBin(t)
-	ref := referenceBin(t)
-	model := tinyModel(t)
+	ref := enginetest.Reference(t)
+	model := enginetest.TinyModel(t)
 	req := tinyRequest(model,
 		tinyCase("short", []int{1, 100, 200, 300}, 24),
 		tinyCase("long", []int{1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33}, 24),
 	)
 	req.Warmup, req.Iterations = 0, 1
-	got := runEngine(t, bin, req, "run")
-	require.Equal(t, 0, got.exit, "stderr:\n%s", got.stderr)
-	want := runEngine(t, ref, req, "run")
-	require.Equal(t, 0, want.exit, "reference stderr:\n%s", want.stderr)
-	require.Equal(t, len(want.events), len(got.events))
-	for i, ev := range got.events {
+	got := enginetest.Run(t, bin, req, "run")
+	require.Equal(t, 0, got.Code, "stderr:\n%s", got.Stderr)
+	want := enginetest.Run(t, ref, req, "run")
+	require.Equal(t, 0, want.Code, "reference stderr:\n%s", want.Stderr)
+	require.Equal(t, len(want.Events), len(got.Events))
+	for i, ev := range got.Events {
 		if ev.Type != protocol.EventIteration {
 			continue
 		}
-		assert.Equal(t, want.events[i].Iteration.OutputTokens, ev.Iteration.OutputTokens,
+		assert.Equal(t, want.Events[i].Iteration.OutputTokens, ev.Iteration.OutputTokens,
 			"case %s: mistral.rs f32 greedy tokens differ from the reference", req.Cases[ev.Iteration.Case].Name)
 	}
 }
 
-// referenceBin returns bin/reference when built, else builds the reference
-// engine (a pure-Go module next to this one) into a temp dir.
-func referenceBin(t *testing.T) string {
-	t.Helper()
-	ref := filepath.Join(repoRoot(t), "bin", "reference")
-	if _, err := os.Stat(ref); err == nil {
-		return ref
-	}
-	ref = filepath.Join(t.TempDir(), "reference")
-	cmd := exec.Command("go", "build", "-o", ref, ".")
-	cmd.Dir = filepath.Join(repoRoot(t), "engines", "reference")
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "build the reference engine:\n%s", out)
-	return ref
-}
-
 func TestBadRequests(t *testing.T) {
 	bin := engineBin(t)
-	model := tinyModel(t)
+	model := enginetest.TinyModel(t)
 	tests := []struct {
 		name     string
 		edit     func(r *protocol.Request)
 		wantCode string
 		wantExit int
 	}{
-		{name: "token outside vocabulary", edit: func(r *protocol.Request) { r.Cases[0].PromptTokens = []int{1, tinyShape.vocab} }, wantCode: protocol.CodeBadRequest, wantExit: 2},
+		{name: "token outside vocabulary", edit: func(r *protocol.Request) { r.Cases[0].PromptTokens = []int{1, tinyVocab} }, wantCode: protocol.CodeBadRequest, wantExit: 2},
 		{name: "unknown option", edit: func(r *protocol.Request) { r.Options = map[string]string{"flash_attn": "on"} }, wantCode: protocol.CodeBadRequest, wantExit: 2},
 		{name: "bad option value", edit: func(r *protocol.Request) { r.Options = map[string]string{optPagedAttention: "yes"} }, wantCode: protocol.CodeBadRequest, wantExit: 2},
 		{name: "paged attention on cpu", edit: func(r *protocol.Request) { r.Options = map[string]string{optPagedAttention: "on"} }, wantCode: protocol.CodeUnsupported, wantExit: 2},
 		{name: "not greedy", edit: func(r *protocol.Request) { r.Cases[0].Greedy = false }, wantCode: protocol.CodeUnsupported, wantExit: 2},
-		{name: "longer than the model", edit: func(r *protocol.Request) { r.Cases[0].MaxNewTokens = tinyShape.maxPos }, wantCode: protocol.CodeBadRequest, wantExit: 2},
+		{name: "longer than the model", edit: func(r *protocol.Request) { r.Cases[0].MaxNewTokens = tinyMaxPos }, wantCode: protocol.CodeBadRequest, wantExit: 2},
 		{name: "no iterations", edit: func(r *protocol.Request) { r.Iterations = 0 }, wantCode: protocol.CodeBadRequest, wantExit: 2},
 		{name: "missing model", edit: func(r *protocol.Request) { r.Model = filepath.Join(t.TempDir(), "nope") }, wantCode: protocol.CodeLoad, wantExit: 1},
 	}
@@ -293,10 +170,10 @@ func TestBadRequests(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			req := tinyRequest(model, tinyCase("c", []int{1, 2, 3}, 4))
 			tt.edit(&req)
-			res := runEngine(t, bin, req, "run")
-			assert.Equal(t, tt.wantExit, res.exit, "stderr:\n%s", res.stderr)
-			require.NotEmpty(t, res.events)
-			last := res.events[len(res.events)-1]
+			res := enginetest.Run(t, bin, req, "run")
+			assert.Equal(t, tt.wantExit, res.Code, "stderr:\n%s", res.Stderr)
+			require.NotEmpty(t, res.Events)
+			last := res.Events[len(res.Events)-1]
 			require.Equal(t, protocol.EventError, last.Type)
 			assert.Equal(t, tt.wantCode, last.Error.Code, "message: %s", last.Error.Message)
 			assert.NotEmpty(t, last.Error.Message)
@@ -306,7 +183,7 @@ func TestBadRequests(t *testing.T) {
 
 func TestNativeOverheadCheck(t *testing.T) {
 	bin := engineBin(t)
-	model := tinyModel(t)
+	model := enginetest.TinyModel(t)
 	req := tinyRequest(model, tinyCase("native", []int{1, 10, 20, 30}, 32))
 	b, err := json.Marshal(req)
 	require.NoError(t, err)
@@ -342,15 +219,4 @@ func TestNativeOverheadCheck(t *testing.T) {
 	assert.True(t, sum.TokensMatchStreamPaths)
 	assert.Positive(t, sum.AdapterDecodeTokS)
 	assert.Contains(t, stderr.String(), "native native: adapter decode")
-}
-
-// libStamp identifies the static library by size and time, so a rebuilt
-// library changes the link flags and go build relinks instead of reusing a
-// binary linked against the old one.
-func libStamp(path string) string {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return "none"
-	}
-	return strconv.FormatInt(fi.Size(), 10) + "-" + strconv.FormatInt(fi.ModTime().UnixNano(), 10)
 }
