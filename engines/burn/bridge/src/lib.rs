@@ -102,7 +102,7 @@ pub fn describe_json(m: &Model) -> String {
             set(
                 "autotune",
                 format!(
-                    "on (burn feature autotune), level {autotune_level}; in-process cache only (cubecl persistence off), so every launch tunes afresh during warm-up"
+                    "on (burn features autotune + persistence, burn-cuda's defaults), level {autotune_level}; results persist in cubecl's environment store (the user cache dir, e.g. ~/.cache/cubecl, unless a Cargo workspace encloses the working directory), so only the first process on a machine pays the tuning, inside its warm-up"
                 ),
             );
         } else {
