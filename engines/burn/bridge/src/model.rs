@@ -545,7 +545,16 @@ impl Model {
         x * cos + swapped * sin
     }
 
-    fn attend(&self, q: Tensor<3>, keys: Tensor<3>, values: Tensor<3>, pos: usize, s: usize) -> Tensor<2> {
+    /// `future` is the padded decode step's additive mask ([1, 1, cap]), built once per step.
+    fn attend(
+        &self,
+        q: Tensor<3>,
+        keys: Tensor<3>,
+        values: Tensor<3>,
+        pos: usize,
+        s: usize,
+        future: Option<&Tensor<3>>,
+    ) -> Tensor<2> {
         let (nh, nkv, d) = (self.cfg.heads, self.cfg.kv_heads, self.cfg.head_dim);
         let g = nh / nkv;
         let l = keys.dims()[1];
@@ -572,12 +581,8 @@ impl Model {
         let q = q.reshape([nkv, g * s, d]);
         let scores = q.matmul(keys.swap_dims(1, 2)) * scale; // [nkv, g*s, l]
         let mut scores = scores.cast(FloatDType::F32);
-        if self.attn == AttnMode::Padded && s == 1 {
-            // keys span the whole cache (l = cap): hide the positions after pos. A large finite
-            // negative rather than -inf keeps 0·(-inf) out of the arithmetic; exp() gives 0 all the same.
-            let future = self.span.clone().expect("span allocated").greater_elem(pos as i64);
-            let mask = future.float().cast(FloatDType::F32) * -1e30;
-            scores = scores + mask.reshape([1, 1, l]);
+        if let Some(future) = future {
+            scores = scores + future.clone();
         } else if s > 1 {
             let mut mask = vec![0f32; g * s * l];
             for j in 0..g {
@@ -602,6 +607,13 @@ impl Model {
         let c = &self.cfg;
         let (nh, nkv, d, h) = (c.heads, c.kv_heads, c.head_dim, c.hidden);
         let mut x = self.w.model.embed_tokens.weight.val().select(0, ids); // [s, h]
+        // Padded decode: keys span the whole cache (cap), so hide the positions after pos, once
+        // per step for every layer. A large finite negative rather than -inf keeps 0·(-inf) out of
+        // the arithmetic; exp() gives 0 all the same.
+        let future = (self.attn == AttnMode::Padded && s == 1).then(|| {
+            let later = self.span.clone().expect("span allocated").greater_elem(pos as i64);
+            (later.float().cast(FloatDType::F32) * -1e30).reshape([1, 1, self.cap])
+        });
         for li in 0..self.cfg.layers {
             let layer = &self.w.model.layers[li];
             let hn = self.rms_norm(x.clone(), &layer.input_layernorm);
@@ -625,7 +637,7 @@ impl Model {
             self.k_cache[li] = Some(kc);
             self.v_cache[li] = Some(vc);
             let layer = &self.w.model.layers[li];
-            let attn = self.attend(q, keys, values, pos, s);
+            let attn = self.attend(q, keys, values, pos, s, future.as_ref());
             let o = attn.matmul(layer.self_attn.o_proj.weight.val().transpose());
             x = x + o;
             let hn = self.rms_norm(x.clone(), &layer.post_attention_layernorm);
