@@ -167,8 +167,9 @@ type build struct {
 
 // Binary builds the engine package in the test's working directory once per
 // process, linked against the static library lib (relative to that directory),
-// and returns its path. The library's hash goes into -ldflags (as
-// main.bridgeLib), so Go relinks whenever the library changes. Without the
+// and returns its path. The library's hash goes into -ldflags (-X
+// main.bridgeLib, a no-op where main declares no such variable): the changed
+// flag makes Go relink whenever the library changes. Without the
 // library the test is skipped, except under CI, where it fails: script is the
 // command that builds it.
 func Binary(t testing.TB, name, lib, script string) string {
