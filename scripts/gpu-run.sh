@@ -14,6 +14,8 @@
 #   pytorch          scripts/gpu/pytorch.sh $PYTORCH_PHASES (default: 8b)
 #   burn             scripts/gpu/burn.sh (conformance, burn-bench, runner), BURN_SHAPES
 #   burn-diag        burn-bench on TinyLlama with per-token traces and cubecl logs, per attention mode
+#   burn-tune        burn's autotune as its authors run it: a cold process per shape (tuning cost on
+#                    record), then the one-card adapter check on the warm cache; BURN_SHAPES, ROUNDS
 set -euo pipefail
 : "${OUT:?}"
 W=/tmp/cib
@@ -31,6 +33,12 @@ fi
 export LD_LIBRARY_PATH="/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export CIB_CACHE=$W/cache CIB_PYTHON=${CIB_PYTHON:-python3} PYTHONUNBUFFERED=1
 export TORCHINDUCTOR_CACHE_DIR=$W/inductor-cache
+# cubecl (burn) keeps autotune results and compiled kernels in the user cache dir:
+# a known place, so burn-tune can report and pack it. A carried .gpu/cubecl-cache.tar.gz
+# (from an earlier call's burn-tune) pre-warms it.
+export XDG_CACHE_HOME=$W/xdg-cache
+mkdir -p "$XDG_CACHE_HOME"
+[[ -f .gpu/cubecl-cache.tar.gz && ! -d $XDG_CACHE_HOME/cubecl ]] && tar -xzf .gpu/cubecl-cache.tar.gz -C "$XDG_CACHE_HOME"
 CIB_GIT_COMMIT=$(cat "$BIN/COMMIT" 2>/dev/null || true)
 export CIB_GIT_COMMIT
 exec > >(tee -a "$OUT/log.txt") 2>&1
@@ -101,7 +109,8 @@ print(json.dumps({"protocol":1,"model":m,"device":"cuda:0","dtype":"bf16","seed"
     done
     ;;
   mistralrs)
-    for m in tinyllama-1.1b ${MISTRALRS_SHAPES:-llama-3-8b}; do synth "$m"; done
+    [[ ${MISTRALRS_CONFORMANCE:-1} == 1 ]] && synth tinyllama-1.1b
+    for m in ${MISTRALRS_SHAPES:-tinyllama-1.1b llama-3-8b}; do synth "$m"; done
     OUT=$S scripts/gpu/mistralrs.sh || echo "MISTRALRS FAILED"
     ;;
   pytorch)
@@ -133,6 +142,20 @@ print(json.dumps({"protocol":1,"model":m,"device":"cuda:0","dtype":"bf16","seed"
       tail -n 3 "$S/$v/trace.txt"
       cat "$S/$v/out.jsonl"
     done
+    ;;
+  burn-tune)
+    "$BIN/burn" info
+    for s in ${BURN_SHAPES:-tinyllama-1.1b llama-3-8b}; do
+      synth "$s"
+      # A cold process: the warm-up iteration carries NVRTC compiles and the tuning pass.
+      cold=$(date +%s.%N)
+      timeout "${BURN_TIMEOUT:-600}" "$BIN/burn-bench" --model "$MODELS/$s" --device cuda:0 --dtype bf16 --prompt-len 128 --new 256 \
+        --warmup 1 --iters 2 --seed 1 --case p128-n256 2>&1 | tee "$S/cold-$s.jsonl" || echo "BURN COLD FAILED: $s"
+      echo "burn-tune $s: cold process (load + 1 warm-up + 2 timed iterations) took $(python3 -c "import time; print(round(time.time() - $cold, 1))") s; cubecl cache now $(du -sh "$XDG_CACHE_HOME/cubecl" 2>/dev/null | cut -f1)"
+      # Warm cache: every later process finds the tuned kernels (their first warm-up iteration shows it).
+      OUT=$S scripts/gpu/adapter.sh burn "$s" "${ROUNDS:-2}" || echo "ADAPTER FAILED: burn $s"
+    done
+    tar -czf "$OUT/cubecl-cache.tar.gz" -C "$XDG_CACHE_HOME" cubecl 2>/dev/null && ls -l "$OUT/cubecl-cache.tar.gz"
     ;;
   bench-tiny) bench tinyllama-1.1b configs/decode-tinyllama.yaml ;;
   bench-8b) bench llama-3-8b configs/decode.yaml ;;

@@ -11,6 +11,10 @@
 # WARMUP (2) warm-up and ITERS (5) timed iterations each, p128-n256. Writes
 # $OUT/adapter/ENGINE-SHAPE.{log,jsonl} and prints one summary line:
 #   adapter ENGINE SHAPE card=... native=X runner=Y ratio=Y/X within=yes|no
+# NATIVE_MODES (default "plain") adds diagnostic native runs to every round, each
+# reported on its own line against the runner: "spin" runs the native loop next
+# to one busy-looping process (keeps a second vCPU out of idle, as the runner's
+# own process tree does), "pin" pins it to one CPU (taskset -c 1).
 # mistral.rs runs its check in-process (`mistralrs native`), not here.
 set -uo pipefail
 : "${BIN:?}" "${MODELS:?}" "${OUT:?}"
@@ -25,20 +29,31 @@ card=$(nvidia-smi --query-gpu=name,uuid --format=csv,noheader 2>/dev/null | head
 spec=$engine
 [[ $engine == pytorch ]] && spec="pytorch:mode=compiled"
 
-native() { # prints the median decode tok/s of one native run
+native() { # native MODE: prints the median decode tok/s of one native run
+  local spinner= wrap=()
+  case ${1:-plain} in
+  spin) (while :; do :; done) & spinner=$! ;;
+  pin) wrap=(taskset -c 1) ;;
+  esac
+  echo "== native ${1:-plain} ($(date -u +%H:%M:%S))" >>"$log"
+  native_run "${wrap[@]}"
+  [[ -n $spinner ]] && { kill "$spinner"; wait "$spinner" 2>/dev/null; }
+  return 0
+}
+native_run() { # [WRAPPER...]: the engine's own loop
   case $engine in
   candle)
-    "$BIN/candle-bench" "$model" --device cuda:0 --dtype bf16 --prompt-len $prompt --new $new \
+    "$@" "$BIN/candle-bench" "$model" --device cuda:0 --dtype bf16 --prompt-len $prompt --new $new \
       --warmup "$warmup" --iters "$iters" --seed 1 --case $case 2>>"$log" | tee -a "$log" |
       sed -nE 's/^median_decode_tok_s ([0-9.]+).*/\1/p'
     ;;
   burn)
-    "$BIN/burn-bench" --model "$model" --device cuda:0 --dtype bf16 --prompt-len $prompt --new $new \
+    "$@" "$BIN/burn-bench" --model "$model" --device cuda:0 --dtype bf16 --prompt-len $prompt --new $new \
       --warmup "$warmup" --iters "$iters" --seed 1 --case $case 2>>"$log" | tee -a "$log" |
       sed -nE 's/.*"summary":true.*"median_decode_tok_s":([0-9.]+).*/\1/p'
     ;;
   pytorch)
-    "${CIB_PYTHON:-python3}" engines/pytorch/bench/bench.py run --model "$model" --device cuda:0 --dtype bf16 \
+    "$@" "${CIB_PYTHON:-python3}" engines/pytorch/bench/bench.py run --model "$model" --device cuda:0 --dtype bf16 \
       --prompt $prompt --new $new --warmup "$warmup" --iters "$iters" 2>>"$log" | tee -a "$log" |
       sed -nE 's/.*"decode_tok_s": ([0-9.]+).*/\1/p'
     ;;
@@ -71,23 +86,34 @@ d = json.load(open(sys.argv[1]))
 print("%.3f" % d["cases"][0]["results"][0]["metrics"]["decode_tps"]["median"])' "$sum" 2>>"$log"
 }
 
-ns=() rs=()
+read -r -a modes <<<"${NATIVE_MODES:-plain}"
 for ((r = 1; r <= rounds; r++)); do
-  n=$(native | tail -n1) x=$(runner "$r" | tail -n1)
-  echo "{\"engine\":\"$engine\",\"shape\":\"$shape\",\"round\":$r,\"native_tok_s\":${n:-null},\"runner_tok_s\":${x:-null}}" | tee -a "$jsonl"
-  [[ -n $n ]] && ns+=("$n")
-  [[ -n $x ]] && rs+=("$x")
+  line="{\"engine\":\"$engine\",\"shape\":\"$shape\",\"round\":$r"
+  for m in "${modes[@]}"; do
+    n=$(native "$m" | tail -n1)
+    key=native_tok_s; [[ $m == plain ]] || key=native_${m}_tok_s
+    line+=",\"$key\":${n:-null}"
+  done
+  x=$(runner "$r" | tail -n1)
+  echo "$line,\"runner_tok_s\":${x:-null}}" | tee -a "$jsonl"
 done
-python3 - "$engine" "$shape" "$card" "${#ns[@]}" "${ns[@]}" "${rs[@]}" <<'PY'
-import statistics, sys
-engine, shape, card, k = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-vals = [float(v) for v in sys.argv[5:]]
-ns, rs = vals[:k], vals[k:]
+python3 - "$engine" "$shape" "$card" "$jsonl" <<'PY'
+import json, statistics, sys
+engine, shape, card, path = sys.argv[1:5]
+rows = [json.loads(l) for l in open(path) if l.strip()]
+runs = {k: [r[k] for r in rows if r.get(k) is not None] for k in rows[0] if k.endswith("_tok_s")} if rows else {}
+rs, ns = runs.get("runner_tok_s", []), runs.get("native_tok_s", [])
 if not ns or not rs:
     print(f"adapter {engine} {shape} card={card!r} FAILED: native {len(ns)} runs, runner {len(rs)} runs")
     sys.exit(1)
-n, r = statistics.median(ns), statistics.median(rs)
-ratio = r / n
-print(f"adapter {engine} {shape} card={card!r} native={n:.2f} runner={r:.2f} ratio={ratio:.4f} "
-      f"within={'yes' if abs(ratio - 1) <= 0.03 else 'no'} (medians of {len(ns)}+{len(rs)} interleaved runs)")
+r = statistics.median(rs)
+for key, vals in runs.items():
+    if key == "runner_tok_s" or not vals:
+        continue
+    n = statistics.median(vals)
+    ratio = r / n
+    label = "native" if key == "native_tok_s" else key[:-len("_tok_s")]
+    print(f"adapter {engine} {shape} card={card!r} {label}={n:.2f} runner={r:.2f} ratio={ratio:.4f} "
+          f"within={'yes' if abs(ratio - 1) <= 0.03 else 'no'} (medians of {len(vals)}+{len(rs)} interleaved runs; "
+          f"{label} runs {', '.join(f'{v:.1f}' for v in vals)}; runner {', '.join(f'{v:.1f}' for v in rs)})")
 PY

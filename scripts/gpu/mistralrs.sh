@@ -15,7 +15,7 @@
 # Rust builder's default). Knobs: MISTRALRS_LAUNCHES (2), MISTRALRS_ITERS (6),
 # MISTRALRS_WARMUP (2), MISTRALRS_EAGER=0 drops the eager variant, MISTRALRS_SHAPES
 # (both), MISTRALRS_CONFORMANCE=0 skips conformance, MISTRALRS_PARK=0 skips the
-# parked-receiver diagnostic.
+# parked-receiver diagnostic, MISTRALRS_BENCH=0 skips the runner benchmark.
 set -uo pipefail
 
 : "${BIN:?BIN: directory with runner and mistralrs}" "${MODELS:?MODELS: model directory}" "${OUT:?OUT: results directory}"
@@ -65,6 +65,7 @@ for m in "${models[@]}"; do
     request "$MODELS/$m" park > "$out/native-$m-park.request.json"
     step "native-$m-park" "$BIN/mistralrs" native < "$out/native-$m-park.request.json"
   fi
+  [[ ${MISTRALRS_BENCH:-1} == 1 ]] || continue
   variants="  - {name: mistralrs}"
   [[ "${MISTRALRS_EAGER:-1}" == 1 ]] && variants+=$'\n  - {name: mistralrs, label: mistralrs-eager, options: {paged_attention: "off"}}'
   cat > "$out/bench-$m.yaml" <<YAML
