@@ -21,15 +21,18 @@ set -euo pipefail
 W=/tmp/cib
 export BIN=$W/bin MODELS=$W/models
 mkdir -p "$W" "$MODELS"
-if [[ ! -x $BIN/runner ]]; then # bundle.tar.xz first (if carried), then any other archive overrides it (e.g. go.tar.xz)
-  [[ -f .gpu/bundle.tar.xz ]] && tar -xJf .gpu/bundle.tar.xz -C "$W"
-  for a in .gpu/*.tar.xz; do # archives hold bin/NAME, or bare NAME (extracted into bin/)
-    [[ $a == .gpu/bundle.tar.xz ]] && continue
-    first=$(tar -tJf "$a" | sed -n 1p) # (sed reads it all: no SIGPIPE under pipefail)
-    if [[ $first == bin/* ]]; then tar -xJf "$a" -C "$W"; else mkdir -p "$BIN" && tar -xJf "$a" -C "$BIN"; fi
-  done
-  [[ -x $BIN/runner ]] || { echo "gpu-run: no runner in the carried .gpu/*.tar.xz" >&2; exit 1; }
-fi
+# Unpack each carried archive once per machine (a warm machine keeps /tmp/cib between
+# calls, and a later call may carry other archives): bundle.tar.xz first, then the
+# others override it (e.g. go.tar.xz). A marker per archive content says it is done.
+for a in .gpu/bundle.tar.xz .gpu/*.tar.xz; do
+  [[ -f $a ]] || continue
+  mark=$W/unpacked-$(basename "$a")-$(cksum <"$a" | cut -d' ' -f1)
+  [[ -f $mark ]] && continue
+  first=$(tar -tJf "$a" | sed -n 1p) # archives hold bin/NAME, or bare NAME (extracted into bin/); sed reads it all: no SIGPIPE
+  if [[ $first == bin/* ]]; then tar -xJf "$a" -C "$W"; else mkdir -p "$BIN" && tar -xJf "$a" -C "$BIN"; fi
+  touch "$mark"
+done
+[[ -x $BIN/runner ]] || { echo "gpu-run: no runner in the carried .gpu/*.tar.xz" >&2; exit 1; }
 export LD_LIBRARY_PATH="/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export CIB_CACHE=$W/cache CIB_PYTHON=${CIB_PYTHON:-python3} PYTHONUNBUFFERED=1
 export TORCHINDUCTOR_CACHE_DIR=$W/inductor-cache
