@@ -215,6 +215,8 @@ func envDiff(a, b *analysis.Summary) []string {
 	diff("device", a.Request.Device, b.Request.Device)
 	diff("git commit", a.Env.GitCommit, b.Env.GitCommit)
 	diff("host", a.Env.Host, b.Env.Host)
+	diff("cpuidle driver", a.Env.CPUPower.IdleDriver, b.Env.CPUPower.IdleDriver)
+	diff("cpufreq governor", a.Env.CPUPower.FreqGovernor, b.Env.CPUPower.FreqGovernor)
 	var labels []string
 	for l := range a.Env.Engines {
 		labels = append(labels, l)

@@ -7,9 +7,12 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,9 +28,11 @@ type Env struct {
 	Kernel    string    `json:"kernel"`
 	CPU       string    `json:"cpu"`
 	CPUs      int       `json:"cpus"`
-	GoVersion string    `json:"go_version"`
-	GitCommit string    `json:"git_commit"`
-	GitDirty  bool      `json:"git_dirty"`
+	// CPUPower is the host's CPU power management when the run started.
+	CPUPower  CPUPower `json:"cpu_power"`
+	GoVersion string   `json:"go_version"`
+	GitCommit string   `json:"git_commit"`
+	GitDirty  bool     `json:"git_dirty"`
 	// Command is the exact command line.
 	Command []string `json:"command"`
 	// WorkDir is where the command ran.
@@ -43,6 +48,61 @@ type Env struct {
 	// Bandwidth is the measured device memory bandwidth (runner gpu probe),
 	// absent when never measured on this GPU.
 	Bandwidth *roofline.Measurement `json:"measured_bandwidth,omitempty"`
+}
+
+// CPUPower is how the host's CPUs idle and clock. It matters for engines whose
+// decode is host-bound (one thread launching kernel after kernel, a host sync
+// per token): on an otherwise idle VM such a process loses time to vCPU
+// idle/wake-up (candle on Llama-3-8B, results/h100-2026-11-28-s3). Fields are
+// empty where the kernel exposes nothing (cpufreq is often absent in VMs).
+type CPUPower struct {
+	// IdleDriver and IdleGovernor: cpuidle's driver (intel_idle, acpi_idle,
+	// haltpoll, none) and governor (menu, teo, ladder, haltpoll).
+	IdleDriver   string `json:"idle_driver,omitempty"`
+	IdleGovernor string `json:"idle_governor,omitempty"`
+	// FreqGovernor is cpu0's cpufreq scaling governor (performance, powersave, ...).
+	FreqGovernor string `json:"freq_governor,omitempty"`
+	// LoadAvg1 is the 1-minute load average at the start: other work on the host.
+	LoadAvg1 float64 `json:"loadavg_1m"`
+}
+
+// String is one line for reports, or "" when nothing is known.
+func (c CPUPower) String() string {
+	var parts []string
+	if c.IdleDriver != "" || c.IdleGovernor != "" {
+		parts = append(parts, fmt.Sprintf("cpuidle %s/%s", orDash(c.IdleDriver), orDash(c.IdleGovernor)))
+	}
+	if c.FreqGovernor != "" {
+		parts = append(parts, "cpufreq governor "+c.FreqGovernor)
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return strings.Join(parts, ", ") + fmt.Sprintf(", load %.2f at start", c.LoadAvg1)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// ReadCPUPower reads the record from a sysfs CPU directory (normally
+// /sys/devices/system/cpu) and a loadavg file (/proc/loadavg).
+func ReadCPUPower(cpuDir, loadavg string) CPUPower {
+	c := CPUPower{
+		IdleDriver:   firstLine(filepath.Join(cpuDir, "cpuidle", "current_driver")),
+		IdleGovernor: firstLine(filepath.Join(cpuDir, "cpuidle", "current_governor")),
+		FreqGovernor: firstLine(filepath.Join(cpuDir, "cpu0", "cpufreq", "scaling_governor")),
+	}
+	if c.IdleGovernor == "" { // kernels before 5.x name only the read-only governor file
+		c.IdleGovernor = firstLine(filepath.Join(cpuDir, "cpuidle", "current_governor_ro"))
+	}
+	if f := strings.Fields(firstLine(loadavg)); len(f) > 0 {
+		c.LoadAvg1, _ = strconv.ParseFloat(f[0], 64)
+	}
+	return c
 }
 
 // Model identifies the weights.
@@ -77,6 +137,7 @@ func Collect(ctx context.Context, args []string, workDir, gitFallback string) En
 	e.OS = osRelease()
 	e.Kernel = firstLine("/proc/sys/kernel/osrelease")
 	e.CPU = cpuModel()
+	e.CPUPower = ReadCPUPower("/sys/devices/system/cpu", "/proc/loadavg")
 	if gitFallback != "" {
 		// Named explicitly: the commit the binaries were built from. It wins over the
 		// working directory's git, which on a GPU host may be a stale copy of the tree.

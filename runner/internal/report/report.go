@@ -151,6 +151,9 @@ func Markdown(w io.Writer, s *analysis.Summary) error {
 	}
 	p.f("## Environment\n\n")
 	p.f("- host %s, %s, kernel %s, %d CPUs (%s)\n", e.Host, e.OS, e.Kernel, e.CPUs, e.CPU)
+	if pw := e.CPUPower.String(); pw != "" {
+		p.f("- CPU power: %s\n", pw)
+	}
 	p.f("- GPU: %s\n", gpuLine(s))
 	p.f("- runner %s, git %s%s\n", e.GoVersion, short(e.GitCommit), dirty(e.GitDirty))
 	p.f("- model %s: %s params, %s weight bytes read per token, hash %s\n", e.Model.Dir, count(e.Model.Params), bytesStr(e.Model.WeightBytesPerToken), e.Model.Hash)

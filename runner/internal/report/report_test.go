@@ -72,6 +72,7 @@ func summary(t *testing.T) *analysis.Summary { return summaryWith(t, false) }
 func summaryWith(t *testing.T, gpu bool) *analysis.Summary {
 	env := envinfo.Env{
 		CreatedAt: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC), Host: "h", OS: "Debian", Kernel: "6.1", CPU: "cpu", CPUs: 2,
+		CPUPower:  envinfo.CPUPower{IdleDriver: "haltpoll", IdleGovernor: "haltpoll", LoadAvg1: 0.5},
 		GoVersion: "go1.26", GitCommit: "0123456789abcdef", Command: []string{"runner", "--engines", "A,B"},
 		Engines:   map[string]protocol.Info{"A": {Library: "liba", LibraryVersion: "1.0"}, "B": {Library: "libb", LibraryVersion: "2.0"}},
 		Model:     envinfo.Model{Dir: "models/tiny", Hash: "sha256:abcdef0123456789", Params: 158000, WeightBytesPerToken: 501200, DType: "f32"},
