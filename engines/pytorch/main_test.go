@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -19,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cuda-inference-benchmarks/cib/protocol"
+	"github.com/cuda-inference-benchmarks/cib/protocol/enginetest"
 )
 
 // These tests run the real binary on the real Python worker (torch on CPU, fp32) against a tiny Llama. They
@@ -117,46 +117,11 @@ func needTorch(t *testing.T) {
 	t.Skipf("pytorch engine tests need torch: %v", setupErr)
 }
 
-// result is one engine run.
-type result struct {
-	events []protocol.Event
-	code   int
-	stderr string
-}
-
-func (r result) last() protocol.Event {
-	if len(r.events) == 0 {
-		return protocol.Event{}
-	}
-	return r.events[len(r.events)-1]
-}
-
-func runBin(t *testing.T, bin string, env []string, req any) result {
+// runBin runs the engine's "run" with env added to the test's environment
+// (CPU torch on the tiny model can take minutes on 2 cores).
+func runBin(t *testing.T, bin string, env []string, req any) enginetest.Result {
 	t.Helper()
-	b, err := json.Marshal(req)
-	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "run")
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdin = bytes.NewReader(b)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err = cmd.Run()
-	res := result{stderr: stderr.String()}
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		res.code = ee.ExitCode()
-	case err != nil:
-		t.Fatalf("run %s: %v", bin, err)
-	}
-	d := protocol.NewDecoder(&stdout)
-	for d.Scan() {
-		res.events = append(res.events, d.Event())
-	}
-	require.NoError(t, d.Err(), "stdout of %s; stderr:\n%s", bin, res.stderr)
-	return res
+	return enginetest.RunEnv(t, bin, env, 8*time.Minute, req)
 }
 
 func pyEnv() []string { return []string{"CIB_PYTHON=" + python} }
@@ -174,16 +139,16 @@ func tinyRequest(opts map[string]string) protocol.Request {
 
 // checkRun asserts the event stream of a successful run and returns the tokens of the first timed
 // iteration of each case.
-func checkRun(t *testing.T, req protocol.Request, res result) [][][]int {
+func checkRun(t *testing.T, req protocol.Request, res enginetest.Result) [][][]int {
 	t.Helper()
-	require.Equal(t, 0, res.code, "exit code; stderr:\n%s", res.stderr)
+	require.Equal(t, 0, res.Code, "exit code; stderr:\n%s", res.Stderr)
 	perCase := req.Warmup + req.Iterations
-	require.Len(t, res.events, 2+perCase*len(req.Cases), "events; stderr:\n%s", res.stderr)
-	require.Equal(t, protocol.EventLoaded, res.events[0].Type)
-	require.Equal(t, protocol.EventDone, res.last().Type)
-	assert.Equal(t, perCase*len(req.Cases), res.last().Done.Iterations)
+	require.Len(t, res.Events, 2+perCase*len(req.Cases), "events; stderr:\n%s", res.Stderr)
+	require.Equal(t, protocol.EventLoaded, res.Events[0].Type)
+	require.Equal(t, protocol.EventDone, res.Last().Type)
+	assert.Equal(t, perCase*len(req.Cases), res.Last().Done.Iterations)
 	out := make([][][]int, len(req.Cases))
-	for i, ev := range res.events[1 : len(res.events)-1] {
+	for i, ev := range res.Events[1 : len(res.Events)-1] {
 		require.Equal(t, protocol.EventIteration, ev.Type)
 		it := ev.Iteration
 		c := req.Cases[it.Case]
@@ -257,7 +222,7 @@ func TestParity(t *testing.T) {
 			req := tinyRequest(tt.opts)
 			res := runBin(t, binPath, pyEnv(), req)
 			got := checkRun(t, req, res)
-			l := res.events[0].Loaded
+			l := res.Events[0].Loaded
 			assert.Equal(t, tt.mode, l.Settings["mode"])
 			assert.Equal(t, "f32", l.DType)
 			assert.Positive(t, l.ContextInitNs)
@@ -324,9 +289,9 @@ func TestErrors(t *testing.T) {
 				env = tt.env
 			}
 			res := runBin(t, binPath, env, req)
-			assert.Equal(t, tt.code, res.code, "exit code; stderr:\n%s", res.stderr)
-			ev := res.last()
-			require.Equal(t, protocol.EventError, ev.Type, "last event; stderr:\n%s", res.stderr)
+			assert.Equal(t, tt.code, res.Code, "exit code; stderr:\n%s", res.Stderr)
+			ev := res.Last()
+			require.Equal(t, protocol.EventError, ev.Type, "last event; stderr:\n%s", res.Stderr)
 			assert.Equal(t, tt.errCode, ev.Error.Code)
 			assert.Contains(t, ev.Error.Message, tt.contains)
 		})

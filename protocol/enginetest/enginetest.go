@@ -33,10 +33,25 @@ type Result struct {
 	Stderr string
 }
 
+// Last is the final event, or the zero event when there is none.
+func (r Result) Last() protocol.Event {
+	if len(r.Events) == 0 {
+		return protocol.Event{}
+	}
+	return r.Events[len(r.Events)-1]
+}
+
 // Run runs bin with args (default: "run") and req on stdin: a []byte or string
 // is sent as is, anything else as JSON. For "run" the stdout must be protocol
 // events only, or the test fails.
 func Run(t testing.TB, bin string, req any, args ...string) Result {
+	t.Helper()
+	return RunEnv(t, bin, nil, RunTimeout, req, args...)
+}
+
+// RunEnv is Run with extra environment variables (added to the test's own)
+// and its own time limit.
+func RunEnv(t testing.TB, bin string, env []string, timeout time.Duration, req any, args ...string) Result {
 	t.Helper()
 	if len(args) == 0 {
 		args = []string{"run"}
@@ -54,9 +69,12 @@ func Run(t testing.TB, bin string, req any, args ...string) Result {
 		}
 		in = b
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), RunTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stdin = bytes.NewReader(in)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
