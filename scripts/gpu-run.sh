@@ -151,10 +151,20 @@ print(json.dumps({"protocol":1,"model":m,"device":"cuda:0","dtype":"bf16","seed"
     for s in ${BURN_SHAPES:-tinyllama-1.1b llama-3-8b}; do
       synth "$s"
       # A cold process: the warm-up iteration carries NVRTC compiles and the tuning pass.
+      # cubecl's compile and autotune logs and the per-token trace go to stderr (unbuffered:
+      # a process killed by the timeout still leaves them), run from its own directory so
+      # the cubecl.toml there applies to it alone.
+      c=$S/cold-$s
+      mkdir -p "$c"
+      printf '[compilation.logger]\nlevel = "basic"\nstderr = true\n[autotune.logger]\nlevel = "minimal"\nstderr = true\n' >"$c/cubecl.toml"
       cold=$(date +%s.%N)
-      timeout "${BURN_TIMEOUT:-600}" "$BIN/burn-bench" --model "$MODELS/$s" --device cuda:0 --dtype bf16 --prompt-len 128 --new 256 \
-        --warmup 1 --iters 2 --seed 1 --case p128-n256 2>&1 | tee "$S/cold-$s.jsonl" || echo "BURN COLD FAILED: $s"
-      echo "burn-tune $s: cold process (load + 1 warm-up + 2 timed iterations) took $(python3 -c "import time; print(round(time.time() - $cold, 1))") s; cubecl cache now $(du -sh "$XDG_CACHE_HOME/cubecl" 2>/dev/null | cut -f1)"
+      (cd "$c" && CIB_BURN_TRACE=1 timeout "${BURN_TIMEOUT:-600}" "$BIN/burn-bench" --model "$MODELS/$s" --device cuda:0 --dtype bf16 \
+        --prompt-len 128 --new 256 --warmup 1 --iters 2 --seed 1 --case p128-n256 >out.jsonl 2>stderr.txt) || echo "BURN COLD FAILED: $s"
+      cat "$c/out.jsonl"
+      echo "burn-tune $s: cold process (load + 1 warm-up + 2 timed iterations) took $(python3 -c "import time; print(round(time.time() - $cold, 1))") s;" \
+        "$(grep -c '^burn-trace: token ' "$c/stderr.txt") token lines, $(grep -ci 'compil' "$c/stderr.txt") compile-log lines, $(grep -ci 'tun' "$c/stderr.txt") autotune-log lines;" \
+        "cubecl store $(du -sh "$XDG_CACHE_HOME/cubecl" 2>/dev/null | cut -f1)"
+      tail -n 5 "$c/stderr.txt"
       # Warm cache: every later process finds the tuned kernels (their first warm-up iteration shows it).
       OUT=$S scripts/gpu/adapter.sh burn "$s" "${ROUNDS:-2}" || echo "ADAPTER FAILED: burn $s"
     done
