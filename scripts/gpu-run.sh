@@ -15,7 +15,11 @@
 #   burn             scripts/gpu/burn.sh (conformance, burn-bench, runner), BURN_SHAPES
 #   burn-diag        burn-bench on TinyLlama with per-token traces and cubecl logs, per attention mode
 #   burn-tune        burn's autotune as its authors run it: a cold process per shape (tuning cost on
-#                    record), then the one-card adapter check on the warm cache; BURN_SHAPES, ROUNDS
+#                    record), then the one-card adapter check on the warm cache; BURN_SHAPES, ROUNDS,
+#                    BURN_ATTENTION (padded), BURN_TIMEOUT (cold process), BURN_COLD_ONLY=1 (tune only).
+#                    Tuned keys persist (also from a killed process) in $XDG_CACHE_HOME/cubecl, packed
+#                    into $OUT/cubecl-cache.tar.gz; carried back as .gpu/cubecl-cache.tar.gz it pre-warms
+#                    a fresh machine, so a pass longer than one call's 10 minutes resumes where it stopped.
 set -euo pipefail
 : "${OUT:?}"
 W=/tmp/cib
@@ -147,7 +151,17 @@ print(json.dumps({"protocol":1,"model":m,"device":"cuda:0","dtype":"bf16","seed"
     done
     ;;
   burn-tune)
+    # A warm machine may still run a process an earlier call's limit cut off (the device
+    # tool ends the command, not always its children): it would hold the GPU and cubecl's
+    # store. List and stop our own leftovers first.
+    for pid in $(pgrep -f "$BIN/(burn|candle|mistralrs|runner)" || true); do
+      echo "burn-tune: stopping leftover $(ps -o pid=,etime=,args= -p "$pid" | cut -c1-160)"
+      kill "$pid" 2>/dev/null || true
+    done
+    sleep 1
+    nvidia-smi --query-compute-apps=pid,process_name,used_memory --format=csv
     "$BIN/burn" info
+    attn=${BURN_ATTENTION:-padded} # padded: one decode shape per step, so decode adds no autotune keys (grouped adds ~9 per power of two of the KV length)
     for s in ${BURN_SHAPES:-tinyllama-1.1b llama-3-8b}; do
       synth "$s"
       # A cold process: the warm-up iteration carries NVRTC compiles and the tuning pass.
@@ -159,14 +173,15 @@ print(json.dumps({"protocol":1,"model":m,"device":"cuda:0","dtype":"bf16","seed"
       printf '[compilation.logger]\nlevel = "basic"\nstderr = true\n[autotune.logger]\nlevel = "minimal"\nstderr = true\n' >"$c/cubecl.toml"
       cold=$(date +%s.%N)
       (cd "$c" && CIB_BURN_TRACE=1 timeout "${BURN_TIMEOUT:-600}" "$BIN/burn-bench" --model "$MODELS/$s" --device cuda:0 --dtype bf16 \
-        --prompt-len 128 --new 256 --warmup 1 --iters 2 --seed 1 --case p128-n256 >out.jsonl 2>stderr.txt) || echo "BURN COLD FAILED: $s"
+        --prompt-len 128 --new 256 --warmup 1 --iters 2 --seed 1 --case p128-n256 --attention "$attn" >out.jsonl 2>stderr.txt) || echo "BURN COLD FAILED: $s"
       cat "$c/out.jsonl"
       echo "burn-tune $s: cold process (load + 1 warm-up + 2 timed iterations) took $(python3 -c "import time; print(round(time.time() - $cold, 1))") s;" \
         "$(grep -c '^burn-trace: token ' "$c/stderr.txt") token lines, $(grep -ci 'compil' "$c/stderr.txt") compile-log lines, $(grep -ci 'tun' "$c/stderr.txt") autotune-log lines;" \
         "cubecl store $(du -sh "$XDG_CACHE_HOME/cubecl" 2>/dev/null | cut -f1)"
       tail -n 5 "$c/stderr.txt"
       # Warm cache: every later process finds the tuned kernels (their first warm-up iteration shows it).
-      OUT=$S scripts/gpu/adapter.sh burn "$s" "${ROUNDS:-2}" || echo "ADAPTER FAILED: burn $s"
+      [[ ${BURN_COLD_ONLY:-0} == 1 ]] && continue # tuning only: a cold pass may need more than one call (10 min)
+      OUT=$S ENGINE_OPTS=attention=$attn scripts/gpu/adapter.sh burn "$s" "${ROUNDS:-2}" || echo "ADAPTER FAILED: burn $s"
     done
     tar -czf "$OUT/cubecl-cache.tar.gz" -C "$XDG_CACHE_HOME" cubecl 2>/dev/null && ls -l "$OUT/cubecl-cache.tar.gz"
     ;;

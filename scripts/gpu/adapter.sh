@@ -15,6 +15,8 @@
 # reported on its own line against the runner: "spin" runs the native loop next
 # to one busy-looping process (keeps a second vCPU out of idle, as the runner's
 # own process tree does), "pin" pins it to one CPU (taskset -c 1).
+# ENGINE_OPTS (e.g. "attention=padded", burn) go into the runner's engine spec
+# (burn:attention=padded) and, as --attention, into burn-bench.
 # mistral.rs runs its check in-process (`mistralrs native`), not here.
 set -uo pipefail
 : "${BIN:?}" "${MODELS:?}" "${OUT:?}"
@@ -26,8 +28,12 @@ mkdir -p "$out"
 log=$out/$engine-$shape.log jsonl=$out/$engine-$shape.jsonl
 : > "$jsonl"
 card=$(nvidia-smi --query-gpu=name,uuid --format=csv,noheader 2>/dev/null | head -n1)
-spec=$engine
+spec=$engine native_flags=()
 [[ $engine == pytorch ]] && spec="pytorch:mode=compiled"
+if [[ -n ${ENGINE_OPTS:-} ]]; then
+  spec="$spec:$ENGINE_OPTS"
+  [[ $engine == burn && $ENGINE_OPTS =~ attention=([a-z]+) ]] && native_flags=(--attention "${BASH_REMATCH[1]}")
+fi
 
 native() { # native MODE: prints the median decode tok/s of one native run
   local spinner= wrap=()
@@ -49,7 +55,7 @@ native_run() { # [WRAPPER...]: the engine's own loop
     ;;
   burn)
     "$@" "$BIN/burn-bench" --model "$model" --device cuda:0 --dtype bf16 --prompt-len $prompt --new $new \
-      --warmup "$warmup" --iters "$iters" --seed 1 --case $case 2>>"$log" | tee -a "$log" |
+      --warmup "$warmup" --iters "$iters" --seed 1 --case $case "${native_flags[@]}" 2>>"$log" | tee -a "$log" |
       sed -nE 's/.*"summary":true.*"median_decode_tok_s":([0-9.]+).*/\1/p'
     ;;
   pytorch)
