@@ -346,6 +346,10 @@ fn make_device(device: &str) -> Result<(Device, &'static str), Error> {
     if device == "cpu" {
         return Ok((Device::flex(), "flex"));
     }
+    #[cfg(feature = "wgpu")]
+    if device == "wgpu" {
+        return Ok((Device::wgpu(burn::tensor::DeviceKind::DefaultDevice), "wgpu"));
+    }
     let ordinal = if device == "cuda" {
         Some(0usize)
     } else {
