@@ -49,6 +49,14 @@ mkdir -p "$XDG_CACHE_HOME"
 CIB_GIT_COMMIT=$(cat "$BIN/COMMIT" 2>/dev/null || true)
 export CIB_GIT_COMMIT
 exec > >(tee -a "$OUT/log.txt") 2>&1
+# A warm machine may still run an engine that an earlier call's time limit cut off (the
+# device tool ends the command, not always its children): it would share the GPU with
+# everything measured here (and hold cubecl's store). Stop our own leftovers, by PID.
+for pid in $(pgrep -f "$BIN/(burn|candle|mistralrs|pytorch|reference|runner)" || true); do
+  echo "gpu-run: stopping leftover $(ps -o pid=,etime=,args= -p "$pid" | cut -c1-160)"
+  kill "$pid" 2>/dev/null || true
+done
+nvidia-smi --query-compute-apps=pid,process_name,used_memory --format=csv,noheader | sed 's/^/gpu-run: compute process at start: /'
 engines=()
 for e in pytorch candle burn mistralrs; do [[ -x $BIN/$e ]] && engines+=("$e"); done
 synth() { [[ -f $MODELS/$1/config.json ]] || "$BIN/runner" models synth --shape "$1" --dtype bf16 --out "$MODELS/$1"; }
@@ -151,15 +159,6 @@ print(json.dumps({"protocol":1,"model":m,"device":"cuda:0","dtype":"bf16","seed"
     done
     ;;
   burn-tune)
-    # A warm machine may still run a process an earlier call's limit cut off (the device
-    # tool ends the command, not always its children): it would hold the GPU and cubecl's
-    # store. List and stop our own leftovers first.
-    for pid in $(pgrep -f "$BIN/(burn|candle|mistralrs|runner)" || true); do
-      echo "burn-tune: stopping leftover $(ps -o pid=,etime=,args= -p "$pid" | cut -c1-160)"
-      kill "$pid" 2>/dev/null || true
-    done
-    sleep 1
-    nvidia-smi --query-compute-apps=pid,process_name,used_memory --format=csv
     "$BIN/burn" info
     attn=${BURN_ATTENTION:-padded} # padded: one decode shape per step, so decode adds no autotune keys (grouped adds ~9 per power of two of the KV length)
     for s in ${BURN_SHAPES:-tinyllama-1.1b llama-3-8b}; do
