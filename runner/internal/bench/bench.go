@@ -250,6 +250,9 @@ func launchOne(ctx context.Context, o Options, v Variant, req []byte, launch, or
 		if errors.Is(res.Err, spawn.ErrInterrupted) {
 			rec.Error = "interrupted by the user"
 		}
+		if errors.Is(res.Err, spawn.ErrStartTimeout) || errors.Is(res.Err, spawn.ErrStallTimeout) || errors.Is(res.Err, spawn.ErrTotalTimeout) {
+			rec.Error += " " + waitingFor(rec.Loaded != nil, len(rec.Iterations), o.Request)
+		}
 		return rec
 	}
 	want := len(cases) * (o.Request.Warmup + o.Request.Iterations)
@@ -259,6 +262,28 @@ func launchOne(ctx context.Context, o Options, v Variant, req []byte, launch, or
 	}
 	rec.Status = results.StatusOK
 	return rec
+}
+
+// waitingFor says where in the request an engine was when a timeout ended its
+// launch: loading, or which iteration of which case it owed next. Engines
+// answer the cases in order, each with its warm-up iterations first.
+func waitingFor(loaded bool, done int, req protocol.Request) string {
+	if !loaded {
+		return "(before the engine reported its model loaded)"
+	}
+	per := req.Warmup + req.Iterations
+	total := per * len(req.Cases)
+	if per == 0 || done >= total {
+		return fmt.Sprintf("(all %d iterations received, waiting for done)", total)
+	}
+	c, k := done/per, done%per
+	if k < req.Warmup {
+		return fmt.Sprintf("(waiting for warm-up iteration %d/%d of case %s, %d of %d iterations done; "+
+			"an engine that compiles or autotunes kernels in its warm-up may need a longer timeouts.stall)",
+			k+1, req.Warmup, req.Cases[c].Name, done, total)
+	}
+	return fmt.Sprintf("(waiting for timed iteration %d/%d of case %s, %d of %d iterations done)",
+		k-req.Warmup+1, req.Iterations, req.Cases[c].Name, done, total)
 }
 
 // checkIteration enforces fairness rule 1: the iteration answers a known

@@ -130,6 +130,29 @@ func TestCrashingEngineYieldsFailedRow(t *testing.T) {
 	require.Contains(t, o.stdout, "testengine:fail=crash-after=2 launch 1: engine exited")
 }
 
+// TestStallNamesTheIteration: an engine that stops answering in its warm-up
+// fails the launch with a stall timeout that says which iteration it owed, and
+// the other engine's launches still complete.
+func TestStallNamesTheIteration(t *testing.T) {
+	bin := testbin.Dir(t)
+	model := testbin.TinyModel(t)
+	root := t.TempDir()
+	cfg := filepath.Join(t.TempDir(), "stall.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte("model: "+model+"\nwarmup: 2\niterations: 2\nlaunches: 1\n"+
+		"cases: [{name: short, prompt_len: 4, max_new_tokens: 3}]\ntimeouts: {start: 1m, stall: 2s, total: 1m}\n"), 0o644))
+	o := run(t, t.Context(), "--bin-dir", bin, "--out", root, "--config", cfg,
+		"--engines", "reference,testengine:fail=hang-after=1")
+	require.Equal(t, cli.ExitRunsFailed, o.code, o.stderr)
+	recs, _, err := results.ReadRuns(filepath.Join(resultDir(t, root), results.RunsFile))
+	require.NoError(t, err)
+	require.Len(t, recs, 2)
+	require.Equal(t, results.StatusOK, recs[0].Status, recs[0].Error)
+	require.Equal(t, results.StatusFailed, recs[1].Status)
+	require.Contains(t, recs[1].Error, "stall timeout: no event for 2s")
+	require.Contains(t, recs[1].Error, "waiting for warm-up iteration 2/2 of case short, 1 of 4 iterations done")
+	require.Len(t, recs[1].Iterations, 1, "the iteration before the stall is kept")
+}
+
 // TestInterruptKeepsRecords cancels the benchmark (as Ctrl-C does) after the
 // first launch: what finished is on disk and reported.
 func TestInterruptKeepsRecords(t *testing.T) {
