@@ -17,6 +17,8 @@
 # own process tree does), "pin" pins it to one CPU (taskset -c 1).
 # ENGINE_OPTS (e.g. "attention=padded", burn) go into the runner's engine spec
 # (burn:attention=padded) and, as --attention, into burn-bench.
+# Last, for candle and burn (which print per-iteration rates), the pooled timed iterations
+# of all runs per side: ratio of medians with a bootstrap 95% CI.
 # mistral.rs runs its check in-process (`mistralrs native`), not here.
 set -uo pipefail
 : "${BIN:?}" "${MODELS:?}" "${OUT:?}"
@@ -103,9 +105,9 @@ for ((r = 1; r <= rounds; r++)); do
   x=$(runner "$r" | tail -n1)
   echo "$line,\"runner_tok_s\":${x:-null}}" | tee -a "$jsonl"
 done
-python3 - "$engine" "$shape" "$card" "$jsonl" <<'PY'
-import json, statistics, sys
-engine, shape, card, path = sys.argv[1:5]
+python3 - "$engine" "$shape" "$card" "$jsonl" "$log" "$out" <<'PY'
+import glob, json, random, re, statistics, sys
+engine, shape, card, path, log, out = sys.argv[1:7]
 rows = [json.loads(l) for l in open(path) if l.strip()]
 runs = {k: [r[k] for r in rows if r.get(k) is not None] for k in rows[0] if k.endswith("_tok_s")} if rows else {}
 rs, ns = runs.get("runner_tok_s", []), runs.get("native_tok_s", [])
@@ -122,4 +124,38 @@ for key, vals in runs.items():
     print(f"adapter {engine} {shape} card={card!r} {label}={n:.2f} runner={r:.2f} ratio={ratio:.4f} "
           f"within={'yes' if abs(ratio - 1) <= 0.03 else 'no'} (medians of {len(vals)}+{len(rs)} interleaved runs; "
           f"{label} runs {', '.join(f'{v:.1f}' for v in vals)}; runner {', '.join(f'{v:.1f}' for v in rs)})")
+
+# Pooled timed iterations of every run, per side: the ratio of medians with a
+# bootstrap 95% CI says how well the runs resolve ±3% (candle and burn print
+# per-iteration rates; the runner's come from its runs.jsonl).
+native_its, mode = {}, None
+for line in open(log, errors="replace"):
+    m = re.match(r"== native (\w+)", line)
+    if m:
+        mode = m.group(1)
+        continue
+    m = re.match(r"iter \d+: .*decode ([\d.]+) tok/s", line)  # candle-bench
+    if m is None and '"warmup":false' in line:  # burn-bench
+        m = re.search(r'"decode_tok_s":([\d.]+)', line)
+    if m and mode:
+        native_its.setdefault(mode, []).append(float(m.group(1)))
+runner_its = []
+for f in sorted(glob.glob(f"{out}/runs-{engine}-{shape}-*/*/runs.jsonl")):
+    for l in open(f):
+        for it in json.loads(l).get("iterations", []):
+            raw = it["raw"]
+            t = raw.get("token_ns") or []
+            if not raw.get("warmup") and len(t) > 1 and t[-1] > t[0]:
+                runner_its.append((len(t) - 1) / ((t[-1] - t[0]) / 1e9))
+rng = random.Random(1)
+def boot(a, b, n=5000):
+    qs = sorted(statistics.median([rng.choice(b) for _ in b]) / statistics.median([rng.choice(a) for _ in a]) for _ in range(n))
+    return qs[int(0.025 * n)], qs[int(0.975 * n)]
+for mode, its in native_its.items():
+    if len(its) < 2 or len(runner_its) < 2:
+        continue
+    n, x = statistics.median(its), statistics.median(runner_its)
+    lo, hi = boot(its, runner_its)
+    print(f"adapter {engine} {shape} pooled iterations: native {mode} {n:.2f} (n={len(its)}) runner {x:.2f} (n={len(runner_its)}) "
+          f"ratio={x / n:.4f} 95% CI [{lo:.4f}, {hi:.4f}]")
 PY
