@@ -18,7 +18,10 @@ fn main() {
     let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap();
     let lock = std::fs::read_to_string(format!("{dir}/Cargo.lock")).unwrap_or_default();
     println!("cargo:rerun-if-changed=Cargo.lock");
-    println!("cargo:rustc-env=CIB_MISTRALRS_VERSION={}", locked(&lock, "mistralrs-core"));
+    println!(
+        "cargo:rustc-env=CIB_MISTRALRS_VERSION={}",
+        locked(&lock, "mistralrs-core")
+    );
     println!("cargo:rustc-env=CIB_CANDLE_VERSION={}", locked(&lock, "candle-core"));
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     let v = Command::new(rustc)
@@ -28,6 +31,10 @@ fn main() {
         .and_then(|o| String::from_utf8(o.stdout).ok())
         .unwrap_or_default();
     println!("cargo:rustc-env=CIB_RUSTC_VERSION={}", v.trim());
-    let features = if std::env::var_os("CARGO_FEATURE_CUDA").is_some() { "cuda" } else { "cpu" };
+    let features = if std::env::var_os("CARGO_FEATURE_CUDA").is_some() {
+        "cuda"
+    } else {
+        "cpu"
+    };
     println!("cargo:rustc-env=CIB_FEATURES={features}");
 }

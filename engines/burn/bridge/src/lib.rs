@@ -30,17 +30,27 @@ pub struct Error {
 
 impl Error {
     pub fn bad_request(msg: String) -> Self {
-        Error { code: ERR_BAD_REQUEST, msg }
+        Error {
+            code: ERR_BAD_REQUEST,
+            msg,
+        }
     }
     pub fn load(msg: String) -> Self {
         Error { code: ERR_LOAD, msg }
     }
     pub fn runtime(msg: String) -> Self {
-        let code = if msg.to_lowercase().contains("out of memory") { ERR_OOM } else { ERR_RUNTIME };
+        let code = if msg.to_lowercase().contains("out of memory") {
+            ERR_OOM
+        } else {
+            ERR_RUNTIME
+        };
         Error { code, msg }
     }
     pub fn unsupported(msg: String) -> Self {
-        Error { code: ERR_UNSUPPORTED, msg }
+        Error {
+            code: ERR_UNSUPPORTED,
+            msg,
+        }
     }
 }
 
@@ -91,11 +101,26 @@ pub fn describe_json(m: &Model) -> String {
     set("burn", BURN_VERSION.to_string());
     set("cubecl", CUBECL_VERSION.to_string());
     set("attention", m.attn.name().to_string());
-    set("weights", "HF [out,in] layout via burn SafetensorsStore + FloatCastAdapter; matmul x·Wᵀ (transposed view)".into());
-    set("kv_cache", "preallocated per layer [kv_heads, cap, head_dim], slice_assign; cap grows in steps of 256".into());
-    set("rope", "HF rotate_half with precomputed cos/sin tables (llama3 scaling as HF _compute_llama3_parameters)".into());
-    set("norm_softmax_precision", "RMSNorm and attention softmax in f32, cast back (as HF)".into());
-    set("sampling", "greedy argmax on device, token id read with into_data (host sync) per token".into());
+    set(
+        "weights",
+        "HF [out,in] layout via burn SafetensorsStore + FloatCastAdapter; matmul x·Wᵀ (transposed view)".into(),
+    );
+    set(
+        "kv_cache",
+        "preallocated per layer [kv_heads, cap, head_dim], slice_assign; cap grows in steps of 256".into(),
+    );
+    set(
+        "rope",
+        "HF rotate_half with precomputed cos/sin tables (llama3 scaling as HF _compute_llama3_parameters)".into(),
+    );
+    set(
+        "norm_softmax_precision",
+        "RMSNorm and attention softmax in f32, cast back (as HF)".into(),
+    );
+    set(
+        "sampling",
+        "greedy argmax on device, token id read with into_data (host sync) per token".into(),
+    );
     if m.backend == "cuda" {
         set("fusion", "on (burn feature fusion)".into());
         if AUTOTUNE {
@@ -160,7 +185,11 @@ fn guard(err: *mut c_char, errcap: usize, f: impl FnOnce() -> Result<(), Error>)
                 .cloned()
                 .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "unknown panic".into());
-            let code = if msg.to_lowercase().contains("out of memory") { ERR_OOM } else { ERR_PANIC };
+            let code = if msg.to_lowercase().contains("out of memory") {
+                ERR_OOM
+            } else {
+                ERR_PANIC
+            };
             write_str(&format!("burn panicked: {msg}"), err, errcap);
             code
         }
@@ -191,7 +220,11 @@ pub struct CibBurnLoaded {
 /// Writes the build description (JSON) into buf. Returns OK or ERR_BUFFER if it did not fit.
 #[unsafe(no_mangle)]
 pub extern "C" fn cib_burn_info(buf: *mut c_char, cap: usize) -> i32 {
-    if write_str(&info_json(), buf, cap) { OK } else { ERR_BUFFER }
+    if write_str(&info_json(), buf, cap) {
+        OK
+    } else {
+        ERR_BUFFER
+    }
 }
 
 /// Loads a model. `attention` may be NULL or "" (grouped) or "grouped"/"padded"/"fused".
@@ -214,11 +247,21 @@ pub unsafe extern "C" fn cib_burn_load(
         let dir = unsafe { cstr(model_dir, "model dir") }?;
         let device = unsafe { cstr(device, "device") }?;
         let dtype = unsafe { cstr(dtype, "dtype") }?;
-        let attn = if attention.is_null() { "" } else { unsafe { cstr(attention, "attention") }? };
+        let attn = if attention.is_null() {
+            ""
+        } else {
+            unsafe { cstr(attention, "attention") }?
+        };
         if out_handle.is_null() || out_loaded.is_null() {
             return Err(Error::bad_request("load: null out pointer".into()));
         }
-        let m = Model::load(Path::new(dir), device, dtype, threads.max(0) as usize, AttnMode::parse(attn)?)?;
+        let m = Model::load(
+            Path::new(dir),
+            device,
+            dtype,
+            threads.max(0) as usize,
+            AttnMode::parse(attn)?,
+        )?;
         let t = m.times;
         unsafe {
             *out_loaded = CibBurnLoaded {

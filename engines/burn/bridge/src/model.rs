@@ -51,10 +51,9 @@ fn num(v: &serde_json::Value, key: &str) -> Option<f64> {
 impl Config {
     pub fn from_dir(dir: &Path) -> Result<Self, Error> {
         let path = dir.join("config.json");
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| Error::load(format!("read {}: {e}", path.display())))?;
-        let v: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| Error::load(format!("parse {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::load(format!("read {}: {e}", path.display())))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| Error::load(format!("parse {}: {e}", path.display())))?;
         let req = |k: &str| -> Result<usize, Error> {
             v.get(k)
                 .and_then(|x| x.as_u64())
@@ -225,8 +224,12 @@ fn lazy<const D: usize>(shape: [usize; D], device: &Device) -> Param<Tensor<D>> 
 impl Weights {
     fn skeleton(c: &Config, device: &Device) -> Self {
         let (h, q, kv) = (c.hidden, c.heads * c.head_dim, c.kv_heads * c.head_dim);
-        let proj = |o: usize, i: usize| Proj { weight: lazy([o, i], device) };
-        let norm = || Norm { weight: lazy([h], device) };
+        let proj = |o: usize, i: usize| Proj {
+            weight: lazy([o, i], device),
+        };
+        let norm = || Norm {
+            weight: lazy([h], device),
+        };
         let layers = (0..c.layers)
             .map(|_| Layer {
                 self_attn: SelfAttn {
@@ -246,7 +249,9 @@ impl Weights {
             .collect();
         Weights {
             model: Body {
-                embed_tokens: Embed { weight: lazy([c.vocab, h], device) },
+                embed_tokens: Embed {
+                    weight: lazy([c.vocab, h], device),
+                },
                 layers,
                 norm: norm(),
             },
@@ -273,7 +278,9 @@ impl AttnMode {
             "" | "grouped" => Ok(AttnMode::Grouped),
             "padded" => Ok(AttnMode::Padded),
             "fused" => Ok(AttnMode::Fused),
-            _ => Err(Error::bad_request(format!("option attention={s:?}: want grouped, padded or fused"))),
+            _ => Err(Error::bad_request(format!(
+                "option attention={s:?}: want grouped, padded or fused"
+            ))),
         }
     }
     pub fn name(self) -> &'static str {
@@ -322,10 +329,10 @@ fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
     }
     let index = dir.join("model.safetensors.index.json");
     if index.is_file() {
-        let text = std::fs::read_to_string(&index)
-            .map_err(|e| Error::load(format!("read {}: {e}", index.display())))?;
-        let v: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| Error::load(format!("parse {}: {e}", index.display())))?;
+        let text =
+            std::fs::read_to_string(&index).map_err(|e| Error::load(format!("read {}: {e}", index.display())))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| Error::load(format!("parse {}: {e}", index.display())))?;
         let map = v
             .get("weight_map")
             .and_then(|m| m.as_object())
@@ -400,7 +407,9 @@ impl Model {
             )));
         }
         if !device.supports_dtype(dtype) {
-            return Err(Error::unsupported(format!("dtype {dtype:?}: not supported by {backend}")));
+            return Err(Error::unsupported(format!(
+                "dtype {dtype:?}: not supported by {backend}"
+            )));
         }
         // Default dtypes can be set once per device and process; a second load with the
         // same dtype reuses them.
@@ -464,7 +473,9 @@ impl Model {
                 expected
             )));
         }
-        device.sync().map_err(|e| Error::load(format!("sync after load: {e:?}")))?;
+        device
+            .sync()
+            .map_err(|e| Error::load(format!("sync after load: {e:?}")))?;
         let weights_to_device_ns = ns(t1);
 
         let inv_freq = cfg.inv_freq();
@@ -524,8 +535,12 @@ impl Model {
         self.sin = Some(mk(sin));
         self.span = Some(Tensor::<1, Int>::arange(0..cap as i64, &self.device));
         let kv = self.cfg.kv_heads;
-        self.k_cache = (0..self.cfg.layers).map(|_| Some(Tensor::zeros([kv, cap, d], &self.device))).collect();
-        self.v_cache = (0..self.cfg.layers).map(|_| Some(Tensor::zeros([kv, cap, d], &self.device))).collect();
+        self.k_cache = (0..self.cfg.layers)
+            .map(|_| Some(Tensor::zeros([kv, cap, d], &self.device)))
+            .collect();
+        self.v_cache = (0..self.cfg.layers)
+            .map(|_| Some(Tensor::zeros([kv, cap, d], &self.device)))
+            .collect();
         self.cap = cap;
     }
 
@@ -540,8 +555,18 @@ impl Model {
     fn rope(&self, x: Tensor<3>, pos: usize, s: usize) -> Tensor<3> {
         let d = self.cfg.head_dim;
         let half = d / 2;
-        let cos = self.cos.clone().unwrap().slice([pos..pos + s, 0..d]).unsqueeze_dim::<3>(0);
-        let sin = self.sin.clone().unwrap().slice([pos..pos + s, 0..d]).unsqueeze_dim::<3>(0);
+        let cos = self
+            .cos
+            .clone()
+            .unwrap()
+            .slice([pos..pos + s, 0..d])
+            .unsqueeze_dim::<3>(0);
+        let sin = self
+            .sin
+            .clone()
+            .unwrap()
+            .slice([pos..pos + s, 0..d])
+            .unsqueeze_dim::<3>(0);
         let n = x.dims()[0];
         let x1 = x.clone().slice([0..n, 0..s, 0..half]);
         let x2 = x.clone().slice([0..n, 0..s, half..d]);
@@ -576,7 +601,11 @@ impl Model {
                 rep(values),
                 None,
                 None,
-                AttentionModuleOptions { scale: None, softcap: None, is_causal: s > 1 },
+                AttentionModuleOptions {
+                    scale: None,
+                    softcap: None,
+                    is_causal: s > 1,
+                },
             ); // [1, nh, s, d]
             return out.reshape([nh, s, d]).swap_dims(0, 1).reshape([s, nh * d]);
         }
@@ -635,7 +664,11 @@ impl Model {
             let vc = self.v_cache[li].take().expect("kv cache allocated");
             let kc = kc.slice_assign([0..nkv, pos..pos + s, 0..d], k);
             let vc = vc.slice_assign([0..nkv, pos..pos + s, 0..d], v);
-            let span = if self.attn == AttnMode::Padded && s == 1 { self.cap } else { pos + s };
+            let span = if self.attn == AttnMode::Padded && s == 1 {
+                self.cap
+            } else {
+                pos + s
+            };
             let keys = kc.clone().slice([0..nkv, 0..span, 0..d]);
             let values = vc.clone().slice([0..nkv, 0..span, 0..d]);
             self.k_cache[li] = Some(kc);
@@ -665,7 +698,10 @@ impl Model {
     pub fn generate(&mut self, prompt: &[i32], out_ids: &mut [i32], out_ns: &mut [i64]) -> Result<(), Error> {
         let n = out_ids.len();
         if n == 0 || out_ns.len() != n {
-            return Err(Error::bad_request(format!("generate: {n} new tokens, {} time slots", out_ns.len())));
+            return Err(Error::bad_request(format!(
+                "generate: {n} new tokens, {} time slots",
+                out_ns.len()
+            )));
         }
         if prompt.is_empty() {
             return Err(Error::bad_request("generate: empty prompt".into()));
@@ -711,7 +747,11 @@ impl Model {
             out_ids[i] = id;
             if trace {
                 let prev = if i == 0 { 0 } else { out_ns[i - 1] };
-                eprintln!("burn-trace: token {i} pos {pos} at {:.1} ms (+{:.1} ms)", out_ns[i] as f64 / 1e6, (out_ns[i] - prev) as f64 / 1e6);
+                eprintln!(
+                    "burn-trace: token {i} pos {pos} at {:.1} ms (+{:.1} ms)",
+                    out_ns[i] as f64 / 1e6,
+                    (out_ns[i] - prev) as f64 / 1e6
+                );
             }
             if i + 1 < n {
                 next = self.forward(next, pos);
@@ -724,7 +764,10 @@ impl Model {
     /// Bytes the device allocator holds (its pool high-water mark unless cleaned);
     /// 0 where the backend does not report it.
     pub fn reserved_bytes(&self) -> i64 {
-        self.device.memory_pool_usage().map(|u| u.bytes_reserved as i64).unwrap_or(0)
+        self.device
+            .memory_pool_usage()
+            .map(|u| u.bytes_reserved as i64)
+            .unwrap_or(0)
     }
 }
 

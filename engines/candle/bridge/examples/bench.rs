@@ -46,7 +46,8 @@ fn run() -> Result<(), String> {
             s => model = Some(s.to_string()),
         }
     }
-    let model = model.ok_or("usage: bench MODEL_DIR [--device D] [--dtype T] [--prompt-len N] [--new N] [--warmup N] [--iters N]")?;
+    let model = model
+        .ok_or("usage: bench MODEL_DIR [--device D] [--dtype T] [--prompt-len N] [--new N] [--warmup N] [--iters N]")?;
     if n_new < 2 || iters < 1 {
         return Err("need --new >= 2 and --iters >= 1".into());
     }
@@ -66,7 +67,9 @@ fn run() -> Result<(), String> {
     let mut ns = vec![0i64; n_new];
     let mut rates = Vec::new();
     for it in 0..warmup + iters {
-        engine.generate(&prompt, n_new, 1, &mut ids, &mut ns).map_err(|e| e.to_string())?;
+        engine
+            .generate(&prompt, n_new, 1, &mut ids, &mut ns)
+            .map_err(|e| e.to_string())?;
         let (first, last) = (ns[0], ns[n_new - 1]);
         let rate = (n_new - 1) as f64 / ((last - first) as f64 / 1e9);
         let warm = it < warmup;
@@ -85,7 +88,11 @@ fn run() -> Result<(), String> {
     }
     rates.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let m = rates.len();
-    let median = if m % 2 == 1 { rates[m / 2] } else { (rates[m / 2 - 1] + rates[m / 2]) / 2.0 };
+    let median = if m % 2 == 1 {
+        rates[m / 2]
+    } else {
+        (rates[m / 2 - 1] + rates[m / 2]) / 2.0
+    };
     println!("median_decode_tok_s {median:.2} (case {case}, prompt {prompt_len}, new {n_new}, {m} iterations, {device} {dtype})");
     Ok(())
 }

@@ -132,8 +132,7 @@ pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
             .get("weight_map")
             .and_then(|m| m.as_object())
             .ok_or_else(|| Error::Load(format!("{}: no weight_map object", index.display())))?;
-        let mut files: Vec<PathBuf> =
-            map.values().filter_map(|f| f.as_str()).map(|f| dir.join(f)).collect();
+        let mut files: Vec<PathBuf> = map.values().filter_map(|f| f.as_str()).map(|f| dir.join(f)).collect();
         files.sort();
         files.dedup();
         return Ok(files);
@@ -205,14 +204,25 @@ impl Engine {
         let threads_used = candle_core::utils::get_num_threads();
         loaded.settings = vec![
             ("model".into(), "candle-transformers models::llama::Llama".into()),
-            ("kv_cache".into(), "candle llama Cache (use_kv_cache=true, Tensor::cat per step)".into()),
-            ("attention".into(), "matmul + softmax in f32 (use_flash_attn=false)".into()),
-            ("decode".into(), "prefill prompt in one forward, then 1 token/step; argmax on device, to_scalar".into()),
+            (
+                "kv_cache".into(),
+                "candle llama Cache (use_kv_cache=true, Tensor::cat per step)".into(),
+            ),
+            (
+                "attention".into(),
+                "matmul + softmax in f32 (use_flash_attn=false)".into(),
+            ),
+            (
+                "decode".into(),
+                "prefill prompt in one forward, then 1 token/step; argmax on device, to_scalar".into(),
+            ),
             ("weights".into(), "VarBuilder::from_mmaped_safetensors".into()),
             ("cpu_threads".into(), threads_used.to_string()),
         ];
         if device.is_cuda() {
-            loaded.settings.push(("cuda_graphs".into(), "off (candle llama has none)".into()));
+            loaded
+                .settings
+                .push(("cuda_graphs".into(), "off (candle llama has none)".into()));
         }
         let engine = Engine {
             model,
@@ -263,7 +273,10 @@ impl Engine {
             )));
         }
         if let Some((i, t)) = prompt.iter().enumerate().find(|(_, &t)| t as usize >= self.vocab) {
-            return Err(Error::BadArg(format!("prompt token {i} = {t} is outside the vocabulary of {}", self.vocab)));
+            return Err(Error::BadArg(format!(
+                "prompt token {i} = {t} is outside the vocabulary of {}",
+                self.vocab
+            )));
         }
         if prompt.len() + n_new > self.max_seq {
             return Err(Error::BadArg(format!(
@@ -322,7 +335,8 @@ fn new_cuda(ordinal: usize) -> Result<Device, Error> {
     let d = Device::new_cuda(ordinal).map_err(|e| load_err(&format!("create cuda:{ordinal}"), e))?;
     // Force context, stream and cuBLAS creation into the context-init phase.
     let _ = d.as_cuda_device().map(|c| c.cublas_handle());
-    d.synchronize().map_err(|e| load_err(&format!("synchronize cuda:{ordinal}"), e))?;
+    d.synchronize()
+        .map_err(|e| load_err(&format!("synchronize cuda:{ordinal}"), e))?;
     Ok(d)
 }
 
@@ -336,7 +350,11 @@ fn new_cuda(ordinal: usize) -> Result<Device, Error> {
 #[cfg(feature = "cuda")]
 fn device_name(device: &Device) -> String {
     match device.as_cuda_device() {
-        Ok(c) => c.cuda_stream().context().name().unwrap_or_else(|e| format!("cuda (name unknown: {e})")),
+        Ok(c) => c
+            .cuda_stream()
+            .context()
+            .name()
+            .unwrap_or_else(|e| format!("cuda (name unknown: {e})")),
         Err(_) => "cpu".into(),
     }
 }

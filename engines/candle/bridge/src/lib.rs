@@ -90,7 +90,9 @@ unsafe fn cstr<'a>(p: *const c_char, what: &str) -> Result<&'a str, Error> {
     if p.is_null() {
         return Err(Error::BadArg(format!("{what}: null pointer")));
     }
-    CStr::from_ptr(p).to_str().map_err(|e| Error::BadArg(format!("{what}: not UTF-8: {e}")))
+    CStr::from_ptr(p)
+        .to_str()
+        .map_err(|e| Error::BadArg(format!("{what}: not UTF-8: {e}")))
 }
 
 /// Version information as a JSON object: candle-core, rustc, cuda build.
@@ -119,7 +121,10 @@ pub unsafe extern "C" fn cib_candle_info(buf: *mut c_char, len: usize) -> i32 {
     guard(buf, len, || {
         let s = info_json();
         if s.len() + 1 > len {
-            return Err(Error::BadArg(format!("info buffer of {len} bytes too small for {}", s.len() + 1)));
+            return Err(Error::BadArg(format!(
+                "info buffer of {len} bytes too small for {}",
+                s.len() + 1
+            )));
         }
         write_str(buf, len, &s);
         Ok(())

@@ -19,9 +19,9 @@ use std::time::Instant;
 use candle_core::{Device, Tensor};
 use mistralrs_core::{
     Constraint, CustomLogitsProcessor, DefaultSchedulerMethod, DeviceMapSetting, MemoryGpuConfig, MistralRs,
-    MistralRsBuilder, ModelDType, NormalLoaderBuilder, NormalLoaderType, NormalRequest,
-    NormalSpecificConfig, PagedAttentionConfig, PagedCacheType, Request, RequestMessage,
-    Response, SamplingParams, SchedulerConfig, TokenSource,
+    MistralRsBuilder, ModelDType, NormalLoaderBuilder, NormalLoaderType, NormalRequest, NormalSpecificConfig,
+    PagedAttentionConfig, PagedCacheType, Request, RequestMessage, Response, SamplingParams, SchedulerConfig,
+    TokenSource,
 };
 
 /// Return codes shared with the Go side.
@@ -149,7 +149,10 @@ fn parse_device(dev: &str) -> Result<Device> {
         return Ok(Device::Cpu);
     }
     let Some(ord) = dev.strip_prefix("cuda:") else {
-        return Err(Failure::new(ERR_BAD_REQUEST, format!("device {dev:?}: want cpu or cuda:N")));
+        return Err(Failure::new(
+            ERR_BAD_REQUEST,
+            format!("device {dev:?}: want cpu or cuda:N"),
+        ));
     };
     let ord: usize = ord
         .parse()
@@ -168,7 +171,10 @@ fn parse_dtype(dtype: &str) -> Result<ModelDType> {
         "f32" => Ok(ModelDType::F32),
         "f16" => Ok(ModelDType::F16),
         "bf16" => Ok(ModelDType::BF16),
-        _ => Err(Failure::new(ERR_BAD_REQUEST, format!("dtype {dtype:?}: want f32, f16 or bf16"))),
+        _ => Err(Failure::new(
+            ERR_BAD_REQUEST,
+            format!("dtype {dtype:?}: want f32, f16 or bf16"),
+        )),
     }
 }
 
@@ -203,8 +209,7 @@ fn load(
         ));
     }
     let (tokenizer_json, tokenizer_note) = tokenizer_for_mistralrs(dir)?;
-    let abs = std::fs::canonicalize(dir)
-        .map_err(|e| Failure::new(ERR_LOAD, format!("model {model_dir}: {e}")))?;
+    let abs = std::fs::canonicalize(dir).map_err(|e| Failure::new(ERR_LOAD, format!("model {model_dir}: {e}")))?;
     let model_id = abs.to_string_lossy().into_owned();
     let dtype_m = parse_dtype(dtype)?;
 
@@ -218,7 +223,10 @@ fn load(
         _ => dev.is_cuda(),
     };
     if paged_attn && !dev.is_cuda() {
-        return Err(Failure::new(ERR_UNSUPPORTED, "option paged_attention=on needs a cuda device"));
+        return Err(Failure::new(
+            ERR_UNSUPPORTED,
+            "option paged_attention=on needs a cuda device",
+        ));
     }
 
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -271,7 +279,10 @@ fn load(
     let scheduler = if paged_attn {
         let cfg = rt.block_on(async { pipeline.lock().await.get_metadata().cache_config.clone() });
         match cfg {
-            Some(config) => SchedulerConfig::PagedAttentionMeta { max_num_seqs: MAX_NUM_SEQS, config },
+            Some(config) => SchedulerConfig::PagedAttentionMeta {
+                max_num_seqs: MAX_NUM_SEQS,
+                config,
+            },
             None => {
                 return Err(Failure::new(
                     ERR_UNSUPPORTED,
@@ -326,7 +337,13 @@ fn load(
         },
     })
     .to_string();
-    Ok(Box::new(Handle { rt, mistral, max_seq_len, info, spin }))
+    Ok(Box::new(Handle {
+        rt,
+        mistral,
+        max_seq_len,
+        info,
+        spin,
+    }))
 }
 
 /// mistral.rs builds a byte-level token trie (llguidance's toktrie) from
@@ -346,10 +363,10 @@ fn tokenizer_for_mistralrs(dir: &Path) -> Result<(Option<std::path::PathBuf>, St
         }
     }
     let path = dir.join("tokenizer.json");
-    let raw = std::fs::read_to_string(&path)
-        .map_err(|e| Failure::new(ERR_LOAD, format!("read {}: {e}", path.display())))?;
-    let mut tok: serde_json::Value = serde_json::from_str(&raw)
-        .map_err(|e| Failure::new(ERR_LOAD, format!("parse {}: {e}", path.display())))?;
+    let raw =
+        std::fs::read_to_string(&path).map_err(|e| Failure::new(ERR_LOAD, format!("read {}: {e}", path.display())))?;
+    let mut tok: serde_json::Value =
+        serde_json::from_str(&raw).map_err(|e| Failure::new(ERR_LOAD, format!("parse {}: {e}", path.display())))?;
     let decoder = tok.get("decoder").cloned().unwrap_or(serde_json::Value::Null);
     if has_byte_decoder(&decoder) {
         return Ok((None, "as given".to_string()));
@@ -363,7 +380,11 @@ fn tokenizer_for_mistralrs(dir: &Path) -> Result<(Option<std::path::PathBuf>, St
     let out = std::env::temp_dir().join(format!("cib-mistralrs-tokenizer-{}.json", std::process::id()));
     std::fs::write(&out, tok.to_string())
         .map_err(|e| Failure::new(ERR_LOAD, format!("write {}: {e}", out.display())))?;
-    Ok((Some(out), "tokenizer.json with a ByteFallback decoder added (mistral.rs's token trie needs one; token ids unchanged)".to_string()))
+    Ok((
+        Some(out),
+        "tokenizer.json with a ByteFallback decoder added (mistral.rs's token trie needs one; token ids unchanged)"
+            .to_string(),
+    ))
 }
 
 #[cfg(feature = "cuda")]
@@ -452,7 +473,11 @@ impl Handle {
                 ),
             ));
         }
-        let tap = Arc::new(IdTap { prompt_len: prompt.len(), n_new, ids: Mutex::new(vec![None; n_new]) });
+        let tap = Arc::new(IdTap {
+            prompt_len: prompt.len(),
+            n_new,
+            ids: Mutex::new(vec![None; n_new]),
+        });
         let tap2 = tap.clone();
         let processor: Arc<dyn CustomLogitsProcessor> =
             Arc::new(move |logits: &Tensor, ctx: &[u32]| tap2.apply(logits, ctx));
@@ -526,7 +551,10 @@ impl Handle {
                     return Err(Failure::new(ERR_RUNTIME, format!("mistral.rs internal error: {e}")))
                 }
                 Response::ValidationError(e) => {
-                    return Err(Failure::new(ERR_BAD_REQUEST, format!("mistral.rs rejected the request: {e}")))
+                    return Err(Failure::new(
+                        ERR_BAD_REQUEST,
+                        format!("mistral.rs rejected the request: {e}"),
+                    ))
                 }
                 Response::CompletionModelError(e, _) | Response::ModelError(e, _) => {
                     return Err(Failure::new(ERR_RUNTIME, format!("mistral.rs model error: {e}")))

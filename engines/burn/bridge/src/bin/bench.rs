@@ -20,7 +20,11 @@ fn median(mut v: Vec<f64>) -> f64 {
     if n == 0 {
         return f64::NAN;
     }
-    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 fn mix(mut z: u64) -> u64 {
@@ -47,18 +51,23 @@ fn runner_prompt(seed: u64, name: &str, n: usize, vocab: usize) -> Vec<i32> {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let get = |k: &str| -> Option<String> {
-        args.iter().position(|a| a == k).and_then(|i| args.get(i + 1).cloned())
-    };
+    let get = |k: &str| -> Option<String> { args.iter().position(|a| a == k).and_then(|i| args.get(i + 1).cloned()) };
     let Some(model) = get("--model") else {
-        eprintln!("usage: burn-bench --model DIR [--device cuda:0] [--dtype bf16] [--prompt-len 128] [--new 256] [--warmup 3] [--iters 10] [--attention grouped|fused] [--threads N] [--prompt-ids 1,2,3]");
+        eprintln!(
+            "usage: burn-bench --model DIR [--device cuda:0] [--dtype bf16] [--prompt-len 128] [--new 256] [--warmup 3] [--iters 10] [--attention grouped|fused] [--threads N] [--prompt-ids 1,2,3]"
+        );
         std::process::exit(64);
     };
     let device = get("--device").unwrap_or_else(|| "cuda:0".into());
     let dtype = get("--dtype").unwrap_or_else(|| "bf16".into());
     let num = |k: &str, d: usize| get(k).map(|v| v.parse::<usize>().expect(k)).unwrap_or(d);
-    let (plen, n_new, warmup, iters, threads) =
-        (num("--prompt-len", 128), num("--new", 256), num("--warmup", 3), num("--iters", 10), num("--threads", 0));
+    let (plen, n_new, warmup, iters, threads) = (
+        num("--prompt-len", 128),
+        num("--new", 256),
+        num("--warmup", 3),
+        num("--iters", 10),
+        num("--threads", 0),
+    );
     let attn = AttnMode::parse(&get("--attention").unwrap_or_default()).unwrap_or_else(|e| {
         eprintln!("{e}");
         std::process::exit(2)
@@ -95,7 +104,11 @@ fn main() {
         });
         let first = ns[0] as f64 / 1e9;
         let e2e = ns[n_new - 1] as f64 / 1e9;
-        let dec = if n_new > 1 { (n_new - 1) as f64 / (e2e - first) } else { f64::NAN };
+        let dec = if n_new > 1 {
+            (n_new - 1) as f64 / (e2e - first)
+        } else {
+            f64::NAN
+        };
         println!(
             "{{\"iteration\":{it},\"warmup\":{warm},\"ttft_ms\":{:.3},\"e2e_ms\":{:.3},\"decode_tok_s\":{dec:.3},\"first_ids\":{:?}}}",
             first * 1e3,
