@@ -175,7 +175,7 @@ print(json.dumps({"protocol":1,"model":m,"device":"cuda:0","dtype":"bf16","seed"
         --prompt-len 128 --new 256 --warmup 1 --iters 2 --seed 1 --case p128-n256 --attention "$attn" >out.jsonl 2>stderr.txt) || echo "BURN COLD FAILED: $s"
       cat "$c/out.jsonl"
       echo "burn-tune $s: cold process (load + 1 warm-up + 2 timed iterations) took $(python3 -c "import time; print(round(time.time() - $cold, 1))") s;" \
-        "$(grep -c '^burn-trace: token ' "$c/stderr.txt") token lines, $(grep -ci 'compil' "$c/stderr.txt") compile-log lines, $(grep -ci 'tun' "$c/stderr.txt") autotune-log lines;" \
+        "$(grep -c '^burn-trace: token ' "$c/stderr.txt") token lines, $(grep -ci 'compil' "$c/stderr.txt") compile-log lines, $(grep -c '^Fastest result' "$c/stderr.txt") autotune keys tuned;" \
         "cubecl store $(du -sh "$XDG_CACHE_HOME/cubecl" 2>/dev/null | cut -f1)"
       tail -n 5 "$c/stderr.txt"
       # Warm cache: every later process finds the tuned kernels (their first warm-up iteration shows it).
