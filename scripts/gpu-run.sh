@@ -67,6 +67,9 @@ list() { # engine variants present in the bundle
   done
   (IFS=,; echo "${l[*]}")
 }
+progress() { # live progress of a cold burn process for log.txt: tuned keys and a few token stamps
+  awk '/^Fastest result|^burn-trace: token (0|1|127|255) / { print substr($0, 1, 200); fflush() }'
+}
 bench() { # shape config
   synth "$1"
   # STAGE_TIMEOUT (e.g. 240s) interrupts the runner like Ctrl-C: it kills the
@@ -172,7 +175,8 @@ print(json.dumps({"protocol":1,"model":m,"device":"cuda:0","dtype":"bf16","seed"
       printf '[compilation.logger]\nlevel = "basic"\nstderr = true\n[autotune.logger]\nlevel = "minimal"\nstderr = true\n' >"$c/cubecl.toml"
       cold=$(date +%s.%N)
       (cd "$c" && CIB_BURN_TRACE=1 timeout "${BURN_TIMEOUT:-600}" "$BIN/burn-bench" --model "$MODELS/$s" --device cuda:0 --dtype bf16 \
-        --prompt-len 128 --new 256 --warmup 1 --iters 2 --seed 1 --case p128-n256 --attention "$attn" >out.jsonl 2>stderr.txt) || echo "BURN COLD FAILED: $s"
+        --prompt-len 128 --new 256 --warmup 1 --iters 2 --seed 1 --case p128-n256 --attention "$attn" >out.jsonl 2> >(tee stderr.txt | progress >&2)) || echo "BURN COLD FAILED: $s"
+      sleep 1 # let tee finish stderr.txt
       cat "$c/out.jsonl"
       echo "burn-tune $s: cold process (load + 1 warm-up + 2 timed iterations) took $(python3 -c "import time; print(round(time.time() - $cold, 1))") s;" \
         "$(grep -c '^burn-trace: token ' "$c/stderr.txt") token lines, $(grep -ci 'compil' "$c/stderr.txt") compile-log lines, $(grep -c '^Fastest result' "$c/stderr.txt") autotune keys tuned;" \
