@@ -242,7 +242,7 @@ func benchCmd(c *ucli.Context, e *env) error {
 		return err
 	}
 	if progress != nil {
-		fmt.Fprintf(progress, "\nresults: %s (runs.jsonl, summary.json, report.md, report.csv, bench.txt)\n", dir)
+		fmt.Fprintf(progress, "\nresults: %s (runs.jsonl, summary.json, report.md, report.html, report.csv, bench.txt)\n", dir)
 	}
 	if runErr != nil {
 		return withCode(ExitInterrupted, fmt.Errorf("%w; the %d launch(es) finished before it are saved in %s", runErr, len(recs), dir))

@@ -76,9 +76,13 @@ func TestDefaultJob(t *testing.T) {
 	require.Equal(t, results.Schema, sum.Schema)
 	require.Len(t, sum.Cases[0].Results[0].Metrics["tpot_ms"].Samples, 8)
 	require.NotEmpty(t, sum.Cases[0].Comparisons)
-	for _, f := range []string{results.ReportMD, results.ReportCSV, results.BenchFile, results.EnvFile, "request.json"} {
+	for _, f := range []string{results.ReportMD, results.ReportHTML, results.ReportCSV, results.BenchFile, results.EnvFile, "request.json"} {
 		require.FileExists(t, filepath.Join(dir, f))
 	}
+	page, err := os.ReadFile(filepath.Join(dir, results.ReportHTML))
+	require.NoError(t, err)
+	require.Equal(t, 3, bytes.Count(page, []byte("<svg")), "decode tok/s, TPOT and TTFT charts of the one case")
+	require.Contains(t, string(page), "reference:threads=2")
 
 	// report DIR rebuilds the same report from runs.jsonl.
 	before, err := os.ReadFile(filepath.Join(dir, results.ReportMD))

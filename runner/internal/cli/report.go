@@ -17,7 +17,7 @@ import (
 )
 
 // writeReports analyses the records and writes summary.json, report.md,
-// report.csv and bench.txt into dir.
+// report.html, report.csv and bench.txt into dir.
 func writeReports(dir, name string, env envinfo.Env, req protocol.Request, labels []string, baseline string, recs []results.Record, warnings []string) (*analysis.Summary, error) {
 	sum, err := analysis.Build(name, env, requestInfo(req), labels, baseline, recs)
 	if err != nil {
@@ -27,8 +27,11 @@ func writeReports(dir, name string, env envinfo.Env, req protocol.Request, label
 	if err := results.WriteJSON(dir, results.SummaryFile, sum); err != nil {
 		return nil, err
 	}
-	var md, csv, bench bytes.Buffer
+	var md, page, csv, bench bytes.Buffer
 	if err := report.Markdown(&md, sum); err != nil {
+		return nil, err
+	}
+	if err := report.HTML(&page, sum); err != nil {
 		return nil, err
 	}
 	if err := report.CSV(&csv, sum); err != nil {
@@ -40,7 +43,7 @@ func writeReports(dir, name string, env envinfo.Env, req protocol.Request, label
 	for _, f := range []struct {
 		name string
 		b    []byte
-	}{{results.ReportMD, md.Bytes()}, {results.ReportCSV, csv.Bytes()}, {results.BenchFile, bench.Bytes()}} {
+	}{{results.ReportMD, md.Bytes()}, {results.ReportHTML, page.Bytes()}, {results.ReportCSV, csv.Bytes()}, {results.BenchFile, bench.Bytes()}} {
 		if err := results.WriteFile(dir, f.name, f.b); err != nil {
 			return nil, err
 		}

@@ -133,6 +133,9 @@ func TestGolden(t *testing.T) {
 		return out
 	}))
 	golden(t, "report.md", md.Bytes())
+	var page bytes.Buffer
+	require.NoError(t, report.HTML(&page, s))
+	golden(t, "report.html", page.Bytes())
 	golden(t, "report.csv", csv.Bytes())
 	golden(t, "bench.txt", bench.Bytes())
 

@@ -30,6 +30,7 @@ const (
 	SummaryFile = "summary.json"
 	ReportMD    = "report.md"
 	ReportCSV   = "report.csv"
+	ReportHTML  = "report.html"
 	BenchFile   = "bench.txt"
 )
 

@@ -1,0 +1,182 @@
+package report
+
+import (
+	"fmt"
+	"html"
+	"io"
+	"math"
+	"strings"
+
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/analysis"
+)
+
+// plotted are the metrics report.html draws per case, one strip chart each.
+var plotted = []struct{ key, title string }{
+	{"decode_tps", "decode tok/s (higher is better)"},
+	{"tpot_ms", "TPOT ms (lower is better)"},
+	{"ttft_ms", "TTFT ms (lower is better)"},
+}
+
+// palette colours engines in report order (colour-blind safe, Okabe-Ito).
+var palette = []string{"#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"}
+
+// HTML writes report.html: one self-contained page (no scripts, no external
+// files) with, per case, a strip chart of every timed iteration per engine
+// (dots), its median (bar) and the median's 95% CI (band), next to the same
+// tables as report.md. Output is deterministic.
+func HTML(w io.Writer, s *analysis.Summary) error {
+	p := &printer{w: w}
+	esc := html.EscapeString
+	p.f("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>%s</title>\n", esc(s.Name))
+	p.f("<style>\nbody{font-family:system-ui,sans-serif;max-width:72rem;margin:2rem auto;padding:0 1rem;color:#222}\n" +
+		"table{border-collapse:collapse;margin:.5rem 0 1rem}td,th{border:1px solid #ccc;padding:.2rem .5rem;text-align:right}" +
+		"td:first-child,th:first-child{text-align:left}\nsvg{display:block;margin:.25rem 0 1rem}\n.note{color:#555}\n</style>\n</head>\n<body>\n")
+	e := s.Env
+	p.f("<h1>%s</h1>\n<p>%s · %s · %s · model <code>%s</code> (%s, %s) · %s</p>\n", esc(s.Name),
+		e.CreatedAt.Format("2006-01-02 15:04 UTC"), esc(gpuLine(s)), esc(e.CPU), esc(e.Model.Dir), esc(short(e.Model.Hash)),
+		esc(s.Request.DType), esc(s.Request.Device))
+	p.f("<p>Each engine: %d launch(es) × (%d warm-up + %d timed iterations) per case, launches interleaved; baseline <b>%s</b>. "+
+		"Dots are timed iterations, bars medians, bands the medians' 95%% CIs.</p>\n",
+		launchesOf(s), s.Request.Warmup, s.Request.Iterations, esc(s.Baseline))
+	colour := map[string]string{}
+	for i, en := range s.Engines {
+		colour[en.Label] = palette[i%len(palette)]
+	}
+	for _, c := range s.Cases {
+		p.f("<h2>%s — prompt %d, %d new tokens, batch %d</h2>\n", esc(c.Name), c.Prompt, c.MaxNew, c.Batch)
+		for _, m := range plotted {
+			p.f("%s", stripChart(c, m.key, m.title, colour))
+		}
+		p.f("<table>\n<tr><th>engine</th><th>TTFT ms</th><th>TPOT ms</th><th>decode tok/s</th><th>prefill tok/s</th><th>E2E ms</th><th>n</th><th>outliers</th></tr>\n")
+		for _, r := range c.Results {
+			p.f("<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%d</td><td>%s</td></tr>\n", esc(r.Engine),
+				medCI(r.Metrics["ttft_ms"]), medCI(r.Metrics["tpot_ms"]), medCI(r.Metrics["decode_tps"]),
+				medCI(r.Metrics["prefill_tps"]), medCI(r.Metrics["e2e_ms"]), r.Metrics["e2e_ms"].N, outliers(r.Metrics["e2e_ms"]))
+		}
+		p.f("</table>\n")
+		if len(c.Comparisons) > 0 {
+			p.f("<table>\n<tr><th>vs %s</th><th>metric</th><th>ratio of medians [95%% CI]</th><th>p (Holm)</th><th>Cliff's δ</th><th>verdict</th></tr>\n", esc(s.Baseline))
+			for _, cm := range c.Comparisons {
+				p.f("<tr><td>%s</td><td>%s</td><td>%s [%s, %s]</td><td>%s</td><td>%+.2f (%s)</td><td>%s</td></tr>\n", esc(cm.Engine),
+					esc(metricName(cm.Metric)), num(cm.Ratio, 3), num(cm.RatioLo, 3), num(cm.RatioHi, 3), pval(cm.PAdj),
+					cm.CliffsDelta, esc(cm.Magnitude), esc(cm.Verdict))
+			}
+			p.f("</table>\n")
+		}
+		if ws := caseWarnings(c); len(ws) > 0 {
+			p.f("<p class=\"note\">Warnings:</p>\n<ul>\n")
+			for _, w := range ws {
+				p.f("<li>%s</li>\n", esc(w))
+			}
+			p.f("</ul>\n")
+		}
+	}
+	if len(s.Failures) > 0 {
+		p.f("<h2>Failed launches</h2>\n<ul>\n")
+		for _, f := range s.Failures {
+			p.f("<li>%s launch %d: %s</li>\n", esc(f.Engine), f.Launch+1, esc(oneLine(f.Error)))
+		}
+		p.f("</ul>\n")
+	}
+	p.f("<h2>Environment</h2>\n<ul>\n<li>host %s, %s, kernel %s, %d CPUs (%s)</li>\n", esc(e.Host), esc(e.OS), esc(e.Kernel), e.CPUs, esc(e.CPU))
+	if pw := e.CPUPower.String(); pw != "" {
+		p.f("<li>CPU power: %s</li>\n", esc(pw))
+	}
+	p.f("<li>GPU: %s</li>\n<li>runner %s, git %s%s</li>\n<li>command: <code>%s</code></li>\n</ul>\n",
+		esc(gpuLine(s)), esc(e.GoVersion), esc(short(e.GitCommit)), dirty(e.GitDirty), esc(strings.Join(e.Command, " ")))
+	p.f("<p class=\"note\">Every figure, the engines' settings and the GPU telemetry are in report.md and summary.json next to this file.</p>\n")
+	p.f("<h2>Definitions</h2>\n<ul>\n")
+	for _, d := range s.Defs {
+		p.f("<li>%s</li>\n", esc(d))
+	}
+	p.f("</ul>\n</body>\n</html>\n")
+	return p.err
+}
+
+// stripChart draws one metric of one case: a row per engine with its samples,
+// median and CI on a shared axis. Empty when no engine has samples.
+func stripChart(c analysis.Case, key, title string, colour map[string]string) string {
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, r := range c.Results {
+		for _, v := range r.Metrics[key].Samples {
+			if !math.IsNaN(v) && !math.IsInf(v, 0) {
+				lo, hi = math.Min(lo, v), math.Max(hi, v)
+			}
+		}
+	}
+	if lo > hi {
+		return ""
+	}
+	ticks := niceTicks(lo, hi, 5)
+	lo, hi = math.Min(lo, ticks[0]), math.Max(hi, ticks[len(ticks)-1])
+	const left, width, right, row, top = 200.0, 520.0, 20.0, 28.0, 22.0
+	height := top + row*float64(len(c.Results)) + 26
+	x := func(v float64) float64 { return left + (v-lo)/(hi-lo)*width }
+	var b strings.Builder
+	fmt.Fprintf(&b, "<svg width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" role=\"img\" aria-label=\"%s\">\n",
+		left+width+right, height, left+width+right, height, html.EscapeString(title))
+	fmt.Fprintf(&b, "<text x=\"%.0f\" y=\"14\" font-size=\"13\" font-weight=\"bold\">%s</text>\n", left, html.EscapeString(title))
+	axisY := top + row*float64(len(c.Results))
+	for _, t := range ticks {
+		fmt.Fprintf(&b, "<line x1=\"%.1f\" y1=\"%.0f\" x2=\"%.1f\" y2=\"%.0f\" stroke=\"#ddd\"/>\n", x(t), top, x(t), axisY)
+		fmt.Fprintf(&b, "<text x=\"%.1f\" y=\"%.0f\" font-size=\"11\" text-anchor=\"middle\">%s</text>\n", x(t), axisY+14, tickLabel(t))
+	}
+	for i, r := range c.Results {
+		st := r.Metrics[key]
+		y := top + row*float64(i) + row/2
+		col := colour[r.Engine]
+		if col == "" {
+			col = "#444"
+		}
+		fmt.Fprintf(&b, "<text x=\"%.0f\" y=\"%.1f\" font-size=\"12\" text-anchor=\"end\">%s</text>\n", left-8, y+4, html.EscapeString(r.Engine))
+		if st.HasCI {
+			fmt.Fprintf(&b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"10\" fill=\"%s\" opacity=\"0.25\"/>\n",
+				x(st.MedianLo), y-5, math.Max(x(st.MedianHi)-x(st.MedianLo), 1), col)
+		}
+		for j, v := range st.Samples {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				continue
+			}
+			jitter := float64(j%7-3) * 2 // deterministic spread so equal values stay visible
+			fmt.Fprintf(&b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\" fill=\"%s\" opacity=\"0.6\"/>\n", x(v), y+jitter, col)
+		}
+		if st.N > 0 {
+			fmt.Fprintf(&b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"3\"/>\n",
+				x(st.Median), y-11, x(st.Median), y+11, col)
+		}
+	}
+	b.WriteString("</svg>\n")
+	return b.String()
+}
+
+// niceTicks returns about n round tick values covering [lo, hi].
+func niceTicks(lo, hi float64, n int) []float64 {
+	if hi <= lo {
+		pad := math.Max(math.Abs(lo)*0.05, 1e-9)
+		lo, hi = lo-pad, hi+pad
+	}
+	raw := (hi - lo) / float64(n)
+	mag := math.Pow(10, math.Floor(math.Log10(raw)))
+	step := mag
+	for _, m := range []float64{1, 2, 2.5, 5, 10} {
+		if m*mag >= raw {
+			step = m * mag
+			break
+		}
+	}
+	var ticks []float64
+	for t := math.Floor(lo/step) * step; t <= hi+step*1e-9; t += step {
+		ticks = append(ticks, math.Round(t/step)*step)
+	}
+	if ticks[len(ticks)-1] < hi {
+		ticks = append(ticks, ticks[len(ticks)-1]+step)
+	}
+	return ticks
+}
+
+func tickLabel(v float64) string {
+	if v == 0 {
+		return "0"
+	}
+	return strings.TrimRight(strings.TrimRight(fmt.Sprintf("%.6f", v), "0"), ".")
+}

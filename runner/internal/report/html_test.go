@@ -1,0 +1,51 @@
+package report
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/analysis"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/stats"
+)
+
+func TestNiceTicks(t *testing.T) {
+	for _, tc := range []struct{ lo, hi float64 }{{961.5, 1220}, {0.0123, 0.0456}, {5, 5}, {-3, 7}, {1e-6, 3e-6}} {
+		ticks := niceTicks(tc.lo, tc.hi, 5)
+		require.GreaterOrEqual(t, len(ticks), 2, "%v", tc)
+		assert.LessOrEqual(t, ticks[0], tc.lo, "%v: first tick covers lo", tc)
+		assert.GreaterOrEqual(t, ticks[len(ticks)-1], tc.hi, "%v: last tick covers hi", tc)
+		assert.LessOrEqual(t, len(ticks), 12, "%v: about 5 ticks, not %v", tc, ticks)
+		for i := 1; i < len(ticks); i++ {
+			assert.Greater(t, ticks[i], ticks[i-1], "%v: increasing", tc)
+		}
+	}
+	assert.Equal(t, []float64{900, 1000, 1100, 1200, 1300}, niceTicks(961.5, 1220, 5))
+}
+
+// TestHTMLEscapesAndSkipsEmpty: engine labels and errors are escaped, a
+// metric nobody measured draws no chart, and the page is one document.
+func TestHTMLEscapesAndSkipsEmpty(t *testing.T) {
+	st := func(xs ...float64) analysis.Stat {
+		return analysis.Stat{Summary: stats.Summary{N: len(xs), Median: xs[0]}, Samples: xs}
+	}
+	s := &analysis.Summary{
+		Name:     "x<y",
+		Baseline: "<b>",
+		Engines:  []analysis.Engine{{Label: "<b>"}},
+		Cases: []analysis.Case{{Name: "c", Results: []analysis.Result{{Engine: "<b>",
+			Metrics: map[string]analysis.Stat{"decode_tps": st(10, 11, 12)}}}}},
+		Failures: []analysis.Failure{{Engine: "<b>", Error: "stall <timeout>"}},
+	}
+	var b bytes.Buffer
+	require.NoError(t, HTML(&b, s))
+	out := b.String()
+	assert.NotContains(t, out, "<b>\n")
+	assert.Contains(t, out, "&lt;b&gt;")
+	assert.Contains(t, out, "stall &lt;timeout&gt;")
+	assert.Equal(t, 1, strings.Count(out, "<svg"), "only decode tok/s has samples")
+	assert.True(t, strings.HasSuffix(out, "</html>\n"))
+}
