@@ -77,7 +77,11 @@ type Engine struct {
 	ColdStart Stat `json:"cold_start_s"`
 	// Breakdown is the median of the engine's own cold-start parts, in s.
 	Breakdown map[string]float64 `json:"cold_start_breakdown_s,omitempty"`
-	Warnings  []string           `json:"warnings,omitempty"`
+	// HostCores is, over successful launches, how many host CPU cores the
+	// engine's process tree kept busy from loaded to done (results.HostCPU):
+	// about 1 for a host-bound launch loop, more with CPU threads.
+	HostCores Stat     `json:"host_cpu_cores"`
+	Warnings  []string `json:"warnings,omitempty"`
 	// GPU is the median over successful launches of their NVML summaries.
 	GPU *GPU `json:"gpu,omitempty"`
 }
@@ -280,7 +284,7 @@ func newStat(xs []float64) Stat {
 
 func engineSummary(label, dtype string, recs []results.Record) Engine {
 	e := Engine{Label: label}
-	var cold []float64
+	var cold, cores []float64
 	var tels []telemetry.Summary
 	parts := map[string][]float64{}
 	for _, r := range recs {
@@ -305,6 +309,9 @@ func engineSummary(label, dtype string, recs []results.Record) Engine {
 		if r.ColdStartNs > 0 {
 			cold = append(cold, float64(r.ColdStartNs)/1e9)
 		}
+		if h := r.HostCPU; h != nil && h.WallSeconds > 0 {
+			cores = append(cores, h.Cores())
+		}
 		if l := r.Loaded; l != nil && l.DType != "" && l.DType != dtype {
 			w := fmt.Sprintf("computes in %s although %s was requested (fairness rule 2: compare with care)", l.DType, dtype)
 			if !slices.Contains(e.Warnings, w) {
@@ -320,6 +327,7 @@ func engineSummary(label, dtype string, recs []results.Record) Engine {
 		}
 	}
 	e.ColdStart = newStat(cold)
+	e.HostCores = newStat(cores)
 	e.GPU = gpuStats(tels)
 	if len(parts) > 0 {
 		e.Breakdown = map[string]float64{}

@@ -17,6 +17,7 @@ import (
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/results"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/spawn"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/stats"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/telemetry"
 )
 
 // Variant is one engine configuration being compared.
@@ -203,20 +204,25 @@ func launchOne(ctx context.Context, o Options, v Variant, req []byte, launch, or
 	t := o.Config.Timeouts
 	var watch Watch
 	var spawned time.Time
+	var pid int
+	var cpuAtLoad float64
+	var loadedAt time.Time
 	cases := o.Request.Cases
 	res := spawn.Launch(ctx, spawn.Options{
 		Path: v.Path, Args: []string{"run"}, Env: o.Env, Stdin: req,
 		Timeouts: spawn.Timeouts{Start: t.Start.Duration, Stall: t.Stall.Duration, Total: t.Total.Duration},
-	}, func(pid int) {
+	}, func(p int) {
+		pid = p
 		spawned = time.Now()
 		if o.Monitor != nil {
-			watch = o.Monitor.Watch(pid, spawned)
+			watch = o.Monitor.Watch(p, spawned)
 		}
 	}, func(ev spawn.Received) error {
 		switch ev.Event.Type {
 		case protocol.EventLoaded:
 			rec.ColdStartNs = int64(ev.At.Sub(spawned))
 			rec.Loaded = ev.Event.Loaded
+			cpuAtLoad, loadedAt = telemetry.TreeCPUSeconds(pid), ev.At
 		case protocol.EventIteration:
 			it := ev.Event.Iteration
 			if err := checkIteration(it, cases); err != nil {
@@ -231,6 +237,12 @@ func launchOne(ctx context.Context, o Options, v Variant, req []byte, launch, or
 		case protocol.EventDone:
 			if ev.Event.Done.Iterations != len(rec.Iterations) {
 				return fmt.Errorf("done event counts %d iterations, %d received", ev.Event.Done.Iterations, len(rec.Iterations))
+			}
+			if !loadedAt.IsZero() {
+				rec.HostCPU = &results.HostCPU{
+					CPUSeconds:  telemetry.TreeCPUSeconds(pid) - cpuAtLoad,
+					WallSeconds: ev.At.Sub(loadedAt).Seconds(),
+				}
 			}
 		}
 		return nil

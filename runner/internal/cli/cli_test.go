@@ -134,6 +134,31 @@ func TestCrashingEngineYieldsFailedRow(t *testing.T) {
 	require.Contains(t, o.stdout, "testengine:fail=crash-after=2 launch 1: engine exited")
 }
 
+// TestHostCPU: the record says how many host cores an engine kept busy while
+// generating — about one for a loop that spins on the CPU, near zero for one
+// that sleeps — and the report shows it.
+func TestHostCPU(t *testing.T) {
+	bin := testbin.Dir(t)
+	model := testbin.TinyModel(t)
+	root := t.TempDir()
+	cfg := filepath.Join(t.TempDir(), "cpu.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte("model: "+model+"\nwarmup: 0\niterations: 4\nlaunches: 1\n"+
+		"cases: [{name: c, prompt_len: 4, max_new_tokens: 25}]\n"), 0o644))
+	o := run(t, t.Context(), "--bin-dir", bin, "--out", root, "--config", cfg,
+		"--engines", "testengine:token_us=8000:busy=1,testengine:token_us=8000")
+	require.Equal(t, 0, o.code, o.stderr)
+	recs, _, err := results.ReadRuns(filepath.Join(resultDir(t, root), results.RunsFile))
+	require.NoError(t, err)
+	require.Len(t, recs, 2)
+	for _, r := range recs {
+		require.NotNil(t, r.HostCPU, r.Engine)
+		require.InDelta(t, 0.8, r.HostCPU.WallSeconds, 0.4, "%s: 4 × 25 tokens × 8 ms", r.Engine)
+	}
+	require.Greater(t, recs[0].HostCPU.Cores(), 0.4, "spinning engine keeps a core busy (less under CPU contention)")
+	require.Less(t, recs[1].HostCPU.Cores(), 0.2, "sleeping engine does not")
+	require.Contains(t, o.stdout, "host CPU cores while generating")
+}
+
 // TestStallNamesTheIteration: an engine that stops answering in its warm-up
 // fails the launch with a stall timeout that says which iteration it owed, and
 // the other engine's launches still complete.

@@ -103,11 +103,11 @@ func Markdown(w io.Writer, s *analysis.Summary) error {
 			p.f("\n")
 		}
 	}
-	p.f("## Engines\n\n| engine | library | launches (failed) | cold start s | breakdown (engine-reported, median s) |\n|---|---|---|---|---|\n")
+	p.f("## Engines\n\n| engine | library | launches (failed) | cold start s | breakdown (engine-reported, median s) | host CPU cores while generating |\n|---|---|---|---|---|---|\n")
 	for _, en := range s.Engines {
 		info := s.Env.Engines[en.Label]
 		lib := strings.TrimSpace(info.Library + " " + info.LibraryVersion)
-		p.f("| %s | %s | %d (%d) | %s | %s |\n", en.Label, lib, en.Launches, en.Failed, medCI(en.ColdStart), breakdown(en.Breakdown))
+		p.f("| %s | %s | %d (%d) | %s | %s | %s |\n", en.Label, lib, en.Launches, en.Failed, medCI(en.ColdStart), breakdown(en.Breakdown), hostCores(en.HostCores))
 	}
 	p.f("\n")
 	if hasGPU(s) {
@@ -315,6 +315,18 @@ func outliers(s analysis.Stat) string {
 		return "0"
 	}
 	return fmt.Sprintf("%d (%d extreme)", n, s.Outliers.LowExtreme+s.Outliers.HighExtreme)
+}
+
+// hostCores prints the median busy cores over launches (and the range when
+// launches differ).
+func hostCores(s analysis.Stat) string {
+	if s.N == 0 {
+		return "—"
+	}
+	if s.N > 1 && s.Max-s.Min >= 0.05 {
+		return fmt.Sprintf("%.2f (%.2f–%.2f)", s.Median, s.Min, s.Max)
+	}
+	return fmt.Sprintf("%.2f", s.Median)
 }
 
 func mib(v float64) string {

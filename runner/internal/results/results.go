@@ -68,8 +68,27 @@ type Record struct {
 	Iterations []Iteration `json:"iterations"`
 	// Telemetry is the GPU summary of this launch (absent without NVML).
 	Telemetry json.RawMessage `json:"telemetry,omitempty"`
+	// HostCPU is the host CPU the engine's process tree spent generating.
+	HostCPU *HostCPU `json:"host_cpu,omitempty"`
 	// Warnings are caveats about this launch (hygiene timeouts, throttling…).
 	Warnings []string `json:"warnings,omitempty"`
+}
+
+// HostCPU is the CPU time (user + system) of the engine's process tree from
+// its loaded event to its done event (every iteration, warm-up included, no
+// model load), against the wall time of that window: Cores = CPU / wall is
+// how many host cores the engine kept busy while generating.
+type HostCPU struct {
+	CPUSeconds  float64 `json:"cpu_s"`
+	WallSeconds float64 `json:"wall_s"`
+}
+
+// Cores is CPUSeconds / WallSeconds, 0 for an empty window.
+func (h HostCPU) Cores() float64 {
+	if h.WallSeconds <= 0 {
+		return 0
+	}
+	return h.CPUSeconds / h.WallSeconds
 }
 
 // Iteration is one iteration event with its derived metrics.

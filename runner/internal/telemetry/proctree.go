@@ -55,3 +55,47 @@ func parentPid(stat string) (uint32, bool) {
 	p, err := strconv.ParseUint(f[1], 10, 32)
 	return uint32(p), err == nil
 }
+
+// UserHZ is the unit of the CPU times in /proc/<pid>/stat (USER_HZ, 100 on
+// every Linux architecture the runner targets).
+const UserHZ = 100
+
+// TreeCPUSeconds returns the CPU time (user + system, including reaped
+// children) that root and its live descendants have used so far, read from
+// /proc; 0 where /proc is unreadable. The difference of two readings is the
+// host CPU an engine spent between them.
+func TreeCPUSeconds(root int) float64 {
+	return float64(treeCPUTicks("/proc", uint32(root))) / UserHZ
+}
+
+func treeCPUTicks(procDir string, root uint32) uint64 {
+	var sum uint64
+	for _, pid := range procTree(procDir, root) {
+		b, err := os.ReadFile(procDir + "/" + strconv.FormatUint(uint64(pid), 10) + "/stat")
+		if err != nil {
+			continue // exited meanwhile: its time moves to the parent's reaped-children fields
+		}
+		sum += cpuTicks(string(b))
+	}
+	return sum
+}
+
+// cpuTicks sums utime, stime, cutime and cstime of a /proc/<pid>/stat line.
+func cpuTicks(stat string) uint64 {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(stat[i+1:])
+	if len(f) < 15 {
+		return 0
+	}
+	var sum uint64
+	for _, k := range []int{11, 12, 13, 14} { // utime stime cutime cstime (fields 14-17 of stat)
+		v, err := strconv.ParseUint(f[k], 10, 64)
+		if err == nil {
+			sum += v
+		}
+	}
+	return sum
+}

@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -70,4 +72,38 @@ func TestProcTreeReal(t *testing.T) {
 	require.Len(t, got, 3, "sh and its two sleeps")
 	assert.Equal(t, root, got[0])
 	assert.NotContains(t, got, uint32(os.Getpid()))
+}
+
+func TestTreeCPUTicksFake(t *testing.T) {
+	dir := t.TempDir()
+	// utime stime cutime cstime are fields 14-17; 10 → 11, 20 unrelated.
+	stat := func(pid, ppid string, ut, st, cut, cst int) string {
+		return pid + " (a b) S " + ppid + " 1 1 0 -1 0 0 0 0 0 " +
+			strconv.Itoa(ut) + " " + strconv.Itoa(st) + " " + strconv.Itoa(cut) + " " + strconv.Itoa(cst) + " 20 0 1"
+	}
+	for pid, s := range map[string]string{"10": stat("10", "1", 100, 20, 5, 1), "11": stat("11", "10", 300, 40, 0, 0), "20": stat("20", "1", 999, 999, 0, 0)} {
+		require.NoError(t, os.MkdirAll(filepath.Join(dir, pid), 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, pid, "stat"), []byte(s), 0o644))
+	}
+	assert.Equal(t, uint64(100+20+5+1+300+40), treeCPUTicks(dir, 10))
+	assert.Equal(t, uint64(0), cpuTicks("77 (x) R 1 2"), "truncated line")
+}
+
+// TestTreeCPUSecondsReal: a child spinning on the CPU shows up in its
+// parent's tree within a second of its work.
+func TestTreeCPUSecondsReal(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc on this OS")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "sh", "-c", "sh -c 'while :; do :; done' & wait")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // one group: the spinning grandchild dies with it
+	require.NoError(t, cmd.Start())
+	defer func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); _ = cmd.Wait() }()
+	before := TreeCPUSeconds(cmd.Process.Pid)
+	time.Sleep(1500 * time.Millisecond)
+	spent := TreeCPUSeconds(cmd.Process.Pid) - before
+	assert.Greater(t, spent, 0.3, "a busy grandchild's CPU time is counted")
+	assert.Less(t, spent, 3.0)
 }

@@ -28,6 +28,7 @@ func (engine) Info() protocol.Info {
 		Options: map[string]string{
 			"fail":     "crash-after=N | hang-after=N | garbage-after=N | short | none: misbehave after N iterations",
 			"token_us": "microseconds per token (default 200)",
+			"busy":     "1: spend each token's time spinning on the CPU instead of sleeping (a host-bound engine)",
 		},
 		Capabilities: protocol.Capabilities{MaxBatch: 4, StreamingTimestamps: true},
 	}
@@ -37,6 +38,7 @@ type model struct {
 	fail    string
 	after   int
 	tokenUs int
+	busy    bool
 	n       int
 }
 
@@ -55,6 +57,13 @@ func (engine) Load(ctx context.Context, req *protocol.Request) (serve.Model, pro
 			}
 			m.after = v
 		}
+	}
+	switch b := req.Options["busy"]; b {
+	case "", "0":
+	case "1":
+		m.busy = true
+	default:
+		return nil, protocol.Loaded{}, serve.BadRequest(fmt.Errorf("option busy=%q: want 0 or 1", b))
 	}
 	if s := req.Options["token_us"]; s != "" {
 		v, err := strconv.Atoi(s)
@@ -84,7 +93,13 @@ func (m *model) Generate(ctx context.Context, c *protocol.Case, rec *serve.Recor
 		n--
 	}
 	for i := range n {
-		time.Sleep(time.Duration(m.tokenUs) * time.Microsecond)
+		d := time.Duration(m.tokenUs) * time.Microsecond
+		if m.busy {
+			for t := time.Now(); time.Since(t) < d; {
+			}
+		} else {
+			time.Sleep(d)
+		}
 		ids := make([]int, c.BatchSize)
 		for r := range ids {
 			ids[r] = (c.PromptTokens[0] + i) % 100
