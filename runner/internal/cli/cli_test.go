@@ -134,21 +134,26 @@ func TestCrashingEngineYieldsFailedRow(t *testing.T) {
 	require.Contains(t, o.stdout, "testengine:fail=crash-after=2 launch 1: engine exited")
 }
 
+// benchWith runs a benchmark of engines on the tiny model with a config made of
+// "model: <tiny>" and body, and returns the run and its records.
+func benchWith(t *testing.T, body, engines string) (out, []results.Record) {
+	t.Helper()
+	cfg := filepath.Join(t.TempDir(), "bench.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte("model: "+testbin.TinyModel(t)+"\n"+body), 0o644))
+	root := t.TempDir()
+	o := run(t, t.Context(), "--bin-dir", testbin.Dir(t), "--out", root, "--config", cfg, "--engines", engines)
+	recs, _, err := results.ReadRuns(filepath.Join(resultDir(t, root), results.RunsFile))
+	require.NoError(t, err, "stderr:\n%s", o.stderr)
+	return o, recs
+}
+
 // TestHostCPU: the record says how many host cores an engine kept busy while
 // generating — about one for a loop that spins on the CPU, near zero for one
 // that sleeps — and the report shows it.
 func TestHostCPU(t *testing.T) {
-	bin := testbin.Dir(t)
-	model := testbin.TinyModel(t)
-	root := t.TempDir()
-	cfg := filepath.Join(t.TempDir(), "cpu.yaml")
-	require.NoError(t, os.WriteFile(cfg, []byte("model: "+model+"\nwarmup: 0\niterations: 4\nlaunches: 1\n"+
-		"cases: [{name: c, prompt_len: 4, max_new_tokens: 25}]\n"), 0o644))
-	o := run(t, t.Context(), "--bin-dir", bin, "--out", root, "--config", cfg,
-		"--engines", "testengine:token_us=8000:busy=1,testengine:token_us=8000")
+	o, recs := benchWith(t, "warmup: 0\niterations: 4\nlaunches: 1\ncases: [{name: c, prompt_len: 4, max_new_tokens: 25}]\n",
+		"testengine:token_us=8000:busy=1,testengine:token_us=8000")
 	require.Equal(t, 0, o.code, o.stderr)
-	recs, _, err := results.ReadRuns(filepath.Join(resultDir(t, root), results.RunsFile))
-	require.NoError(t, err)
 	require.Len(t, recs, 2)
 	for _, r := range recs {
 		require.NotNil(t, r.HostCPU, r.Engine)
@@ -163,17 +168,9 @@ func TestHostCPU(t *testing.T) {
 // fails the launch with a stall timeout that says which iteration it owed, and
 // the other engine's launches still complete.
 func TestStallNamesTheIteration(t *testing.T) {
-	bin := testbin.Dir(t)
-	model := testbin.TinyModel(t)
-	root := t.TempDir()
-	cfg := filepath.Join(t.TempDir(), "stall.yaml")
-	require.NoError(t, os.WriteFile(cfg, []byte("model: "+model+"\nwarmup: 2\niterations: 2\nlaunches: 1\n"+
-		"cases: [{name: short, prompt_len: 4, max_new_tokens: 3}]\ntimeouts: {start: 1m, stall: 2s, total: 1m}\n"), 0o644))
-	o := run(t, t.Context(), "--bin-dir", bin, "--out", root, "--config", cfg,
-		"--engines", "reference,testengine:fail=hang-after=1")
+	o, recs := benchWith(t, "warmup: 2\niterations: 2\nlaunches: 1\ncases: [{name: short, prompt_len: 4, max_new_tokens: 3}]\n"+
+		"timeouts: {start: 1m, stall: 2s, total: 1m}\n", "reference,testengine:fail=hang-after=1")
 	require.Equal(t, cli.ExitRunsFailed, o.code, o.stderr)
-	recs, _, err := results.ReadRuns(filepath.Join(resultDir(t, root), results.RunsFile))
-	require.NoError(t, err)
 	require.Len(t, recs, 2)
 	require.Equal(t, results.StatusOK, recs[0].Status, recs[0].Error)
 	require.Equal(t, results.StatusFailed, recs[1].Status)
