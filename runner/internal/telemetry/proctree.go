@@ -16,11 +16,19 @@ func ProcTree(root int) func() []uint32 {
 }
 
 func procTree(procDir string, root uint32) []uint32 {
+	pids, _ := scanTree(procDir, root)
+	return pids
+}
+
+// scanTree reads every /proc/<pid>/stat once and returns root and its
+// descendants, with the CPU ticks (cpuTicks) of each stat line read.
+func scanTree(procDir string, root uint32) ([]uint32, map[uint32]uint64) {
 	ents, err := os.ReadDir(procDir)
 	if err != nil {
-		return []uint32{root}
+		return []uint32{root}, nil
 	}
 	children := map[uint32][]uint32{}
+	ticks := map[uint32]uint64{}
 	for _, e := range ents {
 		pid, err := strconv.ParseUint(e.Name(), 10, 32)
 		if err != nil {
@@ -28,27 +36,25 @@ func procTree(procDir string, root uint32) []uint32 {
 		}
 		b, err := os.ReadFile(procDir + "/" + e.Name() + "/stat")
 		if err != nil {
-			continue // exited meanwhile
+			continue // exited meanwhile: its time moves to the parent's reaped-children fields
 		}
-		if ppid, ok := parentPid(string(b)); ok {
+		stat := string(b)
+		if ppid, ok := parentPid(stat); ok {
 			children[ppid] = append(children[ppid], uint32(pid))
 		}
+		ticks[uint32(pid)] = cpuTicks(stat)
 	}
 	out := []uint32{root}
 	for k := 0; k < len(out); k++ {
 		out = append(out, children[out[k]]...)
 	}
-	return out
+	return out, ticks
 }
 
 // parentPid reads the ppid from a /proc/<pid>/stat line: "pid (comm) state
 // ppid ...", where comm may hold spaces and parentheses.
 func parentPid(stat string) (uint32, bool) {
-	i := strings.LastIndexByte(stat, ')')
-	if i < 0 {
-		return 0, false
-	}
-	f := strings.Fields(stat[i+1:])
+	f := statFields(stat)
 	if len(f) < 2 {
 		return 0, false
 	}
@@ -69,24 +75,17 @@ func TreeCPUSeconds(root int) float64 {
 }
 
 func treeCPUTicks(procDir string, root uint32) uint64 {
+	pids, ticks := scanTree(procDir, root)
 	var sum uint64
-	for _, pid := range procTree(procDir, root) {
-		b, err := os.ReadFile(procDir + "/" + strconv.FormatUint(uint64(pid), 10) + "/stat")
-		if err != nil {
-			continue // exited meanwhile: its time moves to the parent's reaped-children fields
-		}
-		sum += cpuTicks(string(b))
+	for _, pid := range pids {
+		sum += ticks[pid]
 	}
 	return sum
 }
 
 // cpuTicks sums utime, stime, cutime and cstime of a /proc/<pid>/stat line.
 func cpuTicks(stat string) uint64 {
-	i := strings.LastIndexByte(stat, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(stat[i+1:])
+	f := statFields(stat)
 	if len(f) < 15 {
 		return 0
 	}
@@ -98,4 +97,14 @@ func cpuTicks(stat string) uint64 {
 		}
 	}
 	return sum
+}
+
+// statFields splits a /proc/<pid>/stat line after "pid (comm)", where comm may
+// hold spaces and parentheses: field 0 is the state, 1 the ppid.
+func statFields(stat string) []string {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return nil
+	}
+	return strings.Fields(stat[i+1:])
 }
