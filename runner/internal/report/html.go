@@ -49,17 +49,13 @@ func HTML(w io.Writer, s *analysis.Summary) error {
 		}
 		p.f("<table>\n<tr><th>engine</th><th>TTFT ms</th><th>TPOT ms</th><th>decode tok/s</th><th>prefill tok/s</th><th>E2E ms</th><th>n</th><th>outliers</th></tr>\n")
 		for _, r := range c.Results {
-			p.f("<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%d</td><td>%s</td></tr>\n", esc(r.Engine),
-				medCI(r.Metrics["ttft_ms"]), medCI(r.Metrics["tpot_ms"]), medCI(r.Metrics["decode_tps"]),
-				medCI(r.Metrics["prefill_tps"]), medCI(r.Metrics["e2e_ms"]), r.Metrics["e2e_ms"].N, outliers(r.Metrics["e2e_ms"]))
+			p.f("%s", htmlRow(resultCells(r)))
 		}
 		p.f("</table>\n")
 		if len(c.Comparisons) > 0 {
 			p.f("<table>\n<tr><th>vs %s</th><th>metric</th><th>ratio of medians [95%% CI]</th><th>p (Holm)</th><th>Cliff's δ</th><th>verdict</th></tr>\n", esc(s.Baseline))
 			for _, cm := range c.Comparisons {
-				p.f("<tr><td>%s</td><td>%s</td><td>%s [%s, %s]</td><td>%s</td><td>%+.2f (%s)</td><td>%s</td></tr>\n", esc(cm.Engine),
-					esc(metricName(cm.Metric)), num(cm.Ratio, 3), num(cm.RatioLo, 3), num(cm.RatioHi, 3), pval(cm.PAdj),
-					cm.CliffsDelta, esc(cm.Magnitude), esc(cm.Verdict))
+				p.f("%s", htmlRow(comparisonCells(cm)))
 			}
 			p.f("</table>\n")
 		}
@@ -78,7 +74,7 @@ func HTML(w io.Writer, s *analysis.Summary) error {
 		}
 		p.f("</ul>\n")
 	}
-	p.f("<h2>Environment</h2>\n<ul>\n<li>host %s, %s, kernel %s, %d CPUs (%s)</li>\n", esc(e.Host), esc(e.OS), esc(e.Kernel), e.CPUs, esc(e.CPU))
+	p.f("<h2>Environment</h2>\n<ul>\n<li>%s</li>\n", esc(hostLine(e)))
 	if pw := e.CPUPower.String(); pw != "" {
 		p.f("<li>CPU power: %s</li>\n", esc(pw))
 	}
@@ -91,6 +87,17 @@ func HTML(w io.Writer, s *analysis.Summary) error {
 	}
 	p.f("</ul>\n</body>\n</html>\n")
 	return p.err
+}
+
+// htmlRow is one table row of escaped cells.
+func htmlRow(cells []string) string {
+	var b strings.Builder
+	b.WriteString("<tr>")
+	for _, c := range cells {
+		b.WriteString("<td>" + html.EscapeString(c) + "</td>")
+	}
+	b.WriteString("</tr>\n")
+	return b.String()
 }
 
 // stripChart draws one metric of one case: a row per engine with its samples,

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/analysis"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/envinfo"
 )
 
 // Markdown writes report.md.
@@ -28,19 +29,14 @@ func Markdown(w io.Writer, s *analysis.Summary) error {
 		p.f("| engine | TTFT ms | TPOT ms | decode tok/s | prefill tok/s | E2E ms | n | outliers | peak alloc MiB |\n")
 		p.f("|---|---|---|---|---|---|---|---|---|\n")
 		for _, r := range c.Results {
-			tp := r.Metrics["tpot_ms"]
-			p.f("| %s | %s | %s | %s | %s | %s | %d | %s | %s |\n", r.Engine,
-				medCI(r.Metrics["ttft_ms"]), medCI(tp), medCI(r.Metrics["decode_tps"]),
-				medCI(r.Metrics["prefill_tps"]), medCI(r.Metrics["e2e_ms"]), r.Metrics["e2e_ms"].N,
-				outliers(r.Metrics["e2e_ms"]), mib(r.PeakAllocMiB))
+			p.f("| %s | %s |\n", strings.Join(resultCells(r), " | "), mib(r.PeakAllocMiB))
 		}
 		p.f("\n")
 		if len(c.Comparisons) > 0 {
 			p.f("| vs %s | metric | ratio of medians [95%% CI] | p (Holm) | Cliff's δ | verdict |\n", s.Baseline)
 			p.f("|---|---|---|---|---|---|\n")
 			for _, cm := range c.Comparisons {
-				p.f("| %s | %s | %s [%s, %s] | %s | %+.2f (%s) | %s |\n", cm.Engine, metricName(cm.Metric),
-					num(cm.Ratio, 3), num(cm.RatioLo, 3), num(cm.RatioHi, 3), pval(cm.PAdj), cm.CliffsDelta, cm.Magnitude, cm.Verdict)
+				p.f("| %s |\n", strings.Join(comparisonCells(cm), " | "))
 			}
 			p.f("\n")
 		}
@@ -150,7 +146,7 @@ func Markdown(w io.Writer, s *analysis.Summary) error {
 		p.f("\n")
 	}
 	p.f("## Environment\n\n")
-	p.f("- host %s, %s, kernel %s, %d CPUs (%s)\n", e.Host, e.OS, e.Kernel, e.CPUs, e.CPU)
+	p.f("- %s\n", hostLine(e))
 	if pw := e.CPUPower.String(); pw != "" {
 		p.f("- CPU power: %s\n", pw)
 	}
@@ -163,6 +159,27 @@ func Markdown(w io.Writer, s *analysis.Summary) error {
 		p.f("- %s\n", d)
 	}
 	return p.err
+}
+
+// resultCells are one engine's row of a case table (report.md, report.html):
+// engine, TTFT, TPOT, decode, prefill, E2E, n, outliers.
+func resultCells(r analysis.Result) []string {
+	m := r.Metrics
+	return []string{r.Engine, medCI(m["ttft_ms"]), medCI(m["tpot_ms"]), medCI(m["decode_tps"]),
+		medCI(m["prefill_tps"]), medCI(m["e2e_ms"]), strconv.Itoa(m["e2e_ms"].N), outliers(m["e2e_ms"])}
+}
+
+// comparisonCells are one row of a comparison table: engine, metric, ratio of
+// medians [CI], Holm p, Cliff's delta (magnitude), verdict.
+func comparisonCells(cm analysis.Comparison) []string {
+	return []string{cm.Engine, metricName(cm.Metric),
+		fmt.Sprintf("%s [%s, %s]", num(cm.Ratio, 3), num(cm.RatioLo, 3), num(cm.RatioHi, 3)), pval(cm.PAdj),
+		fmt.Sprintf("%+.2f (%s)", cm.CliffsDelta, cm.Magnitude), string(cm.Verdict)}
+}
+
+// hostLine is the host item of the environment list.
+func hostLine(e envinfo.Env) string {
+	return fmt.Sprintf("host %s, %s, kernel %s, %d CPUs (%s)", e.Host, e.OS, e.Kernel, e.CPUs, e.CPU)
 }
 
 func caseWarnings(c analysis.Case) []string {
