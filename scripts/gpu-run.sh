@@ -14,6 +14,8 @@
 #   pytorch          scripts/gpu/pytorch.sh $PYTORCH_PHASES (default: 8b)
 #   burn             scripts/gpu/burn.sh (conformance, burn-bench, runner), BURN_SHAPES
 #   burn-diag        burn-bench on TinyLlama with per-token traces and cubecl logs, per attention mode
+#   burn-watch       a cold burn-bench per BURN_WATCH variant (attention:seconds) with stamped cubecl
+#                    logs and a GPU/CPU/thread watchdog (scripts/gpu/burn-watch.sh)
 #   burn-tune        burn's autotune as its authors run it: a cold process per shape (tuning cost on
 #                    record), then the one-card adapter check on the warm cache; BURN_SHAPES, ROUNDS,
 #                    BURN_ATTENTION (padded), BURN_TIMEOUT (cold process), BURN_COLD_ONLY=1 (tune only).
@@ -186,6 +188,12 @@ print(json.dumps({"protocol":1,"model":m,"device":"cuda:0","dtype":"bf16","seed"
       [[ ${BURN_COLD_ONLY:-0} == 1 ]] && continue # tuning only: a cold pass may need more than one call (10 min)
       OUT=$S ENGINE_OPTS=attention=$attn scripts/gpu/adapter.sh burn "$s" "${ROUNDS:-2}" || echo "ADAPTER FAILED: burn $s"
     done
+    tar -czf "$OUT/cubecl-cache.tar.gz" -C "$XDG_CACHE_HOME" cubecl 2>/dev/null && ls -l "$OUT/cubecl-cache.tar.gz"
+    ;;
+  burn-watch)
+    # Where a cold burn process stalls: stamped cubecl logs plus a GPU/CPU/thread watchdog.
+    synth "${BURN_WATCH_SHAPE:-tinyllama-1.1b}"
+    OUT=$S scripts/gpu/burn-watch.sh "${BURN_WATCH_SHAPE:-tinyllama-1.1b}" ${BURN_WATCH:-padded:150 fused:150} || echo "BURN WATCH FAILED"
     tar -czf "$OUT/cubecl-cache.tar.gz" -C "$XDG_CACHE_HOME" cubecl 2>/dev/null && ls -l "$OUT/cubecl-cache.tar.gz"
     ;;
   bench-tiny) bench tinyllama-1.1b configs/decode-tinyllama.yaml ;;
