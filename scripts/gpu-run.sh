@@ -72,6 +72,9 @@ list() { # engine variants present in the bundle
 progress() { # live progress of a cold burn process for log.txt: tuned keys and a few token stamps
   awk '/^Fastest result|^burn-trace: token (0|1|127|255) / { print substr($0, 1, 200); fflush() }'
 }
+pack_store() { # cubecl's autotune store, for the next machine (.gpu/cubecl-cache.tar.gz)
+  tar -czf "$OUT/cubecl-cache.tar.gz" -C "$XDG_CACHE_HOME" cubecl 2>/dev/null && ls -l "$OUT/cubecl-cache.tar.gz"
+}
 bench() { # shape config
   synth "$1"
   # STAGE_TIMEOUT (e.g. 240s) interrupts the runner like Ctrl-C: it kills the
@@ -188,13 +191,13 @@ print(json.dumps({"protocol":1,"model":m,"device":"cuda:0","dtype":"bf16","seed"
       [[ ${BURN_COLD_ONLY:-0} == 1 ]] && continue # tuning only: a cold pass may need more than one call (10 min)
       OUT=$S ENGINE_OPTS=attention=$attn scripts/gpu/adapter.sh burn "$s" "${ROUNDS:-2}" || echo "ADAPTER FAILED: burn $s"
     done
-    tar -czf "$OUT/cubecl-cache.tar.gz" -C "$XDG_CACHE_HOME" cubecl 2>/dev/null && ls -l "$OUT/cubecl-cache.tar.gz"
+    pack_store
     ;;
   burn-watch)
     # Where a cold burn process stalls: stamped cubecl logs plus a GPU/CPU/thread watchdog.
     synth "${BURN_WATCH_SHAPE:-tinyllama-1.1b}"
     OUT=$S scripts/gpu/burn-watch.sh "${BURN_WATCH_SHAPE:-tinyllama-1.1b}" ${BURN_WATCH:-padded:150 fused:150} || echo "BURN WATCH FAILED"
-    tar -czf "$OUT/cubecl-cache.tar.gz" -C "$XDG_CACHE_HOME" cubecl 2>/dev/null && ls -l "$OUT/cubecl-cache.tar.gz"
+    pack_store
     ;;
   bench-tiny) bench tinyllama-1.1b configs/decode-tinyllama.yaml ;;
   bench-8b) bench llama-3-8b configs/decode.yaml ;;

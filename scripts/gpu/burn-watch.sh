@@ -60,11 +60,10 @@ for line in sys.stdin:
     sys.stdout.write("%7.1f %s" % (time.time() - t0, line))
 ' "$start" >"$dir/stderr.txt")) &
   pid=$! # the subshell execs env, which execs burn-bench: the same PID
-  bpid=$pid
-  watch "$bpid" "$dir" | tee "$dir/watch.txt" &
+  watch "$pid" "$dir" | tee "$dir/watch.txt" &
   wpid=$!
   # The time limit: SIGTERM, then SIGKILL.
-  (sleep "$secs"; kill "$bpid" 2>/dev/null; sleep 5; kill -9 "$bpid" 2>/dev/null) &
+  (sleep "$secs"; kill "$pid" 2>/dev/null; sleep 5; kill -9 "$pid" 2>/dev/null) &
   kpid=$!
   wait "$pid"
   rc=$?
@@ -75,5 +74,5 @@ for line in sys.stdin:
     "$(grep -c '^ *[0-9.]* Fastest result' "$dir/stderr.txt") autotune keys; last stderr lines:"
   grep -E 'Fastest result|burn-trace: token (0|1|2|127|255) ' "$dir/stderr.txt" | cut -c1-170
   tail -n 4 "$dir/stderr.txt" | cut -c1-170
-  cat "$dir/out.jsonl" | cut -c1-400
+  cut -c1-400 "$dir/out.jsonl"
 done
