@@ -40,54 +40,78 @@ func (o CompareOptions) withDefaults() CompareOptions {
 	return o
 }
 
-// Comparison of B against A, where A is the baseline.
+// Comparison of B against A, where A is the baseline. The launch is the
+// unit: each launch (one engine process) is summarised by the median of its
+// timed iterations, and the verdict rests on those launch medians. Pooled
+// iteration figures (NA, NB, MedianA, MedianB, U, PooledP, CliffsDelta) are
+// descriptive only: iterations of one launch are not independent samples.
 type Comparison struct {
-	NA      int     `json:"n_a"`
-	NB      int     `json:"n_b"`
-	MedianA float64 `json:"median_a"`
-	MedianB float64 `json:"median_b"`
+	// LaunchesA and LaunchesB count the non-empty launches; EstimateA and
+	// EstimateB are the launch-level means of launch medians.
+	LaunchesA int     `json:"launches_a"`
+	LaunchesB int     `json:"launches_b"`
+	EstimateA float64 `json:"estimate_a"`
+	EstimateB float64 `json:"estimate_b"`
 
-	// Ratio is median(B)/median(A); RatioLo and RatioHi bound its
-	// percentile bootstrap CI of level 1-Alpha (A and B resampled
-	// independently). All three are 0 when HasRatio is false.
+	// Ratio is EstimateB/EstimateA; RatioLo and RatioHi bound its
+	// hierarchical bootstrap percentile CI of level 1-Alpha (per side:
+	// resample launches, then iterations within each resampled launch).
+	// All three are 0 when HasRatio is false.
 	Ratio   float64 `json:"ratio"`
 	RatioLo float64 `json:"ratio_lo"`
 	RatioHi float64 `json:"ratio_hi"`
-	// HasRatio is false when a sample is empty or median(A) is 0.
+	// HasRatio is false when a side has no launch or EstimateA is 0.
 	HasRatio bool `json:"has_ratio"`
 
-	// U is the Mann-Whitney U statistic of B (pairs with b > a, ties 1/2).
-	U float64 `json:"u"`
-	// P is the two-sided Mann-Whitney U p-value, as
-	// scipy.stats.mannwhitneyu(b, a, method='auto').
-	P float64 `json:"p"`
+	// T, DF and P are Welch's t-test on the launch medians (their logs when
+	// all are positive), two-sided, as scipy.stats.ttest_ind(log b, log a,
+	// equal_var=False). HasTest is false with fewer than 2 launches on a
+	// side; P is then 1.
+	T       float64 `json:"t"`
+	DF      float64 `json:"df"`
+	P       float64 `json:"p"`
+	HasTest bool    `json:"has_test"`
 	// PAdj is P after Holm's correction across the family (AdjustHolm);
 	// equal to P until then.
 	PAdj float64 `json:"p_adj"`
 
-	// CliffsDelta is P(b > a) - P(b < a); Magnitude names its size
-	// (negligible/small/medium/large, Romano et al. thresholds).
+	// NA and NB count the pooled timed iterations and MedianA, MedianB are
+	// their medians (descriptive).
+	NA      int     `json:"n_a"`
+	NB      int     `json:"n_b"`
+	MedianA float64 `json:"median_a"`
+	MedianB float64 `json:"median_b"`
+	// U is the Mann-Whitney U statistic of B over pooled iterations (pairs
+	// with b > a, ties 1/2) and PooledP its two-sided p-value, as
+	// scipy.stats.mannwhitneyu(b, a, method='auto'): descriptive only, it
+	// treats iterations as independent and is overconfident when launches
+	// differ.
+	U       float64 `json:"u"`
+	PooledP float64 `json:"pooled_p"`
+	// CliffsDelta is P(b > a) - P(b < a) over pooled iterations; Magnitude
+	// names its size (negligible/small/medium/large, Romano et al.).
 	CliffsDelta float64 `json:"cliffs_delta"`
 	Magnitude   string  `json:"magnitude"`
 
 	// Alpha is the significance level the verdict uses.
 	Alpha float64 `json:"alpha"`
-	// Significant is PAdj < Alpha and the ratio CI excludes 1.
+	// Significant is HasTest, PAdj < Alpha and the ratio CI excluding 1.
 	Significant bool `json:"significant"`
-	// Verdict is "~" when not significant, else the change of B's median
-	// against A's, e.g. "+12.3%", "-4.1%" or, below 1%, "-0.42%".
+	// Verdict is "~" when not significant, else the change of B against A,
+	// e.g. "+12.3%", "-4.1%" or, below 1%, "-0.42%".
 	Verdict  string   `json:"verdict"`
 	Warnings []string `json:"warnings,omitempty"`
 }
 
-// Compare compares sample b against baseline a. NaN and ±Inf values are
-// excluded with a warning. It never panics; a comparison that cannot be made
-// (an empty sample, a zero baseline median) is "~" with a warning.
-func Compare(a, b []float64, opts CompareOptions) Comparison {
+// Compare compares B against baseline A, each given as groups of timed
+// iteration values, one group per launch. NaN and ±Inf values are excluded
+// with a warning. It never panics; a comparison that cannot be made (no
+// launch on a side, a zero baseline) is "~" with a warning.
+func Compare(ga, gb [][]float64, opts CompareOptions) Comparison {
 	opts = opts.withDefaults()
-	c := Comparison{Alpha: opts.Alpha, P: 1, PAdj: 1, Verdict: "~", Magnitude: Magnitude(0)}
-	sa, da := sortedFinite(a)
-	sb, db := sortedFinite(b)
+	c := Comparison{Alpha: opts.Alpha, P: 1, PAdj: 1, PooledP: 1, Verdict: "~", Magnitude: Magnitude(0)}
+	sa, da := sortedFinite(slices.Concat(ga...))
+	sb, db := sortedFinite(slices.Concat(gb...))
 	c.NA, c.NB = len(sa), len(sb)
 	if da > 0 {
 		c.Warnings = append(c.Warnings, fmt.Sprintf("A: %d non-finite values (NaN/Inf) excluded", da))
@@ -100,37 +124,33 @@ func Compare(a, b []float64, opts CompareOptions) Comparison {
 		return c
 	}
 	c.MedianA, c.MedianB = quantile(sa, 0.5), quantile(sb, 0.5)
-
 	r := rankSum(sb, sa)
 	c.U = r.u1
-	c.P = r.p()
-	c.PAdj = c.P
+	c.PooledP = r.p()
 	c.CliffsDelta = r.cliffs()
 	c.Magnitude = Magnitude(c.CliffsDelta)
-	if pmin := minMWUP(c.NA, c.NB); pmin >= c.Alpha {
-		c.Warnings = append(c.Warnings, fmt.Sprintf("n_A=%d, n_B=%d: too few samples to reach p < %g", c.NA, c.NB, c.Alpha))
-	} else if min(c.NA, c.NB) < 10 {
-		c.Warnings = append(c.Warnings, fmt.Sprintf("n_A=%d, n_B=%d: bootstrap CI unreliable below 10 samples", c.NA, c.NB))
-	}
 
-	c.bootstrapRatio(sa, sb, opts)
+	c.compareLaunches(ga, gb, opts)
+	c.PAdj = c.P
 	c.decide()
 	return c
 }
 
-// bootstrapRatio sets the ratio of medians and its percentile bootstrap CI.
-func (c *Comparison) bootstrapRatio(sa, sb []float64, opts CompareOptions) {
-	if c.MedianA == 0 {
-		c.Warnings = append(c.Warnings, "median of A is 0: ratio undefined")
+// bootstrapLaunchRatio sets the ratio of launch-level means and its
+// hierarchical bootstrap percentile CI.
+func (c *Comparison) bootstrapLaunchRatio(ga, gb [][]float64, opts CompareOptions) {
+	if c.EstimateA == 0 {
+		c.Warnings = append(c.Warnings, "launch-level estimate of A is 0: ratio undefined")
 		return
 	}
-	ratio := c.MedianB / c.MedianA
+	ratio := c.EstimateB / c.EstimateA
 	if math.IsInf(ratio, 0) || math.IsNaN(ratio) {
-		c.Warnings = append(c.Warnings, "ratio of medians overflows")
+		c.Warnings = append(c.Warnings, "ratio of estimates overflows")
 		return
 	}
 	rng := rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15))
-	ba, bb := bootMedian{sa, rng}, bootMedian{sb, rng}
+	boot := func(s []float64) bootMedian { return bootMedian{s, rng} }
+	ba, bb := newHierBoot(ga, boot), newHierBoot(gb, boot)
 	rs := make([]float64, 0, opts.Resamples)
 	zero := 0
 	for range opts.Resamples {
@@ -143,22 +163,22 @@ func (c *Comparison) bootstrapRatio(sa, sb []float64, opts CompareOptions) {
 		rs = append(rs, q)
 	}
 	if len(rs) < opts.Resamples/2 {
-		c.Warnings = append(c.Warnings, fmt.Sprintf("median of A is 0 in %d of %d bootstrap resamples: ratio CI not available", zero, opts.Resamples))
+		c.Warnings = append(c.Warnings, fmt.Sprintf("estimate of A is 0 in %d of %d bootstrap resamples: ratio CI not available", zero, opts.Resamples))
 		return
 	}
 	if zero > 0 {
-		c.Warnings = append(c.Warnings, fmt.Sprintf("median of A is 0 in %d of %d bootstrap resamples: ratio CI uses the rest", zero, opts.Resamples))
+		c.Warnings = append(c.Warnings, fmt.Sprintf("estimate of A is 0 in %d of %d bootstrap resamples: ratio CI uses the rest", zero, opts.Resamples))
 	}
 	slices.Sort(rs)
 	c.Ratio = ratio
-	c.RatioLo = quantile(rs, c.Alpha/2)
-	c.RatioHi = quantile(rs, 1-c.Alpha/2)
+	c.RatioLo = math.Min(quantile(rs, c.Alpha/2), ratio)
+	c.RatioHi = math.Max(quantile(rs, 1-c.Alpha/2), ratio)
 	c.HasRatio = true
 }
 
 // decide sets Significant and Verdict from PAdj and the ratio CI.
 func (c *Comparison) decide() {
-	c.Significant = c.HasRatio && c.PAdj < c.Alpha && (c.RatioLo > 1 || c.RatioHi < 1)
+	c.Significant = c.HasTest && c.HasRatio && c.PAdj < c.Alpha && (c.RatioLo > 1 || c.RatioHi < 1)
 	c.Verdict = "~"
 	if c.Significant {
 		c.Verdict = verdict(c.Ratio)
@@ -174,14 +194,6 @@ func verdict(ratio float64) string {
 		return fmt.Sprintf("%+.2f%%", pct)
 	}
 	return fmt.Sprintf("%+.1f%%", pct)
-}
-
-// minMWUP returns the smallest two-sided p-value a Mann-Whitney U test can
-// give for samples of na and nb without ties: 2/C(na+nb, na), capped at 1.
-func minMWUP(na, nb int) float64 {
-	lg := func(x int) float64 { v, _ := math.Lgamma(float64(x) + 1); return v }
-	logC := lg(na+nb) - lg(na) - lg(nb)
-	return math.Min(1, 2*math.Exp(-logC))
 }
 
 // HolmAdjust returns Holm-Bonferroni adjusted p-values for the family ps, in

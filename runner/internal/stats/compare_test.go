@@ -194,14 +194,12 @@ func TestHolmAdjust(t *testing.T) {
 func TestAdjustHolm(t *testing.T) {
 	// Two clear shifts and one null pair; the family of three is corrected.
 	rng := rand.New(rand.NewPCG(3, 4))
-	sample := func(n int, mu float64) []float64 {
-		return seq(1, n, func(int) float64 { return mu + rng.NormFloat64() })
-	}
-	base := sample(12, 100)
-	strong := Compare(base, sample(12, 105), CompareOptions{Seed: 1})
-	null := Compare(base, sample(12, 100), CompareOptions{Seed: 1})
+	sample := func(mu float64) [][]float64 { return twoLevel(rng, 6, 10, mu, 1, 1) }
+	base := sample(100)
+	strong := Compare(base, sample(105), CompareOptions{Seed: 1})
+	null := Compare(base, sample(100), CompareOptions{Seed: 1})
 	// Borderline: significant alone at 0.05, not after tripling.
-	border := Comparison{P: 0.03, PAdj: 0.03, Alpha: 0.05, HasRatio: true, Ratio: 1.02, RatioLo: 1.01, RatioHi: 1.03}
+	border := Comparison{P: 0.03, PAdj: 0.03, Alpha: 0.05, HasTest: true, HasRatio: true, Ratio: 1.02, RatioLo: 1.01, RatioHi: 1.03}
 	border.decide()
 	require.True(t, border.Significant, "borderline comparison significant before Holm")
 	require.True(t, strong.Significant, "Compare(strong shift) = %+v, want significant", strong)
@@ -222,13 +220,27 @@ func TestAdjustHolm(t *testing.T) {
 
 func TestCompare(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
-	lognormal := func(n int, median float64) []float64 {
-		return seq(1, n, func(int) float64 { return median * math.Exp(0.05*rng.NormFloat64()) })
+	// Launches differ by 2%, iterations by 1% around a median.
+	launches := func(k int, median float64) [][]float64 {
+		gs := twoLevel(rng, k, 10, 0, 0.02, 0.01)
+		for _, g := range gs {
+			for i := range g {
+				g[i] = median * math.Exp(g[i])
+			}
+		}
+		return gs
 	}
-	a := lognormal(200, 10)
+	a := launches(8, 10)
+	one := func(xs ...float64) [][]float64 {
+		gs := make([][]float64, len(xs))
+		for i, x := range xs {
+			gs[i] = []float64{x}
+		}
+		return gs
+	}
 	tests := []struct {
 		name        string
-		a, b        []float64
+		a, b        [][]float64
 		significant bool
 		hasRatio    bool
 		verdict     string // "" to skip
@@ -236,44 +248,57 @@ func TestCompare(t *testing.T) {
 		check       func(t *testing.T, c Comparison)
 	}{
 		{
-			name: "same distribution", a: a, b: lognormal(200, 10), hasRatio: true, verdict: "~",
+			name: "same distribution", a: a, b: launches(8, 10), hasRatio: true, verdict: "~",
 			check: func(t *testing.T, c Comparison) {
 				assert.True(t, c.RatioLo <= 1 && 1 <= c.RatioHi, "Compare(same).Ratio CI = [%v, %v], want it to contain 1", c.RatioLo, c.RatioHi)
+				assert.Equal(t, 8, c.LaunchesA)
+				assert.Equal(t, 80, c.NA)
 			},
 		},
 		{
-			name: "10% slower", a: a, b: lognormal(200, 11), significant: true, hasRatio: true,
+			name: "10% slower", a: a, b: launches(8, 11), significant: true, hasRatio: true,
 			check: func(t *testing.T, c Comparison) {
-				assert.InDelta(t, 1.1, c.Ratio, 0.02, "Compare(10%% slower).Ratio")
+				assert.InDelta(t, 1.1, c.Ratio, 0.03, "Compare(10%% slower).Ratio")
 				assert.True(t, c.RatioLo > 1 && c.RatioLo < c.Ratio && c.Ratio < c.RatioHi, "Compare(10%% slower).Ratio CI = [%v, %v] around %v", c.RatioLo, c.RatioHi, c.Ratio)
 				assert.Equal(t, "large", c.Magnitude, "Compare(10%% slower).Magnitude")
 				assert.Regexp(t, `^\+\d+\.\d%$`, c.Verdict, "Compare(10%% slower).Verdict")
+				assert.Greater(t, c.T, 0.0, "Compare(10%% slower).T")
 			},
 		},
 		{
-			name: "4% faster", a: a, b: lognormal(200, 9.6), significant: true, hasRatio: true,
+			name: "5% faster", a: a, b: launches(8, 9.5), significant: true, hasRatio: true,
 			check: func(t *testing.T, c Comparison) {
-				assert.Regexp(t, `^-\d+\.\d%$`, c.Verdict, "Compare(4%% faster).Verdict")
-				assert.True(t, c.CliffsDelta < 0, "Compare(4%% faster).CliffsDelta = %v, want < 0", c.CliffsDelta)
+				assert.Regexp(t, `^-\d+\.\d%$`, c.Verdict, "Compare(5%% faster).Verdict")
+				assert.True(t, c.CliffsDelta < 0, "Compare(5%% faster).CliffsDelta = %v, want < 0", c.CliffsDelta)
 			},
 		},
 		{
-			name: "identical constant", a: slices.Repeat([]float64{3}, 20), b: slices.Repeat([]float64{3}, 20),
+			// The pooled test calls this 2-launch difference significant; the
+			// launch-level test cannot, with one launch per side.
+			name: "one launch each", a: [][]float64{seq(1, 50, func(i int) float64 { return 10 + 0.001*float64(i) })},
+			b: [][]float64{seq(1, 50, func(i int) float64 { return 10.5 + 0.001*float64(i) })}, hasRatio: true, verdict: "~",
+			warning: "needs at least 2 launches per engine",
+			check: func(t *testing.T, c Comparison) {
+				assert.Less(t, c.PooledP, 1e-6, "Compare(one launch each).PooledP")
+				assert.False(t, c.HasTest)
+				assert.Equal(t, 1.0, c.P)
+			},
+		},
+		{
+			name: "identical constant", a: [][]float64{{3, 3}, {3, 3}}, b: [][]float64{{3, 3}, {3, 3, 3}},
 			hasRatio: true, verdict: "~",
 			check: func(t *testing.T, c Comparison) {
 				assert.Equal(t, []float64{1, 1, 1, 1}, []float64{c.Ratio, c.RatioLo, c.RatioHi, c.P}, "Compare(constant) ratio, CI, p")
 			},
 		},
 		{name: "empty a", a: nil, b: a, verdict: "~", warning: "nothing to compare"},
-		{name: "empty b", a: a, b: []float64{math.NaN()}, verdict: "~", warning: "B: 1 non-finite"},
-		{name: "zero median a", a: []float64{0, 0, 0, 0, 0, 0, 1, 2}, b: []float64{5, 6, 7, 8, 9, 10, 11, 12}, verdict: "~", warning: "median of A is 0: ratio undefined"},
-		{name: "zeros both", a: make([]float64, 10), b: make([]float64, 10), verdict: "~", warning: "median of A is 0"},
+		{name: "empty b", a: a, b: [][]float64{{math.NaN()}}, verdict: "~", warning: "B: 1 non-finite"},
+		{name: "zero estimate a", a: one(0, 0, 0), b: one(5, 6, 7), verdict: "~", warning: "estimate of A is 0: ratio undefined"},
 		{
-			name: "zero medians in some resamples", a: []float64{0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1},
-			b: slices.Repeat([]float64{1}, 12), hasRatio: true, warning: "bootstrap resamples: ratio CI uses the rest",
+			name: "zero estimate in some resamples", a: one(0, 1, 1, 1, 1), b: one(1, 1, 1, 1, 1), hasRatio: true,
+			warning: "raw scale",
 		},
-		{name: "n=2 vs 2", a: []float64{1, 2}, b: []float64{3, 4}, hasRatio: true, verdict: "~", warning: "too few samples to reach p < 0.05"},
-		{name: "n=6 vs 6", a: []float64{1, 2, 3, 4, 5, 6}, b: []float64{11, 12, 13, 14, 15, 16}, significant: true, hasRatio: true, warning: "bootstrap CI unreliable"},
+		{name: "3 vs 3 launches", a: one(1, 1.1, 0.9), b: one(3, 3.1, 2.9), significant: true, hasRatio: true, warning: "narrower than its nominal level"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -296,10 +321,24 @@ func TestCompare(t *testing.T) {
 	}
 }
 
+// TestCompareLaunchLevelP pins the launch-level p-value: Welch's test on the
+// logs of the launch medians, as scipy.stats.ttest_ind(np.log([3, 3.3, 2.8]),
+// np.log([1, 1.2, 0.9]), equal_var=False) = t 10.18455..., p 0.000596...
+func TestCompareLaunchLevelP(t *testing.T) {
+	a := [][]float64{{0.5, 1, 7}, {1.2}, {0.9, 0.9}}
+	b := [][]float64{{3}, {3.3, 3.3}, {2.7, 2.8, 2.9}}
+	c := Compare(a, b, CompareOptions{Seed: 1})
+	w, ok := WelchT(logs([]float64{1, 1.2, 0.9}), logs([]float64{3, 3.3, 2.8}), 0.05)
+	require.True(t, ok)
+	assert.Equal(t, w.P, c.P, "Compare.P is Welch on log launch medians")
+	assert.Equal(t, w.T, c.T)
+	assert.InDelta(t, (3+3.3+2.8)/(1+1.2+0.9), c.Ratio, 1e-12, "Compare.Ratio of launch-level means")
+}
+
 func TestCompareDeterministic(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
-	a := seq(1, 300, func(int) float64 { return 20 + rng.ExpFloat64() })
-	b := seq(1, 300, func(int) float64 { return 20.3 + rng.ExpFloat64() })
+	a := twoLevel(rng, 5, 30, 20, 0.5, 1)
+	b := twoLevel(rng, 5, 30, 20.3, 0.5, 1)
 	c1 := Compare(a, b, CompareOptions{Seed: 9})
 	c2 := Compare(a, b, CompareOptions{Seed: 9})
 	assert.Equal(t, c1, c2, "Compare(a, b, seed 9) twice")
@@ -308,17 +347,18 @@ func TestCompareDeterministic(t *testing.T) {
 	assert.Equal(t, c1.P, c3.P, "Compare p-value does not depend on the seed")
 }
 
-// TestCompareCoverage checks the bootstrap CI of the ratio over many null
-// pairs: with A and B from one distribution the 95% CI should contain 1 in
-// roughly 95% of pairs (the percentile bootstrap of a median is a little
-// liberal at small n, so the band is wide).
+// TestCompareCoverage checks the hierarchical bootstrap CI of the ratio over
+// many null pairs with 8 launches per side: with A and B from one two-level
+// distribution the 95% CI should contain 1 in roughly 95% of pairs (the
+// percentile bootstrap is a little liberal at few launches, so the band is
+// wide), and the launch-level test rejects at about its level.
 func TestCompareCoverage(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 12))
-	const pairs = 200
+	const pairs = 300
 	covered, rejected := 0, 0
 	for i := range pairs {
-		a := seq(1, 40, func(int) float64 { return 5 * math.Exp(0.3*rng.NormFloat64()) })
-		b := seq(1, 40, func(int) float64 { return 5 * math.Exp(0.3*rng.NormFloat64()) })
+		a := twoLevel(rng, 8, 10, 5, 0.2, 0.1)
+		b := twoLevel(rng, 8, 10, 5, 0.2, 0.1)
 		c := Compare(a, b, CompareOptions{Seed: uint64(i), Resamples: 2000})
 		if c.RatioLo <= 1 && 1 <= c.RatioHi {
 			covered++
@@ -327,11 +367,11 @@ func TestCompareCoverage(t *testing.T) {
 			rejected++
 		}
 	}
-	if covered < 180 {
-		t.Errorf("Compare over %d null pairs: ratio CI contains 1 in %d, want >= 180", pairs, covered)
+	if covered < 255 {
+		t.Errorf("Compare over %d null pairs: ratio CI contains 1 in %d, want >= 255", pairs, covered)
 	}
-	if rejected > 20 {
-		t.Errorf("Compare over %d null pairs: p < 0.05 in %d, want <= 20", pairs, rejected)
+	if rejected > 25 {
+		t.Errorf("Compare over %d null pairs: p < 0.05 in %d, want <= 25", pairs, rejected)
 	}
 }
 
@@ -395,8 +435,8 @@ func TestBootMedianDistribution(t *testing.T) {
 
 func BenchmarkCompare10k(b *testing.B) {
 	rng := rand.New(rand.NewPCG(15, 16))
-	x := seq(1, 10000, func(int) float64 { return 20 + rng.ExpFloat64() })
-	y := seq(1, 10000, func(int) float64 { return 20.1 + rng.ExpFloat64() })
+	x := twoLevel(rng, 100, 100, 20, 1, 1)
+	y := twoLevel(rng, 100, 100, 20.1, 1, 1)
 	for b.Loop() {
 		Compare(x, y, CompareOptions{})
 	}

@@ -72,19 +72,41 @@ func FuzzCompare(f *testing.F) {
 		xs := floats(data)
 		// Split unevenly so both halves vary independently.
 		k := len(xs) / 3
-		a, b := xs[:k], xs[k:]
+		a, b := chunks(xs[:k], 2), chunks(xs[k:], 3)
 		c := Compare(a, b, CompareOptions{Seed: 1, Resamples: 2000})
 		checkJSON(t, "Compare", c)
 		if !(c.P >= 0 && c.P <= 1) {
 			t.Fatalf("Compare(%v, %v).P = %v, want in [0, 1]", a, b, c.P)
 		}
-		if c.HasRatio && !(c.RatioLo <= c.RatioHi) {
+		if c.HasRatio && !(c.RatioLo <= c.Ratio && c.Ratio <= c.RatioHi) {
 			t.Fatalf("Compare(%v, %v) ratio CI = [%v, %v]", a, b, c.RatioLo, c.RatioHi)
 		}
 		cs := []*Comparison{&c, nil}
 		AdjustHolm(cs)
 		if c.PAdj != c.P {
 			t.Fatalf("AdjustHolm of one: PAdj = %v, want P %v", c.PAdj, c.P)
+		}
+	})
+}
+
+// chunks splits xs into launches of n values (the last may be shorter).
+func chunks(xs []float64, n int) [][]float64 {
+	var gs [][]float64
+	for len(xs) > n {
+		gs = append(gs, xs[:n])
+		xs = xs[n:]
+	}
+	return append(gs, xs)
+}
+
+func FuzzEstimateLaunches(f *testing.F) {
+	fuzzSeeds(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		xs := floats(data)
+		e := EstimateLaunches(chunks(xs, 3))
+		checkJSON(t, "EstimateLaunches", e)
+		if e.HasCI && !(e.Lo <= e.Mean && e.Mean <= e.Hi) {
+			t.Fatalf("EstimateLaunches(%v): mean %v outside [%v, %v]", xs, e.Mean, e.Lo, e.Hi)
 		}
 	})
 }

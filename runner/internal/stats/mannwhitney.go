@@ -167,7 +167,11 @@ func (r mwu) cliffs() float64 {
 	if r.n1 == 0 || r.n2 == 0 {
 		return 0
 	}
-	return 2*r.u1/(float64(r.n1)*float64(r.n2)) - 1
+	// (2U - n1·n2)/(n1·n2): U is a multiple of 1/2, so the numerator is
+	// exact and δ is exactly antisymmetric; 2U/(n1·n2) - 1 is not, and put
+	// +0.33 and -0.33 on different sides of a magnitude threshold.
+	nn := float64(r.n1) * float64(r.n2)
+	return (2*r.u1 - nn) / nn
 }
 
 // Magnitude names the size of Cliff's delta d with the thresholds of Romano
