@@ -38,6 +38,15 @@ var Metrics = []Metric{
 	{Key: "e2e_ms", Name: "E2E", Unit: "ms", f: func(m metrics.Iteration) (float64, bool) { return float64(m.E2ENs) / 1e6, true }},
 }
 
+// DesignTarget is the precision the recommended design aims at: a 95%
+// launch-level CI of TPOT within ±2% of its value.
+const DesignTarget = 0.02
+
+// Schema is the version of summary.json. 2: comparisons are launch-level
+// (Welch on launch medians, hierarchical bootstrap), samples carry their
+// launch.
+const Schema = 2
+
 // Compared are the metric keys compared between engines.
 var Compared = []string{"tpot_ms", "ttft_ms", "decode_tps", "e2e_ms"}
 
@@ -102,10 +111,32 @@ type GPU struct {
 	Reasons         []string `json:"reasons,omitempty"`
 }
 
-// Stat is a statistics summary with its raw samples.
+// Stat is a statistics summary with its raw samples. The Summary fields
+// describe the pooled iterations; Launch is the launch-level estimate (the
+// mean of launch medians with its t-interval), the figure verdicts use.
 type Stat struct {
 	stats.Summary
-	Samples []float64 `json:"samples"`
+	Launch  stats.LaunchEstimate `json:"launch"`
+	Samples []float64            `json:"samples"`
+	// SampleLaunch is the launch (0-based index among the engine's
+	// successful launches) of each sample, parallel to Samples.
+	SampleLaunch []int `json:"sample_launch"`
+}
+
+// Groups returns the samples grouped by launch, in launch order.
+func (s Stat) Groups() [][]float64 {
+	if len(s.SampleLaunch) != len(s.Samples) {
+		return [][]float64{s.Samples} // not recorded: one group
+	}
+	var gs [][]float64
+	for i, x := range s.Samples {
+		l := s.SampleLaunch[i]
+		for len(gs) <= l {
+			gs = append(gs, nil)
+		}
+		gs[l] = append(gs[l], x)
+	}
+	return gs
 }
 
 // Case holds the results for one workload case.
@@ -125,6 +156,10 @@ type Result struct {
 	Metrics map[string]Stat `json:"metrics"`
 	// Launch is launch-level vs iteration-level variance of TPOT (or E2E).
 	Launch stats.Variance `json:"launch_variance"`
+	// Design is the repetition plan for the next run, from Launch and the
+	// measured cost of a launch and of an iteration; nil when not available
+	// (fewer than 2 launches).
+	Design *stats.LaunchDesign `json:"design,omitempty"`
 	// PeakAllocMiB is the largest engine-reported allocator peak.
 	PeakAllocMiB float64 `json:"peak_alloc_mib,omitempty"`
 	// Tokens is the first timed iteration's first output row.
@@ -186,7 +221,7 @@ func Build(name string, env envinfo.Env, req RequestInfo, labels []string, basel
 		return nil, fmt.Errorf("baseline %q is not one of the engines %v", baseline, labels)
 	}
 	s := &Summary{
-		Schema: results.Schema, Name: name, CreatedAt: env.CreatedAt, Env: env, Request: req,
+		Schema: Schema, Name: name, CreatedAt: env.CreatedAt, Env: env, Request: req,
 		Baseline: baseline, Metrics: Metrics, Defs: metrics.Definitions,
 	}
 	for _, l := range labels {
@@ -218,11 +253,11 @@ func Build(name string, env envinfo.Env, req RequestInfo, labels []string, basel
 				continue
 			}
 			for _, key := range Compared {
-				a, b := base.Metrics[key].Samples, r.Metrics[key].Samples
-				if len(a) == 0 || len(b) == 0 {
+				a, b := base.Metrics[key], r.Metrics[key]
+				if len(a.Samples) == 0 || len(b.Samples) == 0 {
 					continue
 				}
-				cmp := stats.Compare(a, b, stats.CompareOptions{Alpha: 0.05, Resamples: 2000, Seed: 1})
+				cmp := stats.Compare(a.Groups(), b.Groups(), stats.CompareOptions{Alpha: 0.05, Resamples: 2000, Seed: 1})
 				cs.Comparisons = append(cs.Comparisons, Comparison{Engine: r.Engine, Baseline: baseline, Metric: key, Comparison: cmp})
 			}
 			if len(base.Tokens) > 0 && len(r.Tokens) > 0 {
@@ -280,6 +315,21 @@ func newStat(xs []float64) Stat {
 		xs = []float64{}
 	}
 	return Stat{Summary: stats.Summarize(xs), Samples: xs}
+}
+
+// newLaunchStat summarises samples grouped by launch.
+func newLaunchStat(groups [][]float64) Stat {
+	xs, of := []float64{}, []int{}
+	for l, g := range groups {
+		for _, x := range g {
+			xs = append(xs, x)
+			of = append(of, l)
+		}
+	}
+	st := newStat(xs)
+	st.SampleLaunch = of
+	st.Launch = stats.EstimateLaunches(groups)
+	return st
 }
 
 func engineSummary(label, dtype string, recs []results.Record) Engine {
@@ -341,33 +391,41 @@ func engineSummary(label, dtype string, recs []results.Record) Engine {
 func caseResult(label string, ci int, recs []results.Record) Result {
 	res := Result{Engine: label, Metrics: map[string]Stat{}, Deterministic: true}
 	for _, m := range Metrics {
-		var xs []float64
+		var groups [][]float64
 		for _, r := range recs {
 			if r.Engine != label || r.Status != results.StatusOK {
 				continue
 			}
+			var g []float64
 			for _, it := range r.Iterations {
 				if it.Raw.Warmup || it.Raw.Case != ci {
 					continue
 				}
 				if v, ok := m.f(it.Metrics); ok {
-					xs = append(xs, v)
+					g = append(g, v)
 				}
 			}
+			if len(g) > 0 {
+				groups = append(groups, g)
+			}
 		}
-		res.Metrics[m.Key] = newStat(xs)
+		res.Metrics[m.Key] = newLaunchStat(groups)
 	}
 	var groups [][]float64
 	var peak int64
-	var itl, firstWarm []float64
+	var itl, firstWarm, launchCost []float64
 	for _, r := range recs {
 		if r.Engine != label || r.Status != results.StatusOK {
 			continue
 		}
 		var g []float64
+		cost := float64(r.ColdStartNs) / 1e9
 		for _, it := range r.Iterations {
 			if it.Raw.Case != ci {
 				continue
+			}
+			if it.Raw.Warmup {
+				cost += float64(it.Metrics.E2ENs) / 1e9
 			}
 			peak = max(peak, it.Raw.PeakAllocBytes)
 			if len(it.Raw.OutputTokens) > 0 {
@@ -395,9 +453,20 @@ func caseResult(label string, ci int, recs []results.Record) Result {
 		}
 		if len(g) > 0 {
 			groups = append(groups, g)
+			launchCost = append(launchCost, cost)
 		}
 	}
 	res.Launch = stats.LaunchVariance(groups)
+	if len(groups) > 1 {
+		key := "tpot_ms"
+		if res.Metrics[key].N == 0 {
+			key = "e2e_ms"
+		}
+		iterS := res.Metrics["e2e_ms"].Median / 1e3
+		if d, ok := stats.PlanLaunches(res.Launch, res.Metrics[key].Launch.Mean, stats.Summarize(launchCost).Median, iterS, DesignTarget); ok {
+			res.Design = &d
+		}
+	}
 	res.ITL = stats.Summarize(itl)
 	if len(firstWarm) > 0 {
 		res.FirstWarmupE2EMs = stats.Summarize(firstWarm).Median

@@ -134,8 +134,8 @@ func readSummary(p string) (*analysis.Summary, error) {
 	if err := results.ReadJSON(dir, name, &s); err != nil {
 		return nil, err
 	}
-	if s.Schema != results.Schema {
-		return nil, fmt.Errorf("%s: summary schema %d, this runner reads %d", p, s.Schema, results.Schema)
+	if s.Schema != analysis.Schema {
+		return nil, fmt.Errorf("%s: summary schema %d, this runner reads %d (re-analyse it with `runner report DIR`)", p, s.Schema, analysis.Schema)
 	}
 	return &s, nil
 }
@@ -175,7 +175,7 @@ func compareSummaries(e *env, a, b *analysis.Summary, alpha float64) error {
 				if len(sa.Samples) == 0 || len(sb.Samples) == 0 {
 					continue
 				}
-				cmp := stats.Compare(sa.Samples, sb.Samples, stats.CompareOptions{Alpha: alpha, Resamples: 2000, Seed: 1})
+				cmp := stats.Compare(sa.Groups(), sb.Groups(), stats.CompareOptions{Alpha: alpha, Resamples: 2000, Seed: 1})
 				pairs = append(pairs, pair{ca.Name, ra.Engine, key, sa, sb, cmp})
 			}
 		}

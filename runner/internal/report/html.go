@@ -53,11 +53,22 @@ func HTML(w io.Writer, s *analysis.Summary) error {
 		}
 		p.f("</table>\n")
 		if len(c.Comparisons) > 0 {
-			p.f("<table>\n<tr><th>vs %s</th><th>metric</th><th>ratio of medians [95%% CI]</th><th>p (Holm)</th><th>Cliff's δ</th><th>verdict</th></tr>\n", esc(s.Baseline))
+			p.f("<table>\n<tr><th>vs %s</th><th>metric</th><th>ratio [95%% CI]</th><th>launches</th><th>launch-level p (Holm)</th><th>Cliff's δ (iterations)</th><th>verdict</th></tr>\n", esc(s.Baseline))
 			for _, cm := range c.Comparisons {
 				p.f("%s", htmlRow(comparisonCells(cm)))
 			}
-			p.f("</table>\n")
+			p.f("</table>\n<ul>\n")
+			for _, cm := range c.Comparisons {
+				p.f("<li>%s</li>\n", boldMarkdown(esc(Verdict(cm))))
+			}
+			p.f("</ul>\n")
+		}
+		if lv := varianceLines(c); len(lv) > 0 {
+			p.f("<p>Variance components of TPOT (between launches vs within a launch) and the design they recommend:</p>\n<ul>\n")
+			for _, l := range lv {
+				p.f("<li>%s</li>\n", boldMarkdown(esc(l)))
+			}
+			p.f("</ul>\n")
 		}
 		if ws := caseWarnings(c); len(ws) > 0 {
 			p.f("<p class=\"note\">Warnings:</p>\n<ul>\n")
@@ -136,20 +147,30 @@ func stripChart(c analysis.Case, key, title string, colour map[string]string) st
 			col = "#444"
 		}
 		fmt.Fprintf(&b, "<text x=\"%.0f\" y=\"%.1f\" font-size=\"12\" text-anchor=\"end\">%s</text>\n", left-8, y+4, html.EscapeString(r.Engine))
-		if st.HasCI {
-			fmt.Fprintf(&b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"10\" fill=\"%s\" opacity=\"0.25\"/>\n",
-				x(st.MedianLo), y-5, math.Max(x(st.MedianHi)-x(st.MedianLo), 1), col)
+		centre, clo, chi, hasCI := st.Median, st.MedianLo, st.MedianHi, st.HasCI
+		if l := st.Launch; l.HasCI {
+			centre, clo, chi, hasCI = l.Mean, l.Lo, l.Hi, true
 		}
+		if hasCI {
+			fmt.Fprintf(&b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"10\" fill=\"%s\" opacity=\"0.25\"/>\n",
+				x(clo), y-5, math.Max(x(chi)-x(clo), 1), col)
+		}
+		byLaunch := len(st.SampleLaunch) == len(st.Samples)
 		for j, v := range st.Samples {
 			if math.IsNaN(v) || math.IsInf(v, 0) {
 				continue
 			}
-			jitter := float64(j%7-3) * 2 // deterministic spread so equal values stay visible
+			// One height per launch, so launches show as clusters.
+			k := j
+			if byLaunch {
+				k = st.SampleLaunch[j]
+			}
+			jitter := float64(k%7-3) * 2
 			fmt.Fprintf(&b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\" fill=\"%s\" opacity=\"0.6\"/>\n", x(v), y+jitter, col)
 		}
 		if st.N > 0 {
 			fmt.Fprintf(&b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"3\"/>\n",
-				x(st.Median), y-11, x(st.Median), y+11, col)
+				x(centre), y-11, x(centre), y+11, col)
 		}
 	}
 	b.WriteString("</svg>\n")
@@ -186,4 +207,19 @@ func tickLabel(v float64) string {
 		return "0"
 	}
 	return strings.TrimRight(strings.TrimRight(fmt.Sprintf("%.6f", v), "0"), ".")
+}
+
+// boldMarkdown turns the **bold** spans of escaped text into <b>.
+func boldMarkdown(s string) string {
+	for {
+		i := strings.Index(s, "**")
+		if i < 0 {
+			return s
+		}
+		j := strings.Index(s[i+2:], "**")
+		if j < 0 {
+			return s
+		}
+		s = s[:i] + "<b>" + s[i+2:i+2+j] + "</b>" + s[i+2+j+2:]
+	}
 }

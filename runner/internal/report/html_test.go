@@ -36,7 +36,7 @@ func TestHTMLEscapesAndSkipsEmpty(t *testing.T) {
 		Name:     "x<y",
 		Baseline: "<b>",
 		Engines:  []analysis.Engine{{Label: "<b>"}},
-		Cases: []analysis.Case{{Name: "c", Results: []analysis.Result{{Engine: "<b>",
+		Cases: []analysis.Case{{Name: "c", Results: []analysis.Result{{Engine: "<b>", Deterministic: true,
 			Metrics: map[string]analysis.Stat{"decode_tps": st(10, 11, 12)}}}}},
 		Failures: []analysis.Failure{{Engine: "<b>", Error: "stall <timeout>"}},
 	}

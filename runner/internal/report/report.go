@@ -22,7 +22,8 @@ func Markdown(w io.Writer, s *analysis.Summary) error {
 	e := s.Env
 	p.f("%s · %s · %s · model `%s` (%s, %s) · %s\n\n", e.CreatedAt.Format("2006-01-02 15:04 UTC"), gpuLine(s), e.CPU,
 		e.Model.Dir, short(e.Model.Hash), s.Request.DType, s.Request.Device)
-	p.f("Each engine: %d launch(es) × (%d warm-up + %d timed iterations) per case, launches interleaved; baseline **%s**.\n\n",
+	p.f("Each engine: %d launch(es) × (%d warm-up + %d timed iterations) per case, launches interleaved; baseline **%s**. "+
+		"The launch is the unit: figures are the mean of launch medians [95%% CI over launches], verdicts a launch-level test.\n\n",
 		launchesOf(s), s.Request.Warmup, s.Request.Iterations, s.Baseline)
 	for _, c := range s.Cases {
 		p.f("## %s — prompt %d, %d new tokens, batch %d\n\n", c.Name, c.Prompt, c.MaxNew, c.Batch)
@@ -33,10 +34,14 @@ func Markdown(w io.Writer, s *analysis.Summary) error {
 		}
 		p.f("\n")
 		if len(c.Comparisons) > 0 {
-			p.f("| vs %s | metric | ratio of medians [95%% CI] | p (Holm) | Cliff's δ | verdict |\n", s.Baseline)
-			p.f("|---|---|---|---|---|---|\n")
+			p.f("| vs %s | metric | ratio [95%% CI] | launches | launch-level p (Holm) | Cliff's δ (iterations) | verdict |\n", s.Baseline)
+			p.f("|---|---|---|---|---|---|---|\n")
 			for _, cm := range c.Comparisons {
 				p.f("| %s |\n", strings.Join(comparisonCells(cm), " | "))
+			}
+			p.f("\n")
+			for _, v := range Verdicts(c) {
+				p.f("- %s\n", v)
 			}
 			p.f("\n")
 		}
@@ -79,17 +84,12 @@ func Markdown(w io.Writer, s *analysis.Summary) error {
 		if len(roof) > 0 {
 			p.f("Roofline (decode reads %s of weights per step): %s.\n\n", bytesStr(c.Results[0].Roofline.WeightBytesPerToken), strings.Join(roof, "; "))
 		}
-		var lv []string
-		for _, r := range c.Results {
-			if r.Launch.Launches > 1 {
-				lv = append(lv, fmt.Sprintf("%s ICC %.2f (between-launch var %s, within %s ms²)", r.Engine, r.Launch.ICC, num(r.Launch.BetweenLaunch, 4), num(r.Launch.WithinLaunch, 4)))
+		if lv := varianceLines(c); len(lv) > 0 {
+			p.f("Variance components of TPOT (between launches vs within a launch) and the design they recommend:\n\n")
+			for _, l := range lv {
+				p.f("- %s\n", l)
 			}
-			if !r.Deterministic {
-				lv = append(lv, fmt.Sprintf("**%s: greedy outputs differ between iterations**", r.Engine))
-			}
-		}
-		if len(lv) > 0 {
-			p.f("Launch-level vs iteration-level variance of TPOT: %s.\n\n", strings.Join(lv, "; "))
+			p.f("\n")
 		}
 		if ws := caseWarnings(c); len(ws) > 0 {
 			p.f("Warnings:\n")
@@ -170,11 +170,114 @@ func resultCells(r analysis.Result) []string {
 }
 
 // comparisonCells are one row of a comparison table: engine, metric, ratio of
-// medians [CI], Holm p, Cliff's delta (magnitude), verdict.
+// launch-level estimates [hierarchical bootstrap CI], launches, launch-level
+// Holm p, Cliff's delta over iterations (magnitude), verdict.
 func comparisonCells(cm analysis.Comparison) []string {
+	p := pval(cm.PAdj)
+	if !cm.HasTest {
+		p = "— (needs ≥2 launches)"
+	}
 	return []string{cm.Engine, metricName(cm.Metric),
-		fmt.Sprintf("%s [%s, %s]", num(cm.Ratio, 3), num(cm.RatioLo, 3), num(cm.RatioHi, 3)), pval(cm.PAdj),
+		fmt.Sprintf("%s [%s, %s]", num(cm.Ratio, 3), num(cm.RatioLo, 3), num(cm.RatioHi, 3)),
+		fmt.Sprintf("%d vs %d", cm.LaunchesB, cm.LaunchesA), p,
 		fmt.Sprintf("%+.2f (%s)", cm.CliffsDelta, cm.Magnitude), string(cm.Verdict)}
+}
+
+// Verdicts says each comparison of a case in plain words, e.g. "candle is
+// 2.29× slower than pytorch in TPOT [95% CI 1.92–2.31×], launch-level
+// p = 0.003 (Holm)" or "candle vs pytorch in TTFT: no significant
+// difference (…)".
+func Verdicts(c analysis.Case) []string {
+	var out []string
+	for _, cm := range c.Comparisons {
+		out = append(out, Verdict(cm))
+	}
+	return out
+}
+
+// Verdict says one comparison in plain words.
+func Verdict(cm analysis.Comparison) string {
+	name := cm.Metric
+	for _, m := range analysis.Metrics {
+		if m.Key == cm.Metric {
+			name = m.Name
+			if m.HigherIsBetter {
+				name += " " + m.Unit
+			}
+		}
+	}
+	p := "launch-level p = " + strings.TrimPrefix(pval(cm.PAdj), "<") + " (Holm)"
+	if strings.HasPrefix(pval(cm.PAdj), "<") {
+		p = "launch-level p < 0.001 (Holm)"
+	}
+	if !cm.HasTest {
+		return fmt.Sprintf("%s vs %s in %s: no verdict possible — %d vs %d launches; a launch-level test needs at least 2 per engine", cm.Engine, cm.Baseline, name, cm.LaunchesB, cm.LaunchesA)
+	}
+	if !cm.HasRatio {
+		return fmt.Sprintf("%s vs %s in %s: no verdict (ratio undefined)", cm.Engine, cm.Baseline, name)
+	}
+	if !cm.Significant {
+		return fmt.Sprintf("%s vs %s in %s: no significant difference (ratio %s [95%% CI %s–%s], %s)", cm.Engine, cm.Baseline, name,
+			num(cm.Ratio, 3), num(cm.RatioLo, 3), num(cm.RatioHi, 3), p)
+	}
+	f, lo, hi := cm.Ratio, cm.RatioLo, cm.RatioHi
+	if f < 1 {
+		f, lo, hi = 1/cm.Ratio, 1/cm.RatioHi, 1/cm.RatioLo
+	}
+	faster := (cm.Ratio > 1) == higherIsBetter(cm.Metric)
+	word := "slower"
+	if faster {
+		word = "faster"
+	}
+	return fmt.Sprintf("**%s is %s× %s than %s in %s** [95%% CI %s–%s×], %s", cm.Engine, num(f, 3), word, cm.Baseline, name, num(lo, 3), num(hi, 3), p)
+}
+
+func higherIsBetter(key string) bool {
+	for _, m := range analysis.Metrics {
+		if m.Key == key {
+			return m.HigherIsBetter
+		}
+	}
+	return false
+}
+
+// varianceLines are the per-engine variance components of a case with the
+// recommended design, and a flag for non-deterministic greedy output.
+func varianceLines(c analysis.Case) []string {
+	var out []string
+	for _, r := range c.Results {
+		v := r.Launch
+		if v.Launches > 1 {
+			l := fmt.Sprintf("%s: ICC %.2f — launch-to-launch SD %s ms, within-launch SD %s ms (%d launches)", r.Engine, v.ICC,
+				num(math.Sqrt(v.BetweenLaunch), 3), num(math.Sqrt(v.WithinLaunch), 3), v.Launches)
+			if d := r.Design; d != nil {
+				l += fmt.Sprintf("; for ±%.0f%% (95%%) next time: %d launches × %d timed iterations (a launch costs %s s, an iteration %s s; ~%s)",
+					100*d.TargetRel, d.Launches, d.Iterations, num(d.LaunchCostS, 3), num(d.IterationCostS, 3), duration(d.EstimatedS))
+				if d.Capped {
+					l += ", capped"
+				}
+				if d.Note != "" {
+					l += "; " + d.Note
+				}
+			}
+			out = append(out, l)
+		}
+		if !r.Deterministic {
+			out = append(out, fmt.Sprintf("**%s: greedy outputs differ between iterations**", r.Engine))
+		}
+	}
+	return out
+}
+
+// duration prints seconds as "45 s", "12 min" or "3.2 h".
+func duration(s float64) string {
+	switch {
+	case s < 120:
+		return fmt.Sprintf("%.0f s", s)
+	case s < 7200:
+		return fmt.Sprintf("%.0f min", s/60)
+	}
+	return fmt.Sprintf("%.1f h", s/3600)
 }
 
 // hostLine is the host item of the environment list.
@@ -204,10 +307,21 @@ func caseWarnings(c analysis.Case) []string {
 			out = append(out, r.Engine+": "+w)
 		}
 	}
+	// A caveat shared by several metrics of one pair is said once.
+	type key struct{ pair, w string }
+	var order []key
+	metrics := map[key][]string{}
 	for _, cm := range c.Comparisons {
 		for _, w := range cm.Warnings {
-			out = append(out, fmt.Sprintf("%s vs %s %s: %s", cm.Engine, cm.Baseline, cm.Metric, w))
+			k := key{cm.Engine + " vs " + cm.Baseline, w}
+			if _, ok := metrics[k]; !ok {
+				order = append(order, k)
+			}
+			metrics[k] = append(metrics[k], cm.Metric)
 		}
+	}
+	for _, k := range order {
+		out = append(out, fmt.Sprintf("%s (%s): %s", k.pair, strings.Join(metrics[k], ", "), k.w))
 	}
 	return out
 }
@@ -215,13 +329,14 @@ func caseWarnings(c analysis.Case) []string {
 // CSV writes report.csv: one row per engine, case and metric.
 func CSV(w io.Writer, s *analysis.Summary) error {
 	cw := csv.NewWriter(w)
-	_ = cw.Write([]string{"case", "engine", "metric", "unit", "n", "median", "median_lo", "median_hi", "mean", "stddev", "p90", "p99", "min", "max", "outliers", "ratio_vs_baseline", "ratio_lo", "ratio_hi", "p_holm", "cliffs_delta", "verdict"})
+	_ = cw.Write([]string{"case", "engine", "metric", "unit", "n", "median", "median_lo", "median_hi", "mean", "stddev", "p90", "p99", "min", "max", "outliers", "launches", "launch_mean", "launch_lo", "launch_hi", "ratio_vs_baseline", "ratio_lo", "ratio_hi", "p_launch_holm", "cliffs_delta", "verdict"})
 	for _, c := range s.Cases {
 		for _, r := range c.Results {
 			for _, m := range analysis.Metrics {
 				st := r.Metrics[m.Key]
 				row := []string{c.Name, r.Engine, m.Key, m.Unit, strconv.Itoa(st.N), g(st.Median), g(st.MedianLo), g(st.MedianHi),
-					g(st.Mean), g(st.Stddev), g(st.P90), g(st.P99), g(st.Min), g(st.Max), strconv.Itoa(outlierCount(st))}
+					g(st.Mean), g(st.Stddev), g(st.P90), g(st.P99), g(st.Min), g(st.Max), strconv.Itoa(outlierCount(st)),
+					strconv.Itoa(st.Launch.Launches), g(st.Launch.Mean), g(st.Launch.Lo), g(st.Launch.Hi)}
 				cmpRow := []string{"", "", "", "", "", ""}
 				for _, cm := range c.Comparisons {
 					if cm.Engine == r.Engine && cm.Metric == m.Key {
@@ -280,9 +395,15 @@ func (p *printer) f(format string, a ...any) {
 	}
 }
 
+// medCI prints a metric's figure: the mean of launch medians with its 95%
+// CI over launches when there are at least 2 launches, else the median of the
+// one launch's iterations with its CI (within that launch only).
 func medCI(s analysis.Stat) string {
 	if s.N == 0 {
 		return "—"
+	}
+	if l := s.Launch; l.HasCI {
+		return fmt.Sprintf("%s [%s, %s]", num(l.Mean, 4), num(l.Lo, 4), num(l.Hi, 4))
 	}
 	if s.MedianHi > s.MedianLo {
 		return fmt.Sprintf("%s [%s, %s]", num(s.Median, 4), num(s.MedianLo, 4), num(s.MedianHi, 4))
