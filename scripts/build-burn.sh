@@ -5,15 +5,19 @@
 #   scripts/build-burn.sh --cuda --no-autotune         -> .gpu/bin-noat/{burn,burn-bench}, .gpu/burn-noat.tar.xz
 # The CUDA build needs no CUDA toolkit: cubecl JIT-compiles kernels with NVRTC at run
 # time and cudarc dlopens libcuda/libnvrtc (CUDA 13.0 bindings pinned below).
+# CIB_JOBS (default: the core count) bounds cargo's parallelism. CIB_PROFILE=cibtest (scripts/test.sh)
+# builds the CPU bridge in the quick-to-compile test profile into bin/cibtest/; --cuda always builds release.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache=${CIB_CACHE:-$HOME/.cache/cib}
 crate=$root/engines/burn/bridge
-jobs=${CARGO_BUILD_JOBS:-2}
+jobs=${CIB_JOBS:-$(nproc)}
+profile=${CIB_PROFILE:-release}
+bins=(--bin burn-bench)
 
 if [[ ${1:-} == --cuda ]]; then
-  kind=cuda features=(--features cuda,autotune) tags=(-tags cuda) out=$root/.gpu/bin archive=burn
+  kind=cuda features=(--features cuda,autotune) tags=(-tags cuda) out=$root/.gpu/bin archive=burn profile=release
   export CUDARC_CUDA_VERSION=13000
   target=$cache/target-burn-cuda
   if [[ ${2:-} == --no-autotune ]]; then
@@ -23,13 +27,14 @@ if [[ ${1:-} == --cuda ]]; then
   fi
 else
   kind=cpu features=() tags=() out=$root/bin
+  [[ $profile == release ]] || out=$root/bin/$profile bins=()
   target=$cache/target-burn
 fi
 
-CARGO_TARGET_DIR=$target cargo build --release --locked -j"$jobs" \
-  --manifest-path "$crate/Cargo.toml" "${features[@]}" --lib --bin burn-bench
+CARGO_TARGET_DIR=$target cargo build --profile "$profile" --locked -j"$jobs" \
+  --manifest-path "$crate/Cargo.toml" "${features[@]}" --lib "${bins[@]}"
 mkdir -p "$crate/lib/$kind" "$out"
-cp "$target/release/libcib_burn.a" "$crate/lib/$kind/libcib_burn.a"
+cp "$target/$profile/libcib_burn.a" "$crate/lib/$kind/libcib_burn.a"
 
 # The library's hash goes into the link flags so Go relinks whenever it changes;
 # --gc-sections drops the unused parts of the static library (28 MB -> 8 MB).

@@ -9,7 +9,9 @@
 # so reruns are incremental; nothing depends on it existing. CPU and CUDA builds
 # share it: only the crates under candle differ between them, so the second
 # build reuses the other ~450 (tokenizers, llguidance, tokio, image…).
-# CARGO_BUILD_JOBS bounds parallelism, nvcc's included (default 2).
+# CIB_JOBS bounds parallelism, nvcc's included (default: the core count).
+# CIB_PROFILE=cibtest (scripts/test.sh) builds the CPU bridge in the quick-to-compile
+# test profile into bin/cibtest/; --cuda always builds release.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -18,7 +20,8 @@ crate="$root/engines/mistralrs/bridge"
 cuda=0
 [[ "${1:-}" == "--cuda" ]] && cuda=1
 export CARGO_TARGET_DIR="$cache/target-mistralrs"
-jobs="${CARGO_BUILD_JOBS:-2}"
+jobs="${CIB_JOBS:-$(nproc)}"
+profile="${CIB_PROFILE:-release}"
 export RAYON_NUM_THREADS="$jobs" # cudaforge runs nvcc jobs on a rayon pool
 
 if ((cuda)); then
@@ -27,16 +30,18 @@ if ((cuda)); then
   features=(--features cuda)
   out="$root/.gpu/bin"
   tags=(-tags cuda)
+  profile=release
 else
   lib=libcib_mistralrs.a
   features=()
   out="$root/bin"
   tags=()
+  [[ $profile == release ]] || out="$root/bin/$profile"
 fi
 
-(cd "$crate" && cargo build --release --locked -j "$jobs" "${features[@]}")
+(cd "$crate" && cargo build --profile "$profile" --locked -j "$jobs" "${features[@]}")
 mkdir -p "$crate/lib" "$out"
-cp "$CARGO_TARGET_DIR/release/libcib_mistralrs.a" "$crate/lib/$lib.tmp"
+cp "$CARGO_TARGET_DIR/$profile/libcib_mistralrs.a" "$crate/lib/$lib.tmp"
 mv "$crate/lib/$lib.tmp" "$crate/lib/$lib"
 if ((cuda)); then
   # The CUDA kernel archives the crates' build scripts make (nvcc via cudaforge)

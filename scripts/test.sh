@@ -1,12 +1,57 @@
 #!/usr/bin/env bash
-# Runs every test: installs and builds what the engines need in CPU mode
-# (cached under ${CIB_CACHE:-$HOME/.cache/cib}, never required to exist),
-# then runs go test over every module of the workspace.
+# Runs every test: checks the prerequisites (scripts/prereqs.sh), installs and builds what the engines need in
+# CPU mode (cached under ${CIB_CACHE:-$HOME/.cache/cib}, never required to exist; the Rust bridges in the cibtest
+# cargo profile, quick to compile, not release), then runs go test over every module of the workspace.
+# The install and build steps are independent and run side by side, each logging to $CIB_CACHE/logs/STEP.log
+# with a progress line per running step every minute. CIB_JOBS (default: the core count) bounds each build;
+# CIB_JOBS=1 runs the steps one at a time. Every step's time is printed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CIB_CACHE="${CIB_CACHE:-$HOME/.cache/cib}"
+export CIB_CACHE="${CIB_CACHE:-$HOME/.cache/cib}" CIB_PROFILE=cibtest CIB_JOBS="${CIB_JOBS:-$(nproc)}"
 export CGO_CFLAGS="${CGO_CFLAGS:--O2 -Wno-deprecated-declarations}" # go-nvml's headers are noisy
-step() { printf '\n=== %s (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }
+logs=$CIB_CACHE/logs
+times=()
+mmss() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
+step() { printf '\n=== %s (%s)\n' "$1" "$(date -u +%T)"; }
+
+declare -A pid=() began=()
+# launch NAME CMD... starts CMD in its own process group, its output in $logs/NAME.log.
+launch() {
+  local name=$1
+  shift
+  setsid "$@" >"$logs/$name.log" 2>&1 &
+  pid[$name]=$! began[$name]=$SECONDS
+  printf '=== %s: started (%s), log %s\n' "$name" "$(date -u +%T)" "$logs/$name.log"
+}
+# settle waits for every launched step, printing each running step's last log line every minute; on a
+# failure it shows that step's log tail, stops the others and fails.
+settle() {
+  local name rc polls=0
+  while ((${#pid[@]})); do
+    sleep 5
+    for name in "${!pid[@]}"; do
+      ! kill -0 "${pid[$name]}" 2>/dev/null || continue
+      rc=0
+      wait "${pid[$name]}" || rc=$?
+      unset "pid[$name]"
+      times+=("$name $(mmss $((SECONDS - began[$name])))")
+      if ((rc)); then
+        printf '=== %s: FAILED (exit %d), end of %s:\n' "$name" "$rc" "$logs/$name.log" >&2
+        tail -n 40 "$logs/$name.log" >&2
+        exit 1
+      fi
+      printf '=== %s: done in %s (%s)\n' "$name" "$(mmss $((SECONDS - began[$name])))" "$(date -u +%T)"
+    done
+    ((++polls % 12)) || for name in "${!pid[@]}"; do
+      printf '... %s %s: %s\n' "$name" "$(mmss $((SECONDS - began[$name])))" "$(tail -n1 "$logs/$name.log" | cut -c1-100)"
+    done
+  done
+}
+stop() { for p in "${pid[@]}"; do kill -- "-$p" 2>/dev/null || true; done; }
+trap stop EXIT
+
+step "prerequisites"
+scripts/prereqs.sh
 
 step "formatting (gofmt, rustfmt)"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.git/*'))
@@ -18,25 +63,29 @@ for d in engines/*/bridge; do
   fi
 done
 
-step "go binaries"
-go build -o bin/ ./runner ./engines/reference
-for e in pytorch; do
-  if [[ -d engines/$e ]]; then go build -o bin/ "./engines/$e"; fi
-done
-if [[ -x scripts/setup-torch.sh ]]; then
-  step "torch (CPU) for the pytorch engine"
-  CIB_PYTHON="$(scripts/setup-torch.sh)"
-  export CIB_PYTHON
-fi
-for e in candle burn mistralrs; do
+step "install and build (CPU, CIB_JOBS=$CIB_JOBS)"
+mkdir -p "$logs"
+start=$SECONDS
+# Longest first: with fewer cores than steps, the longest build sets the pace.
+for e in mistralrs burn candle; do
   if [[ -x scripts/build-$e.sh ]]; then
-    step "build $e (CPU)"
-    "scripts/build-$e.sh"
+    launch "$e" "scripts/build-$e.sh"
+    ((CIB_JOBS > 1)) || settle
   fi
 done
+[[ ! -x scripts/setup-torch.sh ]] || { launch torch scripts/setup-torch.sh; ((CIB_JOBS > 1)) || settle; }
+launch go-binaries go build -o bin/ ./runner ./engines/reference ./engines/pytorch
+settle
+[[ ! -x scripts/setup-torch.sh ]] || { CIB_PYTHON="$(scripts/setup-torch.sh)" && export CIB_PYTHON; }
+times+=("install and build (wall) $(mmss $((SECONDS - start)))")
 
 step "go vet, go test"
+start=$SECONDS
 pkgs=(./protocol/... ./runner/...)
 for d in engines/*/; do pkgs+=("./${d}..."); done # one pattern per engine module
 go vet "${pkgs[@]}"
 go test -count=1 -timeout 45m "${pkgs[@]}"
+times+=("go vet + go test $(mmss $((SECONDS - start)))")
+
+step "times"
+printf '  %s\n' "${times[@]}" "total $(mmss "$SECONDS")"
