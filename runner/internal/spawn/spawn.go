@@ -11,7 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -66,6 +68,8 @@ type Result struct {
 	StderrTail string
 	// Err is why the launch failed (nil on a clean exit 0 after "done").
 	Err error
+	// Warnings are caveats about a launch, e.g. processes it left behind.
+	Warnings []string
 }
 
 // Error kinds a caller may branch on.
@@ -82,29 +86,59 @@ var (
 // calling goroutine. onStart, if set, is called with the pid right after the
 // process starts. A non-nil error from onEvent stops the launch (the child is
 // killed) and becomes Result.Err.
+//
+// The launch ends at the engine's done or error event, at the end of its
+// stdout, or when a timeout, the context or onEvent stops it. After done,
+// error or end of stdout the engine has a grace period to exit by itself (an
+// engine that keeps running after an error is killed after ErrorGrace); then
+// every process the launch left is killed, whether still in the engine's
+// process group or not (see CookieEnv).
 func Launch(ctx context.Context, o Options, onStart func(pid int), onEvent func(Received) error) Result {
 	res := Result{Exit: -1}
+	cookie, err := newCookie()
+	if err != nil {
+		res.Err = err
+		return res
+	}
 	cmd := exec.Command(o.Path, o.Args...)
 	cmd.Env = o.Env
+	cmd.Env = append(cmd.Environ(), CookieEnv+"="+cookie)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Stdin = bytes.NewReader(o.Stdin)
+	// Bounds the copy of the request into a stdin that the engine handed to a
+	// descendant and never read.
+	cmd.WaitDelay = time.Second
 	tailN := o.StderrTail
 	if tailN <= 0 {
 		tailN = 16 << 10
 	}
 	tail := &tailBuffer{max: tailN}
+	var stderrSink io.Writer = tail
 	if o.Stderr != nil {
-		cmd.Stderr = io.MultiWriter(tail, o.Stderr)
-	} else {
-		cmd.Stderr = tail
+		stderrSink = io.MultiWriter(tail, o.Stderr)
 	}
-	stdout, err := cmd.StdoutPipe()
+	// Our own pipes, not exec's: Wait must not close stdout while events are
+	// still buffered in it, nor wait for a descendant that keeps a stream open.
+	outR, outW, err := os.Pipe()
 	if err != nil {
 		res.Err = fmt.Errorf("stdout pipe: %w", err)
 		return res
 	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		res.Err = fmt.Errorf("stderr pipe: %w", err)
+		return res
+	}
+	cmd.Stdout, cmd.Stderr = outW, errW
 	res.Started = time.Now()
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	outW.Close()
+	errW.Close()
+	if err != nil {
+		outR.Close()
+		errR.Close()
 		res.Err = fmt.Errorf("start %s: %w", o.Path, err)
 		return res
 	}
@@ -113,20 +147,29 @@ func Launch(ctx context.Context, o Options, onStart func(pid int), onEvent func(
 		onStart(res.PID)
 	}
 
-	events := make(chan Received, 64)
-	var decErr error
-	var decErrMu sync.Mutex
+	stderrDone := make(chan struct{})
 	go func() {
-		d := protocol.NewDecoder(stdout)
+		_, _ = io.Copy(stderrSink, errR)
+		close(stderrDone)
+	}()
+	events := make(chan Received, 64)
+	stop := make(chan struct{})
+	stdoutDone := make(chan struct{})
+	var decErr error // written before events is closed
+	go func() {
+		defer close(stdoutDone)
+		// Keep the pipe drained so no writer blocks while it is being stopped.
+		defer func() { _, _ = io.Copy(io.Discard, outR) }()
+		d := protocol.NewDecoder(outR)
 		for d.Scan() {
-			events <- Received{Event: d.Event(), At: time.Now()}
+			select {
+			case events <- Received{Event: d.Event(), At: time.Now()}:
+			case <-stop:
+				return
+			}
 		}
-		decErrMu.Lock()
 		decErr = d.Err()
-		decErrMu.Unlock()
 		close(events)
-		// Drain so the child never blocks on a full pipe while we kill it.
-		_, _ = io.Copy(io.Discard, stdout)
 	}()
 
 	var total <-chan time.Time
@@ -169,79 +212,123 @@ loop:
 			break loop
 		case ev, ok := <-events:
 			if !ok {
-				decErrMu.Lock()
 				if decErr != nil {
 					loopErr = fmt.Errorf("%w: %w", ErrBadOutput, decErr)
 				}
-				decErrMu.Unlock()
 				break loop
 			}
 			first = false
 			armIdle(false)
+			err := onEvent(ev)
 			switch ev.Event.Type {
 			case protocol.EventDone:
 				sawDone = true
 			case protocol.EventError:
+				// The engine's own message is the reason, whatever follows.
 				sawError = true
 				loopErr = fmt.Errorf("engine error (%s): %s", ev.Event.Error.Code, ev.Event.Error.Message)
+				break loop
 			}
-			if err := onEvent(ev); err != nil {
+			if err != nil {
 				loopErr = err
+				break loop
+			}
+			if sawDone {
+				// Nothing may follow done; do not wait for the end of a
+				// stdout that a descendant may hold open.
 				break loop
 			}
 		}
 	}
-	killed := false
-	if loopErr != nil && !sawError {
-		killGroup(res.PID)
-		killed = true
-	}
-	// Drain the reader so it can finish; after a kill stdout reaches EOF at once.
-	drained := make(chan struct{})
-	go func() {
-		for range events {
-		}
-		close(drained)
-	}()
-	select {
-	case <-drained:
-	case <-time.After(10 * time.Second):
-		killGroup(res.PID)
-		select {
-		case <-drained:
-		case <-time.After(5 * time.Second):
-			// A descendant outside the group still holds stdout; give up on it.
-			decErrMu.Lock()
-			if decErr == nil {
-				decErr = errors.New("stdout still open after the engine was killed")
+	close(stop)
+
+	exited := make(chan error, 1)
+	reap := func() {
+		go func() {
+			err := cmd.Wait()
+			if errors.Is(err, exec.ErrWaitDelay) {
+				err = nil
 			}
-			decErrMu.Unlock()
+			exited <- err
+		}()
+	}
+	var waitErr, exitErr error
+	ownExit := loopErr == nil || sawError
+	if !ownExit {
+		// A timeout, an interrupt, bad output or a refused event: stop it now.
+		killGroup(res.PID)
+		reap()
+		waitErr = waitKill(exited, res.PID)
+	} else {
+		// Done, error or end of stdout: the engine exits by itself.
+		grace := o.Timeouts.Stall
+		what := "the end of its output"
+		switch {
+		case sawError:
+			grace, what = ErrorGrace, "its error event"
+		case sawDone:
+			what = "its done event"
+		}
+		if grace <= 0 {
+			grace = time.Minute
+		}
+		reap()
+		timer := time.NewTimer(grace)
+		select {
+		case waitErr = <-exited:
+		case <-timer.C:
+			exitErr = fmt.Errorf("the engine did not exit within %s of %s and was killed", grace, what)
+		case <-total:
+			exitErr = fmt.Errorf("%w after %s, waiting for the engine to exit after %s", ErrTotalTimeout, o.Timeouts.Total, what)
+		case <-ctx.Done():
+			exitErr = fmt.Errorf("%w: %v", ErrInterrupted, context.Cause(ctx))
+		}
+		timer.Stop()
+		if exitErr != nil {
+			killGroup(res.PID)
+			waitErr = waitKill(exited, res.PID)
 		}
 	}
-	waitErr := waitBounded(cmd, 10*time.Second, res.PID)
-	// Whatever path we took, make sure the group is gone.
-	_ = syscall.Kill(-res.PID, syscall.SIGKILL)
+	// The engine is reaped; whatever of the launch still runs is left over.
+	left := sweep(cookie)
+	_ = syscall.Kill(-res.PID, syscall.SIGKILL) // members that dropped the cookie
+	if ownExit && exitErr == nil && len(left) > 0 {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("the engine left %d process(es) running after it exited, killed: %s",
+			len(left), strings.Join(left, ", ")))
+	}
+	if !waitStreams(stdoutDone, stderrDone) {
+		// A process outside our reach still holds a stream; stop reading it.
+		outR.Close()
+		errR.Close()
+		<-stdoutDone
+		<-stderrDone
+		res.Warnings = append(res.Warnings, "a process the runner could not find kept the engine's stdout or stderr open")
+	}
+	outR.Close()
+	errR.Close()
 	res.StderrTail = tail.String()
-	decErrMu.Lock()
-	defer decErrMu.Unlock()
 	if cmd.ProcessState != nil {
 		res.Exit = cmd.ProcessState.ExitCode()
 	}
 	switch {
+	case loopErr != nil && exitErr != nil && sawError:
+		res.Err = fmt.Errorf("%w; %w", loopErr, exitErr)
 	case loopErr != nil:
 		res.Err = loopErr
-	case decErr != nil:
-		res.Err = fmt.Errorf("%w: %w", ErrBadOutput, decErr)
-	case waitErr != nil && !killed:
+	case exitErr != nil:
+		res.Err = exitErr
+	case !sawDone && waitErr != nil:
 		res.Err = fmt.Errorf("engine exited: %w", waitErr)
 	case !sawDone:
 		res.Err = errors.New("engine exited without a done event")
-	}
-	if res.Err == nil && res.Exit != 0 {
+	case res.Exit != 0:
 		res.Err = fmt.Errorf("engine exited with code %d after done", res.Exit)
 	}
 	return res
 }
+
+// ErrorGrace is how long an engine may take to exit after its error event.
+const ErrorGrace = 5 * time.Second
 
 func killGroup(pid int) {
 	_ = syscall.Kill(-pid, syscall.SIGTERM)
@@ -249,17 +336,30 @@ func killGroup(pid int) {
 	_ = syscall.Kill(-pid, syscall.SIGKILL)
 }
 
-// waitBounded waits for the child; if it does not exit in time it is killed.
-func waitBounded(cmd *exec.Cmd, d time.Duration, pid int) error {
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+// waitKill waits for a killed engine to be reaped; SIGKILL may be delivered
+// to the group again if it takes long.
+func waitKill(exited <-chan error, pid int) error {
 	select {
-	case err := <-done:
+	case err := <-exited:
 		return err
-	case <-time.After(d):
+	case <-time.After(10 * time.Second):
 		_ = syscall.Kill(-pid, syscall.SIGKILL)
-		return <-done
+		return <-exited
 	}
+}
+
+// waitStreams waits a little for the readers of stdout and stderr to reach
+// the end of their streams, which happens once no process holds them open.
+func waitStreams(chs ...<-chan struct{}) bool {
+	deadline := time.After(2 * time.Second)
+	for _, ch := range chs {
+		select {
+		case <-ch:
+		case <-deadline:
+			return false
+		}
+	}
+	return true
 }
 
 // tailBuffer keeps the last max bytes written.
@@ -291,19 +391,52 @@ func (t *tailBuffer) String() string {
 }
 
 // Info runs `ENGINE info` and decodes its JSON object. Stdout must hold that
-// object and nothing else.
+// object and nothing else. timeout bounds the whole command (ErrStartTimeout);
+// a cancelled ctx stops it (ErrInterrupted). Either way the engine and every
+// process it started are killed.
 func Info(ctx context.Context, path string, env []string, timeout time.Duration) (*protocol.Info, []byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, path, "info")
+	cookie, err := newCookie()
+	if err != nil {
+		return nil, nil, err
+	}
+	cmd := exec.Command(path, "info")
 	cmd.Env = env
+	cmd.Env = append(cmd.Environ(), CookieEnv+"="+cookie)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var stdout bytes.Buffer
 	tail := &tailBuffer{max: 4 << 10}
 	cmd.Stdout, cmd.Stderr = &stdout, tail
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	if err := cmd.Run(); err != nil {
-		return nil, stdout.Bytes(), fmt.Errorf("%s info: %w (stderr: %s)", path, err, tail.String())
+	// A descendant holding stdout open must not keep Wait waiting.
+	cmd.WaitDelay = time.Second
+	if err := cmd.Start(); err != nil {
+		return nil, nil, fmt.Errorf("%s info: %w", path, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	if timeout <= 0 {
+		timeout = 1 << 62
+	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	var waitErr, stopErr error
+	select {
+	case waitErr = <-exited:
+	case <-timer.C:
+		stopErr = fmt.Errorf("%w: no info within %s", ErrStartTimeout, timeout)
+	case <-ctx.Done():
+		stopErr = fmt.Errorf("%w: %v", ErrInterrupted, context.Cause(ctx))
+	}
+	if stopErr != nil {
+		killGroup(cmd.Process.Pid)
+		waitErr = waitKill(exited, cmd.Process.Pid)
+	}
+	sweep(cookie)
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	if stopErr != nil {
+		return nil, stdout.Bytes(), fmt.Errorf("%s info: %w", path, stopErr)
+	}
+	if waitErr != nil && !errors.Is(waitErr, exec.ErrWaitDelay) {
+		return nil, stdout.Bytes(), fmt.Errorf("%s info: %w (stderr: %s)", path, waitErr, tail.String())
 	}
 	dec := json.NewDecoder(bytes.NewReader(stdout.Bytes()))
 	dec.DisallowUnknownFields()

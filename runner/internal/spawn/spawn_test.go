@@ -151,3 +151,115 @@ func TestInfo(t *testing.T) {
 	_, _, err = spawn.Info(context.Background(), noisy, nil, time.Minute)
 	require.ErrorContains(t, err, "stdout is not an info object")
 }
+
+// TestLaunchErrorThenHang: an engine that reports an error and then hangs
+// instead of exiting is stopped at once, and the launch keeps the engine's own
+// message rather than a stall timeout.
+func TestLaunchErrorThenHang(t *testing.T) {
+	bin := testbin.Dir(t)
+	start := time.Now()
+	res := spawn.Launch(context.Background(), spawn.Options{
+		Path: filepath.Join(bin, "testengine"), Args: []string{"run"},
+		Stdin:    request(t, t.TempDir(), map[string]string{"fail": "error-hang"}),
+		Timeouts: spawn.Timeouts{Start: time.Minute, Stall: time.Minute, Total: 2 * time.Minute},
+	}, nil, func(spawn.Received) error { return nil })
+	require.ErrorContains(t, res.Err, "engine error (load): load /weights: testengine ran out of pretend memory")
+	require.NotErrorIs(t, res.Err, spawn.ErrStallTimeout)
+	require.Less(t, time.Since(start), 20*time.Second, "the hung engine is killed soon after its error event")
+}
+
+// leakedPid reads the pid a testengine's leaked child wrote, and makes sure
+// the child does not outlive the test even when the runner failed to kill it.
+func leakedPid(t *testing.T, pidFile string) int {
+	t.Helper()
+	b, err := os.ReadFile(pidFile)
+	require.NoError(t, err)
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	return pid
+}
+
+// gone reports whether pid no longer runs (a zombie waiting for init to reap
+// it counts as gone).
+func gone(pid int) bool {
+	if errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
+		return true
+	}
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return true
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i >= 0 && strings.HasPrefix(s[i+1:], " Z")
+}
+
+// TestLaunchLeavesNoProcess: an engine that completes its run but leaves a
+// child behind — in its own session, out of the process group, or holding
+// stdout open after done — keeps its results, costs no stall timeout, and the
+// child is killed before Launch returns, with a warning that says so.
+func TestLaunchLeavesNoProcess(t *testing.T) {
+	bin := testbin.Dir(t)
+	for _, kind := range []string{"setsid", "stdout"} {
+		t.Run(kind, func(t *testing.T) {
+			pidFile := filepath.Join(t.TempDir(), "leaked.pid")
+			var iters int
+			start := time.Now()
+			res := spawn.Launch(context.Background(), spawn.Options{
+				Path: filepath.Join(bin, "testengine"), Args: []string{"run"},
+				Stdin:    request(t, t.TempDir(), map[string]string{"leak": kind, "pid_file": pidFile}),
+				Timeouts: spawn.Timeouts{Start: time.Minute, Stall: 30 * time.Second, Total: 2 * time.Minute},
+			}, nil, func(r spawn.Received) error {
+				if r.Event.Type == protocol.EventIteration {
+					iters++
+				}
+				return nil
+			})
+			pid := leakedPid(t, pidFile)
+			require.NoError(t, res.Err)
+			require.Equal(t, 4, iters)
+			require.Less(t, time.Since(start), 15*time.Second, "a child holding stdout must not cost a stall timeout")
+			require.True(t, gone(pid), "leaked child %d outlived the launch", pid)
+			require.NotEmpty(t, res.Warnings)
+			require.Contains(t, strings.Join(res.Warnings, "\n"), strconv.Itoa(pid))
+		})
+	}
+}
+
+// TestLaunchInterruptKillsSession: Ctrl-C during a launch also kills a child the
+// engine started in its own session.
+func TestLaunchInterruptKillsSession(t *testing.T) {
+	bin := testbin.Dir(t)
+	pidFile := filepath.Join(t.TempDir(), "leaked.pid")
+	ctx, cancel := context.WithCancel(context.Background())
+	res := spawn.Launch(ctx, spawn.Options{
+		Path: filepath.Join(bin, "testengine"), Args: []string{"run"},
+		Stdin: request(t, t.TempDir(), map[string]string{"leak": "setsid", "pid_file": pidFile, "fail": "hang-after=1"}),
+	}, nil, func(r spawn.Received) error {
+		if r.Event.Type == protocol.EventIteration {
+			cancel()
+		}
+		return nil
+	})
+	require.ErrorIs(t, res.Err, spawn.ErrInterrupted)
+	pid := leakedPid(t, pidFile)
+	require.True(t, gone(pid), "leaked child %d outlived the interrupted launch", pid)
+}
+
+// TestInfoTimeoutAndInterrupt: `info` obeys its timeout, and an interrupt
+// while it runs says so.
+func TestInfoTimeoutAndInterrupt(t *testing.T) {
+	bin := testbin.Dir(t)
+	env := append(os.Environ(), "TESTENGINE_INFO=hang")
+	start := time.Now()
+	_, _, err := spawn.Info(context.Background(), filepath.Join(bin, "testengine"), env, time.Second)
+	require.ErrorIs(t, err, spawn.ErrStartTimeout)
+	require.ErrorContains(t, err, "no info within 1s")
+	require.Less(t, time.Since(start), 10*time.Second)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(500*time.Millisecond, cancel)
+	_, _, err = spawn.Info(ctx, filepath.Join(bin, "testengine"), env, time.Minute)
+	require.ErrorIs(t, err, spawn.ErrInterrupted)
+}
