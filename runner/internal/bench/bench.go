@@ -208,16 +208,21 @@ func launchOne(ctx context.Context, o Options, v Variant, req []byte, launch, or
 	var cpuAtLoad float64
 	var loadedAt time.Time
 	cases := o.Request.Cases
+	st := stream{req: &o.Request}
 	res := spawn.Launch(ctx, spawn.Options{
 		Path: v.Path, Args: []string{"run"}, Env: o.Env, Stdin: req,
 		Timeouts: spawn.Timeouts{Start: t.Start.Duration, Stall: t.Stall.Duration, Total: t.Total.Duration},
 	}, func(p int) {
 		pid = p
 		spawned = time.Now()
+		st.last = spawned
 		if o.Monitor != nil {
 			watch = o.Monitor.Watch(p, spawned)
 		}
 	}, func(ev spawn.Received) error {
+		if err := st.check(ev); err != nil {
+			return fmt.Errorf("protocol: %w", err)
+		}
 		switch ev.Event.Type {
 		case protocol.EventLoaded:
 			rec.ColdStartNs = int64(ev.At.Sub(spawned))
@@ -247,6 +252,7 @@ func launchOne(ctx context.Context, o Options, v Variant, req []byte, launch, or
 		}
 		return nil
 	})
+	rec.Warnings = append(rec.Warnings, res.Warnings...)
 	if watch != nil {
 		tel, warnings := watch.Stop(rec.Iterations)
 		rec.Telemetry = tel
