@@ -65,13 +65,13 @@ type Synth struct {
 // EngineSpec names one engine variant.
 type EngineSpec struct {
 	// Name is the engine binary name (reference, candle, pytorch…).
-	Name string `yaml:"name"`
+	Name string `yaml:"name" json:"name"`
 	// Label names the variant in reports; default derived from name and options.
-	Label string `yaml:"label"`
+	Label string `yaml:"label" json:"label,omitempty"`
 	// Threads is the CPU thread count (0 = engine default).
-	Threads int `yaml:"threads"`
+	Threads int `yaml:"threads" json:"threads,omitempty"`
 	// Options are engine-specific options.
-	Options map[string]string `yaml:"options"`
+	Options map[string]string `yaml:"options" json:"options,omitempty"`
 }
 
 // Case is one workload entry.

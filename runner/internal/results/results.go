@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -133,6 +134,31 @@ func Create(dir string) (*Writer, error) {
 	return &Writer{dir: dir, f: f}, nil
 }
 
+// CreateNew makes a new results directory root/name, or root/name-2,
+// root/name-3… when that exists (two benchmarks started in the same second
+// with the same name), and opens its runs.jsonl. The directory is created
+// exclusively, so concurrent runners never share one.
+func CreateNew(root, name string) (*Writer, error) {
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, fmt.Errorf("create results root: %w", err)
+	}
+	for i := 1; i <= 1000; i++ {
+		dir := filepath.Join(root, name)
+		if i > 1 {
+			dir = fmt.Sprintf("%s-%d", dir, i)
+		}
+		err := os.Mkdir(dir, 0o755)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("create results dir: %w", err)
+		}
+		return Create(dir)
+	}
+	return nil, fmt.Errorf("create results dir: %s and 999 numbered ones exist", filepath.Join(root, name))
+}
+
 // Dir is the results directory.
 func (w *Writer) Dir() string { return w.dir }
 
@@ -207,10 +233,16 @@ func WriteJSON(dir, name string, v any) error {
 	return WriteFile(dir, name, append(b, '\n'))
 }
 
-// WriteFile writes b to dir/name through a temp file and rename.
+// WriteFile writes b to dir/name through a temp file and rename. The file is
+// readable by all (0644), like runs.jsonl; a temp file starts at 0600.
 func WriteFile(dir, name string, b []byte) error {
 	tmp, err := os.CreateTemp(dir, "."+name+".*")
 	if err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
 		return fmt.Errorf("write %s: %w", name, err)
 	}
 	if _, err := tmp.Write(b); err != nil {
