@@ -149,3 +149,39 @@ func TestParseDevice(t *testing.T) {
 		})
 	}
 }
+
+func TestInfoServes(t *testing.T) {
+	info := Info{Protocol: Version, Devices: []string{"cpu", "cuda"}, DTypes: []string{"f32", "bf16"}}
+	tests := []struct {
+		name          string
+		protocol      int
+		device, dtype string
+		want          string
+	}{
+		{name: "cpu f32", protocol: Version, device: "cpu", dtype: "f32"},
+		{name: "cuda ordinal", protocol: Version, device: "cuda:1", dtype: "bf16"},
+		{name: "other protocol", protocol: Version + 1, device: "cpu", dtype: "f32", want: "info declares protocol 2, the runner speaks 1"},
+		{name: "dtype not listed", protocol: Version, device: "cpu", dtype: "f16", want: "info does not list dtype f16 (dtypes: f32, bf16)"},
+		{name: "device not listed", protocol: Version, device: "tpu", dtype: "f32", want: `device: "tpu" is not cpu or cuda:N`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := info
+			in.Protocol = tt.protocol
+			err := in.Serves(tt.device, tt.dtype)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("Serves(%s, %s) = %v, want nil", tt.device, tt.dtype, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Serves(%s, %s) = %v, want %q", tt.device, tt.dtype, err, tt.want)
+			}
+		})
+	}
+	cpuOnly := Info{Protocol: Version, Devices: []string{"cpu"}, DTypes: []string{"f32"}}
+	if err := cpuOnly.Serves("cuda:0", "f32"); err == nil || !strings.Contains(err.Error(), "info does not list device cuda:0 (devices: cpu)") {
+		t.Fatalf("Serves(cuda:0, f32) = %v, want a missing device", err)
+	}
+}

@@ -3,6 +3,7 @@ package protocol
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -61,6 +62,25 @@ func (c *Case) Validate() error {
 		return fmt.Errorf("batch_size: %d, need at least 1", c.BatchSize)
 	}
 	return nil
+}
+
+// Serves says why an engine that printed this info cannot serve a request
+// for device ("cpu", "cuda:N") and dtype under this protocol version, or
+// returns nil. A runner checks it before launching the engine at all.
+func (i *Info) Serves(device, dtype string) error {
+	var errs []error
+	if i.Protocol != Version {
+		errs = append(errs, fmt.Errorf("info declares protocol %d, the runner speaks %d", i.Protocol, Version))
+	}
+	if kind, _, err := ParseDevice(device); err != nil {
+		errs = append(errs, fmt.Errorf("device: %w", err))
+	} else if !slices.Contains(i.Devices, kind) && !slices.Contains(i.Devices, device) {
+		errs = append(errs, fmt.Errorf("info does not list device %s (devices: %s)", device, strings.Join(i.Devices, ", ")))
+	}
+	if !slices.Contains(i.DTypes, dtype) {
+		errs = append(errs, fmt.Errorf("info does not list dtype %s (dtypes: %s)", dtype, strings.Join(i.DTypes, ", ")))
+	}
+	return errors.Join(errs...)
 }
 
 // ValidDType reports whether s names a supported dtype.

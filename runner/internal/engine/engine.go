@@ -46,8 +46,9 @@ func KnownNames() []string {
 	return out
 }
 
-// Find returns the binary for engine name: binDir/name first, then cib-name
-// and name on PATH (pathEnv is the PATH value, passed in for hermetic tests).
+// Find returns the binary for engine name: binDir/name first (as an absolute
+// path), then cib-name on PATH (pathEnv is the PATH value, passed in for
+// hermetic tests).
 func Find(name, binDir, pathEnv string) (string, error) {
 	if name == "" || strings.ContainsAny(name, `/\`) {
 		return "", fmt.Errorf("engine name %q: must be a plain name", name)
@@ -57,7 +58,13 @@ func Find(name, binDir, pathEnv string) (string, error) {
 		p := filepath.Join(binDir, name)
 		looked = append(looked, p)
 		if isExec(p) {
-			return p, nil
+			// Absolute: exec looks a slash-less path ("--bin-dir ." gives
+			// "reference") up on PATH instead.
+			abs, err := filepath.Abs(p)
+			if err != nil {
+				return "", fmt.Errorf("engine %s: %w", name, err)
+			}
+			return abs, nil
 		}
 	}
 	for _, cand := range []string{"cib-" + name} {

@@ -38,4 +38,9 @@ func TestFind(t *testing.T) {
 	names, err := List(bin)
 	require.NoError(t, err)
 	require.Equal(t, []string{"reference"}, names)
+
+	t.Chdir(bin)
+	got, err = Find("reference", ".", path)
+	require.NoError(t, err)
+	require.Equal(t, filepath.Join(bin, "reference"), got, "a relative bin dir gives an absolute path")
 }
