@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/report"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/results"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/spawn"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/stats"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/workload"
 )
 
@@ -34,7 +34,7 @@ func benchFlags(e *env) []ucli.Flag {
 		&ucli.StringFlag{Name: "dtype", Usage: "override the dtype (f32, f16, bf16)"},
 		&ucli.IntFlag{Name: "launches", Usage: "override launches per engine (K), exactly: turns adaptive stopping off"},
 		&ucli.IntFlag{Name: "iterations", Usage: "override timed iterations per launch (M)"},
-		&ucli.IntFlag{Name: "warmup", Value: -1, Usage: "override warm-up iterations per launch"},
+		&ucli.IntFlag{Name: "warmup", Usage: "override warm-up iterations per launch"},
 		&ucli.StringFlag{Name: "baseline", Usage: "engine label the others are compared with (default: the first)"},
 		&ucli.BoolFlag{Name: "no-telemetry", Usage: "do not sample the GPU through NVML"},
 		&ucli.DurationFlag{Name: "telemetry-interval", Value: 10 * time.Millisecond, Usage: "GPU sampling interval"},
@@ -76,15 +76,23 @@ func loadConfig(c *ucli.Context) (*config.Config, error) {
 			cfg.Synth.DType = v
 		}
 	}
-	if v := c.Int("launches"); v > 0 {
+	for _, f := range []struct {
+		name string
+		min  int
+	}{{"launches", 1}, {"iterations", 1}, {"warmup", 0}} {
+		if v := c.Int(f.name); c.IsSet(f.name) && v < f.min {
+			return nil, usageError("--%s %d: need at least %d", f.name, v, f.min)
+		}
+	}
+	if c.IsSet("launches") {
 		// An explicit launch count is exact: it turns adaptive stopping off.
-		cfg.Launches, cfg.Adaptive = v, nil
+		cfg.Launches, cfg.Adaptive = c.Int("launches"), nil
 	}
-	if v := c.Int("iterations"); v > 0 {
-		cfg.Iterations = v
+	if c.IsSet("iterations") {
+		cfg.Iterations = c.Int("iterations")
 	}
-	if v := c.Int("warmup"); v >= 0 {
-		cfg.Warmup = v
+	if c.IsSet("warmup") {
+		cfg.Warmup = c.Int("warmup")
 	}
 	if v := c.String("baseline"); v != "" {
 		cfg.Baseline = v
@@ -105,13 +113,15 @@ func loadConfig(c *ucli.Context) (*config.Config, error) {
 	return cfg, nil
 }
 
-// resolveVariants finds every engine binary and reads its info; every missing
-// engine is reported at once.
-func resolveVariants(ctx context.Context, e *env, binDir string, specs []config.EngineSpec) ([]bench.Variant, error) {
+// resolveVariants finds every engine binary and reads its info (each under
+// the start timeout); an engine that cannot serve the config's device, dtype
+// or protocol version is refused before anything is launched, and every
+// problem is reported at once. An interrupt stops it with ErrInterrupted.
+func resolveVariants(ctx context.Context, e *env, binDir string, cfg *config.Config) ([]bench.Variant, error) {
 	var out []bench.Variant
 	var errs []error
 	infos := map[string]*protocol.Info{}
-	for _, s := range specs {
+	for _, s := range cfg.Engines {
 		path, err := engine.Find(s.Name, binDir, e.getenv("PATH"))
 		if err != nil {
 			errs = append(errs, err)
@@ -119,9 +129,16 @@ func resolveVariants(ctx context.Context, e *env, binDir string, specs []config.
 		}
 		info, ok := infos[path]
 		if !ok {
-			info, _, err = spawn.Info(ctx, path, e.environ, 2*time.Minute)
+			info, _, err = spawn.Info(ctx, path, e.environ, cfg.Timeouts.Start.Duration)
+			if errors.Is(err, spawn.ErrInterrupted) {
+				return nil, withCode(ExitInterrupted, fmt.Errorf("engine %s: %w", s.Name, err))
+			}
 			if err != nil {
 				errs = append(errs, fmt.Errorf("engine %s: %w", s.Name, err))
+				continue
+			}
+			if err := info.Serves(cfg.Device, cfg.DType); err != nil {
+				errs = append(errs, fmt.Errorf("engine %s (%s) cannot run this benchmark: %w", s.Name, path, err))
 				continue
 			}
 			infos[path] = info
@@ -163,7 +180,7 @@ func benchCmd(c *ucli.Context, e *env) error {
 	if c.Bool("quiet") {
 		progress = nil
 	}
-	variants, err := resolveVariants(ctx, e, c.String("bin-dir"), cfg.Engines)
+	variants, err := resolveVariants(ctx, e, c.String("bin-dir"), cfg)
 	if err != nil {
 		return err
 	}
@@ -198,12 +215,12 @@ func benchCmd(c *ucli.Context, e *env) error {
 		fmt.Fprintf(progress, "telemetry: %s\n", telemetryNote)
 	}
 
-	dir := filepath.Join(c.String("out"), envRec.CreatedAt.Format("20060102-150405")+"-"+safeName(cfg.Name))
-	w, err := results.Create(dir)
+	w, err := results.CreateNew(c.String("out"), envRec.CreatedAt.Format("20060102-150405")+"-"+safeName(cfg.Name))
 	if err != nil {
 		return err
 	}
 	defer w.Close()
+	dir := w.Dir()
 	if err := results.WriteJSON(dir, results.EnvFile, envRec); err != nil {
 		return err
 	}
@@ -216,6 +233,20 @@ func benchCmd(c *ucli.Context, e *env) error {
 	}
 	if progress != nil {
 		fmt.Fprintf(progress, "benchmark %s: %d engine variant(s) × %d launch(es), results in %s\n", cfg.Name, len(variants), cfg.Launches, dir)
+	}
+	// Before any launch: can this design call a difference significant?
+	var advice []string
+	if len(variants) > 1 {
+		family := (len(variants) - 1) * len(cases) * len(analysis.Compared)
+		if a := stats.DesignAdvice(cfg.Launches, family, stats.DefaultAlpha); a != "" {
+			if cfg.Adaptive != nil {
+				a += fmt.Sprintf(" (adaptive stopping may add launches up to %d)", cfg.Adaptive.MaxLaunches)
+			}
+			advice = append(advice, a)
+			if progress != nil {
+				fmt.Fprintf(progress, "note: %s\n", a)
+			}
+		}
 	}
 	var monitor bench.Monitor
 	if mon != nil {
@@ -234,7 +265,7 @@ func benchCmd(c *ucli.Context, e *env) error {
 		}
 		return results.ErrNoRuns
 	}
-	sum, err := writeReports(dir, cfg.Name, envRec, req, labels, cfg.Baseline, recs, nil)
+	sum, err := writeReports(dir, cfg.Name, envRec, req, labels, cfg.Baseline, recs, advice)
 	if err != nil {
 		return err
 	}

@@ -196,8 +196,8 @@ func mainCode(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 }
 
 // badInfo answers `info` as TESTENGINE_INFO says: "hang" never answers,
-// "protocol=N" declares protocol version N. It reports false for a normal
-// answer.
+// "protocol=N" declares protocol version N, "dtypes=a,b" lists only those
+// dtypes. It reports false for a normal answer.
 func badInfo(stdout io.Writer) (int, bool) {
 	mode := os.Getenv("TESTENGINE_INFO")
 	switch {
@@ -206,6 +206,13 @@ func badInfo(stdout io.Writer) (int, bool) {
 	case mode == "hang":
 		time.Sleep(time.Hour)
 		return 1, true
+	case strings.HasPrefix(mode, "dtypes="):
+		info := engine{}.Info()
+		info.Protocol = protocol.Version
+		info.DTypes = strings.Split(strings.TrimPrefix(mode, "dtypes="), ",")
+		b, _ := json.Marshal(info)
+		fmt.Fprintf(stdout, "%s\n", b)
+		return 0, true
 	case strings.HasPrefix(mode, "protocol="):
 		v, err := strconv.Atoi(strings.TrimPrefix(mode, "protocol="))
 		if err != nil {
