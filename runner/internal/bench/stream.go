@@ -14,16 +14,17 @@ import (
 // it, which on a busy host can lag the engine's write by scheduling delays.
 // No real iteration hides in it; an engine whose clock runs ahead of the
 // runner's by more is lying or broken.
-const ClockSlack = 50 * time.Millisecond
+const ClockSlack = 100 * time.Millisecond
 
 // stream checks an engine's events as they arrive against the request: one
 // loaded event first, then exactly the requested iterations in order (each
 // case's warm-up iterations, then its timed ones) with possible timestamps,
-// then done. The first violation ends the launch, so an engine that keeps
+// then done, and nothing after it. The first violation ends the launch, so an engine that keeps
 // talking cannot make the runner wait for a timeout or hold its output.
 type stream struct {
 	req    *protocol.Request
 	loaded bool
+	done   bool
 	// n counts the iteration events received.
 	n int
 	// last is when the previous event arrived (at first, the spawn).
@@ -33,6 +34,9 @@ type stream struct {
 func (s *stream) check(ev spawn.Received) error {
 	prev := s.last
 	s.last = ev.At
+	if s.done {
+		return fmt.Errorf("a %s event after done", ev.Event.Type)
+	}
 	switch ev.Event.Type {
 	case protocol.EventLoaded:
 		if s.loaded {
@@ -52,6 +56,7 @@ func (s *stream) check(ev spawn.Received) error {
 		if !s.loaded {
 			return errors.New("done without a loaded event")
 		}
+		s.done = true
 	}
 	return nil
 }

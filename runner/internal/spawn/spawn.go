@@ -192,8 +192,31 @@ func Launch(ctx context.Context, o Options, onStart func(pid int), onEvent func(
 	}
 	armIdle(true)
 	first := true
-	var sawDone, sawError bool
-	var loopErr error
+	exited := make(chan error, 1)
+	reaping := false
+	reap := func() {
+		if reaping {
+			return
+		}
+		reaping = true
+		go func() {
+			err := cmd.Wait()
+			if errors.Is(err, exec.ErrWaitDelay) {
+				err = nil
+			}
+			exited <- err
+		}()
+	}
+	// exitGrace bounds the wait for the engine to exit after done or the end
+	// of its output.
+	exitGrace := o.Timeouts.Stall
+	if exitGrace <= 0 {
+		exitGrace = time.Minute
+	}
+	var sawDone, sawError, reaped bool
+	var loopErr, exitErr, waitErr error
+	var exitedCh <-chan error    // set once done arrived: the engine should exit now
+	var settled <-chan time.Time // set once it exited: what it wrote is read soon after
 loop:
 	for {
 		select {
@@ -204,11 +227,21 @@ loop:
 			loopErr = fmt.Errorf("%w after %s", ErrTotalTimeout, o.Timeouts.Total)
 			break loop
 		case <-idle.C:
-			if first {
+			switch {
+			case sawDone:
+				exitErr = fmt.Errorf("the engine did not exit within %s of its done event and was killed", exitGrace)
+			case first:
 				loopErr = fmt.Errorf("%w: no event within %s of spawn", ErrStartTimeout, o.Timeouts.Start)
-			} else {
+			default:
 				loopErr = fmt.Errorf("%w: no event for %s", ErrStallTimeout, o.Timeouts.Stall)
 			}
+			break loop
+		case waitErr = <-exitedCh:
+			// Do not wait for the end of a stdout that something the engine
+			// left behind may hold open: that is swept below.
+			reaped, exitedCh = true, nil
+			settled = time.After(200 * time.Millisecond)
+		case <-settled:
 			break loop
 		case ev, ok := <-events:
 			if !ok {
@@ -223,6 +256,9 @@ loop:
 			switch ev.Event.Type {
 			case protocol.EventDone:
 				sawDone = true
+				idle.Reset(exitGrace)
+				reap()
+				exitedCh = exited
 			case protocol.EventError:
 				// The engine's own message is the reason, whatever follows.
 				sawError = true
@@ -233,49 +269,30 @@ loop:
 				loopErr = err
 				break loop
 			}
-			if sawDone {
-				// Nothing may follow done; do not wait for the end of a
-				// stdout that a descendant may hold open.
-				break loop
-			}
 		}
 	}
 	close(stop)
 
-	exited := make(chan error, 1)
-	reap := func() {
-		go func() {
-			err := cmd.Wait()
-			if errors.Is(err, exec.ErrWaitDelay) {
-				err = nil
-			}
-			exited <- err
-		}()
-	}
-	var waitErr, exitErr error
-	ownExit := loopErr == nil || sawError
-	if !ownExit {
-		// A timeout, an interrupt, bad output or a refused event: stop it now.
+	selfExit := reaped
+	switch {
+	case reaped:
+	case (loopErr != nil && !sawError) || exitErr != nil:
+		// A timeout, an interrupt, bad output, a refused event or an engine
+		// that outstays its done event: stop it now.
 		killGroup(res.PID)
 		reap()
 		waitErr = waitKill(exited, res.PID)
-	} else {
-		// Done, error or end of stdout: the engine exits by itself.
-		grace := o.Timeouts.Stall
-		what := "the end of its output"
-		switch {
-		case sawError:
+	default:
+		// An error event or the end of stdout: the engine exits by itself.
+		grace, what := exitGrace, "the end of its output"
+		if sawError {
 			grace, what = ErrorGrace, "its error event"
-		case sawDone:
-			what = "its done event"
-		}
-		if grace <= 0 {
-			grace = time.Minute
 		}
 		reap()
 		timer := time.NewTimer(grace)
 		select {
 		case waitErr = <-exited:
+			selfExit = true
 		case <-timer.C:
 			exitErr = fmt.Errorf("the engine did not exit within %s of %s and was killed", grace, what)
 		case <-total:
@@ -292,7 +309,7 @@ loop:
 	// The engine is reaped; whatever of the launch still runs is left over.
 	left := sweep(cookie)
 	_ = syscall.Kill(-res.PID, syscall.SIGKILL) // members that dropped the cookie
-	if ownExit && exitErr == nil && len(left) > 0 {
+	if selfExit && len(left) > 0 {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("the engine left %d process(es) running after it exited, killed: %s",
 			len(left), strings.Join(left, ", ")))
 	}
