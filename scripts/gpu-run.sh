@@ -9,6 +9,8 @@
 #   native           engine-native decode timings on the same weights (adapter-overhead check)
 #   bench-tiny       runner benchmark of every engine, TinyLlama-1.1B shape
 #   bench-8b         runner benchmark of every engine, Llama-3-8B shape
+#   verdicts         the launch-level verdict on real launches: pytorch compiled twice under two labels
+#                    (A/A: must not differ) and eager (A/B: must), VERDICT_LAUNCHES (5) each, TinyLlama
 #   adapter          one-card adapter-overhead checks, ADAPTER="engine:shape ..." (scripts/gpu/adapter.sh)
 #   mistralrs        scripts/gpu/mistralrs.sh (conformance, native check, runner), MISTRALRS_SHAPES
 #   pytorch          scripts/gpu/pytorch.sh $PYTORCH_PHASES (default: 8b)
@@ -198,6 +200,33 @@ print(json.dumps({"protocol":1,"model":m,"device":"cuda:0","dtype":"bf16","seed"
     synth "${BURN_WATCH_SHAPE:-tinyllama-1.1b}"
     OUT=$S scripts/gpu/burn-watch.sh "${BURN_WATCH_SHAPE:-tinyllama-1.1b}" ${BURN_WATCH:-padded:150 fused:150} || echo "BURN WATCH FAILED"
     pack_store
+    ;;
+  verdicts)
+    synth tinyllama-1.1b
+    "$BIN/runner" gpu probe || echo "PROBE FAILED"
+    cat >"$S/verdicts.yaml" <<EOF
+# A/A and A/B on one card: two labels of the same engine and mode (the same
+# binary, options and weights: any significant difference between them is a
+# false positive), and eager against compiled (a real difference).
+name: verdicts-tinyllama-1.1b
+model: $MODELS/tinyllama-1.1b
+device: cuda:0
+dtype: bf16
+seed: 1
+warmup: 2
+iterations: ${VERDICT_ITERS:-6}
+launches: ${VERDICT_LAUNCHES:-5}
+baseline: pytorch-compiled-a
+engines:
+  - {name: pytorch, label: pytorch-compiled-a, options: {mode: compiled}}
+  - {name: pytorch, label: pytorch-compiled-b, options: {mode: compiled}}
+  - {name: pytorch, label: pytorch-eager, options: {mode: eager}}
+cases:
+  - {name: p128-n128, prompt_len: 128, max_new_tokens: 128}
+timeouts: {start: 5m, stall: 3m, total: 20m}
+EOF
+    timeout --signal=INT --kill-after=60 "${STAGE_TIMEOUT:-0}" \
+      "$BIN/runner" bench --bin-dir "$BIN" --config "$S/verdicts.yaml" --model "$MODELS/tinyllama-1.1b" --out "$S" || echo "runner exit $?"
     ;;
   bench-tiny) bench tinyllama-1.1b configs/decode-tinyllama.yaml ;;
   bench-8b) bench llama-3-8b configs/decode.yaml ;;

@@ -272,6 +272,17 @@ func Build(name string, env envinfo.Env, req RequestInfo, labels []string, basel
 		}
 	}
 	stats.AdjustHolm(family)
+	if len(family) > 0 {
+		k := -1
+		for _, e := range s.Engines {
+			if ok := e.Launches - e.Failed; ok > 0 && (k < 0 || ok < k) {
+				k = ok
+			}
+		}
+		if a := stats.DesignAdvice(max(k, 0), len(family), stats.DefaultAlpha); a != "" {
+			s.Warnings = append(s.Warnings, a)
+		}
+	}
 	for _, e := range s.Engines {
 		if e.Launches-e.Failed == 0 {
 			s.Warnings = append(s.Warnings, fmt.Sprintf("%s: no successful launch", e.Label))

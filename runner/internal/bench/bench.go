@@ -145,38 +145,52 @@ func Run(ctx context.Context, o Options) ([]results.Record, error) {
 	return all, nil
 }
 
-// adaptiveDone reports whether every variant × case has a TPOT (or E2E for
-// single-token cases) median CI narrower than the target.
+// adaptiveDone reports whether every variant × case has a launch-level
+// estimate of TPOT (or E2E for single-token cases) — the geometric mean of launch
+// medians — whose 95% CI over launches is narrower than the target. Launches
+// are the unit, so the rule adds launches; more iterations in the same
+// launches would not narrow a CI dominated by launch-to-launch variance.
 func adaptiveDone(cfg *config.Config, o Options, recs []results.Record, elapsed time.Duration) (bool, string) {
-	rule := stats.StopRule{TargetRelHalfWidth: cfg.Adaptive.TargetRelCI, MinSamples: 5, MaxSamples: 1 << 30}
+	target := cfg.Adaptive.TargetRelCI
 	for _, v := range o.Variants {
 		for ci, c := range o.Request.Cases {
-			xs := Samples(recs, v.Label, ci, func(m metrics.Iteration) float64 {
+			gs := LaunchSamples(recs, v.Label, ci, func(m metrics.Iteration) float64 {
 				if c.MaxNewTokens > 1 {
 					return m.TPOTNs
 				}
 				return float64(m.E2ENs)
 			})
-			if len(xs) == 0 {
+			if len(gs) == 0 {
 				continue // a variant that never succeeded cannot narrow its CI
 			}
-			if done, why := rule.Done(xs, elapsed); !done {
-				return false, fmt.Sprintf("%s/%s: %s", v.Label, c.Name, why)
+			e := stats.EstimateLaunches(gs)
+			switch {
+			case e.Launches < minAdaptiveLaunches:
+				return false, fmt.Sprintf("%s/%s: %d of at least %d launches", v.Label, c.Name, e.Launches, minAdaptiveLaunches)
+			case !(target > 0):
+				return false, "no CI target: running to a cap"
+			case !e.HasCI || e.RelHalfWidth > target:
+				return false, fmt.Sprintf("%s/%s: launch-level CI ±%.2f%% > target ±%.2f%% (%d launches)", v.Label, c.Name, 100*e.RelHalfWidth, 100*target, e.Launches)
 			}
 		}
 	}
-	return true, fmt.Sprintf("every median CI within ±%.1f%%", 100*cfg.Adaptive.TargetRelCI)
+	return true, fmt.Sprintf("every launch-level CI within ±%.1f%% (elapsed %s)", 100*target, elapsed.Round(time.Second))
 }
 
-// Samples collects one metric over the timed iterations of a variant's
-// successful launches for one case.
-func Samples(recs []results.Record, label string, caseIdx int, f func(metrics.Iteration) float64) []float64 {
-	var xs []float64
+// minAdaptiveLaunches is the fewest launches before a launch-level CI may
+// stop an adaptive run: with 2, its t quantile (12.7) makes any CI a guess.
+const minAdaptiveLaunches = 3
+
+// LaunchSamples collects one metric over the timed iterations of a variant's
+// successful launches for one case, one group per launch.
+func LaunchSamples(recs []results.Record, label string, caseIdx int, f func(metrics.Iteration) float64) [][]float64 {
+	var gs [][]float64
 	for i := range recs {
 		r := &recs[i]
 		if r.Engine != label || r.Status != results.StatusOK {
 			continue
 		}
+		var xs []float64
 		for j := range r.Iterations {
 			it := &r.Iterations[j]
 			if it.Raw.Warmup || it.Raw.Case != caseIdx {
@@ -184,8 +198,11 @@ func Samples(recs []results.Record, label string, caseIdx int, f func(metrics.It
 			}
 			xs = append(xs, f(it.Metrics))
 		}
+		if len(xs) > 0 {
+			gs = append(gs, xs)
+		}
 	}
-	return xs
+	return gs
 }
 
 func launchOne(ctx context.Context, o Options, v Variant, req []byte, launch, order int) results.Record {

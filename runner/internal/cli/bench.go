@@ -235,17 +235,14 @@ func benchCmd(c *ucli.Context, e *env) error {
 		fmt.Fprintf(progress, "benchmark %s: %d engine variant(s) × %d launch(es), results in %s\n", cfg.Name, len(variants), cfg.Launches, dir)
 	}
 	// Before any launch: can this design call a difference significant?
-	var advice []string
-	if len(variants) > 1 {
+	// (The report says it again from the launches that succeeded.)
+	if len(variants) > 1 && progress != nil {
 		family := (len(variants) - 1) * len(cases) * len(analysis.Compared)
 		if a := stats.DesignAdvice(cfg.Launches, family, stats.DefaultAlpha); a != "" {
 			if cfg.Adaptive != nil {
 				a += fmt.Sprintf(" (adaptive stopping may add launches up to %d)", cfg.Adaptive.MaxLaunches)
 			}
-			advice = append(advice, a)
-			if progress != nil {
-				fmt.Fprintf(progress, "note: %s\n", a)
-			}
+			fmt.Fprintf(progress, "note: %s\n", a)
 		}
 	}
 	var monitor bench.Monitor
@@ -265,7 +262,7 @@ func benchCmd(c *ucli.Context, e *env) error {
 		}
 		return results.ErrNoRuns
 	}
-	sum, err := writeReports(dir, cfg.Name, envRec, req, labels, cfg.Baseline, recs, advice)
+	sum, err := writeReports(dir, cfg.Name, envRec, req, labels, cfg.Baseline, recs, nil)
 	if err != nil {
 		return err
 	}

@@ -73,7 +73,8 @@ func TestDefaultJob(t *testing.T) {
 		[]string{recs[0].Engine, recs[1].Engine, recs[2].Engine, recs[3].Engine}, "launches interleaved A B A B")
 	var sum analysis.Summary
 	require.NoError(t, results.ReadJSON(dir, results.SummaryFile, &sum))
-	require.Equal(t, results.Schema, sum.Schema)
+	require.Equal(t, analysis.Schema, sum.Schema)
+	require.Regexp(t, `reference:threads=2 (vs reference:threads=1 in TPOT: no significant difference|is [0-9.]+× (faster|slower) than reference:threads=1 in TPOT)`, o.stdout, "a plain-words verdict")
 	require.Len(t, sum.Cases[0].Results[0].Metrics["tpot_ms"].Samples, 8)
 	require.NotEmpty(t, sum.Cases[0].Comparisons)
 	for _, f := range []string{results.ReportMD, results.ReportHTML, results.ReportCSV, results.BenchFile, results.EnvFile, "request.json"} {
@@ -312,8 +313,9 @@ func TestEnginesList(t *testing.T) {
 	require.Contains(t, infos, "reference")
 }
 
-// TestAdaptiveStopping: a loose CI target stops at the configured launches; an
-// impossible one runs to the launch cap and says so.
+// TestAdaptiveStopping: a loose launch-level CI target stops at the configured
+// launches (3, the fewest a launch-level CI may stop on); an impossible one
+// adds launches up to the cap and says so.
 func TestAdaptiveStopping(t *testing.T) {
 	bin := testbin.Dir(t)
 	model := testbin.TinyModel(t)
@@ -323,16 +325,16 @@ func TestAdaptiveStopping(t *testing.T) {
 		launches int
 		want     string
 	}{
-		{name: "loose target met", target: "0.5", launches: 2, want: "adaptive: every median CI within ±50.0%"},
-		{name: "tight target hits the cap", target: "0.000001", launches: 3, want: "adaptive: launch cap 3 reached"},
+		{name: "loose target met", target: "0.5", launches: 3, want: "adaptive: every launch-level CI within ±50.0%"},
+		{name: "tight target hits the cap", target: "0.000001", launches: 4, want: "adaptive: launch cap 4 reached"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			cfg := filepath.Join(dir, "a.yaml")
-			require.NoError(t, os.WriteFile(cfg, []byte("model: "+model+"\nlaunches: 2\niterations: 5\nwarmup: 1\n"+
+			require.NoError(t, os.WriteFile(cfg, []byte("model: "+model+"\nlaunches: 3\niterations: 5\nwarmup: 1\n"+
 				"engines: [{name: testengine, options: {token_us: '50'}}]\n"+
-				"cases: [{name: a, prompt_len: 4, max_new_tokens: 8}]\nadaptive: {target_rel_ci: "+tt.target+", max_launches: 3}\n"), 0o644))
+				"cases: [{name: a, prompt_len: 4, max_new_tokens: 8}]\nadaptive: {target_rel_ci: "+tt.target+", max_launches: 4}\n"), 0o644))
 			root := t.TempDir()
 			o := run(t, t.Context(), "--bin-dir", bin, "--out", root, "--config", cfg)
 			require.Equal(t, 0, o.code, o.stderr)

@@ -63,5 +63,7 @@ var Definitions = []string{
 	"Decode tok/s = (N_out − 1) / (E2E − TTFT) × batch; prefill tok/s = prompt tokens × batch / TTFT.",
 	"Cold start = process spawn → `loaded` event, measured by the runner; the engine's breakdown is in summary.json.",
 	"All times come from the engine's raw per-token host timestamps (monotonic clock, token id already on the host).",
-	"Medians with a distribution-free 95% CI; A vs B = ratio of medians with a bootstrap 95% CI, Mann-Whitney U p (Holm-adjusted), Cliff's δ; \"~\" = not significant.",
+	"The launch (one engine process) is the unit: each launch is summarised by the median of its timed iterations; an engine's figure is the geometric mean of its launch medians with a Student-t 95% CI over launches (log scale).",
+	"A vs B = ratio of those figures with a hierarchical bootstrap 95% CI (resample launches, then iterations within them), and Welch's t-test on log launch medians (Holm-adjusted over the report); significant = p < 0.05 and the CI excludes 1, else \"~\". Cliff's δ and the pooled-iteration figures are descriptive.",
+	"Variance components: one-way random-effects ANOVA of TPOT over launches (ICC = between-launch share); the recommended design minimises launches × (launch cost) + iterations × (iteration cost) for a ±2% CI (Kalibera & Jones, ISMM 2013).",
 }

@@ -47,7 +47,8 @@ func (o CompareOptions) withDefaults() CompareOptions {
 // descriptive only: iterations of one launch are not independent samples.
 type Comparison struct {
 	// LaunchesA and LaunchesB count the non-empty launches; EstimateA and
-	// EstimateB are the launch-level means of launch medians.
+	// EstimateB are the launch-level estimates: geometric means of launch
+	// medians (LaunchEstimate).
 	LaunchesA int     `json:"launches_a"`
 	LaunchesB int     `json:"launches_b"`
 	EstimateA float64 `json:"estimate_a"`
@@ -138,7 +139,7 @@ func Compare(ga, gb [][]float64, opts CompareOptions) Comparison {
 
 // bootstrapLaunchRatio sets the ratio of launch-level means and its
 // hierarchical bootstrap percentile CI.
-func (c *Comparison) bootstrapLaunchRatio(ga, gb [][]float64, opts CompareOptions) {
+func (c *Comparison) bootstrapLaunchRatio(ga, gb [][]float64, geometric bool, opts CompareOptions) {
 	if c.EstimateA == 0 {
 		c.Warnings = append(c.Warnings, "launch-level estimate of A is 0: ratio undefined")
 		return
@@ -151,6 +152,7 @@ func (c *Comparison) bootstrapLaunchRatio(ga, gb [][]float64, opts CompareOption
 	rng := rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15))
 	boot := func(s []float64) bootMedian { return bootMedian{s, rng} }
 	ba, bb := newHierBoot(ga, boot), newHierBoot(gb, boot)
+	ba.geometric, bb.geometric = geometric, geometric
 	rs := make([]float64, 0, opts.Resamples)
 	zero := 0
 	for range opts.Resamples {

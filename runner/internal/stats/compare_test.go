@@ -332,7 +332,8 @@ func TestCompareLaunchLevelP(t *testing.T) {
 	require.True(t, ok)
 	assert.Equal(t, w.P, c.P, "Compare.P is Welch on log launch medians")
 	assert.Equal(t, w.T, c.T)
-	assert.InDelta(t, (3+3.3+2.8)/(1+1.2+0.9), c.Ratio, 1e-12, "Compare.Ratio of launch-level means")
+	assert.InDelta(t, math.Cbrt(3*3.3*2.8)/math.Cbrt(1*1.2*0.9), c.Ratio, 1e-12, "Compare.Ratio of geometric means of launch medians")
+	assert.InDelta(t, math.Exp(w.Diff), c.Ratio, 1e-12, "Compare.Ratio is the ratio the test is about")
 }
 
 func TestCompareDeterministic(t *testing.T) {

@@ -27,7 +27,7 @@ func ExampleCompare() {
 	fmt.Printf("%s ratio %.3f [%.3f, %.3f] p_adj %.2g delta %.2f (%s)\n", c.Verdict, c.Ratio, c.RatioLo, c.RatioHi, c.PAdj, c.CliffsDelta, c.Magnitude)
 	fmt.Println(noise.Verdict)
 	// Output:
-	// +8.1% ratio 1.081 [1.068, 1.099] p_adj 0.00011 delta 1.00 (large)
+	// +8.1% ratio 1.081 [1.068, 1.098] p_adj 0.00011 delta 1.00 (large)
 	// ~
 }
 

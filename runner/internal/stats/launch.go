@@ -19,12 +19,17 @@ import (
 type LaunchEstimate struct {
 	// Launches is the number of non-empty launches.
 	Launches int `json:"launches"`
-	// Mean is the mean over launches of each launch's median: the engine's
-	// figure when launches are the unit.
-	Mean float64 `json:"mean"`
+	// Mean is the geometric mean over launches of each launch's median (the
+	// arithmetic mean when a median is not positive; Geometric says which):
+	// the engine's figure when launches are the unit. Timings and rates are
+	// positive and compared as ratios, so the log scale is their natural one:
+	// ratios of geometric means are what the launch-level test tests, and
+	// their CIs stay positive.
+	Mean      float64 `json:"mean"`
+	Geometric bool    `json:"geometric"`
 	// Lo and Hi bound a Student-t 95% confidence interval of Mean over
-	// launch medians (n-1 degrees of freedom); both 0 when HasCI is false
-	// (fewer than 2 launches).
+	// launch medians (n-1 degrees of freedom, on the log scale when
+	// Geometric); both 0 when HasCI is false (fewer than 2 launches).
 	Lo    float64 `json:"lo"`
 	Hi    float64 `json:"hi"`
 	HasCI bool    `json:"has_ci"`
@@ -43,16 +48,22 @@ func EstimateLaunches(groups [][]float64) LaunchEstimate {
 		e.Medians = []float64{}
 		return e
 	}
-	m, sd := meanSD(meds)
-	if !isFinite(m) {
+	e.Geometric = allPositive(meds)
+	back := func(x float64) float64 { return x }
+	xs := meds
+	if e.Geometric {
+		xs, back = logs(meds), math.Exp
+	}
+	m, sd := meanSD(xs)
+	if !isFinite(back(m)) {
 		return e // overflow: no estimate
 	}
-	e.Mean = m
+	e.Mean = back(m)
 	if k := len(meds); k >= 2 {
 		h := StudentTQuantile(1-(1-DefaultConfidence)/2, float64(k-1)) * sd / math.Sqrt(float64(k))
-		if isFinite(m-h) && isFinite(m+h) {
-			e.Lo, e.Hi, e.HasCI = m-h, m+h, true
-			if rel, ok := relHalfWidth(e.Lo, e.Hi, m); ok {
+		if lo, hi := back(m-h), back(m+h); isFinite(lo) && isFinite(hi) {
+			e.Lo, e.Hi, e.HasCI = lo, hi, true
+			if rel, ok := relHalfWidth(lo, hi, e.Mean); ok {
 				e.RelHalfWidth = rel
 			}
 		}
@@ -61,6 +72,10 @@ func EstimateLaunches(groups [][]float64) LaunchEstimate {
 }
 
 func isFinite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
+
+func allPositive(xs []float64) bool {
+	return !slices.ContainsFunc(xs, func(x float64) bool { return !(x > 0) })
+}
 
 // launchMedians returns the median of each non-empty group's finite values.
 func launchMedians(groups [][]float64) []float64 {
@@ -184,11 +199,13 @@ func StudentTQuantile(q, df float64) float64 {
 	return (lo + hi) / 2
 }
 
-// hierBoot draws hierarchical bootstrap replicates of the launch-level mean:
-// resample launches with replacement, then iterations within each resampled
-// launch (its median drawn by bootMedian), and average the launch medians.
+// hierBoot draws hierarchical bootstrap replicates of the launch-level
+// estimate: resample launches with replacement, then iterations within each
+// resampled launch (its median drawn by bootMedian), and average the launch
+// medians (geometrically when geometric).
 type hierBoot struct {
-	launches []bootMedian
+	launches  []bootMedian
+	geometric bool
 }
 
 func newHierBoot(groups [][]float64, boot func(s []float64) bootMedian) hierBoot {
@@ -207,7 +224,17 @@ func (h hierBoot) next() float64 {
 	rng := h.launches[0].rng
 	sum := 0.0
 	for range k {
-		sum += h.launches[rng.IntN(k)].next()
+		m := h.launches[rng.IntN(k)].next()
+		if h.geometric {
+			if !(m > 0) {
+				return 0
+			}
+			m = math.Log(m)
+		}
+		sum += m
+	}
+	if h.geometric {
+		return math.Exp(sum / float64(k))
 	}
 	return sum / float64(k)
 }
@@ -356,10 +383,15 @@ func (c *Comparison) compareLaunches(ga, gb [][]float64, opts CompareOptions) {
 		return
 	}
 	la, lb := ea.Medians, eb.Medians
-	if pos := func(xs []float64) bool { return !slices.ContainsFunc(xs, func(x float64) bool { return x <= 0 }) }; pos(la) && pos(lb) {
+	geometric := ea.Geometric && eb.Geometric
+	if geometric {
 		la, lb = logs(la), logs(lb)
 	} else {
-		c.Warnings = append(c.Warnings, "launch medians not all positive: launch-level test on the raw scale")
+		c.Warnings = append(c.Warnings, "launch medians not all positive: launch-level test and estimates on the raw scale")
+		if ea.Geometric || eb.Geometric { // one side geometric: make both arithmetic
+			c.EstimateA, _ = meanSD(ea.Medians)
+			c.EstimateB, _ = meanSD(eb.Medians)
+		}
 	}
 	if w, ok := WelchT(la, lb, c.Alpha); ok {
 		c.T, c.DF, c.P = w.T, w.DF, w.P
@@ -370,7 +402,7 @@ func (c *Comparison) compareLaunches(ga, gb [][]float64, opts CompareOptions) {
 	if min(ea.Launches, eb.Launches) < smallLaunches && c.HasTest {
 		c.Warnings = append(c.Warnings, fmt.Sprintf("%d vs %d launches: the bootstrap ratio CI is narrower than its nominal level below %d launches per engine (the launch-level test keeps its level)", ea.Launches, eb.Launches, smallLaunches))
 	}
-	c.bootstrapLaunchRatio(ga, gb, opts)
+	c.bootstrapLaunchRatio(ga, gb, geometric, opts)
 }
 
 // smallLaunches is the fewest launches per engine at which the hierarchical

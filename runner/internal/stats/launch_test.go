@@ -81,21 +81,29 @@ func TestWelchEdgeCases(t *testing.T) {
 }
 
 func TestEstimateLaunches(t *testing.T) {
-	// Launch medians 10, 12, 14: mean 12, sd 2, t(0.975, 2) = 4.302652729749462
-	// (scipy.stats.t.ppf(0.975, 2)), half-width 4.302652729749462*2/sqrt(3).
+	// Launch medians 10, 12, 14. On the log scale (scipy):
+	//   x = np.log([10, 12, 14]); m, s = x.mean(), x.std(ddof=1)
+	//   h = scipy.stats.t.ppf(0.975, 2) * s / np.sqrt(3)
+	//   np.exp([m, m - h, m + h]) -> [11.88784..., 7.82330..., 18.06409...]
 	gs := [][]float64{{9, 10, 11}, {12, 12, 100}, {14, math.NaN(), 13, 15}, {}}
 	e := EstimateLaunches(gs)
 	assert.Equal(t, 3, e.Launches, "EstimateLaunches: launches")
 	assert.Equal(t, []float64{10, 12, 14}, e.Medians, "EstimateLaunches: medians")
-	h := 4.302652729749462 * 2 / math.Sqrt(3)
-	assert.InDelta(t, 12, e.Mean, 1e-12)
+	assert.True(t, e.Geometric)
+	assert.InDelta(t, 11.887843905526262, e.Mean, 1e-9)
 	assert.True(t, e.HasCI)
-	assert.InDelta(t, 12-h, e.Lo, 1e-9)
-	assert.InDelta(t, 12+h, e.Hi, 1e-9)
-	assert.InDelta(t, h/12, e.RelHalfWidth, 1e-9)
+	assert.InDelta(t, 7.823301891821457, e.Lo, 1e-9)
+	assert.InDelta(t, 18.064090415569392, e.Hi, 1e-9)
+	assert.InDelta(t, (e.Hi-e.Lo)/2/e.Mean, e.RelHalfWidth, 1e-12)
+	// A non-positive median: the arithmetic mean and a t-interval around it,
+	// t(0.975, 2) = 4.302652729749462.
+	ar := EstimateLaunches([][]float64{{-1}, {1}, {3}})
+	assert.False(t, ar.Geometric)
+	assert.InDelta(t, 1, ar.Mean, 1e-12)
+	assert.InDelta(t, 1-4.302652729749462*2/math.Sqrt(3), ar.Lo, 1e-9)
 	one := EstimateLaunches([][]float64{{1, 2, 3}})
 	assert.False(t, one.HasCI, "EstimateLaunches(one launch).HasCI")
-	assert.Equal(t, 2.0, one.Mean)
+	assert.InDelta(t, 2.0, one.Mean, 1e-12)
 	none := EstimateLaunches(nil)
 	assert.Equal(t, 0, none.Launches)
 	_, err := json.Marshal(none)
