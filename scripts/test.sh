@@ -47,8 +47,13 @@ settle() {
     done
   done
 }
-stop() { for p in "${pid[@]}"; do kill -- "-$p" 2>/dev/null || true; done; }
-trap stop EXIT
+# finish stops any step still running and prints every step's time, also after a failure.
+finish() {
+  for p in "${pid[@]}"; do kill -- "-$p" 2>/dev/null || true; done
+  step "times"
+  printf '  %s\n' "${times[@]}" "total $(mmss "$SECONDS")"
+}
+trap finish EXIT
 
 step "prerequisites"
 scripts/prereqs.sh
@@ -77,15 +82,12 @@ done
 launch go-binaries go build -o bin/ ./runner ./engines/reference ./engines/pytorch
 settle
 [[ ! -x scripts/setup-torch.sh ]] || { CIB_PYTHON="$(scripts/setup-torch.sh)" && export CIB_PYTHON; }
-times+=("install and build (wall) $(mmss $((SECONDS - start)))")
+times+=("install and build, side by side (wall) $(mmss $((SECONDS - start)))")
 
 step "go vet, go test"
 start=$SECONDS
 pkgs=(./protocol/... ./runner/...)
 for d in engines/*/; do pkgs+=("./${d}..."); done # one pattern per engine module
+trap 'times+=("go vet + go test $(mmss $((SECONDS - start)))"); finish' EXIT
 go vet "${pkgs[@]}"
 go test -count=1 -timeout 45m "${pkgs[@]}"
-times+=("go vet + go test $(mmss $((SECONDS - start)))")
-
-step "times"
-printf '  %s\n' "${times[@]}" "total $(mmss "$SECONDS")"
