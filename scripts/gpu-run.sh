@@ -10,7 +10,8 @@
 #   bench-tiny       runner benchmark of every engine, TinyLlama-1.1B shape
 #   bench-8b         runner benchmark of every engine, Llama-3-8B shape
 #   verdicts         the launch-level verdict on real launches: pytorch compiled twice under two labels
-#                    (A/A: must not differ) and eager (A/B: must), VERDICT_LAUNCHES (5) each, TinyLlama
+#                    (A/A: must not differ) and eager (A/B: must; VERDICT_EAGER=0 leaves it out),
+#                    VERDICT_LAUNCHES (5) each, TinyLlama
 #   adapter          one-card adapter-overhead checks, ADAPTER="engine:shape ..." (scripts/gpu/adapter.sh)
 #   mistralrs        scripts/gpu/mistralrs.sh (conformance, native check, runner), MISTRALRS_SHAPES
 #   pytorch          scripts/gpu/pytorch.sh $PYTORCH_PHASES (default: 8b)
@@ -220,7 +221,7 @@ baseline: pytorch-compiled-a
 engines:
   - {name: pytorch, label: pytorch-compiled-a, options: {mode: compiled}}
   - {name: pytorch, label: pytorch-compiled-b, options: {mode: compiled}}
-  - {name: pytorch, label: pytorch-eager, options: {mode: eager}}
+$([[ ${VERDICT_EAGER:-1} == 1 ]] && echo "  - {name: pytorch, label: pytorch-eager, options: {mode: eager}}")
 cases:
   - {name: p128-n128, prompt_len: 128, max_new_tokens: 128}
 timeouts: {start: 5m, stall: 3m, total: 20m}

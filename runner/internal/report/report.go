@@ -23,7 +23,7 @@ func Markdown(w io.Writer, s *analysis.Summary) error {
 	p.f("%s · %s · %s · model `%s` (%s, %s) · %s\n\n", e.CreatedAt.Format("2006-01-02 15:04 UTC"), gpuLine(s), e.CPU,
 		e.Model.Dir, short(e.Model.Hash), s.Request.DType, s.Request.Device)
 	p.f("Each engine: %d launch(es) × (%d warm-up + %d timed iterations) per case, launches interleaved; baseline **%s**. "+
-		"The launch is the unit: figures are the mean of launch medians [95%% CI over launches], verdicts a launch-level test.\n\n",
+		"The launch is the unit: figures are the geometric mean of launch medians [95%% CI over launches], verdicts a launch-level test.\n\n",
 		launchesOf(s), s.Request.Warmup, s.Request.Iterations, s.Baseline)
 	for _, c := range s.Cases {
 		p.f("## %s — prompt %d, %d new tokens, batch %d\n\n", c.Name, c.Prompt, c.MaxNew, c.Batch)
