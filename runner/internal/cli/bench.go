@@ -16,7 +16,6 @@ import (
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/config"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/engine"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/envinfo"
-	"github.com/cuda-inference-benchmarks/cib/runner/internal/report"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/results"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/spawn"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/stats"
@@ -24,7 +23,7 @@ import (
 )
 
 func benchFlags(e *env) []ucli.Flag {
-	return []ucli.Flag{
+	return append([]ucli.Flag{
 		&ucli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "benchmark config `FILE` (YAML); default: the embedded smoke config"},
 		&ucli.StringFlag{Name: "engines", Aliases: []string{"e"}, Usage: "comma-separated engine variants, e.g. candle,burn or reference:threads=1,reference:threads=2"},
 		binDirFlag(e),
@@ -32,16 +31,16 @@ func benchFlags(e *env) []ucli.Flag {
 		&ucli.StringFlag{Name: "model", Usage: "override the config's model `DIR`"},
 		&ucli.StringFlag{Name: "device", Usage: "override the device (cpu, cuda:N)"},
 		&ucli.StringFlag{Name: "dtype", Usage: "override the dtype (f32, f16, bf16)"},
-		&ucli.IntFlag{Name: "launches", Usage: "override launches per engine (K), exactly: turns adaptive stopping off"},
-		&ucli.IntFlag{Name: "iterations", Usage: "override timed iterations per launch (M)"},
-		&ucli.IntFlag{Name: "warmup", Usage: "override warm-up iterations per launch"},
+		&ucli.IntFlag{Name: "launches", DefaultText: "the config's", Usage: "override launches per engine (K), exactly: turns adaptive stopping off"},
+		&ucli.IntFlag{Name: "iterations", DefaultText: "the config's", Usage: "override timed iterations per launch (M)"},
+		&ucli.IntFlag{Name: "warmup", DefaultText: "the config's", Usage: "override warm-up iterations per launch"},
 		&ucli.StringFlag{Name: "baseline", Usage: "engine label the others are compared with (default: the first)"},
 		&ucli.BoolFlag{Name: "no-telemetry", Usage: "do not sample the GPU through NVML"},
 		&ucli.DurationFlag{Name: "telemetry-interval", Value: 10 * time.Millisecond, Usage: "GPU sampling interval"},
 		&ucli.BoolFlag{Name: "allow-busy", Usage: "run even when another process holds the GPU"},
 		&ucli.DurationFlag{Name: "idle-timeout", Value: 60 * time.Second, Usage: "longest wait for the GPU to return to rest before a launch (then a warning)"},
 		&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress lines, only the report"},
-	}
+	}, overrideFlags()...)
 }
 
 func binDirFlag(e *env) ucli.Flag {
@@ -54,15 +53,16 @@ func binDirFlag(e *env) ucli.Flag {
 
 // loadConfig reads --config or the embedded default and applies overrides.
 func loadConfig(c *ucli.Context) (*config.Config, error) {
-	var cfg *config.Config
-	var err error
-	if p := c.String("config"); p != "" {
-		cfg, err = config.Load(p)
-	} else {
-		cfg, err = config.Parse(config.Smoke)
-	}
+	name, raw, err := configSource(c)
 	if err != nil {
-		return nil, withCode(ExitUsage, err)
+		return nil, err
+	}
+	if raw, err = applyOverrides(raw, c); err != nil {
+		return nil, err
+	}
+	cfg, err := config.Parse(raw)
+	if err != nil {
+		return nil, withCode(ExitUsage, fmt.Errorf("config %s: %w", name, err))
 	}
 	if v := c.String("model"); v != "" {
 		cfg.Model, cfg.Synth = v, nil
@@ -106,6 +106,9 @@ func loadConfig(c *ucli.Context) (*config.Config, error) {
 	}
 	if len(cfg.Engines) == 0 {
 		return nil, usageError("no engines: give --engines or an engines list in the config")
+	}
+	if err := checkBaseline(cfg); err != nil {
+		return nil, err
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, withCode(ExitUsage, err)
@@ -172,6 +175,9 @@ func benchCmd(c *ucli.Context, e *env) error {
 		return usageError("unexpected argument %q (commands: engines, models, compare, report, conformance, gpu)", c.Args().First())
 	}
 	ctx := c.Context
+	if err := checkFormat(c); err != nil {
+		return err
+	}
 	cfg, err := loadConfig(c)
 	if err != nil {
 		return err
@@ -266,11 +272,15 @@ func benchCmd(c *ucli.Context, e *env) error {
 	if err != nil {
 		return err
 	}
-	if err := report.Markdown(e.stdout, sum); err != nil {
+	if err := writeFormat(e.stdout, c.String("format"), sum); err != nil {
 		return err
 	}
+
 	if progress != nil {
 		fmt.Fprintf(progress, "\nresults: %s (runs.jsonl, summary.json, report.md, report.html, report.csv, bench.txt)\n", dir)
+	}
+	if progress != nil {
+		printHeadlines(progress, sum, useColour(progress, e))
 	}
 	if runErr != nil {
 		return withCode(ExitInterrupted, fmt.Errorf("%w; the %d launch(es) finished before it are saved in %s", runErr, len(recs), dir))

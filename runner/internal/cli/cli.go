@@ -81,12 +81,15 @@ func newApp(e *env) *ucli.App {
 		Usage: "benchmark LLM inference engines fairly: fresh processes, same workload, raw per-token timestamps, real statistics",
 		Description: "With no command, runs a benchmark: --config FILE (default: the embedded smoke config, a tiny generated\n" +
 			"model on CPU) and --engines a,b (variants as name:key=value, e.g. reference:threads=2, pytorch:mode=compiled).",
-		Reader:          e.stdin,
-		Writer:          e.stdout,
-		ErrWriter:       e.stderr,
-		HideHelpCommand: true,
-		Flags:           benchFlags(e),
-		Action:          func(c *ucli.Context) error { return benchCmd(c, e) },
+		Version:              version(e),
+		UsageText:            "runner [flags]                 (a benchmark; see the flags below)\n   runner --engines reference:threads=1,reference:threads=2 --prompt-len 64,128 --new-tokens 32\n   runner --config configs/decode.yaml --format json | jq '.cases[0].comparisons'\n   runner COMMAND [flags] [args]  (runner help COMMAND)",
+		EnableBashCompletion: true,
+		Reader:               e.stdin,
+		Writer:               e.stdout,
+		ErrWriter:            e.stderr,
+		HideHelpCommand:      false,
+		Flags:                benchFlags(e),
+		Action:               func(c *ucli.Context) error { return benchCmd(c, e) },
 		Commands: []*ucli.Command{
 			{
 				Name:   "bench",

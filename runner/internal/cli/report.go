@@ -75,9 +75,13 @@ func reportCommand(e *env) *ucli.Command {
 		Name:      "report",
 		Usage:     "re-analyse a results directory (also an interrupted one) and rewrite its reports",
 		ArgsUsage: "DIR",
+		Flags:     []ucli.Flag{formatFlag()},
 		Action: func(c *ucli.Context) error {
 			if c.Args().Len() != 1 {
 				return usageError("report: want exactly one results directory")
+			}
+			if err := checkFormat(c); err != nil {
+				return err
 			}
 			dir := c.Args().First()
 			recs, warnings, err := results.ReadRuns(filepath.Join(dir, results.RunsFile))
@@ -107,7 +111,7 @@ func reportCommand(e *env) *ucli.Command {
 			if err != nil {
 				return err
 			}
-			return report.Markdown(e.stdout, sum)
+			return writeFormat(e.stdout, c.String("format"), sum)
 		},
 	}
 }

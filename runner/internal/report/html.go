@@ -38,6 +38,13 @@ func HTML(w io.Writer, s *analysis.Summary) error {
 	p.f("<p>Each engine: %d launch(es) × (%d warm-up + %d timed iterations) per case, launches interleaved; baseline <b>%s</b>. "+
 		"Dots are timed iterations, bars medians, bands the medians' 95%% CIs.</p>\n",
 		launchesOf(s), s.Request.Warmup, s.Request.Iterations, esc(s.Baseline))
+	if hs := Headlines(s); len(hs) > 0 {
+		p.f("<h2>Verdicts</h2>\n<ul>\n")
+		for _, hl := range hs {
+			p.f("<li>%s</li>\n", boldMarkdown(esc(hl.Text)))
+		}
+		p.f("</ul>\n")
+	}
 	colour := map[string]string{}
 	for i, en := range s.Engines {
 		colour[en.Label] = palette[i%len(palette)]

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -25,6 +26,13 @@ func Markdown(w io.Writer, s *analysis.Summary) error {
 	p.f("Each engine: %d launch(es) × (%d warm-up + %d timed iterations) per case, launches interleaved; baseline **%s**. "+
 		"The launch is the unit: figures are the geometric mean of launch medians [95%% CI over launches], verdicts a launch-level test.\n\n",
 		launchesOf(s), s.Request.Warmup, s.Request.Iterations, s.Baseline)
+	if hs := Headlines(s); len(hs) > 0 {
+		p.f("## Verdicts\n\n")
+		for _, h := range hs {
+			p.f("- %s\n", h.Text)
+		}
+		p.f("\n")
+	}
 	for _, c := range s.Cases {
 		p.f("## %s — prompt %d, %d new tokens, batch %d\n\n", c.Name, c.Prompt, c.MaxNew, c.Batch)
 		p.f("| engine | TTFT ms | TPOT ms | decode tok/s | prefill tok/s | E2E ms | n | outliers | peak alloc MiB |\n")
@@ -195,17 +203,99 @@ func Verdicts(c analysis.Case) []string {
 	return out
 }
 
-// Verdict says one comparison in plain words.
-func Verdict(cm analysis.Comparison) string {
-	name := cm.Metric
-	for _, m := range analysis.Metrics {
-		if m.Key == cm.Metric {
-			name = m.Name
-			if m.HigherIsBetter {
-				name += " " + m.Unit
+// factor turns a significant ratio into words: the factor (≥ 1), "faster" or
+// "slower" for the engine against the baseline, and the factor's CI.
+func factor(cm analysis.Comparison) (f float64, word string, lo, hi float64) {
+	f, lo, hi = cm.Ratio, cm.RatioLo, cm.RatioHi
+	if f < 1 {
+		f, lo, hi = 1/cm.Ratio, 1/cm.RatioHi, 1/cm.RatioLo
+	}
+	word = "slower"
+	if (cm.Ratio > 1) == higherIsBetter(cm.Metric) {
+		word = "faster"
+	}
+	return f, word, lo, hi
+}
+
+// Headline is one line of the verdict summary: one engine against the
+// baseline on one case, every metric said once.
+type Headline struct {
+	// Text is Markdown (significant findings in bold).
+	Text string
+	// Better counts significant findings in the engine's favour and Worse
+	// those against it (colour on a terminal).
+	Better, Worse int
+}
+
+// Headlines summarise every comparison of the summary, one line per case and
+// engine: the significant differences in words, then the metrics with none.
+func Headlines(s *analysis.Summary) []Headline {
+	var out []Headline
+	multi := len(s.Cases) > 1
+	for _, c := range s.Cases {
+		var engines []string
+		for _, cm := range c.Comparisons {
+			if !slices.Contains(engines, cm.Engine) {
+				engines = append(engines, cm.Engine)
 			}
 		}
+		for _, en := range engines {
+			var h Headline
+			var sig, none []string
+			for _, cm := range c.Comparisons {
+				if cm.Engine != en {
+					continue
+				}
+				if cm.Significant {
+					f, word, lo, hi := factor(cm)
+					if len(sig) == 0 {
+						sig = append(sig, fmt.Sprintf("**%s is %s× %s than %s in %s** [%s–%s×]", en, num(f, 3), word, s.Baseline, metricWord(cm.Metric), num(lo, 3), num(hi, 3)))
+					} else {
+						sig = append(sig, fmt.Sprintf("**%s× %s in %s** [%s–%s×]", num(f, 3), word, metricWord(cm.Metric), num(lo, 3), num(hi, 3)))
+					}
+					if (cm.Ratio > 1) == higherIsBetter(cm.Metric) {
+						h.Better++
+					} else {
+						h.Worse++
+					}
+				} else {
+					none = append(none, metricWord(cm.Metric))
+				}
+			}
+			parts := sig
+			if len(none) > 0 {
+				lead := fmt.Sprintf("%s vs %s: no significant difference in ", en, s.Baseline)
+				if len(sig) > 0 {
+					lead = "no significant difference in "
+				}
+				parts = append(parts, lead+strings.Join(none, ", "))
+			}
+			h.Text = strings.Join(parts, "; ")
+			if multi {
+				h.Text = c.Name + ": " + h.Text
+			}
+			out = append(out, h)
+		}
 	}
+	return out
+}
+
+// metricWord names a metric in a sentence: "TPOT", "decode tok/s".
+func metricWord(key string) string {
+	for _, m := range analysis.Metrics {
+		if m.Key == key {
+			if m.HigherIsBetter {
+				return m.Name + " " + m.Unit
+			}
+			return m.Name
+		}
+	}
+	return key
+}
+
+// Verdict says one comparison in plain words.
+func Verdict(cm analysis.Comparison) string {
+	name := metricWord(cm.Metric)
 	p := "launch-level p = " + strings.TrimPrefix(pval(cm.PAdj), "<") + " (Holm)"
 	if strings.HasPrefix(pval(cm.PAdj), "<") {
 		p = "launch-level p < 0.001 (Holm)"
@@ -220,15 +310,7 @@ func Verdict(cm analysis.Comparison) string {
 		return fmt.Sprintf("%s vs %s in %s: no significant difference (ratio %s [95%% CI %s–%s], %s)", cm.Engine, cm.Baseline, name,
 			num(cm.Ratio, 3), num(cm.RatioLo, 3), num(cm.RatioHi, 3), p)
 	}
-	f, lo, hi := cm.Ratio, cm.RatioLo, cm.RatioHi
-	if f < 1 {
-		f, lo, hi = 1/cm.Ratio, 1/cm.RatioHi, 1/cm.RatioLo
-	}
-	faster := (cm.Ratio > 1) == higherIsBetter(cm.Metric)
-	word := "slower"
-	if faster {
-		word = "faster"
-	}
+	f, word, lo, hi := factor(cm)
 	return fmt.Sprintf("**%s is %s× %s than %s in %s** [95%% CI %s–%s×], %s", cm.Engine, num(f, 3), word, cm.Baseline, name, num(lo, 3), num(hi, 3), p)
 }
 
