@@ -461,9 +461,17 @@ type BenchSample struct {
 	DecodeTPS     float64
 }
 
+// benchName makes a label a benchmark name part that benchstat keeps whole:
+// no spaces, slashes or '=' (they delimit keys), and no trailing "-N", which
+// benchstat reads as a GOMAXPROCS suffix ("reference:threads=1" would become
+// engine "reference_threads" with -1 and merge with threads=2).
 func benchName(s string) string {
-	r := strings.NewReplacer(" ", "_", "/", "_", ":", "_", "=", "-")
-	return r.Replace(s)
+	r := strings.NewReplacer(" ", "_", "/", "_", ":", "_", "=", "_")
+	s = r.Replace(s)
+	if i := strings.LastIndexByte(s, '-'); i >= 0 && i < len(s)-1 && strings.Trim(s[i+1:], "0123456789") == "" {
+		s = s[:i] + "_" + s[i+1:]
+	}
+	return s
 }
 
 type printer struct {
