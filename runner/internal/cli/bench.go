@@ -14,7 +14,6 @@ import (
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/analysis"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/bench"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/config"
-	"github.com/cuda-inference-benchmarks/cib/runner/internal/engine"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/envinfo"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/results"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/spawn"
@@ -120,12 +119,12 @@ func loadConfig(c *ucli.Context) (*config.Config, error) {
 // the start timeout); an engine that cannot serve the config's device, dtype
 // or protocol version is refused before anything is launched, and every
 // problem is reported at once. An interrupt stops it with ErrInterrupted.
-func resolveVariants(ctx context.Context, e *env, binDir string, cfg *config.Config) ([]bench.Variant, error) {
+func resolveVariants(ctx context.Context, e *env, binDir string, binDirGiven bool, cfg *config.Config) ([]bench.Variant, error) {
 	var out []bench.Variant
 	var errs []error
 	infos := map[string]*protocol.Info{}
 	for _, s := range cfg.Engines {
-		path, err := engine.Find(s.Name, binDir, e.getenv("PATH"))
+		path, err := e.findEngine(s.Name, binDir, binDirGiven)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -186,7 +185,7 @@ func benchCmd(c *ucli.Context, e *env) error {
 	if c.Bool("quiet") {
 		progress = nil
 	}
-	variants, err := resolveVariants(ctx, e, c.String("bin-dir"), cfg)
+	variants, err := resolveVariants(ctx, e, c.String("bin-dir"), c.IsSet("bin-dir"), cfg)
 	if err != nil {
 		return err
 	}

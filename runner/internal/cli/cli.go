@@ -7,9 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 
 	ucli "github.com/urfave/cli/v2"
+
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/engine"
 )
 
 // Exit codes, mapped in one place.
@@ -42,6 +46,22 @@ type env struct {
 	stdout, stderr io.Writer
 	environ        []string
 	args           []string
+	// exeDir is the directory of the runner binary: engines built next to
+	// it are found there when --bin-dir and CIB_BIN_DIR are not given.
+	exeDir string
+}
+
+// findEngine finds an engine binary in binDir, then on PATH (cib-NAME), then
+// next to the runner binary unless the user named a bin dir.
+func (e *env) findEngine(name, binDir string, binDirGiven bool) (string, error) {
+	path, err := engine.Find(name, binDir, e.getenv("PATH"))
+	if err == nil || binDirGiven || e.getenv("CIB_BIN_DIR") != "" || e.exeDir == "" {
+		return path, err
+	}
+	if p, err2 := engine.Find(name, e.exeDir, ""); err2 == nil {
+		return p, nil
+	}
+	return path, err
 }
 
 func (e *env) getenv(key string) string {
@@ -56,6 +76,9 @@ func (e *env) getenv(key string) string {
 // Run executes the runner command line and returns the process exit code.
 func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, environ []string) int {
 	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, environ: environ, args: args}
+	if exe, err := os.Executable(); err == nil {
+		e.exeDir = filepath.Dir(exe)
+	}
 	app := newApp(e)
 	err := app.RunContext(ctx, flagsFirst(args))
 	if err == nil {

@@ -30,7 +30,7 @@ func enginesCommand(e *env) *ucli.Command {
 			binDir := c.String("bin-dir")
 			all := map[string]any{}
 			for _, name := range engine.KnownNames() {
-				path, err := engine.Find(name, binDir, e.getenv("PATH"))
+				path, err := e.findEngine(name, binDir, c.IsSet("bin-dir"))
 				if err != nil {
 					if !c.Bool("json") {
 						fmt.Fprintf(e.stdout, "%-10s not built (%s)\n", name, engine.Known[name])

@@ -10,7 +10,6 @@ import (
 
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/config"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/conformance"
-	"github.com/cuda-inference-benchmarks/cib/runner/internal/engine"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/modelcfg"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/synth"
 )
@@ -37,7 +36,7 @@ func conformanceCommand(e *env) *ucli.Command {
 			}
 			spec := specs[0]
 			name := spec.Spec()
-			path, err := engine.Find(spec.Name, c.String("bin-dir"), e.getenv("PATH"))
+			path, err := e.findEngine(spec.Name, c.String("bin-dir"), c.IsSet("bin-dir"))
 			if err != nil {
 				return withCode(ExitUsage, err)
 			}

@@ -1,0 +1,109 @@
+package cli_test
+
+import (
+	"bufio"
+	"encoding/csv"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/analysis"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/testbin"
+)
+
+// TestNewUser drives the CLI as a new user would: help, version, a sweep
+// from the command line in every stdout format, and the common mistakes,
+// each with the message it must print and its exit code.
+func TestNewUser(t *testing.T) {
+	bin := testbin.Dir(t)
+	model := testbin.TinyModel(t)
+	base := []string{"--bin-dir", bin, "--model", model, "--launches", "2", "--iterations", "3", "--warmup", "1", "-q"}
+
+	t.Run("help and version", func(t *testing.T) {
+		o := run(t, t.Context(), "--help")
+		require.Equal(t, 0, o.code)
+		assert.Contains(t, o.stdout, "--prompt-len")
+		assert.Contains(t, o.stdout, "(default: the config's)", "real defaults, not 0 or -1")
+		assert.Contains(t, o.stdout, "runner --engines reference:threads=1,reference:threads=2 --prompt-len", "an example")
+		o = run(t, t.Context(), "help", "report")
+		require.Equal(t, 0, o.code)
+		assert.Contains(t, o.stdout, "--format")
+		o = run(t, t.Context(), "--version")
+		require.Equal(t, 0, o.code)
+		assert.Regexp(t, `^runner version git \S+ go1\.`, o.stdout)
+	})
+
+	t.Run("sweep in every format", func(t *testing.T) {
+		sweep := append([]string{"--out", t.TempDir(), "--prompt-len", "8,16", "--new-tokens", "4", "--batch", "1,2"}, base...)
+		o := run(t, t.Context(), append(sweep, "--format", "json")...)
+		require.Equal(t, 0, o.code, o.stderr)
+		var s analysis.Summary
+		require.NoError(t, json.Unmarshal([]byte(o.stdout), &s), "--format json is summary.json")
+		var names []string
+		for _, c := range s.Cases {
+			names = append(names, c.Name)
+		}
+		assert.Equal(t, []string{"p8-n4-b1", "p8-n4-b2", "p16-n4-b1", "p16-n4-b2"}, names, "the cross product of the sweep")
+		assert.Equal(t, 2, s.Cases[1].Batch)
+
+		o = run(t, t.Context(), append(sweep, "--format", "jsonl")...)
+		require.Equal(t, 0, o.code, o.stderr)
+		sc := bufio.NewScanner(strings.NewReader(o.stdout))
+		lines := 0
+		for sc.Scan() {
+			var row map[string]any
+			require.NoError(t, json.Unmarshal(sc.Bytes(), &row), "jsonl line %q", sc.Text())
+			lines++
+		}
+		assert.Equal(t, 4*2*len(analysis.Metrics), lines, "one line per case × engine × metric")
+
+		o = run(t, t.Context(), append(sweep, "-o", "csv")...)
+		require.Equal(t, 0, o.code, o.stderr)
+		rows, err := csv.NewReader(strings.NewReader(o.stdout)).ReadAll()
+		require.NoError(t, err)
+		assert.Equal(t, "case", rows[0][0])
+		assert.Len(t, rows, 1+4*2*len(analysis.Metrics))
+
+		o = run(t, t.Context(), append(sweep, "--set", "name=swept", "--set", "timeouts.start=90s")...)
+		require.Equal(t, 0, o.code, o.stderr)
+		assert.True(t, strings.HasPrefix(o.stdout, "# swept\n"), "--set name=swept: %.40q", o.stdout)
+		assert.Contains(t, o.stdout, "## Verdicts")
+	})
+
+	t.Run("mistakes", func(t *testing.T) {
+		out := t.TempDir()
+		cfg := filepath.Join(t.TempDir(), "my.yaml")
+		require.NoError(t, os.WriteFile(cfg, []byte("model: "+model+"\nengines: [{name: reference}]\ncases: [{name: a, prompt_len: 4, max_new_tokens: 4}]\n"), 0o644))
+		tests := []struct {
+			name string
+			args []string
+			want string
+		}{
+			{"unknown format", []string{"--format", "yaml"}, `--format "yaml": want one of md, json, jsonl, csv`},
+			{"bad sweep value", []string{"--prompt-len", "128,x"}, `--prompt-len "128,x": want positive integers`},
+			{"set without value", []string{"--set", "launches"}, `--set "launches": want KEY=VALUE`},
+			{"set of an unknown field", []string{"--set", "lanches=3"}, "field lanches not found"},
+			{"misspelled baseline", []string{"--baseline", "reference:threads=3"}, `baseline "reference:threads=3" is none of the engines (reference:threads=1, reference:threads=2)`},
+			{"missing config", []string{"--config", "nope.yaml"}, "read config: open nope.yaml: no such file or directory"},
+			{"engine not built", []string{"--engines", "nosuchengine"}, "nosuchengine"},
+			{"negative launches", []string{"--launches", "-1"}, "--launches -1: need at least 1"},
+			{"config with a typo", []string{"--config", cfg, "--set", "warmpu=1"}, "field warmpu not found"},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				args := append([]string{"--bin-dir", bin, "--model", model, "--out", out}, tt.args...)
+				o := run(t, t.Context(), args...)
+				assert.Equal(t, 2, o.code, "exit code of %v: %s", tt.args, o.stderr)
+				assert.Contains(t, o.stderr, tt.want)
+			})
+		}
+		ents, err := os.ReadDir(out)
+		require.NoError(t, err)
+		assert.Empty(t, ents, "no results directory for a refused run")
+	})
+}
