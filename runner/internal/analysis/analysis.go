@@ -13,6 +13,7 @@ import (
 	"github.com/cuda-inference-benchmarks/cib/protocol"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/envinfo"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/metrics"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/plugin"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/results"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/roofline"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/stats"
@@ -65,6 +66,23 @@ type Summary struct {
 	Failures  []Failure       `json:"failures,omitempty"`
 	Defs      []string        `json:"definitions"`
 	Config    json.RawMessage `json:"config,omitempty"`
+	// Prices are the user's prices for the cost section (inputs, not
+	// measurements), kept so that `runner report` keeps them.
+	Prices *Prices `json:"prices,omitempty"`
+	// Sections are report sections from the built-in analyses (cost) and
+	// plugins, in order.
+	Sections []plugin.Section `json:"sections,omitempty"`
+	// PluginFailures are the plugins that failed; the result stands without
+	// their sections.
+	PluginFailures []plugin.Failure `json:"plugin_failures,omitempty"`
+}
+
+// Prices are what the user pays: a GPU's price per hour and electricity per
+// kWh (0: not given), in Currency (a symbol such as "$", default "$").
+type Prices struct {
+	GPUPerHour   float64 `json:"gpu_per_hour,omitempty"`
+	EnergyPerKWh float64 `json:"energy_per_kwh,omitempty"`
+	Currency     string  `json:"currency,omitempty"`
 }
 
 // RequestInfo records the workload every engine received.
