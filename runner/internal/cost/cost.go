@@ -292,10 +292,10 @@ func prose(s *analysis.Summary, f Fields) string {
 	cur := f.Prices.Currency
 	var in []string
 	if f.Prices.GPUPerHour > 0 {
-		in = append(in, fmt.Sprintf("GPU %s%s per hour", cur, num(f.Prices.GPUPerHour, 4)))
+		in = append(in, fmt.Sprintf("GPU %s%s per hour", cur, strconv.FormatFloat(f.Prices.GPUPerHour, 'f', -1, 64)))
 	}
 	if f.Prices.EnergyPerKWh > 0 {
-		in = append(in, fmt.Sprintf("electricity %s%s per kWh", cur, num(f.Prices.EnergyPerKWh, 4)))
+		in = append(in, fmt.Sprintf("electricity %s%s per kWh", cur, strconv.FormatFloat(f.Prices.EnergyPerKWh, 'f', -1, 64)))
 	}
 	fmt.Fprintf(&b, "Prices are the user's inputs, not measurements: %s.\n\n", strings.Join(in, ", "))
 	for _, ch := range f.Cheapest {

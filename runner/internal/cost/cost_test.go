@@ -143,7 +143,7 @@ func TestSection(t *testing.T) {
 		{name: "zero prices", prices: &analysis.Prices{}, wantErr: cost.ErrNoPrice},
 		{name: "gpu only", prices: &analysis.Prices{GPUPerHour: 2, Currency: "€"},
 			columns: []string{"case", "engine", "GPU time s / 1M out tok [95% CI]", "€ GPU time / 1M out tok [95% CI]", "out tok per € [95% CI]", "energy J / out tok"},
-			prose:   "Prices are the user's inputs, not measurements: GPU €2.000 per hour."},
+			prose:   "Prices are the user's inputs, not measurements: GPU €2 per hour."},
 		{name: "energy only", prices: &analysis.Prices{EnergyPerKWh: 0.3},
 			columns: []string{"case", "engine", "GPU time s / 1M out tok [95% CI]", "energy J / out tok", "$ energy / 1M out tok"},
 			prose:   "NVML summarises a launch, not a case: energy per token is each engine's over all its cases."},

@@ -85,6 +85,7 @@ func HTML(w io.Writer, s *analysis.Summary) error {
 			p.f("</ul>\n")
 		}
 	}
+	htmlSections(p, s)
 	if len(s.Failures) > 0 {
 		p.f("<h2>Failed launches</h2>\n<ul>\n")
 		for _, f := range s.Failures {

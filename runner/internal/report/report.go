@@ -132,6 +132,7 @@ func Markdown(w io.Writer, s *analysis.Summary) error {
 		}
 		p.f("\n")
 	}
+	markdownSections(p, s)
 	if len(s.Failures) > 0 {
 		p.f("## Failed launches\n\n")
 		for _, f := range s.Failures {
