@@ -14,6 +14,7 @@ import (
 	"github.com/cuda-inference-benchmarks/cib/protocol"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/config"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/metrics"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/profile"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/results"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/spawn"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/stats"
@@ -27,6 +28,8 @@ type Variant struct {
 	// Path is the engine binary.
 	Path string
 	Info *protocol.Info
+	// Profile injects Options.Profiler into this variant's launches.
+	Profile bool
 }
 
 // Monitor watches the GPU around launches. A nil Monitor means telemetry is off.
@@ -45,6 +48,21 @@ type Watch interface {
 	Stop(its []results.Iteration) (json.RawMessage, []string)
 }
 
+// Observer follows a run as it happens. Phase may be called from another
+// goroutine than the other methods.
+type Observer interface {
+	// LaunchStarted says launch (0-based, of the variant) starts; order
+	// counts every launch of the run, planned is the launches planned so far
+	// (all variants; adaptive stopping may add more).
+	LaunchStarted(label string, launch, order, planned int)
+	// Phase says what the running launch is doing: "loading", "warm-up 1/2
+	// p128-n256", "timed 3/10 p128-n256".
+	Phase(phase string)
+	// LaunchDone reports the record of the launch that ended; its progress
+	// line, when the run prints one, is line.
+	LaunchDone(rec *results.Record, line string)
+}
+
 // Options configure a benchmark run.
 type Options struct {
 	Config   *config.Config
@@ -56,8 +74,12 @@ type Options struct {
 	Monitor Monitor
 	// Progress receives one line per launch.
 	Progress io.Writer
+	// Observer, if set, follows the run live (a progress bar).
+	Observer Observer
 	// Env is the child environment.
 	Env []string
+	// Profiler, if set, profiles the launches of variants marked Profile.
+	Profiler *Profiler
 	// MaxConsecutiveFailures stops launching a variant after that many failed
 	// launches in a row (default 2).
 	MaxConsecutiveFailures int
@@ -103,7 +125,11 @@ func Run(ctx context.Context, o Options) ([]results.Record, error) {
 			if err := ctx.Err(); err != nil {
 				return all, fmt.Errorf("benchmark interrupted: %w", err)
 			}
+			if o.Observer != nil {
+				o.Observer.LaunchStarted(v.Label, launched[i], order, max(round+1, cfg.Launches)*len(o.Variants))
+			}
 			rec := launchOne(ctx, o, v, reqBytes[i], launched[i], order)
+			finishProfile(o, v, &rec)
 			launched[i]++
 			order++
 			if err := o.Writer.Append(&rec); err != nil {
@@ -118,7 +144,12 @@ func Run(ctx context.Context, o Options) ([]results.Record, error) {
 					progress(o.Progress, "  %s: %d failed launches in a row, not launching it again\n", v.Label, maxFail)
 				}
 			}
-			progressLine(o.Progress, &rec, time.Since(begin))
+			line := formatProgress(&rec, time.Since(begin))
+			if o.Observer != nil {
+				o.Observer.LaunchDone(&rec, line)
+			} else {
+				progress(o.Progress, "%s", line)
+			}
 		}
 		if ctx.Err() != nil {
 			return all, fmt.Errorf("benchmark interrupted: %w", ctx.Err())
@@ -227,11 +258,13 @@ func launchOne(ctx context.Context, o Options, v Variant, req []byte, launch, or
 	cases := o.Request.Cases
 	st := stream{req: &o.Request}
 	res := spawn.Launch(ctx, spawn.Options{
-		Path: v.Path, Args: []string{"run"}, Env: o.Env, Stdin: req,
+		Path: v.Path, Args: []string{"run"}, Env: launchEnv(o, v, launch), Stdin: req,
 		Timeouts: spawn.Timeouts{Start: t.Start.Duration, Stall: t.Stall.Duration, Total: t.Total.Duration},
 	}, func(p int) {
+		phase(o, "loading")
 		pid = p
 		spawned = time.Now()
+		rec.SpawnMonoNs = profile.MonoNs()
 		st.last = spawned
 		if o.Monitor != nil {
 			watch = o.Monitor.Watch(p, spawned)
@@ -242,6 +275,7 @@ func launchOne(ctx context.Context, o Options, v Variant, req []byte, launch, or
 		}
 		switch ev.Event.Type {
 		case protocol.EventLoaded:
+			phase(o, nextPhase(&o.Request, 0))
 			rec.ColdStartNs = int64(ev.At.Sub(spawned))
 			rec.Loaded = ev.Event.Loaded
 			cpuAtLoad, loadedAt = telemetry.TreeCPUSeconds(pid), ev.At
@@ -256,6 +290,7 @@ func launchOne(ctx context.Context, o Options, v Variant, req []byte, launch, or
 				Raw:       *it,
 				Metrics:   metrics.FromIteration(it),
 			})
+			phase(o, nextPhase(&o.Request, len(rec.Iterations)))
 		case protocol.EventDone:
 			if ev.Event.Done.Iterations != len(rec.Iterations) {
 				return fmt.Errorf("done event counts %d iterations, %d received", ev.Event.Done.Iterations, len(rec.Iterations))
@@ -346,13 +381,10 @@ func progress(w io.Writer, format string, a ...any) {
 	}
 }
 
-func progressLine(w io.Writer, r *results.Record, elapsed time.Duration) {
-	if w == nil {
-		return
-	}
+// formatProgress is the one progress line of a finished launch.
+func formatProgress(r *results.Record, elapsed time.Duration) string {
 	if r.Status != results.StatusOK {
-		fmt.Fprintf(w, "[%3d %7s] %-28s launch %d FAILED: %s\n", r.Order+1, elapsed.Round(time.Second), r.Engine, r.Launch+1, r.Error)
-		return
+		return fmt.Sprintf("[%3d %7s] %-28s launch %d FAILED: %s\n", r.Order+1, elapsed.Round(time.Second), r.Engine, r.Launch+1, r.Error)
 	}
 	var tpot []float64
 	for _, it := range r.Iterations {
@@ -361,6 +393,27 @@ func progressLine(w io.Writer, r *results.Record, elapsed time.Duration) {
 		}
 	}
 	s := stats.Summarize(tpot)
-	fmt.Fprintf(w, "[%3d %7s] %-28s launch %d ok: %d iterations, cold start %.2fs, TPOT median %.3f ms\n",
+	return fmt.Sprintf("[%3d %7s] %-28s launch %d ok: %d iterations, cold start %.2fs, TPOT median %.3f ms\n",
 		r.Order+1, elapsed.Round(time.Second), r.Engine, r.Launch+1, len(r.Iterations), float64(r.ColdStartNs)/1e9, s.Median)
+}
+
+func phase(o Options, p string) {
+	if o.Observer != nil {
+		o.Observer.Phase(p)
+	}
+}
+
+// nextPhase names what a launch does after receiving done iterations: the
+// engine runs each case's warm-up, then its timed iterations, case by case.
+func nextPhase(req *protocol.Request, done int) string {
+	per := req.Warmup + req.Iterations
+	if per == 0 || done >= per*len(req.Cases) {
+		return "finishing"
+	}
+	c, k := done/per, done%per
+	name := req.Cases[c].Name
+	if k < req.Warmup {
+		return fmt.Sprintf("warm-up %d/%d %s", k+1, req.Warmup, name)
+	}
+	return fmt.Sprintf("timed %d/%d %s", k-req.Warmup+1, req.Iterations, name)
 }

@@ -39,7 +39,7 @@ func benchFlags(e *env) []ucli.Flag {
 		&ucli.BoolFlag{Name: "allow-busy", Usage: "run even when another process holds the GPU"},
 		&ucli.DurationFlag{Name: "idle-timeout", Value: 60 * time.Second, Usage: "longest wait for the GPU to return to rest before a launch (then a warning)"},
 		&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress lines, only the report"},
-	}, overrideFlags()...)
+	}, append(append(overrideFlags(), pluginFlags()...), profileFlags()...)...)
 }
 
 func binDirFlag(e *env) ucli.Flag {
@@ -181,11 +181,19 @@ func benchCmd(c *ucli.Context, e *env) error {
 	if err != nil {
 		return err
 	}
+	plugs, err := newPlugins(c, e, cfg.Plugins, cfg.Prices, nil) // plugins.go
+	if err != nil {
+		return err
+	}
 	progress := e.stderr
 	if c.Bool("quiet") {
 		progress = nil
 	}
 	variants, err := resolveVariants(ctx, e, c.String("bin-dir"), c.IsSet("bin-dir"), cfg)
+	if err != nil {
+		return err
+	}
+	profiler, variants, err := profileVariants(c, e, cfg, variants)
 	if err != nil {
 		return err
 	}
@@ -218,6 +226,9 @@ func benchCmd(c *ucli.Context, e *env) error {
 	}
 	if progress != nil {
 		fmt.Fprintf(progress, "telemetry: %s\n", telemetryNote)
+	}
+	if err := plugs.pre(cfg, envRec); err != nil { // a plugin's veto: nothing launched, nothing written
+		return err
 	}
 
 	w, err := results.CreateNew(c.String("out"), envRec.CreatedAt.Format("20060102-150405")+"-"+safeName(cfg.Name))
@@ -254,9 +265,19 @@ func benchCmd(c *ucli.Context, e *env) error {
 	if mon != nil {
 		monitor = mon
 	}
+	var live *liveProgress
+	var observer bench.Observer
+	if progress != nil && isTerminal(progress, e) { // a live bar on a terminal, plain lines elsewhere
+		live = newLiveProgress(progress, cfg.Launches*len(variants))
+		observer = live
+	}
 	recs, runErr := bench.Run(ctx, bench.Options{
 		Config: cfg, Variants: variants, Request: req, Writer: w, Monitor: monitor, Progress: progress, Env: e.environ,
+		Observer: observer, Profiler: profiler,
 	})
+	if live != nil {
+		live.Close()
+	}
 	labels := make([]string, len(variants))
 	for i, v := range variants {
 		labels[i] = v.Label
@@ -267,14 +288,13 @@ func benchCmd(c *ucli.Context, e *env) error {
 		}
 		return results.ErrNoRuns
 	}
-	sum, err := writeReports(dir, cfg.Name, envRec, req, labels, cfg.Baseline, recs, nil)
+	sum, err := writeReports(dir, cfg.Name, envRec, req, labels, cfg.Baseline, recs, nil, plugs)
 	if err != nil {
 		return err
 	}
 	if err := writeFormat(e.stdout, c.String("format"), sum); err != nil {
 		return err
 	}
-
 	if progress != nil {
 		fmt.Fprintf(progress, "\nresults: %s (runs.jsonl, summary.json, report.md, report.html, report.csv, bench.txt)\n", dir)
 	}

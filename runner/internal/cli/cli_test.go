@@ -325,7 +325,7 @@ func TestAdaptiveStopping(t *testing.T) {
 		launches int
 		want     string
 	}{
-		{name: "loose target met", target: "0.5", launches: 3, want: "adaptive: every launch-level CI within ±50.0%"},
+		{name: "loose target met", target: "0.99", launches: 3, want: "adaptive: every launch-level CI within ±99.0%"},
 		{name: "tight target hits the cap", target: "0.000001", launches: 4, want: "adaptive: launch cap 4 reached"},
 	}
 	for _, tt := range tests {

@@ -11,19 +11,22 @@ import (
 
 	"github.com/cuda-inference-benchmarks/cib/protocol"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/analysis"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/config"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/envinfo"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/report"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/results"
 )
 
 // writeReports analyses the records and writes summary.json, report.md,
-// report.html, report.csv and bench.txt into dir.
-func writeReports(dir, name string, env envinfo.Env, req protocol.Request, labels []string, baseline string, recs []results.Record, warnings []string) (*analysis.Summary, error) {
+// report.html, report.csv and bench.txt into dir. plugs (nil: none) adds the
+// prices, the plugin sections and the plugins that failed.
+func writeReports(dir, name string, env envinfo.Env, req protocol.Request, labels []string, baseline string, recs []results.Record, warnings []string, plugs *plugins) (*analysis.Summary, error) {
 	sum, err := analysis.Build(name, env, requestInfo(req), labels, baseline, recs)
 	if err != nil {
 		return nil, fmt.Errorf("analyse %s: %w", dir, err)
 	}
 	sum.Warnings = append(sum.Warnings, warnings...)
+	plugs.post(sum) // prices, plugin sections and failures (plugins.go)
 	if err := results.WriteJSON(dir, results.SummaryFile, sum); err != nil {
 		return nil, err
 	}
@@ -75,7 +78,7 @@ func reportCommand(e *env) *ucli.Command {
 		Name:      "report",
 		Usage:     "re-analyse a results directory (also an interrupted one) and rewrite its reports",
 		ArgsUsage: "DIR",
-		Flags:     []ucli.Flag{formatFlag()},
+		Flags:     append([]ucli.Flag{formatFlag(), binDirFlag(e)}, pluginFlags()...),
 		Action: func(c *ucli.Context) error {
 			if c.Args().Len() != 1 {
 				return usageError("report: want exactly one results directory")
@@ -107,7 +110,11 @@ func reportCommand(e *env) *ucli.Command {
 			} else if !errors.Is(err, fs.ErrNotExist) {
 				fmt.Fprintf(e.stderr, "note: ignoring unreadable previous summary: %v\n", err)
 			}
-			sum, err := writeReports(dir, name, env, req, nil, baseline, recs, warnings)
+			plugs, err := newPlugins(c, e, nil, config.Prices{}, &prev) // plugins.go: prices kept from the previous summary
+			if err != nil {
+				return err
+			}
+			sum, err := writeReports(dir, name, env, req, nil, baseline, recs, warnings, plugs)
 			if err != nil {
 				return err
 			}

@@ -19,10 +19,9 @@ const (
 	ansiYellow = "\x1b[33m"
 )
 
-// useColour is true when w is a terminal and NO_COLOR (no-color.org) is
-// unset or empty.
-func useColour(w io.Writer, e *env) bool {
-	if e.getenv("NO_COLOR") != "" || e.getenv("TERM") == "dumb" {
+// isTerminal is true when w is a terminal (and TERM is not "dumb").
+func isTerminal(w io.Writer, e *env) bool {
+	if e.getenv("TERM") == "dumb" {
 		return false
 	}
 	f, ok := w.(*os.File)
@@ -31,6 +30,11 @@ func useColour(w io.Writer, e *env) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// useColour is true on a terminal unless NO_COLOR (no-color.org) is set.
+func useColour(w io.Writer, e *env) bool {
+	return e.getenv("NO_COLOR") == "" && isTerminal(w, e)
 }
 
 // printHeadlines ends the terminal output with the verdicts in words: green

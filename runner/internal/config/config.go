@@ -53,6 +53,19 @@ type Config struct {
 	Timeouts Timeouts `yaml:"timeouts"`
 	// Baseline is the label of the engine others are compared with (default: the first).
 	Baseline string `yaml:"baseline"`
+	// Plugins are plugin names (runner-plugin-NAME) or paths, run before the
+	// first launch and over the result (protocol/PLUGINS.md); "cost" is
+	// built in.
+	Plugins []string `yaml:"plugins"`
+	// Prices feed the built-in cost section; flags override them.
+	Prices Prices `yaml:"prices"`
+}
+
+// Prices are the user's prices, as text: GPU "3.50/h", electricity
+// "0.12/kWh" (a leading currency symbol is kept).
+type Prices struct {
+	GPU    string `yaml:"gpu"`
+	Energy string `yaml:"energy"`
 }
 
 // Synth describes a synthetic model to generate when Model is missing.

@@ -24,7 +24,7 @@ func TestSections(t *testing.T) {
 	require.NoError(t, err)
 	s.Sections = []plugin.Section{sec, {
 		Plugin: "slo", Title: "Latency <targets>", Markdown: "Targets: **TTFT ≤ 200 ms**.\n\n- A meets\n- B <script>alert(1)</script>",
-		Table:  &plugin.Table{Columns: []string{"engine", "a|b"}, Rows: [][]string{{"A", "x\ny"}}}, Fields: json.RawMessage(`{"k":1}`),
+		Table: &plugin.Table{Columns: []string{"engine", "a|b"}, Rows: [][]string{{"A", "x\ny"}}}, Fields: json.RawMessage(`{"k":1}`),
 	}}
 	s.PluginFailures = []plugin.Failure{
 		{Plugin: "hang", Hook: plugin.HookPost, Error: "post: timeout: no answer within 1m0s, killed", Stderr: "thinking\n"},
