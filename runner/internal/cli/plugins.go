@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"path/filepath"
 	"slices"
+	"strings"
 
 	ucli "github.com/urfave/cli/v2"
 	"gopkg.in/yaml.v3"
@@ -78,7 +80,9 @@ func newPlugins(c *ucli.Context, e *env, names []string, cfgPrices config.Prices
 		if err != nil {
 			return nil, usageError("%v", err)
 		}
-		p.list = append(p.list, &plugin.Process{Label: n, Path: path, Env: e.environ, Timeout: c.Duration("plugin-timeout")})
+		// A plugin given by path is labelled by its name: runner-plugin-slo is "slo".
+		label := strings.TrimPrefix(filepath.Base(n), plugin.Prefix)
+		p.list = append(p.list, &plugin.Process{Label: label, Path: path, Env: e.environ, Timeout: c.Duration("plugin-timeout")})
 	}
 	return p, nil
 }
