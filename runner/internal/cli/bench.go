@@ -197,6 +197,9 @@ func benchCmd(c *ucli.Context, e *env) error {
 	if err != nil {
 		return err
 	}
+	if err := checkGPUPresent(cfg.Device); err != nil {
+		return err
+	}
 	model, err := workload.PrepareModel(ctx, cfg, progress)
 	if errors.Is(err, workload.ErrNoModel) {
 		return withCode(ExitUsage, err)

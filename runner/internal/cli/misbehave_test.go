@@ -150,3 +150,20 @@ func TestRelativeBinDir(t *testing.T) {
 		require.Equal(t, os.FileMode(0o644), st.Mode().Perm(), f)
 	}
 }
+
+// TestNoGPUBeforeSynth: a CUDA benchmark on a machine with no NVIDIA GPU is
+// refused before the model is synthesized (a 16 GB write for the 8B shape).
+func TestNoGPUBeforeSynth(t *testing.T) {
+	if nodes, _ := filepath.Glob("/dev/nvidia[0-9]*"); len(nodes) > 0 {
+		t.Skip("this machine has an NVIDIA GPU")
+	}
+	bin := testbin.Dir(t)
+	model := filepath.Join(t.TempDir(), "m")
+	p := filepath.Join(t.TempDir(), "gpu.yaml")
+	require.NoError(t, os.WriteFile(p, []byte("model: "+model+"\nsynth: {shape: tiny, dtype: f32, seed: 1}\ndevice: cuda:0\n"+
+		"cases: [{name: c, prompt_len: 4, max_new_tokens: 3}]\n"), 0o644))
+	o := runEnv(t, t.Context(), []string{"TESTENGINE_INFO=devices=cpu,cuda:0"}, "--bin-dir", bin, "--out", t.TempDir(), "--config", p, "--engines", "testengine")
+	require.Equal(t, cli.ExitUsage, o.code, o.stderr)
+	require.Contains(t, o.stderr, "device cuda:0: no NVIDIA GPU on this machine")
+	require.NoDirExists(t, model, "no model synthesized")
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
@@ -30,6 +31,25 @@ type gpuMonitor interface {
 // a CPU benchmark means telemetry off with one line saying why, never an
 // error; a GPU held by another process or without room for the model is an
 // error unless --allow-busy.
+// checkGPUPresent refuses a CUDA device on a machine with no NVIDIA GPU (no
+// /dev/nvidia* device node and no NVML) before any expensive work, such as
+// synthesizing a 16 GB model.
+func checkGPUPresent(device string) error {
+	kind, _, _ := protocol.ParseDevice(device)
+	if kind != "cuda" {
+		return nil
+	}
+	if nodes, _ := filepath.Glob("/dev/nvidia[0-9]*"); len(nodes) > 0 {
+		return nil
+	}
+	t, err := telemetry.OpenNVML("")
+	if err == nil {
+		t.Close()
+		return nil
+	}
+	return usageError("device %s: no NVIDIA GPU on this machine (no /dev/nvidia* and %v); use --device cpu --dtype f32, or run where the GPU is", device, err)
+}
+
 func openMonitor(c *ucli.Context, cfg *config.Config, e *env, model *workload.Model) (gpuMonitor, string, error) {
 	if c.Bool("no-telemetry") {
 		return nil, "off (--no-telemetry)", nil

@@ -197,7 +197,7 @@ func mainCode(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 
 // badInfo answers `info` as TESTENGINE_INFO says: "hang" never answers,
 // "protocol=N" declares protocol version N, "dtypes=a,b" lists only those
-// dtypes. It reports false for a normal answer.
+// dtypes, "devices=a,b" those devices. It reports false for a normal answer.
 func badInfo(stdout io.Writer) (int, bool) {
 	mode := os.Getenv("TESTENGINE_INFO")
 	switch {
@@ -210,6 +210,13 @@ func badInfo(stdout io.Writer) (int, bool) {
 		info := engine{}.Info()
 		info.Protocol = protocol.Version
 		info.DTypes = strings.Split(strings.TrimPrefix(mode, "dtypes="), ",")
+		b, _ := json.Marshal(info)
+		fmt.Fprintf(stdout, "%s\n", b)
+		return 0, true
+	case strings.HasPrefix(mode, "devices="):
+		info := engine{}.Info()
+		info.Protocol = protocol.Version
+		info.Devices = strings.Split(strings.TrimPrefix(mode, "devices="), ",")
 		b, _ := json.Marshal(info)
 		fmt.Fprintf(stdout, "%s\n", b)
 		return 0, true
