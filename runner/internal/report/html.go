@@ -30,13 +30,14 @@ func HTML(w io.Writer, s *analysis.Summary) error {
 	p.f("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>%s</title>\n", esc(s.Name))
 	p.f("<style>\nbody{font-family:system-ui,sans-serif;max-width:72rem;margin:2rem auto;padding:0 1rem;color:#222}\n" +
 		"table{border-collapse:collapse;margin:.5rem 0 1rem}td,th{border:1px solid #ccc;padding:.2rem .5rem;text-align:right}" +
-		"td:first-child,th:first-child{text-align:left}\nsvg{display:block;margin:.25rem 0 1rem}\n.note{color:#555}\n</style>\n</head>\n<body>\n")
+		"td:first-child,th:first-child{text-align:left}\nsvg{display:block;margin:.25rem 0 1rem;width:100%%;height:auto}\n.note{color:#555}\n" +
+		".better{background:#dff3dc}.worse{background:#fadcdc}\n</style>\n</head>\n<body>\n")
 	e := s.Env
 	p.f("<h1>%s</h1>\n<p>%s · %s · %s · model <code>%s</code> (%s, %s) · %s</p>\n", esc(s.Name),
 		e.CreatedAt.Format("2006-01-02 15:04 UTC"), esc(gpuLine(s)), esc(e.CPU), esc(e.Model.Dir), esc(short(e.Model.Hash)),
 		esc(s.Request.DType), esc(s.Request.Device))
 	p.f("<p>Each engine: %d launch(es) × (%d warm-up + %d timed iterations) per case, launches interleaved; baseline <b>%s</b>. "+
-		"Dots are timed iterations, bars medians, bands the medians' 95%% CIs.</p>\n",
+		"Dots are timed iterations, one height per launch; bars are the launch-level figures (geometric mean of launch medians), bands their 95%% CIs over launches.</p>\n",
 		launchesOf(s), s.Request.Warmup, s.Request.Iterations, esc(s.Baseline))
 	if hs := Headlines(s); len(hs) > 0 {
 		p.f("<h2>Verdicts</h2>\n<ul>\n")
@@ -62,13 +63,21 @@ func HTML(w io.Writer, s *analysis.Summary) error {
 		if len(c.Comparisons) > 0 {
 			p.f("<table>\n<tr><th>vs %s</th><th>metric</th><th>ratio [95%% CI]</th><th>launches</th><th>launch-level p (Holm)</th><th>Cliff's δ (iterations)</th><th>verdict</th></tr>\n", esc(s.Baseline))
 			for _, cm := range c.Comparisons {
-				p.f("%s", htmlRow(comparisonCells(cm)))
+				row := htmlRow(comparisonCells(cm))
+				if cls := verdictClass(cm); cls != "" { // colour the verdict cell
+					i := strings.LastIndex(row, "<td>")
+					row = row[:i] + "<td class=\"" + cls + "\">" + row[i+len("<td>"):]
+				}
+				p.f("%s", row)
 			}
 			p.f("</table>\n<ul>\n")
 			for _, cm := range c.Comparisons {
 				p.f("<li>%s</li>\n", boldMarkdown(esc(Verdict(cm))))
 			}
 			p.f("</ul>\n")
+		}
+		for _, n := range caseNotes(s, c) {
+			p.f("<p>%s</p>\n", esc(n))
 		}
 		if lv := varianceLines(c); len(lv) > 0 {
 			p.f("<p>Variance components of TPOT (between launches vs within a launch) and the design they recommend:</p>\n<ul>\n")
@@ -85,7 +94,27 @@ func HTML(w io.Writer, s *analysis.Summary) error {
 			p.f("</ul>\n")
 		}
 	}
+	p.f("<h2>Engines</h2>\n<table>\n%s", htmlHeader(engineHeader))
+	for _, row := range engineRows(s) {
+		p.f("%s", htmlRow(row))
+	}
+	p.f("</table>\n")
+	if hasGPU(s) {
+		p.f("<h2>GPU (NVML, median over launches; energy and power over timed iterations)</h2>\n<table>\n%s", htmlHeader(gpuHeader))
+		for _, row := range gpuRows(s) {
+			p.f("%s", boldMarkdown(htmlRow(row)))
+		}
+		p.f("</table>\n")
+	}
+	if ws := globalWarnings(s); len(ws) > 0 {
+		p.f("<h2>Warnings</h2>\n<ul>\n")
+		for _, w := range ws {
+			p.f("<li>%s</li>\n", esc(w))
+		}
+		p.f("</ul>\n")
+	}
 	htmlSections(p, s)
+	profileHTML(p, s)
 	if len(s.Failures) > 0 {
 		p.f("<h2>Failed launches</h2>\n<ul>\n")
 		for _, f := range s.Failures {
@@ -124,7 +153,12 @@ func htmlRow(cells []string) string {
 func stripChart(c analysis.Case, key, title string, colour map[string]string) string {
 	lo, hi := math.Inf(1), math.Inf(-1)
 	for _, r := range c.Results {
-		for _, v := range r.Metrics[key].Samples {
+		st := r.Metrics[key]
+		vs := st.Samples
+		if st.Launch.HasCI && len(vs) > 0 { // the axis covers the CI bands too
+			vs = append(append([]float64{}, vs...), st.Launch.Lo, st.Launch.Hi)
+		}
+		for _, v := range vs {
 			if !math.IsNaN(v) && !math.IsInf(v, 0) {
 				lo, hi = math.Min(lo, v), math.Max(hi, v)
 			}
@@ -230,4 +264,27 @@ func boldMarkdown(s string) string {
 		}
 		s = s[:i] + "<b>" + s[i+2:i+2+j] + "</b>" + s[i+2+j+2:]
 	}
+}
+
+// htmlHeader is a table's header row.
+func htmlHeader(cols []string) string {
+	var b strings.Builder
+	b.WriteString("<tr>")
+	for _, c := range cols {
+		b.WriteString("<th>" + html.EscapeString(c) + "</th>")
+	}
+	b.WriteString("</tr>\n")
+	return b.String()
+}
+
+// verdictClass colours a significant verdict: "better" when the engine is
+// better than the baseline on the metric, "worse" when it is worse.
+func verdictClass(cm analysis.Comparison) string {
+	if !cm.Significant {
+		return ""
+	}
+	if (cm.Ratio > 1) == higherIsBetter(cm.Metric) {
+		return "better"
+	}
+	return "worse"
 }

@@ -53,44 +53,8 @@ func Markdown(w io.Writer, s *analysis.Summary) error {
 			}
 			p.f("\n")
 		}
-		if len(c.Parity) > 0 {
-			p.f("Output parity vs %s (greedy, first timed iteration): ", s.Baseline)
-			var parts []string
-			for _, pa := range c.Parity {
-				parts = append(parts, fmt.Sprintf("%s %d/%d identical prefix, %.0f%% positions agree", pa.Engine, pa.Matched, pa.Total, 100*pa.Agree))
-			}
-			p.f("%s.\n\n", strings.Join(parts, "; "))
-		}
-		var tails []string
-		for _, r := range c.Results {
-			if r.ITL.N > 0 {
-				t := fmt.Sprintf("%s ITL p50 %s / p90 %s / p99 %s / max %s ms", r.Engine, num(r.ITL.P50, 4), num(r.ITL.P90, 4), num(r.ITL.P99, 4), num(r.ITL.Max, 4))
-				if r.FirstWarmupE2EMs > 0 {
-					if e2e := r.Metrics["e2e_ms"]; e2e.Median > 0 {
-						t += fmt.Sprintf(", first warm-up iteration %.1f× the timed E2E", r.FirstWarmupE2EMs/e2e.Median)
-					}
-				}
-				tails = append(tails, t)
-			}
-		}
-		if len(tails) > 0 {
-			p.f("Inter-token latency over all timed tokens (descriptive): %s.\n\n", strings.Join(tails, "; "))
-		}
-		var roof []string
-		for _, r := range c.Results {
-			if rf := r.Roofline; rf != nil {
-				var parts []string
-				if rf.Measured.LimitTokPerSec > 0 {
-					parts = append(parts, fmt.Sprintf("%.1f%% of %s tok/s at the measured %s GB/s", rf.Measured.PercentOfLimit, num(rf.Measured.LimitTokPerSec, 4), num(rf.Measured.BytesPerSec/1e9, 4)))
-				}
-				if rf.Theoretical.LimitTokPerSec > 0 {
-					parts = append(parts, fmt.Sprintf("%.1f%% of %s tok/s at the datasheet %s GB/s", rf.Theoretical.PercentOfLimit, num(rf.Theoretical.LimitTokPerSec, 4), num(rf.Theoretical.BytesPerSec/1e9, 4)))
-				}
-				roof = append(roof, fmt.Sprintf("%s %s tok/s = %s", r.Engine, num(rf.DecodeTokPerSec, 4), strings.Join(parts, ", ")))
-			}
-		}
-		if len(roof) > 0 {
-			p.f("Roofline (decode reads %s of weights per step): %s.\n\n", bytesStr(c.Results[0].Roofline.WeightBytesPerToken), strings.Join(roof, "; "))
+		for _, n := range caseNotes(s, c) {
+			p.f("%s\n\n", n)
 		}
 		if lv := varianceLines(c); len(lv) > 0 {
 			p.f("Variance components of TPOT (between launches vs within a launch) and the design they recommend:\n\n")
@@ -107,28 +71,16 @@ func Markdown(w io.Writer, s *analysis.Summary) error {
 			p.f("\n")
 		}
 	}
-	p.f("## Engines\n\n| engine | library | launches (failed) | cold start s | breakdown (engine-reported, median s) | host CPU cores while generating |\n|---|---|---|---|---|---|\n")
-	for _, en := range s.Engines {
-		info := s.Env.Engines[en.Label]
-		lib := strings.TrimSpace(info.Library + " " + info.LibraryVersion)
-		p.f("| %s | %s | %d (%d) | %s | %s | %s |\n", en.Label, lib, en.Launches, en.Failed, medCI(en.ColdStart), breakdown(en.Breakdown), hostCores(en.HostCores))
+	p.f("## Engines\n\n| %s |\n|%s\n", strings.Join(engineHeader, " | "), strings.Repeat("---|", len(engineHeader)))
+	for _, row := range engineRows(s) {
+		p.f("| %s |\n", strings.Join(row, " | "))
 	}
 	p.f("\n")
 	if hasGPU(s) {
 		p.f("## GPU (NVML, median over launches; energy and power over timed iterations)\n\n")
-		p.f("| engine | process mem peak MiB | device mem peak MiB | energy/token J | mean W | prefill W | decode W | SM util %% | SM MHz | max °C | throttled launches |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
-		for _, en := range s.Engines {
-			g := en.GPU
-			if g == nil {
-				continue
-			}
-			throttled := fmt.Sprintf("%d of %d", g.Throttled, g.Launches)
-			if g.Throttled > 0 {
-				throttled = fmt.Sprintf("**%d of %d** (%s)", g.Throttled, g.Launches, strings.Join(g.Reasons, ", "))
-			}
-			p.f("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", en.Label, num(g.ProcMemPeakMiB, 5), num(g.DevMemPeakMiB, 5),
-				num(g.EnergyPerTokenJ, 3), num(g.PowerMeanW, 4), num(g.PrefillPowerW, 4), num(g.DecodePowerW, 4), num(g.SMUtilPct, 3),
-				num(g.SMClockMHz, 4), num(g.TempMaxC, 3), throttled)
+		p.f("| %s |\n|%s\n", strings.Join(gpuHeader, " | "), strings.Repeat("---|", len(gpuHeader)))
+		for _, row := range gpuRows(s) {
+			p.f("| %s |\n", strings.Join(row, " | "))
 		}
 		p.f("\n")
 	}
@@ -140,13 +92,7 @@ func Markdown(w io.Writer, s *analysis.Summary) error {
 		}
 		p.f("\n")
 	}
-	var ws []string
-	ws = append(ws, s.Warnings...)
-	for _, en := range s.Engines {
-		for _, w := range en.Warnings {
-			ws = append(ws, en.Label+": "+w)
-		}
-	}
+	ws := globalWarnings(s)
 	if len(ws) > 0 {
 		p.f("## Warnings\n\n")
 		for _, w := range ws {
@@ -154,6 +100,7 @@ func Markdown(w io.Writer, s *analysis.Summary) error {
 		}
 		p.f("\n")
 	}
+	profileMarkdown(p, s)
 	p.f("## Environment\n\n")
 	p.f("- %s\n", hostLine(e))
 	if pw := e.CPUPower.String(); pw != "" {
@@ -673,4 +620,94 @@ func hasGPU(s *analysis.Summary) bool {
 		}
 	}
 	return false
+}
+
+// caseNotes are a case's sentences under its tables: output parity with the
+// baseline, inter-token latency tails with the first warm-up's cost, and the
+// roofline.
+func caseNotes(s *analysis.Summary, c analysis.Case) []string {
+	var out []string
+	if len(c.Parity) > 0 {
+		var parts []string
+		for _, pa := range c.Parity {
+			parts = append(parts, fmt.Sprintf("%s %d/%d identical prefix, %.0f%% positions agree", pa.Engine, pa.Matched, pa.Total, 100*pa.Agree))
+		}
+		out = append(out, fmt.Sprintf("Output parity vs %s (greedy, first timed iteration): %s.", s.Baseline, strings.Join(parts, "; ")))
+	}
+	var tails []string
+	for _, r := range c.Results {
+		if r.ITL.N > 0 {
+			t := fmt.Sprintf("%s ITL p50 %s / p90 %s / p99 %s / max %s ms", r.Engine, num(r.ITL.P50, 4), num(r.ITL.P90, 4), num(r.ITL.P99, 4), num(r.ITL.Max, 4))
+			if r.FirstWarmupE2EMs > 0 {
+				if e2e := r.Metrics["e2e_ms"]; e2e.Median > 0 {
+					t += fmt.Sprintf(", first warm-up iteration %.1f× the timed E2E", r.FirstWarmupE2EMs/e2e.Median)
+				}
+			}
+			tails = append(tails, t)
+		}
+	}
+	if len(tails) > 0 {
+		out = append(out, fmt.Sprintf("Inter-token latency over all timed tokens (descriptive): %s.", strings.Join(tails, "; ")))
+	}
+	var roof []string
+	for _, r := range c.Results {
+		if rf := r.Roofline; rf != nil {
+			var parts []string
+			if rf.Measured.LimitTokPerSec > 0 {
+				parts = append(parts, fmt.Sprintf("%.1f%% of %s tok/s at the measured %s GB/s", rf.Measured.PercentOfLimit, num(rf.Measured.LimitTokPerSec, 4), num(rf.Measured.BytesPerSec/1e9, 4)))
+			}
+			if rf.Theoretical.LimitTokPerSec > 0 {
+				parts = append(parts, fmt.Sprintf("%.1f%% of %s tok/s at the datasheet %s GB/s", rf.Theoretical.PercentOfLimit, num(rf.Theoretical.LimitTokPerSec, 4), num(rf.Theoretical.BytesPerSec/1e9, 4)))
+			}
+			roof = append(roof, fmt.Sprintf("%s %s tok/s = %s", r.Engine, num(rf.DecodeTokPerSec, 4), strings.Join(parts, ", ")))
+		}
+	}
+	if len(roof) > 0 {
+		out = append(out, fmt.Sprintf("Roofline (decode reads %s of weights per step): %s.", bytesStr(c.Results[0].Roofline.WeightBytesPerToken), strings.Join(roof, "; ")))
+	}
+	return out
+}
+
+var engineHeader = []string{"engine", "library", "launches (failed)", "cold start s", "breakdown (engine-reported, median s)", "host CPU cores while generating"}
+
+// engineRows are the rows of the engines table.
+func engineRows(s *analysis.Summary) [][]string {
+	var out [][]string
+	for _, en := range s.Engines {
+		info := s.Env.Engines[en.Label]
+		lib := strings.TrimSpace(info.Library + " " + info.LibraryVersion)
+		out = append(out, []string{en.Label, lib, fmt.Sprintf("%d (%d)", en.Launches, en.Failed), medCI(en.ColdStart), breakdown(en.Breakdown), hostCores(en.HostCores)})
+	}
+	return out
+}
+
+var gpuHeader = []string{"engine", "process mem peak MiB", "device mem peak MiB", "energy/token J", "mean W", "prefill W", "decode W", "SM util %", "SM MHz", "max °C", "throttled launches"}
+
+// gpuRows are the rows of the NVML table (Markdown bold marks throttling).
+func gpuRows(s *analysis.Summary) [][]string {
+	var out [][]string
+	for _, en := range s.Engines {
+		g := en.GPU
+		if g == nil {
+			continue
+		}
+		throttled := fmt.Sprintf("%d of %d", g.Throttled, g.Launches)
+		if g.Throttled > 0 {
+			throttled = fmt.Sprintf("**%d of %d** (%s)", g.Throttled, g.Launches, strings.Join(g.Reasons, ", "))
+		}
+		out = append(out, []string{en.Label, num(g.ProcMemPeakMiB, 5), num(g.DevMemPeakMiB, 5), num(g.EnergyPerTokenJ, 3), num(g.PowerMeanW, 4),
+			num(g.PrefillPowerW, 4), num(g.DecodePowerW, 4), num(g.SMUtilPct, 3), num(g.SMClockMHz, 4), num(g.TempMaxC, 3), throttled})
+	}
+	return out
+}
+
+// globalWarnings are the run's and the engines' warnings.
+func globalWarnings(s *analysis.Summary) []string {
+	ws := append([]string{}, s.Warnings...)
+	for _, en := range s.Engines {
+		for _, w := range en.Warnings {
+			ws = append(ws, en.Label+": "+w)
+		}
+	}
+	return ws
 }
