@@ -17,7 +17,7 @@ var Known = map[string]string{
 	"candle":    "scripts/build-candle.sh",
 	"burn":      "scripts/build-burn.sh",
 	"mistralrs": "scripts/build-mistralrs.sh",
-	"lmrs":      "not implemented yet",
+	"lmrs":      "scripts/build-lmrs.sh",
 }
 
 // NotFoundError says where a binary was looked for.

@@ -1,0 +1,283 @@
+//! Dot-product kernels. They are plain Rust written so LLVM vectorizes them: fixed-width lane arrays (no
+//! float reassociation is needed, each lane is its own sum), integer products widened to i32 within a group and
+//! folded into f32 lanes once per group. Each kernel is compiled three times, for AVX-512 (F, BW, VL, VNNI),
+//! AVX2 + FMA and the baseline target; `Isa::detect` picks one at load. `scripts/build-lmrs.sh --asm` dumps the
+//! assembly to check the inner loops use zmm/ymm registers (vpmaddwd / vpdpwssd for int8, vfmadd/vmulps for f32).
+
+/// Isa is the instruction set the kernels run with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    Avx512,
+    Avx2,
+    Generic,
+}
+
+impl Isa {
+    /// detect returns the best instruction set this CPU has.
+    pub fn detect() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx512bw")
+                && is_x86_feature_detected!("avx512vl")
+                && is_x86_feature_detected!("avx512vnni")
+            {
+                return Isa::Avx512;
+            }
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                return Isa::Avx2;
+            }
+        }
+        Isa::Generic
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Avx512 => "avx512 (f,bw,vl,vnni)",
+            Isa::Avx2 => "avx2+fma",
+            Isa::Generic => "generic",
+        }
+    }
+}
+
+/// Rows is one task of a matrix product: weight rows [r0, r1) against n input rows, writing
+/// out[b*out_stride + r] for every input row b. Pointers because tasks of one product run on several threads
+/// and write disjoint elements of the same output.
+#[derive(Clone, Copy)]
+pub struct Rows {
+    pub r0: usize,
+    pub r1: usize,
+    pub n: usize,
+    pub cols: usize,
+    pub out: *mut f32,
+    pub out_stride: usize,
+}
+
+/// Weights of one matrix, as stored in the file image.
+#[derive(Clone, Copy)]
+pub enum W<'a> {
+    F32(&'a [f32]),
+    Q8 { q: &'a [i8], s: &'a [f32], gs: usize },
+    Q4 { q: &'a [u8], s: &'a [f32], gs: usize },
+}
+
+/// X is the input rows: f32 for f32 weights, int8 + per-group scales for quantized ones.
+#[derive(Clone, Copy)]
+pub enum X<'a> {
+    F32(&'a [f32]),
+    Q8 { q: &'a [i8], s: &'a [f32] },
+}
+
+#[inline(always)]
+fn reduce<const L: usize>(mut acc: [f32; L]) -> f32 {
+    let mut w = L;
+    while w > 1 {
+        w /= 2;
+        for i in 0..w {
+            acc[i] += acc[i + w];
+        }
+    }
+    acc[0]
+}
+
+/// dot_f32 is Σ a[i]·b[i] in 32 lanes.
+#[inline(always)]
+pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    const L: usize = 32;
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0f32; L];
+    let (ca, cb) = (a.chunks_exact(L), b.chunks_exact(L));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..L {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let mut tail = 0f32;
+    for (x, y) in ra.iter().zip(rb) {
+        tail += x * y;
+    }
+    reduce(acc) + tail
+}
+
+/// dot_q8 is Σ_groups ws·xs·Σ wq·xq: int8 products summed in i32 lanes per group, folded into f32 lanes.
+#[inline(always)]
+fn dot_q8<const L: usize>(wq: &[i8], ws: &[f32], xq: &[i8], xs: &[f32], gs: usize) -> f32 {
+    let mut acc = [0f32; L];
+    for ((wg, xg), (&a, &b)) in wq.chunks_exact(gs).zip(xq.chunks_exact(gs)).zip(ws.iter().zip(xs)) {
+        let mut iacc = [0i32; L];
+        for (wc, xc) in wg.chunks_exact(L).zip(xg.chunks_exact(L)) {
+            for i in 0..L {
+                iacc[i] += (wc[i] as i16 * xc[i] as i16) as i32;
+            }
+        }
+        let d = a * b;
+        for i in 0..L {
+            acc[i] += iacc[i] as f32 * d;
+        }
+    }
+    reduce(acc)
+}
+
+/// dot_q4 is dot_q8 for Q4_0 weights: byte j of a group holds element j (low nibble) and element j+gs/2 (high).
+#[inline(always)]
+fn dot_q4<const L: usize>(wq: &[u8], ws: &[f32], xq: &[i8], xs: &[f32], gs: usize) -> f32 {
+    let half = gs / 2;
+    let mut acc = [0f32; L];
+    for ((wg, xg), (&a, &b)) in wq.chunks_exact(half).zip(xq.chunks_exact(gs)).zip(ws.iter().zip(xs)) {
+        let (xlo, xhi) = xg.split_at(half);
+        let mut iacc = [0i32; L];
+        for ((wc, lc), hc) in wg.chunks_exact(L).zip(xlo.chunks_exact(L)).zip(xhi.chunks_exact(L)) {
+            for i in 0..L {
+                let lo = (wc[i] & 15) as i16 - 8;
+                let hi = (wc[i] >> 4) as i16 - 8;
+                iacc[i] += (lo * lc[i] as i16) as i32 + (hi * hc[i] as i16) as i32;
+            }
+        }
+        let d = a * b;
+        for i in 0..L {
+            acc[i] += iacc[i] as f32 * d;
+        }
+    }
+    reduce(acc)
+}
+
+/// run_rows computes one task; the generic body every instruction-set variant inlines.
+///
+/// # Safety
+/// t.out must be valid for writes at b*t.out_stride + r for b < t.n, r in [r0, r1), and no other thread may
+/// write those elements.
+#[inline(always)]
+unsafe fn run_rows(w: W, x: X, t: Rows) {
+    let c = t.cols;
+    for r in t.r0..t.r1 {
+        for b in 0..t.n {
+            let v = match (w, x) {
+                (W::F32(wv), X::F32(xv)) => dot_f32(&wv[r * c..(r + 1) * c], &xv[b * c..(b + 1) * c]),
+                (W::Q8 { q, s, gs }, X::Q8 { q: xq, s: xs }) => {
+                    let g = c / gs;
+                    let (wq, ws) = (&q[r * c..(r + 1) * c], &s[r * g..(r + 1) * g]);
+                    let (xq, xs) = (&xq[b * c..(b + 1) * c], &xs[b * g..(b + 1) * g]);
+                    if gs % 32 == 0 {
+                        dot_q8::<32>(wq, ws, xq, xs, gs)
+                    } else {
+                        dot_q8::<16>(wq, ws, xq, xs, gs)
+                    }
+                }
+                (W::Q4 { q, s, gs }, X::Q8 { q: xq, s: xs }) => {
+                    let g = c / gs;
+                    let (wq, ws) = (&q[r * c / 2..(r + 1) * c / 2], &s[r * g..(r + 1) * g]);
+                    let (xq, xs) = (&xq[b * c..(b + 1) * c], &xs[b * g..(b + 1) * g]);
+                    if gs % 64 == 0 {
+                        dot_q4::<32>(wq, ws, xq, xs, gs)
+                    } else {
+                        dot_q4::<8>(wq, ws, xq, xs, gs)
+                    }
+                }
+                _ => unreachable!("weights and input of different kinds"),
+            };
+            *t.out.add(b * t.out_stride + r) = v;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
+unsafe fn run_rows_avx512(w: W, x: X, t: Rows) {
+    run_rows(w, x, t)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn run_rows_avx2(w: W, x: X, t: Rows) {
+    run_rows(w, x, t)
+}
+
+#[inline(never)]
+unsafe fn run_rows_generic(w: W, x: X, t: Rows) {
+    run_rows(w, x, t)
+}
+
+/// rows runs one task with the chosen instruction set.
+///
+/// # Safety
+/// As run_rows; isa must be one Isa::detect returned on this CPU.
+pub unsafe fn rows(isa: Isa, w: W, x: X, t: Rows) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => run_rows_avx512(w, x, t),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => run_rows_avx2(w, x, t),
+        _ => run_rows_generic(w, x, t),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quant;
+
+    fn naive(w: &[f32], x: &[f32]) -> f32 {
+        w.iter().zip(x).map(|(a, b)| a * b).sum()
+    }
+
+    fn data(n: usize, seed: u32) -> Vec<f32> {
+        (0..n)
+            .map(|i| ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) % 2001) as f32 / 1000.0 - 1.0)
+            .collect()
+    }
+
+    #[test]
+    fn every_isa_agrees_with_the_naive_sums() {
+        let (rows_n, cols, gs) = (5, 192, 64);
+        let w = data(rows_n * cols, 1);
+        let x = data(2 * cols, 7);
+        let mut q8 = vec![0i8; w.len()];
+        let mut q4 = vec![0u8; w.len() / 2];
+        let mut s = vec![0f32; w.len() / gs];
+        let mut s4 = s.clone();
+        quant::quantize_q8(&w, gs, &mut q8, &mut s);
+        quant::quantize_q4(&w, gs, &mut q4, &mut s4);
+        let mut xq = vec![0i8; x.len()];
+        let mut xs = vec![0f32; x.len() / gs];
+        quant::quantize_act(&x, gs, &mut xq, &mut xs);
+        // The quantized kernels must equal the exact dot product of the dequantized operands.
+        let (mut w8, mut w4, mut xd) = (vec![0f32; w.len()], vec![0f32; w.len()], vec![0f32; x.len()]);
+        quant::dequantize_q8(&q8, &s, gs, &mut w8);
+        quant::dequantize_q4(&q4, &s4, gs, &mut w4);
+        quant::dequantize_q8(&xq, &xs, gs, &mut xd);
+        let mut isas = vec![Isa::Generic];
+        if Isa::detect() != Isa::Generic {
+            isas.push(Isa::detect());
+        }
+        for isa in isas {
+            for (name, wv, xv, wd, xdv) in [
+                ("f32", W::F32(&w), X::F32(&x), &w, &x),
+                ("q8_0", W::Q8 { q: &q8, s: &s, gs }, X::Q8 { q: &xq, s: &xs }, &w8, &xd),
+                ("q4_0", W::Q4 { q: &q4, s: &s4, gs }, X::Q8 { q: &xq, s: &xs }, &w4, &xd),
+            ] {
+                let mut out = vec![0f32; 2 * rows_n];
+                let t = Rows {
+                    r0: 0,
+                    r1: rows_n,
+                    n: 2,
+                    cols,
+                    out: out.as_mut_ptr(),
+                    out_stride: rows_n,
+                };
+                unsafe { rows(isa, wv, xv, t) };
+                for b in 0..2 {
+                    for r in 0..rows_n {
+                        let want = naive(&wd[r * cols..(r + 1) * cols], &xdv[b * cols..(b + 1) * cols]);
+                        let got = out[b * rows_n + r];
+                        assert!(
+                            (got - want).abs() < 1e-4,
+                            "{isa:?} {name} row {r} input {b}: {got}, want {want}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
