@@ -99,6 +99,8 @@ func TestDefaultJob(t *testing.T) {
 	require.Equal(t, 0, o.code, o.stderr)
 	require.Contains(t, o.stdout, "same GPU, model, dtype and engine versions")
 	require.Contains(t, o.stdout, "| ~ |")
+	require.NotContains(t, o.stdout, "<nil>")
+	require.Contains(t, o.stdout, "| TPOT ms |", "compare names metrics as report does")
 	require.NotContains(t, o.stdout, "%|", "no significant change when comparing a run with itself")
 }
 

@@ -191,7 +191,7 @@ func compareSummaries(e *env, a, b *analysis.Summary, alpha float64) error {
 	fmt.Fprintf(w, "Launch-level: A and B are means of launch medians, B/A their ratio with a hierarchical bootstrap CI, p a Welch test on launch medians.\n\n")
 	fmt.Fprintf(w, "| case | engine | metric | A | B | B/A [95%% CI] | launches B vs A | p (Holm) | Cliff's δ (iterations) | verdict |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, p := range pairs {
-		fmt.Fprintf(w, "| %s | %s | %s | %.4g | %.4g | %.3f [%.3f, %.3f] | %d vs %d | %.3g | %+.2f | %s |\n", p.caseName, p.engine, p.metric,
+		fmt.Fprintf(w, "| %s | %s | %s | %.4g | %.4g | %.3f [%.3f, %.3f] | %d vs %d | %.3g | %+.2f | %s |\n", p.caseName, p.engine, metricLabel(p.metric),
 			p.cmp.EstimateA, p.cmp.EstimateB, p.cmp.Ratio, p.cmp.RatioLo, p.cmp.RatioHi, p.cmp.LaunchesB, p.cmp.LaunchesA, p.cmp.PAdj, p.cmp.CliffsDelta, p.cmp.Verdict)
 	}
 	return nil
@@ -207,8 +207,14 @@ func envDiff(a, b *analysis.Summary) []string {
 	var ga, gb map[string]any
 	_ = json.Unmarshal(a.Env.GPU, &ga)
 	_ = json.Unmarshal(b.Env.GPU, &gb)
+	str := func(v any) string { // absent (no GPU record) is "", not "<nil>"
+		if v == nil {
+			return ""
+		}
+		return fmt.Sprint(v)
+	}
 	for _, k := range []string{"name", "uuid", "driver_version", "cuda_driver_version"} {
-		diff("GPU "+k, fmt.Sprint(ga[k]), fmt.Sprint(gb[k]))
+		diff("GPU "+k, str(ga[k]), str(gb[k]))
 	}
 	diff("model hash", a.Env.Model.Hash, b.Env.Model.Hash)
 	diff("dtype", a.Request.DType, b.Request.DType)
@@ -244,4 +250,14 @@ func envDiff(a, b *analysis.Summary) []string {
 		}
 	}
 	return out
+}
+
+// metricLabel is a metric's name as the reports print it ("TPOT ms").
+func metricLabel(key string) string {
+	for _, m := range analysis.Metrics {
+		if m.Key == key {
+			return m.Name + " " + m.Unit
+		}
+	}
+	return key
 }
