@@ -66,6 +66,8 @@ type Summary struct {
 	Failures  []Failure       `json:"failures,omitempty"`
 	Defs      []string        `json:"definitions"`
 	Config    json.RawMessage `json:"config,omitempty"`
+	// Profile is the kernel profile, when the run had profiled twins.
+	Profile *Profile `json:"profile,omitempty"`
 	// Prices are the user's prices for the cost section (inputs, not
 	// measurements), kept so that `runner report` keeps them.
 	Prices *Prices `json:"prices,omitempty"`
@@ -290,6 +292,7 @@ func Build(name string, env envinfo.Env, req RequestInfo, labels []string, basel
 		}
 	}
 	stats.AdjustHolm(family)
+	s.Profile = buildProfile(s, recs)
 	if len(family) > 0 {
 		k := -1
 		for _, e := range s.Engines {

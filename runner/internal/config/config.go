@@ -49,6 +49,9 @@ type Config struct {
 	Cases []Case `yaml:"cases"`
 	// Adaptive, when set, adds launches until the CI target is met.
 	Adaptive *Adaptive `yaml:"adaptive"`
+	// Profile is "kernels" to add a profiled twin of every engine (CUPTI
+	// kernel activity, profiler/README.md), or "" for none.
+	Profile string `yaml:"profile"`
 	// Timeouts bound each launch.
 	Timeouts Timeouts `yaml:"timeouts"`
 	// Baseline is the label of the engine others are compared with (default: the first).
@@ -67,6 +70,9 @@ type Prices struct {
 	GPU    string `yaml:"gpu"`
 	Energy string `yaml:"energy"`
 }
+
+// ProfileKernels is the one profile mode: GPU kernel activity through CUPTI.
+const ProfileKernels = "kernels"
 
 // Synth describes a synthetic model to generate when Model is missing.
 type Synth struct {
@@ -245,6 +251,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Launches < 1 {
 		add("launches: %d, need at least 1", c.Launches)
+	}
+	if c.Profile != "" && c.Profile != ProfileKernels {
+		add("profile: %q, want %q or nothing", c.Profile, ProfileKernels)
 	}
 	if len(c.Cases) == 0 {
 		add("cases: at least one case is required")

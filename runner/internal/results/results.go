@@ -71,6 +71,13 @@ type Record struct {
 	Telemetry json.RawMessage `json:"telemetry,omitempty"`
 	// HostCPU is the host CPU the engine's process tree spent generating.
 	HostCPU *HostCPU `json:"host_cpu,omitempty"`
+	// SpawnMonoNs is CLOCK_MONOTONIC at spawn, the origin of ArrivedNs on
+	// the clock GPU activity is stamped with.
+	SpawnMonoNs int64 `json:"spawn_mono_ns,omitempty"`
+	// Profiled marks a launch run under the kernel profiler (its label ends
+	// in "+profile"); Profile is its profile.Launch.
+	Profiled bool            `json:"profiled,omitempty"`
+	Profile  json.RawMessage `json:"profile,omitempty"`
 	// Warnings are caveats about this launch (hygiene timeouts, throttling…).
 	Warnings []string `json:"warnings,omitempty"`
 }
