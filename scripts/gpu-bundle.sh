@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds everything the GPU host runs, here (it has no Go or Rust), as xz archives
 # (the GPU host has no zstd) that scripts/gpu-run.sh unpacks into its bin/:
-#   .gpu/go.tar.xz         runner, reference, pytorch, telemetry.test, COMMIT
+#   .gpu/go.tar.xz         runner, reference, pytorch, telemetry.test, COMMIT, libcib_cupti.so
+#                          (the CUPTI tracer of bench --profile, scripts/build-cupti-profiler.sh)
 #   .gpu/ENGINE.tar.xz     the CUDA builds of the Rust engines (nvcc 13.0.88 from PyPI, sm_90),
 #                          written by scripts/build-ENGINE.sh --cuda
 # Pass the device tool carry: [".gpu/go.tar.xz", ".gpu/candle.tar.xz", ...] (64 MiB in all).
@@ -15,7 +16,8 @@ echo "$commit" > .gpu/bin/COMMIT
 export CGO_CFLAGS="${CGO_CFLAGS:--O2 -Wno-deprecated-declarations}"
 go build -trimpath -ldflags=-s -o .gpu/bin/ ./runner ./engines/reference ./engines/pytorch
 go test -c -ldflags="-s -w" -o .gpu/bin/telemetry.test ./runner/internal/telemetry
-XZ_OPT=-6T2 tar -cJf .gpu/go.tar.xz -C .gpu bin/runner bin/reference bin/pytorch bin/telemetry.test bin/COMMIT
+scripts/build-cupti-profiler.sh .gpu/bin >/dev/null
+XZ_OPT=-6T2 tar -cJf .gpu/go.tar.xz -C .gpu bin/runner bin/reference bin/pytorch bin/telemetry.test bin/COMMIT bin/libcib_cupti.so
 for e in ${ENGINES-candle burn mistralrs}; do
   "scripts/build-$e.sh" --cuda
 done
