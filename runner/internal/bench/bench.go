@@ -76,6 +76,10 @@ type Options struct {
 	Progress io.Writer
 	// Observer, if set, follows the run live (a progress bar).
 	Observer Observer
+	// Previous are the records of an interrupted run being resumed (runner
+	// bench --resume): their launches count as done, the schedule goes on
+	// from where it stopped, and Run returns them with the new ones.
+	Previous []results.Record
 	// Env is the child environment.
 	Env []string
 	// Profiler, if set, profiles the launches of variants marked Profile.
@@ -112,14 +116,28 @@ func Run(ctx context.Context, o Options) ([]results.Record, error) {
 			deadline = time.Now().Add(a.MaxDuration.Duration)
 		}
 	}
-	var all []results.Record
+	all := append([]results.Record{}, o.Previous...)
 	failStreak := make([]int, len(o.Variants))
 	launched := make([]int, len(o.Variants))
 	order := 0
+	for _, r := range o.Previous {
+		for i, v := range o.Variants {
+			if r.Engine != v.Label {
+				continue
+			}
+			launched[i]++
+			if r.Status == results.StatusOK {
+				failStreak[i] = 0
+			} else {
+				failStreak[i]++
+			}
+		}
+		order = max(order, r.Order+1)
+	}
 	begin := time.Now()
 	for round := 0; round < maxLaunches; round++ {
 		for i, v := range o.Variants {
-			if failStreak[i] >= maxFail {
+			if failStreak[i] >= maxFail || launched[i] > round { // given up, or done before a resume
 				continue
 			}
 			if err := ctx.Err(); err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -177,8 +178,14 @@ func benchCmd(c *ucli.Context, e *env) error {
 	if err := checkFormat(c); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(c)
+	res, err := openResume(c) // nil unless --resume
 	if err != nil {
+		return err
+	}
+	var cfg *config.Config
+	if res != nil {
+		cfg = res.cfg
+	} else if cfg, err = loadConfig(c); err != nil {
 		return err
 	}
 	plugs, err := newPlugins(c, e, cfg.Plugins, cfg.Prices, nil) // plugins.go
@@ -234,24 +241,42 @@ func benchCmd(c *ucli.Context, e *env) error {
 		return err
 	}
 
-	w, err := results.CreateNew(c.String("out"), envRec.CreatedAt.Format("20060102-150405")+"-"+safeName(cfg.Name))
-	if err != nil {
-		return err
-	}
-	defer w.Close()
-	dir := w.Dir()
-	if err := results.WriteJSON(dir, results.EnvFile, envRec); err != nil {
-		return err
-	}
 	req := protocol.Request{
 		Protocol: protocol.Version, Model: model.Dir, Device: cfg.Device, DType: cfg.DType, Seed: cfg.Seed,
 		Warmup: cfg.Warmup, Iterations: cfg.Iterations, Cases: cases,
 	}
-	if err := results.WriteJSON(dir, "request.json", req); err != nil {
-		return err
+	var w *results.Writer
+	var prev []results.Record
+	if res != nil { // the run's own environment record and exact request; new launches append
+		if res.req.Model != req.Model || !sameCases(res.req.Cases, req.Cases) {
+			return usageError("resume %s: the model or the prompts changed since the run started (%s)", res.dir, res.req.Model)
+		}
+		envRec, req, prev = res.env, res.req, res.prev
+		if w, err = results.Create(res.dir); err != nil {
+			return err
+		}
+	} else {
+		if w, err = results.CreateNew(c.String("out"), envRec.CreatedAt.Format("20060102-150405")+"-"+safeName(cfg.Name)); err != nil {
+			return err
+		}
+		for _, f := range []func() error{
+			func() error { return results.WriteJSON(w.Dir(), results.EnvFile, envRec) },
+			func() error { return results.WriteJSON(w.Dir(), "request.json", req) },
+			func() error { return writeConfig(w.Dir(), cfg) },
+		} {
+			if err := f(); err != nil {
+				w.Close()
+				return err
+			}
+		}
 	}
+	defer w.Close()
+	dir := w.Dir()
 	if progress != nil {
 		fmt.Fprintf(progress, "benchmark %s: %d engine variant(s) × %d launch(es), results in %s\n", cfg.Name, len(variants), cfg.Launches, dir)
+		if len(prev) > 0 {
+			fmt.Fprintf(progress, "resuming: %d launch(es) already recorded\n", len(prev))
+		}
 	}
 	// Before any launch: can this design call a difference significant?
 	// (The report says it again from the launches that succeeded.)
@@ -276,7 +301,7 @@ func benchCmd(c *ucli.Context, e *env) error {
 	}
 	recs, runErr := bench.Run(ctx, bench.Options{
 		Config: cfg, Variants: variants, Request: req, Writer: w, Monitor: monitor, Progress: progress, Env: e.environ,
-		Observer: observer, Profiler: profiler,
+		Observer: observer, Profiler: profiler, Previous: prev,
 	})
 	if live != nil {
 		live.Close()
@@ -311,6 +336,19 @@ func benchCmd(c *ucli.Context, e *env) error {
 		return withCode(ExitRunsFailed, fmt.Errorf("%d launch(es) failed (see the report)", n))
 	}
 	return nil
+}
+
+// sameCases reports whether two requests send the same prompts and lengths.
+func sameCases(a, b []protocol.Case) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Name != b[i].Name || a[i].MaxNewTokens != b[i].MaxNewTokens || a[i].BatchSize != b[i].BatchSize || !slices.Equal(a[i].PromptTokens, b[i].PromptTokens) {
+			return false
+		}
+	}
+	return true
 }
 
 // requestInfo rebuilds what the report needs to know about the request.

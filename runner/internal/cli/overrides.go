@@ -25,6 +25,7 @@ func overrideFlags() []ucli.Flag {
 		&ucli.StringFlag{Name: "batch", Aliases: []string{"b"}, Usage: "sweep batch sizes, comma-separated (e.g. 1,8)"},
 		&ucli.StringSliceFlag{Name: "set", Usage: "override any config field, `KEY=VALUE` (dotted for nested: adaptive.target_rel_ci=0.02, timeouts.start=5m); repeatable"},
 		formatFlag(),
+		resumeFlag(),
 	}
 }
 
