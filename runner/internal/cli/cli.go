@@ -126,6 +126,7 @@ func newApp(e *env) *ucli.App {
 			reportCommand(e),
 			conformanceCommand(e),
 			gpuCommand(e),
+			cpuCommand(e),
 		},
 		ExitErrHandler: func(*ucli.Context, error) {}, // exit codes are mapped in Run
 	}

@@ -414,3 +414,118 @@ pub fn convert(ck: &Checkpoint, h: &Header) -> Result<Image, String> {
     b[format::CRC_AT..format::CRC_AT + 4].copy_from_slice(&crc.to_le_bytes());
     Ok(img)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::{verify, CRC_AT};
+
+    /// The mini model of runner/internal/lmrsfmt's golden test: element i of the k-th tensor in file order.
+    fn value(k: usize, i: usize) -> f32 {
+        ((i * 7 + k * 3) % 19) as f32 / 8.0 - 9.0 / 8.0
+    }
+
+    fn mini(q: Quant) -> Header {
+        let mut h = Header {
+            quant: q,
+            group_size: 32,
+            vocab: 32,
+            dim: 32,
+            hidden: 64,
+            n_layers: 1,
+            n_heads: 2,
+            n_kv_heads: 1,
+            head_dim: 16,
+            max_seq: 128,
+            tied: false,
+            rope_theta: 500000.0,
+            rms_eps: 1e-5,
+            rope: Some(Llama3Rope {
+                factor: 8.0,
+                low_freq_factor: 1.0,
+                high_freq_factor: 4.0,
+                original_max_position_embeddings: 64,
+            }),
+            payload_bytes: 0,
+        };
+        h.payload_bytes = (h.layout().end - HEADER_LEN) as u64;
+        h
+    }
+
+    /// The Go writer (runner/internal/lmrsfmt, golden files in its testdata) and this crate's encoder must write
+    /// the same bytes, and the reader must accept them.
+    #[test]
+    fn go_golden_files_equal_the_rust_encoding() {
+        for q in [Quant::Q8_0, Quant::Q4_0] {
+            let h = mini(q);
+            let l = h.layout();
+            let mut img = Image::zeroed(l.end);
+            let b = img.bytes_mut();
+            b[..HEADER_LEN].copy_from_slice(&h.encode());
+            let ly = &l.layers[0];
+            let slots = [
+                (l.embed, true),
+                (ly.attn_norm, false),
+                (ly.wq, true),
+                (ly.wk, true),
+                (ly.wv, true),
+                (ly.wo, true),
+                (ly.mlp_norm, false),
+                (ly.gate, true),
+                (ly.up, true),
+                (ly.down, true),
+                (l.norm, false),
+                (l.lm_head, true),
+            ];
+            for (k, (s, m)) in slots.iter().enumerate() {
+                let x: Vec<f32> = (0..s.rows * s.cols).map(|i| value(k, i)).collect();
+                encode(b, &h, s, &x, *m);
+            }
+            let crc = format::checksum(b);
+            b[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_le_bytes());
+            let path = format!(
+                "{}/../../../runner/internal/lmrsfmt/testdata/mini-{}.lmrs",
+                env!("CARGO_MANIFEST_DIR"),
+                q.name()
+            );
+            let golden = std::fs::read(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
+            assert!(
+                golden == b,
+                "{}: Rust encoding differs from the Go golden file {path}",
+                q.name()
+            );
+            let (got, _) = verify(&golden).unwrap();
+            assert_eq!(got, h);
+        }
+    }
+
+    #[test]
+    fn reader_refuses_foreign_and_damaged_files() {
+        let h = mini(Quant::Q8_0);
+        let mut img = Image::zeroed(h.layout().end);
+        let b = img.bytes_mut();
+        b[..HEADER_LEN].copy_from_slice(&h.encode());
+        let crc = format::checksum(b);
+        b[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_le_bytes());
+        assert!(verify(b).is_ok());
+        let cases: [(&str, Box<dyn Fn(&mut Vec<u8>)>); 5] = [
+            ("bad magic", Box::new(|f| f[0] = b'X')),
+            ("upstream lm.rs", Box::new(|f| f[..4].copy_from_slice(b"lmrs"))),
+            ("format version 2", Box::new(|f| f[8] = 2)),
+            ("checksum mismatch", Box::new(|f| f[HEADER_LEN + 5] ^= 1)),
+            ("header says", Box::new(|f| f.truncate(f.len() - 1))),
+        ];
+        for (want, damage) in cases {
+            let mut f = b.to_vec();
+            damage(&mut f);
+            let err = verify(&f).expect_err(want).to_string();
+            let key = match want {
+                "bad magic" => "bad magic",
+                "upstream lm.rs" => "upstream lm.rs export",
+                "format version 2" => "format version 2",
+                k => k,
+            };
+            assert!(err.contains(key), "{want}: error {err:?}");
+        }
+    }
+}
