@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
@@ -53,6 +55,9 @@ func (engine) Info() protocol.Info {
 			MaxBatch:            maxBatch,
 			StreamingTimestamps: true,
 			AllocatorStats:      true,
+		},
+		Options: map[string]string{
+			"margins": "file to which every Generate appends one JSON line: the case, and per step the greedy top-1 and top-2 ids of row 0 and their logit margin (parity diagnostics)",
 		},
 		BestPractice: bestPractice,
 	}
@@ -120,7 +125,7 @@ func (engine) Load(ctx context.Context, req *protocol.Request) (serve.Model, pro
 			"prefill_chunk_rows": "512",
 		},
 	}
-	return &model{m: m, weightBytes: w.Bytes()}, loaded, nil
+	return &model{m: m, weightBytes: w.Bytes(), margins: req.Options["margins"]}, loaded, nil
 }
 
 // checkCases rejects cases the model cannot run before any weight is read.
@@ -147,6 +152,44 @@ type model struct {
 	batch, cap  int
 	weightBytes int64
 	tokens, ids []int
+	margins     string // file for the top-2 margins of row 0, "" for none
+	top         topTwo
+}
+
+// topTwo collects the top-2 ids and logit margins of row 0 over a Generate.
+type topTwo struct {
+	Case   string    `json:"case"`
+	Top1   []int     `json:"top1"`
+	Top2   []int     `json:"top2"`
+	Margin []float32 `json:"margin"`
+}
+
+func (t *topTwo) add(logits []float32, best int) {
+	second := -1
+	for i, x := range logits {
+		if i != best && (second < 0 || x > logits[second]) {
+			second = i
+		}
+	}
+	t.Top1, t.Top2 = append(t.Top1, best), append(t.Top2, second)
+	t.Margin = append(t.Margin, logits[best]-logits[second])
+}
+
+// appendMargins appends t as one JSON line to path.
+func appendMargins(path string, t *topTwo) error {
+	b, err := json.Marshal(t)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("margins: %w", err)
+	}
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		return fmt.Errorf("margins: %w", err)
+	}
+	return f.Close()
 }
 
 func (md *model) Generate(ctx context.Context, c *protocol.Case, rec *serve.Recorder) error {
@@ -168,6 +211,7 @@ func (md *model) Generate(ctx context.Context, c *protocol.Case, rec *serve.Reco
 		md.tokens = append(md.tokens, c.PromptTokens...)
 	}
 	vocab := md.m.Config().VocabSize
+	md.top = topTwo{Case: c.Name}
 	logits, err := s.Forward(md.tokens)
 	for step := 0; ; step++ {
 		if err != nil {
@@ -177,6 +221,9 @@ func (md *model) Generate(ctx context.Context, c *protocol.Case, rec *serve.Reco
 			if md.ids[r], err = llama.Argmax(logits[r*vocab : (r+1)*vocab]); err != nil {
 				return fmt.Errorf("step %d row %d: %w", step, r, err)
 			}
+		}
+		if md.margins != "" {
+			md.top.add(logits[:vocab], md.ids[0])
 		}
 		rec.Step(md.ids...)
 		if step == n-1 {
@@ -188,6 +235,9 @@ func (md *model) Generate(ctx context.Context, c *protocol.Case, rec *serve.Reco
 		logits, err = s.Forward(md.ids)
 	}
 	rec.PeakAlloc(md.weightBytes + s.Bytes())
+	if md.margins != "" {
+		return appendMargins(md.margins, &md.top)
+	}
 	return nil
 }
 

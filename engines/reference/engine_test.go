@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -96,7 +98,7 @@ func TestInfo(t *testing.T) {
 	assert.Contains(t, info.LibraryVersion, "go1.")
 	assert.Equal(t, []string{"cpu"}, info.Devices)
 	assert.Equal(t, []string{"f32", "f16", "bf16"}, info.DTypes)
-	assert.Empty(t, info.Options)
+	assert.Equal(t, []string{"margins"}, slices.Sorted(maps.Keys(info.Options)))
 	assert.Equal(t, maxBatch, info.Capabilities.MaxBatch)
 	assert.True(t, info.Capabilities.StreamingTimestamps)
 	assert.Contains(t, info.BestPractice, "fp32")
@@ -104,6 +106,35 @@ func TestInfo(t *testing.T) {
 
 // TestRunMatchesNumpy runs the binary over each fixture and checks the event
 // stream and that every batch row's greedy tokens are numpy's.
+// TestMargins checks the margins option: one JSON line per Generate whose
+// top-1 ids are the tokens generated and whose margins are top-1 minus top-2
+// logits (non-negative; top-2 differs from top-1).
+func TestMargins(t *testing.T) {
+	dir, exp := fixture(t, "gqa_untied_f32")
+	path := filepath.Join(t.TempDir(), "margins.jsonl")
+	n := len(exp.Tokens)
+	events, code, stderr := runEngine(t, marshal(t, protocol.Request{
+		Protocol: protocol.Version, Model: dir, Device: "cpu", DType: "f32", Warmup: 1, Iterations: 1,
+		Options: map[string]string{"margins": path},
+		Cases:   []protocol.Case{{Name: "b2", PromptTokens: exp.Prompt, MaxNewTokens: n, BatchSize: 2, Greedy: true, IgnoreEOS: true}},
+	}))
+	require.Equal(t, 0, code, "stderr:\n%s", stderr)
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	require.Len(t, lines, 2, "one line per Generate (warm-up and timed)")
+	var top topTwo
+	require.NoError(t, json.Unmarshal([]byte(lines[1]), &top))
+	assert.Equal(t, "b2", top.Case)
+	assert.Equal(t, events[2].Iteration.OutputTokens[0], top.Top1)
+	assert.Equal(t, exp.Tokens, top.Top1)
+	require.Len(t, top.Margin, n)
+	for i := range top.Margin {
+		assert.GreaterOrEqual(t, top.Margin[i], float32(0), "step %d", i)
+		assert.NotEqual(t, top.Top1[i], top.Top2[i], "step %d", i)
+	}
+}
+
 func TestRunMatchesNumpy(t *testing.T) {
 	tests := []struct {
 		fixture, dtype, weightsDType string
