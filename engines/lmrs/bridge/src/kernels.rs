@@ -149,7 +149,7 @@ fn dot_q4<const L: usize>(wq: &[u8], ws: &[f32], xq: &[i8], xs: &[f32], gs: usiz
 /// t.out must be valid for writes at b*t.out_stride + r for b < t.n, r in [r0, r1), and no other thread may
 /// write those elements.
 #[inline(always)]
-unsafe fn run_rows(w: W, x: X, t: Rows) {
+unsafe fn run_rows<const AVX2: bool>(w: W, x: X, t: Rows) {
     let c = t.cols;
     for r in t.r0..t.r1 {
         for b in 0..t.n {
@@ -159,7 +159,9 @@ unsafe fn run_rows(w: W, x: X, t: Rows) {
                     let g = c / gs;
                     let (wq, ws) = (&q[r * c..(r + 1) * c], &s[r * g..(r + 1) * g]);
                     let (xq, xs) = (&xq[b * c..(b + 1) * c], &xs[b * g..(b + 1) * g]);
-                    if gs % 32 == 0 {
+                    if AVX2 && gs % 32 == 0 {
+                        simd::dot_q8(wq, ws, xq, xs, gs)
+                    } else if gs % 32 == 0 {
                         dot_q8::<32>(wq, ws, xq, xs, gs)
                     } else {
                         dot_q8::<16>(wq, ws, xq, xs, gs)
@@ -169,7 +171,9 @@ unsafe fn run_rows(w: W, x: X, t: Rows) {
                     let g = c / gs;
                     let (wq, ws) = (&q[r * c / 2..(r + 1) * c / 2], &s[r * g..(r + 1) * g]);
                     let (xq, xs) = (&xq[b * c..(b + 1) * c], &xs[b * g..(b + 1) * g]);
-                    if gs % 64 == 0 {
+                    if AVX2 && gs == 64 {
+                        simd::dot_q4_64(wq, ws, xq, xs)
+                    } else if gs % 64 == 0 {
                         dot_q4::<32>(wq, ws, xq, xs, gs)
                     } else {
                         dot_q4::<8>(wq, ws, xq, xs, gs)
@@ -185,18 +189,94 @@ unsafe fn run_rows(w: W, x: X, t: Rows) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
 unsafe fn run_rows_avx512(w: W, x: X, t: Rows) {
-    run_rows(w, x, t)
+    run_rows::<true>(w, x, t)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn run_rows_avx2(w: W, x: X, t: Rows) {
-    run_rows(w, x, t)
+    run_rows::<true>(w, x, t)
 }
 
 #[inline(never)]
 unsafe fn run_rows_generic(w: W, x: X, t: Rows) {
-    run_rows(w, x, t)
+    run_rows::<false>(w, x, t)
+}
+
+/// simd holds the int8 dot products written with AVX2 intrinsics: LLVM does not find the maddubs idiom (u8×i8
+/// products summed in i16 pairs) on its own and widens every byte to i32 instead, several times slower. The sign
+/// trick is llama.cpp's: |w| × (x with w's sign) keeps the products exact, and |q| <= 127 keeps the i16 pair sums
+/// from saturating.
+#[cfg(target_arch = "x86_64")]
+mod simd {
+    use std::arch::x86_64::*;
+
+    #[inline(always)]
+    unsafe fn hsum(v: __m256) -> f32 {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+        _mm_cvtss_f32(s)
+    }
+
+    /// madd adds the 32 products w[i]·x[i] of two int8 vectors to acc in eight i32 lanes.
+    #[inline(always)]
+    unsafe fn madd(acc: __m256i, w: __m256i, x: __m256i) -> __m256i {
+        let p = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+        _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(1)))
+    }
+
+    /// dot_q8 is the Q8_0 dot product for a group size that is a multiple of 32.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot_q8(wq: &[i8], ws: &[f32], xq: &[i8], xs: &[f32], gs: usize) -> f32 {
+        let groups = ws.len().min(xs.len()).min(wq.len() / gs).min(xq.len() / gs);
+        let (wp, xp) = (wq.as_ptr(), xq.as_ptr());
+        let mut acc = _mm256_setzero_ps();
+        for g in 0..groups {
+            let mut isum = _mm256_setzero_si256();
+            let mut c = 0;
+            while c < gs {
+                let w = _mm256_loadu_si256(wp.add(g * gs + c) as *const __m256i);
+                let x = _mm256_loadu_si256(xp.add(g * gs + c) as *const __m256i);
+                isum = madd(isum, w, x);
+                c += 32;
+            }
+            let d = _mm256_set1_ps(*ws.get_unchecked(g) * *xs.get_unchecked(g));
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), d, acc);
+        }
+        hsum(acc)
+    }
+
+    /// dot_q4_64 is the Q4_0 dot product for groups of 64: 32 bytes, low nibbles against x[0..32], high nibbles
+    /// against x[32..64].
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot_q4_64(wq: &[u8], ws: &[f32], xq: &[i8], xs: &[f32]) -> f32 {
+        let groups = ws.len().min(xs.len()).min(wq.len() / 32).min(xq.len() / 64);
+        let (wp, xp) = (wq.as_ptr(), xq.as_ptr());
+        let (mask, eight) = (_mm256_set1_epi8(0x0f), _mm256_set1_epi8(8));
+        let mut acc = _mm256_setzero_ps();
+        for g in 0..groups {
+            let b = _mm256_loadu_si256(wp.add(g * 32) as *const __m256i);
+            let lo = _mm256_sub_epi8(_mm256_and_si256(b, mask), eight);
+            let hi = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(b, 4), mask), eight);
+            let xl = _mm256_loadu_si256(xp.add(g * 64) as *const __m256i);
+            let xh = _mm256_loadu_si256(xp.add(g * 64 + 32) as *const __m256i);
+            let isum = madd(madd(_mm256_setzero_si256(), lo, xl), hi, xh);
+            let d = _mm256_set1_ps(*ws.get_unchecked(g) * *xs.get_unchecked(g));
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), d, acc);
+        }
+        hsum(acc)
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+mod simd {
+    pub unsafe fn dot_q8(wq: &[i8], ws: &[f32], xq: &[i8], xs: &[f32], gs: usize) -> f32 {
+        super::dot_q8::<32>(wq, ws, xq, xs, gs)
+    }
+    pub unsafe fn dot_q4_64(wq: &[u8], ws: &[f32], xq: &[i8], xs: &[f32]) -> f32 {
+        super::dot_q4::<32>(wq, ws, xq, xs, 64)
+    }
 }
 
 /// rows runs one task with the chosen instruction set.
