@@ -84,6 +84,14 @@ settle
 [[ ! -x scripts/setup-torch.sh ]] || { CIB_PYTHON="$(scripts/setup-torch.sh)" && export CIB_PYTHON; }
 times+=("install and build, side by side (wall) $(mmss $((SECONDS - start)))")
 
+step "real-weights checkpoint (SmolLM2-135M-Instruct Q4_1 GGUF, cached under \$CIB_CACHE/smollm2)"
+# runner/internal/gguf's TestSmolLM2Parity reads it; without it (no network) that test skips with a message.
+if CIB_SMOLLM2_GGUF="$(scripts/fetch-smollm2.sh)"; then
+  export CIB_SMOLLM2_GGUF
+else
+  echo "SmolLM2 GGUF download failed: TestSmolLM2Parity will skip" >&2
+fi
+
 step "go vet, go test"
 start=$SECONDS
 pkgs=(./protocol/... ./runner/...)
