@@ -3,6 +3,7 @@
 #
 #   scripts/build-lmrs.sh          bin/lmrs (release)
 #   scripts/build-lmrs.sh --gpu    also .gpu/lmrs.tar.xz with the stripped binary, for the GPU host's CPU
+#                                  (--cuda is the same: scripts/gpu-bundle.sh calls every engine's script so)
 #   scripts/build-lmrs.sh --asm    writes the kernels' assembly to $CARGO_TARGET_DIR/lmrs-kernels.s
 #
 # Cargo's target dir is ${CIB_CACHE:-$HOME/.cache/cib}/target-lmrs; CIB_JOBS (default: the core count) bounds
@@ -13,9 +14,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 mode="${1:-}"
+[[ $mode != --cuda ]] || mode=--gpu
 case "$mode" in
   --gpu | --asm | "") ;;
-  *) echo "usage: $0 [--gpu|--asm]" >&2; exit 64 ;;
+  *) echo "usage: $0 [--gpu|--cuda|--asm]" >&2; exit 64 ;;
 esac
 cache="${CIB_CACHE:-$HOME/.cache/cib}"
 jobs="${CIB_JOBS:-$(nproc)}"

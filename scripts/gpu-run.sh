@@ -18,6 +18,8 @@
 #   adapter          one-card adapter-overhead checks, ADAPTER="engine:shape ..." (scripts/gpu/adapter.sh)
 #   mistralrs        scripts/gpu/mistralrs.sh (conformance, native check, runner), MISTRALRS_SHAPES
 #   pytorch          scripts/gpu/pytorch.sh $PYTORCH_PHASES (default: 8b)
+#   lmrs             scripts/gpu/lmrs.sh: the lmrs engine on the host's CPU (memory-bandwidth probe, f32/q8_0/q4_0,
+#                    1 thread and all cores, next to reference and candle on the CPU), TinyLlama-1.1B
 #   burn             scripts/gpu/burn.sh (conformance, burn-bench, runner), BURN_SHAPES
 #   burn-diag        burn-bench on TinyLlama with per-token traces and cubecl logs, per attention mode
 #   burn-watch       a cold burn-bench per BURN_WATCH variant (attention:seconds) with stamped cubecl
@@ -258,6 +260,10 @@ EOF
     ;;
   bench-tiny) bench tinyllama-1.1b configs/decode-tinyllama.yaml ;;
   bench-8b) bench llama-3-8b configs/decode.yaml ;;
+  lmrs)
+    synth tinyllama-1.1b
+    OUT=$S scripts/gpu/lmrs.sh || echo "LMRS FAILED"
+    ;;
   *) echo "unknown stage $stage" >&2 ;;
   esac
   tar -czf "$OUT/$stage.tar.gz" -C "$W/out" "$stage"

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Measures the lmrs engine on the GPU host's CPU (lmrs is CPU only, as lm.rs is): the host's memory
+# bandwidth (runner cpu probe, the decode roofline), conformance, then decode tok/s on the TinyLlama-1.1B shape
+# for f32, q8_0 and q4_0 at 1 thread and every core, next to the reference engine and candle on the CPU.
+#
+#   BIN=dir MODELS=dir OUT=dir scripts/gpu/lmrs.sh
+#
+# BIN holds runner, reference, lmrs (.gpu/lmrs.tar.xz) and candle (.gpu/candle.tar.xz, its CUDA build also
+# runs on the CPU); MODELS holds tinyllama-1.1b (runner models synth, bf16). Every step runs even if an
+# earlier one failed. LMRS_NEW (32) new tokens after a 32-token prompt; LMRS_ITERS (3) timed iterations.
+set -uo pipefail
+: "${BIN:?}" "${MODELS:?}" "${OUT:?}"
+out="$OUT/lmrs"
+mkdir -p "$out"
+model="$MODELS/tinyllama-1.1b"
+cores=$(nproc)
+new=${LMRS_NEW:-32} iters=${LMRS_ITERS:-3}
+failed=()
+step() { # step NAME CMD...: run, log to $out/NAME.txt, remember failures
+  local name="$1"; shift
+  echo "== lmrs: $name" >&2
+  "$@" 2>&1 | tee "$out/$name.txt"
+  (( PIPESTATUS[0] == 0 )) || failed+=("$name")
+}
+bench() { # bench NAME MODEL ENGINES
+  step "bench-$1" "$BIN/runner" bench --bin-dir "$BIN" --model "$2" --device cpu --dtype f32 --engines "$3" \
+    --prompt-len 32 --new-tokens "$new" --launches 1 --iterations "$iters" --warmup 1 --no-telemetry \
+    --format csv --out "$out/results"
+}
+
+{ lscpu; free -g; nproc; uname -a; } >"$out/env.txt" 2>&1
+step probe-all "$BIN/runner" cpu probe --json
+step probe-1 "$BIN/runner" cpu probe --threads 1 --bytes $((1 << 30)) --json
+step info "$BIN/lmrs" info
+step conformance "$BIN/runner" conformance --bin-dir "$BIN" --device cpu --dtype f32 lmrs
+for q in q8_0 q4_0 f32; do
+  step "convert-$q" "$BIN/runner" models convert --to lmrs --quant "$q" --model "$model" --out "$MODELS/tinyllama-lmrs-$q" --overwrite
+  bench "lmrs-$q" "$MODELS/tinyllama-lmrs-$q" "lmrs:threads=1,lmrs:threads=$cores"
+done
+# The same engines on the HF directory: lmrs converting in memory (cold start), reference, candle on the CPU.
+bench hf "$model" "lmrs:quant=q8_0:threads=$cores,reference:threads=$cores,candle:threads=$cores,reference:threads=1,candle:threads=1"
+echo "== lmrs: failed steps: ${failed[*]:-none}"
+((${#failed[@]} == 0))
