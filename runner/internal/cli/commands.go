@@ -98,7 +98,7 @@ func modelsCommand(e *env) *ucli.Command {
 					res.Params, float64(res.Bytes)/1e9, secs, float64(res.Bytes)/1e9/max(secs, 1e-9), res.Hash.Sum)
 				return nil
 			},
-		}, convertCommand(e)},
+		}, convertCommand(e), importCommand(e)},
 	}
 }
 
