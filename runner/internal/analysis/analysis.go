@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/cuda-inference-benchmarks/cib/protocol"
@@ -18,6 +19,7 @@ import (
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/roofline"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/stats"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/telemetry"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/tokenizer"
 )
 
 // Metric names one derived metric.
@@ -184,6 +186,10 @@ type Result struct {
 	PeakAllocMiB float64 `json:"peak_alloc_mib,omitempty"`
 	// Tokens is the first timed iteration's first output row.
 	Tokens []int `json:"tokens,omitempty"`
+	// Text is the first non-empty line of Tokens decoded by the model's
+	// tokenizer (at most FirstLineRunes runes); empty when the model
+	// directory has no tokenizer the runner decodes (byte-level BPE).
+	Text string `json:"text,omitempty"`
 	// Deterministic is false when greedy outputs differed between iterations.
 	Deterministic bool `json:"deterministic"`
 	// ITL pools every inter-token gap of the timed iterations, in ms: a
@@ -252,6 +258,10 @@ func Build(name string, env envinfo.Env, req RequestInfo, labels []string, basel
 			s.Failures = append(s.Failures, Failure{Engine: r.Engine, Launch: r.Launch, Error: r.Error, Stderr: r.StderrTail})
 		}
 	}
+	var tok *tokenizer.Tokenizer
+	if env.Model.Dir != "" {
+		tok, _ = tokenizer.Load(env.Model.Dir) // nil: no text, ids only
+	}
 	var family []*stats.Comparison
 	for ci, c := range req.Cases {
 		cs := Case{Name: c.Name, Prompt: len(c.PromptTokens), MaxNew: c.MaxNewTokens, Batch: c.BatchSize}
@@ -264,6 +274,9 @@ func Build(name string, env envinfo.Env, req RequestInfo, labels []string, basel
 			if dec := r.Metrics["decode_tps"]; dec.N > 0 && (theo > 0 || meas > 0) {
 				row := roofline.Compute(env.Model.WeightBytesPerToken, c.BatchSize, dec.Median, theo, meas)
 				r.Roofline = &row
+			}
+			if tok != nil && len(r.Tokens) > 0 {
+				r.Text = firstLine(tok, r.Tokens)
 			}
 			cs.Results = append(cs.Results, r)
 		}
@@ -505,6 +518,27 @@ func caseResult(label string, ci int, recs []results.Record) Result {
 	}
 	res.PeakAllocMiB = float64(peak) / (1 << 20)
 	return res
+}
+
+// FirstLineRunes bounds Result.Text.
+const FirstLineRunes = 160
+
+// firstLine is the first non-empty line of ids' text, trimmed, cut to
+// FirstLineRunes runes; "" when the ids do not decode.
+func firstLine(tok *tokenizer.Tokenizer, ids []int) string {
+	text, err := tok.Decode(ids)
+	if err != nil {
+		return ""
+	}
+	for _, l := range strings.Split(text, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			if r := []rune(l); len(r) > FirstLineRunes {
+				l = string(r[:FirstLineRunes]) + "…"
+			}
+			return l
+		}
+	}
+	return ""
 }
 
 func parity(engine, baseline string, a, b []int) Parity {

@@ -634,6 +634,15 @@ func caseNotes(s *analysis.Summary, c analysis.Case) []string {
 		}
 		out = append(out, fmt.Sprintf("Output parity vs %s (greedy, first timed iteration): %s.", s.Baseline, strings.Join(parts, "; ")))
 	}
+	var texts []string
+	for _, r := range c.Results {
+		if r.Text != "" {
+			texts = append(texts, fmt.Sprintf("%s %q", r.Engine, r.Text))
+		}
+	}
+	if len(texts) > 0 {
+		out = append(out, fmt.Sprintf("Greedy output, first line as the model's tokenizer decodes it: %s.", strings.Join(texts, "; ")))
+	}
 	var tails []string
 	for _, r := range c.Results {
 		if r.ITL.N > 0 {
