@@ -7,7 +7,9 @@
 #
 # BIN holds runner, reference, lmrs (.gpu/lmrs.tar.xz) and candle (.gpu/candle.tar.xz, its CUDA build also
 # runs on the CPU); MODELS holds tinyllama-1.1b (runner models synth, bf16). Every step runs even if an
-# earlier one failed. LMRS_NEW (32) new tokens after a 32-token prompt; LMRS_ITERS (3) timed iterations.
+# earlier one failed. LMRS_NEW (32) new tokens after a 32-token prompt; LMRS_ITERS (3) timed iterations;
+# LMRS_QUANTS ("q8_0 q4_0 f32"), LMRS_THREADS ("1 <all cores>") and LMRS_HF=0 (skip the HF-directory
+# comparison with reference and candle) shorten it.
 set -uo pipefail
 : "${BIN:?}" "${MODELS:?}" "${OUT:?}"
 out="$OUT/lmrs"
@@ -33,11 +35,13 @@ step probe-all "$BIN/runner" cpu probe --json
 step probe-1 "$BIN/runner" cpu probe --threads 1 --bytes $((1 << 30)) --json
 step info "$BIN/lmrs" info
 step conformance "$BIN/runner" conformance --bin-dir "$BIN" --device cpu --dtype f32 lmrs
-for q in q8_0 q4_0 f32; do
+variants() { local v=() t; for t in ${LMRS_THREADS:-1 $cores}; do v+=("lmrs:threads=$t"); done; (IFS=,; echo "${v[*]}"); }
+for q in ${LMRS_QUANTS:-q8_0 q4_0 f32}; do
   step "convert-$q" "$BIN/runner" models convert --to lmrs --quant "$q" --model "$model" --out "$MODELS/tinyllama-lmrs-$q" --overwrite
-  bench "lmrs-$q" "$MODELS/tinyllama-lmrs-$q" "lmrs:threads=1,lmrs:threads=$cores"
+  bench "lmrs-$q" "$MODELS/tinyllama-lmrs-$q" "$(variants)"
 done
 # The same engines on the HF directory: lmrs converting in memory (cold start), reference, candle on the CPU.
-bench hf "$model" "lmrs:quant=q8_0:threads=$cores,reference:threads=$cores,candle:threads=$cores,reference:threads=1,candle:threads=1"
+[[ ${LMRS_HF:-1} == 1 ]] &&
+  bench hf "$model" "lmrs:quant=q8_0:threads=$cores,reference:threads=$cores,candle:threads=$cores,reference:threads=1,candle:threads=1"
 echo "== lmrs: failed steps: ${failed[*]:-none}"
 ((${#failed[@]} == 0))
