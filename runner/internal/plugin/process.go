@@ -10,6 +10,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/spawn"
 )
 
 // DefaultTimeout bounds one hook of one plugin process.
@@ -104,7 +106,7 @@ func (p *Process) Call(ctx context.Context, req Request) (*Response, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Stdin = bytes.NewReader(in)
 	stdout := &capped{max: MaxStdout, full: make(chan struct{})}
-	stderr := &tail{max: StderrTail}
+	stderr := spawn.NewTail(StderrTail)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	// Bounds the stream copies when a descendant keeps them open, and the
 	// request copy into a plugin that never reads its stdin.
@@ -160,7 +162,7 @@ func (p *Process) Call(ctx context.Context, req Request) (*Response, error) {
 	return &r, nil
 }
 
-func (p *Process) fail(hook string, err error, stderr *tail) error {
+func (p *Process) fail(hook string, err error, stderr *spawn.Tail) error {
 	return &Error{Err: fmt.Errorf("%s: %w", hook, err), Stderr: stderr.String()}
 }
 
@@ -207,32 +209,4 @@ func (c *capped) bytes() []byte {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.buf
-}
-
-// tail keeps the last max bytes written.
-type tail struct {
-	mu  sync.Mutex
-	max int
-	buf []byte
-	cut bool
-}
-
-func (t *tail) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if len(t.buf) > t.max {
-		t.buf = append(t.buf[:0], t.buf[len(t.buf)-t.max:]...)
-		t.cut = true
-	}
-	return len(p), nil
-}
-
-func (t *tail) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.cut {
-		return "…" + string(t.buf)
-	}
-	return string(t.buf)
 }

@@ -79,20 +79,8 @@ func HTML(w io.Writer, s *analysis.Summary) error {
 		for _, n := range caseNotes(s, c) {
 			p.f("<p>%s</p>\n", esc(n))
 		}
-		if lv := varianceLines(c); len(lv) > 0 {
-			p.f("<p>Variance components of TPOT (between launches vs within a launch) and the design they recommend:</p>\n<ul>\n")
-			for _, l := range lv {
-				p.f("<li>%s</li>\n", boldMarkdown(esc(l)))
-			}
-			p.f("</ul>\n")
-		}
-		if ws := caseWarnings(c); len(ws) > 0 {
-			p.f("<p class=\"note\">Warnings:</p>\n<ul>\n")
-			for _, w := range ws {
-				p.f("<li>%s</li>\n", esc(w))
-			}
-			p.f("</ul>\n")
-		}
+		htmlList(p, "<p>Variance components of TPOT (between launches vs within a launch) and the design they recommend:</p>", varianceLines(c))
+		htmlList(p, "<p class=\"note\">Warnings:</p>", caseWarnings(c))
 	}
 	p.f("<h2>Engines</h2>\n<table>\n%s", htmlHeader(engineHeader))
 	for _, row := range engineRows(s) {
@@ -106,13 +94,7 @@ func HTML(w io.Writer, s *analysis.Summary) error {
 		}
 		p.f("</table>\n")
 	}
-	if ws := globalWarnings(s); len(ws) > 0 {
-		p.f("<h2>Warnings</h2>\n<ul>\n")
-		for _, w := range ws {
-			p.f("<li>%s</li>\n", esc(w))
-		}
-		p.f("</ul>\n")
-	}
+	htmlList(p, "<h2>Warnings</h2>", globalWarnings(s))
 	htmlSections(p, s)
 	profileHTML(p, s)
 	if len(s.Failures) > 0 {
@@ -287,4 +269,17 @@ func verdictClass(cm analysis.Comparison) string {
 		return "better"
 	}
 	return "worse"
+}
+
+// htmlList writes heading (HTML) and a list of items (Markdown bold kept,
+// everything else escaped); nothing when there are no items.
+func htmlList(p *printer, heading string, items []string) {
+	if len(items) == 0 {
+		return
+	}
+	p.f("%s\n<ul>\n", heading)
+	for _, it := range items {
+		p.f("<li>%s</li>\n", boldMarkdown(html.EscapeString(it)))
+	}
+	p.f("</ul>\n")
 }

@@ -112,7 +112,7 @@ func Launch(ctx context.Context, o Options, onStart func(pid int), onEvent func(
 	if tailN <= 0 {
 		tailN = 16 << 10
 	}
-	tail := &tailBuffer{max: tailN}
+	tail := NewTail(tailN)
 	var stderrSink io.Writer = tail
 	if o.Stderr != nil {
 		stderrSink = io.MultiWriter(tail, o.Stderr)
@@ -379,15 +379,19 @@ func waitStreams(chs ...<-chan struct{}) bool {
 	return true
 }
 
-// tailBuffer keeps the last max bytes written.
-type tailBuffer struct {
+// Tail is an io.Writer that keeps the last max bytes written (a child's
+// stderr for error messages); safe for concurrent use.
+type Tail struct {
 	mu  sync.Mutex
 	max int
 	buf []byte
 	cut bool
 }
 
-func (t *tailBuffer) Write(p []byte) (int, error) {
+// NewTail keeps the last max bytes.
+func NewTail(max int) *Tail { return &Tail{max: max} }
+
+func (t *Tail) Write(p []byte) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.buf = append(t.buf, p...)
@@ -398,7 +402,8 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (t *tailBuffer) String() string {
+// String is the kept text, with a leading "…" when earlier bytes were cut.
+func (t *Tail) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.cut {
@@ -421,7 +426,7 @@ func Info(ctx context.Context, path string, env []string, timeout time.Duration)
 	cmd.Env = append(cmd.Environ(), CookieEnv+"="+cookie)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var stdout bytes.Buffer
-	tail := &tailBuffer{max: 4 << 10}
+	tail := NewTail(4 << 10)
 	cmd.Stdout, cmd.Stderr = &stdout, tail
 	// A descendant holding stdout open must not keep Wait waiting.
 	cmd.WaitDelay = time.Second
