@@ -47,6 +47,9 @@ type Options struct {
 	StderrTail int
 	// Stderr, when set, also receives the child's stderr as it arrives.
 	Stderr io.Writer
+	// CPUs, when set, pins the child to these host CPUs from its first
+	// instruction (see startPinned).
+	CPUs []int
 }
 
 // Received is one event with the runner's clock at its arrival.
@@ -133,7 +136,11 @@ func Launch(ctx context.Context, o Options, onStart func(pid int), onEvent func(
 	}
 	cmd.Stdout, cmd.Stderr = outW, errW
 	res.Started = time.Now()
-	err = cmd.Start()
+	if len(o.CPUs) > 0 {
+		err = startPinned(cmd, o.CPUs)
+	} else {
+		err = cmd.Start()
+	}
 	outW.Close()
 	errW.Close()
 	if err != nil {

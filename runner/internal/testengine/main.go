@@ -86,7 +86,22 @@ func (engine) Load(ctx context.Context, req *protocol.Request) (serve.Model, pro
 			return nil, protocol.Loaded{}, err
 		}
 	}
-	return m, protocol.Loaded{WeightsToHostNs: 1000}, nil
+	return m, protocol.Loaded{WeightsToHostNs: 1000, Settings: placement()}, nil
+}
+
+// placement reports where the launch runs, so tests of multi-GPU runs can
+// check what each child saw: its CUDA_VISIBLE_DEVICES and the CPUs it may
+// run on (Cpus_allowed_list of /proc/self/status).
+func placement() map[string]string {
+	s := map[string]string{"cuda_visible_devices": os.Getenv("CUDA_VISIBLE_DEVICES")}
+	if b, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "Cpus_allowed_list:"); ok {
+				s["cpus"] = strings.TrimSpace(v)
+			}
+		}
+	}
+	return s
 }
 
 // leak starts a child that outlives this process: "setsid" puts it in its own
