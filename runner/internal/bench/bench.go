@@ -87,11 +87,17 @@ type Options struct {
 	// MaxConsecutiveFailures stops launching a variant after that many failed
 	// launches in a row (default 2).
 	MaxConsecutiveFailures int
+	// Cards, when set, run the benchmark on several GPUs at once (runner
+	// bench --gpus): see RunCards. Monitor and Observer are then unused.
+	Cards []Card
 }
 
 // Run executes the benchmark and returns every record written. An interrupt
 // stops it after killing the running engine; records already written stay.
 func Run(ctx context.Context, o Options) ([]results.Record, error) {
+	if len(o.Cards) > 0 {
+		return runCards(ctx, o)
+	}
 	cfg := o.Config
 	maxFail := o.MaxConsecutiveFailures
 	if maxFail == 0 {
@@ -146,7 +152,7 @@ func Run(ctx context.Context, o Options) ([]results.Record, error) {
 			if o.Observer != nil {
 				o.Observer.LaunchStarted(v.Label, launched[i], order, max(round+1, cfg.Launches)*len(o.Variants))
 			}
-			rec := launchOne(ctx, o, v, reqBytes[i], launched[i], order)
+			rec := launchOne(ctx, o, v, reqBytes[i], launched[i], order, placement{monitor: o.Monitor, env: launchEnv(o, v, launched[i])})
 			finishProfile(o, v, &rec)
 			launched[i]++
 			order++
@@ -254,13 +260,22 @@ func LaunchSamples(recs []results.Record, label string, caseIdx int, f func(metr
 	return gs
 }
 
-func launchOne(ctx context.Context, o Options, v Variant, req []byte, launch, order int) results.Record {
+// placement is where one launch runs: the monitor of its GPU, the child
+// environment, and, on a card of a multi-GPU run, its card and CPUs.
+type placement struct {
+	monitor Monitor
+	env     []string
+	cpus    []int
+	card    *results.Card
+}
+
+func launchOne(ctx context.Context, o Options, v Variant, req []byte, launch, order int, pl placement) results.Record {
 	rec := results.Record{
 		Engine: v.Label, Spec: v.Spec, Launch: launch, Order: order,
-		Status: results.StatusFailed, Exit: -1, StartedAt: time.Now().UTC(),
+		Status: results.StatusFailed, Exit: -1, StartedAt: time.Now().UTC(), Card: pl.card,
 	}
-	if o.Monitor != nil {
-		warnings, err := o.Monitor.BeforeLaunch(ctx)
+	if pl.monitor != nil {
+		warnings, err := pl.monitor.BeforeLaunch(ctx)
 		rec.Warnings = append(rec.Warnings, warnings...)
 		if err != nil {
 			rec.Error = fmt.Sprintf("GPU hygiene: %v", err)
@@ -276,7 +291,7 @@ func launchOne(ctx context.Context, o Options, v Variant, req []byte, launch, or
 	cases := o.Request.Cases
 	st := stream{req: &o.Request}
 	res := spawn.Launch(ctx, spawn.Options{
-		Path: v.Path, Args: []string{"run"}, Env: launchEnv(o, v, launch), Stdin: req,
+		Path: v.Path, Args: []string{"run"}, Env: pl.env, Stdin: req, CPUs: pl.cpus,
 		Timeouts: spawn.Timeouts{Start: t.Start.Duration, Stall: t.Stall.Duration, Total: t.Total.Duration},
 	}, func(p int) {
 		phase(o, "loading")
@@ -284,8 +299,8 @@ func launchOne(ctx context.Context, o Options, v Variant, req []byte, launch, or
 		spawned = time.Now()
 		rec.SpawnMonoNs = profile.MonoNs()
 		st.last = spawned
-		if o.Monitor != nil {
-			watch = o.Monitor.Watch(p, spawned)
+		if pl.monitor != nil {
+			watch = pl.monitor.Watch(p, spawned)
 		}
 	}, func(ev spawn.Received) error {
 		if err := st.check(ev); err != nil {

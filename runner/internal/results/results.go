@@ -80,6 +80,24 @@ type Record struct {
 	Profile  json.RawMessage `json:"profile,omitempty"`
 	// Warnings are caveats about this launch (hygiene timeouts, throttling…).
 	Warnings []string `json:"warnings,omitempty"`
+	// Card is the GPU this launch ran on in a multi-GPU run (runner bench
+	// --gpus); absent in a one-device run.
+	Card *Card `json:"card,omitempty"`
+}
+
+// Card is the GPU a launch of a multi-GPU run had to itself, and the host
+// CPUs its process tree was pinned to.
+type Card struct {
+	// Index is the NVML index (PCI bus order) of the card; UUID is its NVML
+	// UUID when known ("" for a fake card of the tests).
+	Index int    `json:"index"`
+	UUID  string `json:"uuid,omitempty"`
+	// CPUs is the CPU list the engine was pinned to ("0-7,16"), the card's
+	// NUMA-local cores when the topology says so.
+	CPUs string `json:"cpus,omitempty"`
+	// Round is the schedule round the launch ran in; the launches of one
+	// round ran at the same time, one per card.
+	Round int `json:"round"`
 }
 
 // HostCPU is the CPU time (user + system) of the engine's process tree from
