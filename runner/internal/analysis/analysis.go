@@ -210,7 +210,26 @@ type Comparison struct {
 	Baseline string `json:"baseline"`
 	Metric   string `json:"metric"`
 	stats.Comparison
+	// Cards, in a multi-GPU run, are the comparisons made within each card
+	// (descriptive: not Holm-corrected). The embedded Comparison is then the
+	// combination over cards (Blocked): its T, DF, P and ratio CI come from
+	// Blocked, its pooled-iteration figures from every card together. When
+	// the cards disagree (Blocked.Disagree) there is no combined verdict:
+	// Verdict says "cards disagree".
+	Cards   []CardComparison  `json:"cards,omitempty"`
+	Blocked *stats.Stratified `json:"blocked,omitempty"`
 }
+
+// CardComparison is a comparison made on the launches of one card.
+type CardComparison struct {
+	Card int    `json:"card"`
+	UUID string `json:"uuid,omitempty"`
+	stats.Comparison
+}
+
+// CardsDisagree is the verdict of a multi-GPU comparison whose cards do not
+// agree on the effect (Cochran's Q): no combined verdict is given.
+const CardsDisagree = "cards disagree"
 
 // Parity compares an engine's greedy tokens with the baseline's.
 type Parity struct {
@@ -291,7 +310,11 @@ func Build(name string, env envinfo.Env, req RequestInfo, labels []string, basel
 					continue
 				}
 				cmp := stats.Compare(a.Groups(), b.Groups(), stats.CompareOptions{Alpha: 0.05, Resamples: 2000, Seed: 1})
-				cs.Comparisons = append(cs.Comparisons, Comparison{Engine: r.Engine, Baseline: baseline, Metric: key, Comparison: cmp})
+				c := Comparison{Engine: r.Engine, Baseline: baseline, Metric: key, Comparison: cmp}
+				if cards := cardsOf(recs); len(cards) > 0 {
+					blockByCard(&c, cards, ci, recs)
+				}
+				cs.Comparisons = append(cs.Comparisons, c)
 			}
 			if len(base.Tokens) > 0 && len(r.Tokens) > 0 {
 				cs.Parity = append(cs.Parity, parity(r.Engine, baseline, base.Tokens, r.Tokens))
@@ -305,6 +328,13 @@ func Build(name string, env envinfo.Env, req RequestInfo, labels []string, basel
 		}
 	}
 	stats.AdjustHolm(family)
+	for ci := range s.Cases {
+		for k := range s.Cases[ci].Comparisons {
+			if c := &s.Cases[ci].Comparisons[k]; c.Blocked != nil && c.Blocked.Disagree {
+				c.Significant, c.Verdict = false, CardsDisagree
+			}
+		}
+	}
 	s.Profile = buildProfile(s, recs)
 	if len(family) > 0 {
 		k := -1
