@@ -40,6 +40,7 @@ func benchFlags(e *env) []ucli.Flag {
 		&ucli.BoolFlag{Name: "allow-busy", Usage: "run even when another process holds the GPU"},
 		&ucli.DurationFlag{Name: "idle-timeout", Value: 60 * time.Second, Usage: "longest wait for the GPU to return to rest before a launch (then a warning)"},
 		&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress lines, only the report"},
+		gpusFlag(),
 	}, append(append(overrideFlags(), pluginFlags()...), profileFlags()...)...)
 }
 
@@ -204,6 +205,15 @@ func benchCmd(c *ucli.Context, e *env) error {
 	if err != nil {
 		return err
 	}
+	multi := c.IsSet("gpus")
+	if multi {
+		switch {
+		case res != nil:
+			return usageError("--gpus with --resume: resuming a multi-GPU run is not supported yet")
+		case profiler != nil:
+			return usageError("--gpus with --profile: profile on one GPU")
+		}
+	}
 	if err := checkGPUPresent(cfg.Device); err != nil {
 		return err
 	}
@@ -224,8 +234,31 @@ func benchCmd(c *ucli.Context, e *env) error {
 		envRec.Engines[v.Label] = *v.Info
 		envRec.Binaries[v.Label] = v.Path
 	}
-	mon, telemetryNote, err := openMonitor(c, cfg, e, model)
-	if err != nil {
+	var mon gpuMonitor
+	var telemetryNote string
+	var cards *cardsRun
+	if multi {
+		if cards, err = openCards(c, cfg, e, model); err != nil {
+			return err
+		}
+		defer cards.close()
+		telemetryNote = cards.note
+		envRec.GPUs = cards.records
+		if len(cards.records) > 0 {
+			envRec.GPU = cards.records[0]
+			envRec.GPUBandwidth = cards.bandwidth
+			if u := cards.cards[0].UUID; cards.bandwidth[u] != nil {
+				envRec.Bandwidth = cards.bandwidth[u]
+			}
+		}
+		if n := bench.BalancedLaunches(cfg.Launches, len(cards.cards)); n != cfg.Launches || cfg.Adaptive != nil {
+			if progress != nil {
+				fmt.Fprintf(progress, "note: --gpus runs exactly %d launches per engine (a multiple of the %d cards, no adaptive stopping): each engine gets %d on every card\n",
+					n, len(cards.cards), n/len(cards.cards))
+			}
+			cfg.Launches, cfg.Adaptive = n, nil
+		}
+	} else if mon, telemetryNote, err = openMonitor(c, cfg, e, model); err != nil {
 		return err
 	}
 	envRec.Telemetry = telemetryNote
@@ -244,6 +277,9 @@ func benchCmd(c *ucli.Context, e *env) error {
 	req := protocol.Request{
 		Protocol: protocol.Version, Model: model.Dir, Device: cfg.Device, DType: cfg.DType, Seed: cfg.Seed,
 		Warmup: cfg.Warmup, Iterations: cfg.Iterations, Cases: cases,
+	}
+	if kind, _, _ := protocol.ParseDevice(req.Device); multi && kind == "cuda" {
+		req.Device = "cuda:0" // the one card each child sees
 	}
 	var w *results.Writer
 	var prev []results.Record
@@ -295,14 +331,18 @@ func benchCmd(c *ucli.Context, e *env) error {
 	}
 	var live *liveProgress
 	var observer bench.Observer
-	if progress != nil && isTerminal(progress, e) { // a live bar on a terminal, plain lines elsewhere
+	if progress != nil && !multi && isTerminal(progress, e) { // a live bar on a terminal, plain lines elsewhere
 		live = newLiveProgress(progress, cfg.Launches*len(variants))
 		observer = live
 	}
-	recs, runErr := bench.Run(ctx, bench.Options{
+	opts := bench.Options{
 		Config: cfg, Variants: variants, Request: req, Writer: w, Monitor: monitor, Progress: progress, Env: e.environ,
 		Observer: observer, Profiler: profiler, Previous: prev,
-	})
+	}
+	if cards != nil {
+		opts.Cards = cards.cards
+	}
+	recs, runErr := bench.Run(ctx, opts)
 	if live != nil {
 		live.Close()
 	}

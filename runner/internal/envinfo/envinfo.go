@@ -48,6 +48,11 @@ type Env struct {
 	// Bandwidth is the measured device memory bandwidth (runner gpu probe),
 	// absent when never measured on this GPU.
 	Bandwidth *roofline.Measurement `json:"measured_bandwidth,omitempty"`
+	// GPUs are the device records of every card of a multi-GPU run (runner
+	// bench --gpus), in the order given; GPU is then the first of them.
+	// GPUBandwidth is each card's measured bandwidth, by UUID, where probed.
+	GPUs         []json.RawMessage                `json:"gpus,omitempty"`
+	GPUBandwidth map[string]*roofline.Measurement `json:"measured_bandwidth_by_gpu,omitempty"`
 }
 
 // CPUPower is how the host's CPUs idle and clock. It matters for engines whose
