@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -106,6 +107,9 @@ func TestParallelCards(t *testing.T) {
 			for _, cm := range s.Cases[0].Comparisons {
 				require.Len(t, cm.Cards, tt.cards, "per-card comparisons of %s %s", cm.Engine, cm.Metric)
 			}
+			md, err := os.ReadFile(filepath.Join(dir, results.ReportMD))
+			require.NoError(t, err)
+			assert.Contains(t, string(md), "Per card (comparisons within each GPU")
 		})
 	}
 }

@@ -52,6 +52,13 @@ func Markdown(w io.Writer, s *analysis.Summary) error {
 				p.f("- %s\n", v)
 			}
 			p.f("\n")
+			if cl := cardLines(c); len(cl) > 0 {
+				p.f("Per card (comparisons within each GPU, not Holm-corrected; the verdict above combines them):\n\n")
+				for _, l := range cl {
+					p.f("- %s\n", l)
+				}
+				p.f("\n")
+			}
 		}
 		for _, n := range caseNotes(s, c) {
 			p.f("%s\n\n", n)
@@ -247,6 +254,9 @@ func Verdict(cm analysis.Comparison) string {
 	p := "launch-level p = " + strings.TrimPrefix(pval(cm.PAdj), "<") + " (Holm)"
 	if strings.HasPrefix(pval(cm.PAdj), "<") {
 		p = "launch-level p < 0.001 (Holm)"
+	}
+	if cm.Verdict == analysis.CardsDisagree && cm.Blocked != nil {
+		return fmt.Sprintf("%s vs %s in %s: the GPUs disagree (Cochran's Q p = %s): no combined verdict, see each card", cm.Engine, cm.Baseline, name, pval(cm.Blocked.QP))
 	}
 	if !cm.HasTest {
 		return fmt.Sprintf("%s vs %s in %s: no verdict possible — %d vs %d launches; a launch-level test needs at least 2 per engine", cm.Engine, cm.Baseline, name, cm.LaunchesB, cm.LaunchesA)
