@@ -203,7 +203,9 @@ func stripChart(c analysis.Case, key, title string, colour map[string]string) st
 
 // niceTicks returns about n round tick values covering [lo, hi].
 func niceTicks(lo, hi float64, n int) []float64 {
-	if hi <= lo {
+	// A range below float64 resolution counts as one value: stepping through
+	// it would never advance t.
+	if hi-lo <= 1e-9*math.Max(math.Abs(lo), math.Abs(hi)) {
 		pad := math.Max(math.Abs(lo)*0.05, 1e-9)
 		lo, hi = lo-pad, hi+pad
 	}
