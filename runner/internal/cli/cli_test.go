@@ -160,7 +160,9 @@ func TestHostCPU(t *testing.T) {
 	require.Len(t, recs, 2)
 	for _, r := range recs {
 		require.NotNil(t, r.HostCPU, r.Engine)
-		require.InDelta(t, 0.8, r.HostCPU.WallSeconds, 0.4, "%s: 4 × 25 tokens × 8 ms", r.Engine)
+		// 4 × 25 tokens × 8 ms = 0.8 s at least; a loaded machine stretches it (1.5 s seen).
+		require.GreaterOrEqual(t, r.HostCPU.WallSeconds, 0.75, "%s: 4 × 25 tokens × 8 ms", r.Engine)
+		require.Less(t, r.HostCPU.WallSeconds, 10.0, "%s: 4 × 25 tokens × 8 ms", r.Engine)
 	}
 	require.Greater(t, recs[0].HostCPU.Cores(), 0.4, "spinning engine keeps a core busy (less under CPU contention)")
 	require.Less(t, recs[1].HostCPU.Cores(), 0.2, "sleeping engine does not")
