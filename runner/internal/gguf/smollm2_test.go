@@ -250,12 +250,14 @@ func runEngine(t *testing.T, bin, model string, cases []protocol.Case, options m
 	return runEngineEnv(t, bin, nil, model, cases, options)
 }
 
-// runEngineEnv runs one launch of one timed iteration, no warm-up, 2
-// threads, and returns each case's greedy tokens.
+// runEngineEnv runs one launch of one timed iteration, no warm-up, and
+// returns each case's greedy tokens. One thread: on a busy 2-core machine
+// torch's OpenMP workers spin against each other (pytorch eager took 57 s for
+// 64 tokens with 2 threads, 4.3 s with 1), and the tokens do not depend on it.
 func runEngineEnv(t *testing.T, bin string, env []string, model string, cases []protocol.Case, options map[string]string) [][]int {
 	t.Helper()
 	req := enginetest.CPURequest(model, "f32", cases...)
-	req.Warmup, req.Iterations, req.Options = 0, 1, options
+	req.Warmup, req.Iterations, req.Threads, req.Options = 0, 1, 1, options
 	res := enginetest.RunEnv(t, bin, env, 10*time.Minute, req)
 	if res.Code != 0 {
 		t.Fatalf("%s exited %d: %s", bin, res.Code, res.Stderr)
