@@ -79,6 +79,8 @@ for e in mistralrs burn candle lmrs; do
   fi
 done
 [[ ! -x scripts/setup-torch.sh ]] || { launch torch scripts/setup-torch.sh; ((CIB_JOBS > 1)) || settle; }
+# The CUPTI tracer (runner bench --profile kernels) builds with gcc against CUDA 13.0's headers from PyPI.
+[[ ! -x scripts/build-cupti-profiler.sh ]] || launch cupti-profiler scripts/build-cupti-profiler.sh bin/cibtest
 launch go-binaries go build -o bin/ ./runner ./engines/reference ./engines/pytorch
 settle
 [[ ! -x scripts/setup-torch.sh ]] || { CIB_PYTHON="$(scripts/setup-torch.sh)" && export CIB_PYTHON; }
