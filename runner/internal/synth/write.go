@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/modelcfg"
@@ -129,7 +130,12 @@ type writer struct {
 
 	mu   sync.Mutex // guards sums and Progress
 	sums []modelcfg.FileSum
+	// written counts shard bytes written so far (progress lines).
+	written atomic.Int64
 }
+
+// progressEvery is how often a long write reports how far it is.
+const progressEvery = 5 * time.Second
 
 func (w *writer) write(ctx context.Context) (Result, error) {
 	out := filepath.Clean(w.opts.Out)
@@ -301,6 +307,29 @@ func (w *writer) writeShards(ctx context.Context, dir string) error {
 	defer workers.Wait()
 	defer close(jobs)
 
+	// Every few seconds: bytes written of the total, rate and time left.
+	var total int64
+	for _, sh := range w.shards {
+		total += sh.size
+	}
+	tick := time.NewTicker(progressEvery)
+	defer tick.Stop()
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				n, secs := w.written.Load(), time.Since(w.start).Seconds()
+				if n <= 0 || n >= total {
+					continue
+				}
+				rate := float64(n) / secs
+				w.progress("synth: %s of %s (%.0f%%), %s/s, ~%.0fs left\n", gb(n), gb(total), 100*float64(n)/float64(total), gb(int64(rate)), float64(total-n)/rate)
+			}
+		}
+	}()
+
 	parallel := max(1, min(len(w.shards), runtime.GOMAXPROCS(0)/2))
 	depth := max(4, 2*w.opts.Workers/parallel)
 
@@ -404,6 +433,7 @@ func (w *writer) writeShard(ctx context.Context, dir string, s *shard, jobs chan
 		if _, err := f.Write(c.buf); err != nil {
 			return err
 		}
+		w.written.Add(int64(len(c.buf)))
 		h.Write(c.buf)
 		bufs.put(c.buf)
 	}
