@@ -1,6 +1,7 @@
 package gguf
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -127,11 +128,14 @@ func (g *File) tokenizerFiles(cfg modelcfg.Config) (map[string][]byte, error) {
 	}
 	out := map[string][]byte{}
 	for file, v := range map[string]any{"tokenizer.json": tok, "tokenizer_config.json": tcfg, "special_tokens_map.json": special, "generation_config.json": gen} {
-		b, err := json.MarshalIndent(v, "", "  ")
-		if err != nil {
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false) // "<|im_start|>", not "\u003c|im_start|\u003e"
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(v); err != nil {
 			return nil, err
 		}
-		out[file] = append(b, '\n')
+		out[file] = b.Bytes()
 	}
 	return out, nil
 }
