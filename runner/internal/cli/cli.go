@@ -130,7 +130,38 @@ func newApp(e *env) *ucli.App {
 		},
 		ExitErrHandler: func(*ucli.Context, error) {}, // exit codes are mapped in Run
 	}
+	addExamples(app.Commands, "runner")
 	return app
+}
+
+// examples are shown under each command's usage line in its help.
+var examples = map[string]string{
+	"runner bench":          "runner bench --engines pytorch:mode=eager,pytorch:mode=compiled --config configs/decode-tinyllama.yaml",
+	"runner engines":        "runner engines --bin-dir bin --json",
+	"runner models synth":   "runner models synth --shape tinyllama-1.1b --dtype bf16 --out models/tinyllama-1.1b",
+	"runner models convert": "runner models convert --to lmrs --quant q8_0 --model models/tinyllama-1.1b --out models/tinyllama-lmrs",
+	"runner models import":  "runner models import --in SmolLM2-135M-Instruct.Q4_1.gguf --out models/smollm2",
+	"runner compare":        "runner compare results/20261201-230814-decode results/20261202-101500-decode",
+	"runner report":         "runner report --format json results/20261201-230814-decode | jq '.cases[0].comparisons'",
+	"runner conformance":    "runner conformance candle --device cuda:0 --dtype bf16",
+	"runner gpu info":       "runner gpu info",
+	"runner gpu probe":      "runner gpu probe",
+	"runner cpu probe":      "runner cpu probe --threads 16",
+}
+
+// addExamples appends each command's example to its usage text.
+func addExamples(cmds []*ucli.Command, parent string) {
+	for _, c := range cmds {
+		path := parent + " " + c.Name
+		if ex, ok := examples[path]; ok && c.UsageText == "" {
+			usage := path + " [flags]"
+			if c.ArgsUsage != "" {
+				usage += " " + c.ArgsUsage
+			}
+			c.UsageText = usage + "\n\nEXAMPLE:\n   " + ex
+		}
+		addExamples(c.Subcommands, path)
+	}
 }
 
 // valueFlags are the conformance flags that take a separate value.

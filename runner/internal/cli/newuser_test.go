@@ -33,6 +33,11 @@ func TestNewUser(t *testing.T) {
 		o = run(t, t.Context(), "help", "report")
 		require.Equal(t, 0, o.code)
 		assert.Contains(t, o.stdout, "--format")
+		for _, cmd := range [][]string{{"report"}, {"compare"}, {"conformance"}, {"engines"}, {"models", "synth"}, {"models", "convert"}, {"models", "import"}, {"gpu", "probe"}, {"cpu", "probe"}} {
+			o = run(t, t.Context(), append(cmd, "--help")...)
+			require.Equal(t, 0, o.code, "%v --help", cmd)
+			assert.Contains(t, o.stdout, "EXAMPLE:\n      runner "+strings.Join(cmd, " "), "an example in the help of %v", cmd)
+		}
 		o = run(t, t.Context(), "--version")
 		require.Equal(t, 0, o.code)
 		assert.Regexp(t, `^runner version git \S+ go1\.`, o.stdout)
