@@ -49,3 +49,14 @@ func TestHTMLEscapesAndSkipsEmpty(t *testing.T) {
 	assert.Equal(t, 1, strings.Count(out, "<svg"), "only decode tok/s has samples")
 	assert.True(t, strings.HasSuffix(out, "</html>\n"))
 }
+
+// TestHeadlinesOneLaunch: with one launch per engine there is no launch-level
+// test, and the verdict summary says so instead of "no significant difference".
+func TestHeadlinesOneLaunch(t *testing.T) {
+	s := &analysis.Summary{Baseline: "a", Cases: []analysis.Case{{Name: "c", Comparisons: []analysis.Comparison{
+		{Engine: "b", Baseline: "a", Metric: "tpot_ms", Comparison: stats.Comparison{LaunchesA: 1, LaunchesB: 1, P: 1, PAdj: 1, Verdict: "~"}},
+	}}}}
+	hs := Headlines(s)
+	require.Len(t, hs, 1)
+	assert.Equal(t, "b vs a: no verdict — 1 vs 1 launches; a launch-level test needs at least 2 per engine", hs[0].Text)
+}

@@ -197,8 +197,13 @@ func Headlines(s *analysis.Summary) []Headline {
 		for _, en := range engines {
 			var h Headline
 			var sig, none []string
+			untestable := ""
 			for _, cm := range c.Comparisons {
 				if cm.Engine != en {
+					continue
+				}
+				if !cm.HasTest {
+					untestable = fmt.Sprintf("%s vs %s: no verdict — %d vs %d launches; a launch-level test needs at least 2 per engine", en, s.Baseline, cm.LaunchesB, cm.LaunchesA)
 					continue
 				}
 				if cm.Significant {
@@ -224,6 +229,9 @@ func Headlines(s *analysis.Summary) []Headline {
 					lead = "no significant difference in "
 				}
 				parts = append(parts, lead+strings.Join(none, ", "))
+			}
+			if len(parts) == 0 {
+				parts = []string{untestable}
 			}
 			h.Text = strings.Join(parts, "; ")
 			if multi {
