@@ -2,7 +2,6 @@ package stats_test
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/stats"
 )
@@ -29,18 +28,4 @@ func ExampleCompare() {
 	// Output:
 	// +8.1% ratio 1.081 [1.068, 1.098] p_adj 0.00011 delta 1.00 (large)
 	// ~
-}
-
-func ExampleStopRule() {
-	rule := stats.StopRule{TargetRelHalfWidth: 0.01, MinSamples: 10, MaxSamples: 500, MaxDuration: time.Minute}
-	var xs []float64
-	for i := 0; ; i++ {
-		xs = append(xs, 100+float64(i%7)) // one timed iteration
-		if done, reason := rule.Done(xs, time.Duration(i)*time.Second); done {
-			fmt.Println(reason)
-			break
-		}
-	}
-	// Output:
-	// median CI ±0.97% <= target ±1.00% (28 samples)
 }
