@@ -164,15 +164,21 @@ func addExamples(cmds []*ucli.Command, parent string) {
 	}
 }
 
-// valueFlags are the conformance flags that take a separate value.
-var valueFlags = map[string]bool{"--bin-dir": true, "--model": true, "--device": true, "--dtype": true, "--timeout": true}
+// valueFlags are the flags of conformance, report and compare that take a
+// separate value.
+var valueFlags = map[string]bool{"--bin-dir": true, "--model": true, "--device": true, "--dtype": true, "--timeout": true,
+	"--format": true, "-o": true, "--gpu-price": true, "--energy-price": true, "--plugin": true, "--plugin-timeout": true, "--alpha": true}
 
-// flagsFirst lets `runner conformance ENGINE --device cuda:0` work as users
-// type it: urfave/cli v2 stops reading flags at the first argument, so the
-// engine name is moved after the conformance flags.
+// argsLast are the commands whose flags may follow their arguments.
+var argsLast = map[string]bool{"conformance": true, "report": true, "compare": true}
+
+// flagsFirst lets `runner conformance ENGINE --device cuda:0` and `runner
+// report DIR --format json` work as users type them: urfave/cli v2 stops
+// reading flags at the first argument, so the arguments are moved after the
+// command's flags.
 func flagsFirst(args []string) []string {
 	i := 0
-	for i < len(args) && args[i] != "conformance" {
+	for i < len(args) && !argsLast[args[i]] {
 		i++
 	}
 	if i == len(args) {

@@ -74,6 +74,17 @@ func TestNewUser(t *testing.T) {
 		assert.Equal(t, "case", rows[0][0])
 		assert.Len(t, rows, 1+4*2*len(analysis.Metrics))
 
+		// Flags after a command's argument work too.
+		dirs, err := os.ReadDir(sweep[1])
+		require.NoError(t, err)
+		dir := filepath.Join(sweep[1], dirs[0].Name())
+		o = run(t, t.Context(), "report", dir, "--format", "jsonl")
+		require.Equal(t, 0, o.code, o.stderr)
+		assert.True(t, strings.HasPrefix(o.stdout, "{\"case\":"), "report DIR --format jsonl: %.60q", o.stdout)
+		o = run(t, t.Context(), "compare", dir, dir, "--alpha", "0.01")
+		require.Equal(t, 0, o.code, o.stderr)
+		assert.Contains(t, o.stdout, "| TPOT ms |")
+
 		o = run(t, t.Context(), append(sweep, "--set", "name=swept", "--set", "timeouts.start=90s")...)
 		require.Equal(t, 0, o.code, o.stderr)
 		assert.True(t, strings.HasPrefix(o.stdout, "# swept\n"), "--set name=swept: %.40q", o.stdout)
