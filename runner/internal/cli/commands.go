@@ -15,6 +15,7 @@ import (
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/analysis"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/engine"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/modelcfg"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/report"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/results"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/spawn"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/stats"
@@ -191,7 +192,7 @@ func compareSummaries(e *env, a, b *analysis.Summary, alpha float64) error {
 	fmt.Fprintf(w, "Launch-level: A and B are means of launch medians, B/A their ratio with a hierarchical bootstrap CI, p a Welch test on launch medians.\n\n")
 	fmt.Fprintf(w, "| case | engine | metric | A | B | B/A [95%% CI] | launches B vs A | p (Holm) | Cliff's δ (iterations) | verdict |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, p := range pairs {
-		fmt.Fprintf(w, "| %s | %s | %s | %.4g | %.4g | %.3f [%.3f, %.3f] | %d vs %d | %.3g | %+.2f | %s |\n", p.caseName, p.engine, metricLabel(p.metric),
+		fmt.Fprintf(w, "| %s | %s | %s | %.4g | %.4g | %.3f [%.3f, %.3f] | %d vs %d | %.3g | %+.2f | %s |\n", p.caseName, p.engine, report.MetricName(p.metric),
 			p.cmp.EstimateA, p.cmp.EstimateB, p.cmp.Ratio, p.cmp.RatioLo, p.cmp.RatioHi, p.cmp.LaunchesB, p.cmp.LaunchesA, p.cmp.PAdj, p.cmp.CliffsDelta, p.cmp.Verdict)
 	}
 	return nil
@@ -250,14 +251,4 @@ func envDiff(a, b *analysis.Summary) []string {
 		}
 	}
 	return out
-}
-
-// metricLabel is a metric's name as the reports print it ("TPOT ms").
-func metricLabel(key string) string {
-	for _, m := range analysis.Metrics {
-		if m.Key == key {
-			return m.Name + " " + m.Unit
-		}
-	}
-	return key
 }

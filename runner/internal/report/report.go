@@ -140,7 +140,7 @@ func comparisonCells(cm analysis.Comparison) []string {
 	if !cm.HasTest {
 		p = "— (needs ≥2 launches)"
 	}
-	return []string{cm.Engine, metricName(cm.Metric),
+	return []string{cm.Engine, MetricName(cm.Metric),
 		fmt.Sprintf("%s [%s, %s]", num(cm.Ratio, 3), num(cm.RatioLo, 3), num(cm.RatioHi, 3)),
 		fmt.Sprintf("%d vs %d", cm.LaunchesB, cm.LaunchesA), p,
 		fmt.Sprintf("%+.2f (%s)", cm.CliffsDelta, cm.Magnitude), string(cm.Verdict)}
@@ -530,7 +530,9 @@ func mib(v float64) string {
 	return num(v, 4)
 }
 
-func metricName(key string) string {
+// MetricName is a metric's name with its unit as the reports print it
+// ("TPOT ms"); unknown keys are returned as they are.
+func MetricName(key string) string {
 	for _, m := range analysis.Metrics {
 		if m.Key == key {
 			return m.Name + " " + m.Unit
