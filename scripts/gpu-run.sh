@@ -9,7 +9,8 @@
 #   native           engine-native decode timings on the same weights (adapter-overhead check)
 #   bench-tiny       runner benchmark of every engine, TinyLlama-1.1B shape
 #   bench-8b         runner benchmark of every engine, Llama-3-8B shape
-#   profile          kernel profile (CUPTI, bench --profile kernels) of pytorch eager and compiled,
+#   profile          kernel profile (CUPTI, bench --profile kernels) of PROFILE_ENGINES (default "eager compiled":
+#                    pytorch's modes; also ENGINE or ENGINE:key=value, e.g. "compiled candle mistralrs llamacpp"),
 #                    TinyLlama, profiled twins next to unprofiled (overhead); PROFILE_LAUNCHES (2),
 #                    PROFILE_ITERS (5); raw activity files of one short eager run in profile/fixtures/
 #   verdicts         the launch-level verdict on real launches: pytorch compiled twice under two labels
@@ -242,21 +243,28 @@ EOF
     "$BIN/runner" gpu probe || echo "PROBE FAILED"
     [[ -f $BIN/libcib_cupti.so ]] || echo "NO libcib_cupti.so in the bundle"
     for f in /usr/local/cuda/extras/CUPTI/lib64/libcupti.so.13 /usr/local/cuda/lib64/libcupti.so.13; do ls -l "$f" 2>&1 || true; done
+    engine_entry() { # eager | compiled (pytorch modes) | ENGINE | ENGINE:key=value (a labelled variant)
+      case $1 in
+      eager | compiled) echo "  - {name: pytorch, label: pytorch-$1, options: {mode: $1}}" ;;
+      *:*=*) local kv=${1#*:}; echo "  - {name: ${1%%:*}, label: ${1%%:*}-${kv#*=}, options: {${kv%%=*}: ${kv#*=}}}" ;;
+      *) echo "  - {name: $1, label: $1}" ;;
+      esac
+    }
     profile_cfg() { # name iterations launches case engines...
       local name=$1 iters=$2 launches=$3 case=$4; shift 4
       echo "name: $name"; echo "model: $MODELS/tinyllama-1.1b"; echo "device: cuda:0"; echo "dtype: bf16"
       echo "seed: 1"; echo "warmup: 2"; echo "iterations: $iters"; echo "launches: $launches"; echo "profile: kernels"
-      echo "engines:"; for e in "$@"; do echo "  - {name: pytorch, label: pytorch-$e, options: {mode: $e}}"; done
+      echo "engines:"; for e in "$@"; do engine_entry "$e"; done
       echo "cases:"; echo "  - $case"; echo "timeouts: {start: 5m, stall: 3m, total: 20m}"
     }
     profile_cfg profile-fixture 2 1 "{name: p16-n8, prompt_len: 16, max_new_tokens: 8}" eager >"$S/fixture.yaml"
     "$BIN/runner" bench --bin-dir "$BIN" --config "$S/fixture.yaml" --profile-keep --out "$S/fixture" || echo "runner exit $?"
     mkdir -p "$S/fixtures" && find "$S/fixture" -name 'cupti-*.bin' -exec cp {} "$S/fixtures/" \; && ls -l "$S/fixtures"
     profile_cfg profile-tinyllama-1.1b "${PROFILE_ITERS:-5}" "${PROFILE_LAUNCHES:-2}" \
-      "{name: p128-n128, prompt_len: 128, max_new_tokens: 128}" eager compiled >"$S/profile.yaml"
+      "{name: p128-n128, prompt_len: 128, max_new_tokens: 128}" $(for e in ${PROFILE_ENGINES:-eager compiled}; do [[ $e == eager || $e == compiled || -x $BIN/${e%%:*} ]] && echo "$e"; done) >"$S/profile.yaml"
     timeout --signal=INT --kill-after=60 "${STAGE_TIMEOUT:-0}" \
       "$BIN/runner" bench --bin-dir "$BIN" --config "$S/profile.yaml" --out "$S" || echo "runner exit $?"
-    sed -n '/## Kernel profile/,/## Environment/p' "$S"/*-profile-tinyllama-1.1b/report.md
+    sed -n '/## Kernel profile/,/## Environment/p' "$S"/*-profile-tinyllama-1.1b/report.md || true
     ;;
   bench-tiny) bench tinyllama-1.1b configs/decode-tinyllama.yaml ;;
   bench-8b) bench llama-3-8b configs/decode.yaml ;;
