@@ -63,13 +63,13 @@ exec > >(tee -a "$OUT/log.txt") 2>&1
 # A warm machine may still run an engine that an earlier call's time limit cut off (the
 # device tool ends the command, not always its children): it would share the GPU with
 # everything measured here (and hold cubecl's store). Stop our own leftovers, by PID.
-for pid in $(pgrep -f "$BIN/(burn|candle|mistralrs|pytorch|reference|runner)" || true); do
+for pid in $(pgrep -f "$BIN/(burn|candle|mistralrs|pytorch|reference|runner|llamacpp|libtorch|lmrs)" || true); do
   echo "gpu-run: stopping leftover $(ps -o pid=,etime=,args= -p "$pid" | cut -c1-160)"
   kill "$pid" 2>/dev/null || true
 done
 nvidia-smi --query-compute-apps=pid,process_name,used_memory --format=csv,noheader | sed 's/^/gpu-run: compute process at start: /'
 engines=()
-for e in pytorch candle burn mistralrs; do [[ -x $BIN/$e ]] && engines+=("$e"); done
+for e in pytorch candle burn mistralrs llamacpp libtorch; do [[ -x $BIN/$e ]] && engines+=("$e"); done
 synth() { [[ -f $MODELS/$1/config.json ]] || "$BIN/runner" models synth --shape "$1" --dtype bf16 --out "$MODELS/$1"; }
 list() { # engine variants present in the bundle
   local l=() e
