@@ -7,6 +7,8 @@
 #   smoke            GPU facts, bandwidth probe, conformance of every engine on cuda:0 bf16
 #   telemetry        real-NVML tests and the sampler-cost check (scripts/gpu/telemetry.sh)
 #   native           engine-native decode timings on the same weights (adapter-overhead check)
+#   gpus0            `runner bench --gpus 0` against the sequential path on the one card (GPUS0_ENGINES, default
+#                    candle; GPUS0_LAUNCHES 3), two rounds each, alternately, then `runner compare` of each pair
 #   bench-tiny       runner benchmark of every engine, TinyLlama-1.1B shape
 #   bench-8b         runner benchmark of every engine, Llama-3-8B shape
 #   profile          kernel profile (CUPTI, bench --profile kernels) of PROFILE_ENGINES (default "eager compiled":
@@ -265,6 +267,25 @@ EOF
     timeout --signal=INT --kill-after=60 "${STAGE_TIMEOUT:-0}" \
       "$BIN/runner" bench --bin-dir "$BIN" --config "$S/profile.yaml" --out "$S" || echo "runner exit $?"
     sed -n '/## Kernel profile/,/## Environment/p' "$S"/*-profile-tinyllama-1.1b/report.md || true
+    ;;
+  gpus0)
+    # `--gpus 0` on a one-GPU host must give the figures of the sequential path: the same
+    # config (GPUS0_ENGINES, TinyLlama, p128-n128) run both ways, alternately, then compared.
+    synth tinyllama-1.1b
+    {
+      echo "name: gpus0-tinyllama-1.1b"; echo "model: $MODELS/tinyllama-1.1b"; echo "device: cuda:0"; echo "dtype: bf16"
+      echo "seed: 1"; echo "warmup: 2"; echo "iterations: 5"; echo "launches: ${GPUS0_LAUNCHES:-3}"
+      echo "engines:"; for e in ${GPUS0_ENGINES:-candle}; do [[ -x $BIN/$e ]] && echo "  - {name: $e}"; done
+      echo "cases:"; echo "  - {name: p128-n128, prompt_len: 128, max_new_tokens: 128}"
+      echo "timeouts: {start: 5m, stall: 3m, total: 20m}"
+    } >"$S/gpus0.yaml"
+    for round in 1 2; do
+      "$BIN/runner" bench --bin-dir "$BIN" --config "$S/gpus0.yaml" --out "$S/seq-$round" || echo "runner exit $?"
+      "$BIN/runner" bench --bin-dir "$BIN" --config "$S/gpus0.yaml" --gpus 0 --out "$S/gpus0-$round" || echo "runner exit $?"
+    done
+    for round in 1 2; do
+      "$BIN/runner" compare "$(ls -d "$S"/seq-$round/*/ | head -n1)" "$(ls -d "$S"/gpus0-$round/*/ | head -n1)" || echo "compare exit $?"
+    done
     ;;
   bench-tiny) bench tinyllama-1.1b configs/decode-tinyllama.yaml ;;
   bench-8b) bench llama-3-8b configs/decode.yaml ;;
