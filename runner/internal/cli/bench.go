@@ -16,6 +16,7 @@ import (
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/bench"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/config"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/envinfo"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/modelcfg"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/results"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/spawn"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/stats"
@@ -217,7 +218,7 @@ func benchCmd(c *ucli.Context, e *env) error {
 	if err := checkGPUPresent(cfg.Device); err != nil {
 		return err
 	}
-	model, err := workload.PrepareModel(ctx, cfg, progress)
+	model, err := workload.PrepareModel(ctx, cfg, progress, modelcfg.HashCachePath(e.getenv))
 	if errors.Is(err, workload.ErrNoModel) {
 		return withCode(ExitUsage, err)
 	} else if err != nil {

@@ -31,8 +31,9 @@ type Model struct {
 }
 
 // PrepareModel checks the model directory, synthesizing it first when it is
-// missing and the config has a synth section, and hashes it.
-func PrepareModel(ctx context.Context, cfg *config.Config, progress io.Writer) (*Model, error) {
+// missing and the config has a synth section, and hashes it. hashCache is the
+// digest cache file (modelcfg.HashCachePath; "" hashes every byte every time).
+func PrepareModel(ctx context.Context, cfg *config.Config, progress io.Writer, hashCache string) (*Model, error) {
 	dir, err := filepath.Abs(cfg.Model)
 	if err != nil {
 		return nil, fmt.Errorf("model %s: %w", cfg.Model, err)
@@ -55,13 +56,14 @@ func PrepareModel(ctx context.Context, cfg *config.Config, progress io.Writer) (
 			return nil, fmt.Errorf("synthesize model %s: %w", cfg.Model, err)
 		}
 		digest = &res.Hash
+		modelcfg.RememberHash(dir, hashCache, res.Hash)
 	}
 	mc, err := modelcfg.Load(dir)
 	if err != nil {
 		return nil, fmt.Errorf("model %s: %w", cfg.Model, err)
 	}
 	if digest == nil {
-		d, err := modelcfg.Hash(ctx, dir)
+		d, _, err := modelcfg.CachedHash(ctx, dir, hashCache)
 		if err != nil {
 			return nil, fmt.Errorf("hash model %s: %w", cfg.Model, err)
 		}
