@@ -4,6 +4,7 @@ go 1.26
 
 require (
 	github.com/NVIDIA/go-nvml v0.13.4-1
+	github.com/cuda-inference-benchmarks/cib/ggufw v0.0.0
 	github.com/cuda-inference-benchmarks/cib/protocol v0.0.0
 	github.com/montanaflynn/stats v0.14.0
 	github.com/schollz/progressbar/v3 v3.19.1
@@ -27,3 +28,5 @@ require (
 )
 
 replace github.com/cuda-inference-benchmarks/cib/protocol => ../protocol
+
+replace github.com/cuda-inference-benchmarks/cib/ggufw => ../ggufw

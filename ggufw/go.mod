@@ -1,0 +1,3 @@
+module github.com/cuda-inference-benchmarks/cib/ggufw
+
+go 1.26
