@@ -230,6 +230,7 @@ func benchCmd(c *ucli.Context, e *env) error {
 	}
 	wd, _ := os.Getwd()
 	envRec := envinfo.Collect(ctx, e.args, wd, e.getenv("CIB_GIT_COMMIT"))
+	envRec.Slurm = envinfo.SlurmFrom(e.getenv) // node and job ids of a runner slurm task
 	envRec.Model = model.Info
 	for _, v := range variants {
 		envRec.Engines[v.Label] = *v.Info

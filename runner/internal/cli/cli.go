@@ -127,6 +127,7 @@ func newApp(e *env) *ucli.App {
 			conformanceCommand(e),
 			gpuCommand(e),
 			cpuCommand(e),
+			slurmCommand(e),
 		},
 		ExitErrHandler: func(*ucli.Context, error) {}, // exit codes are mapped in Run
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/envinfo"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/report"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/results"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/slurm"
 )
 
 // writeReports analyses the records and writes summary.json, report.md,
@@ -87,6 +88,9 @@ func reportCommand(e *env) *ucli.Command {
 				return err
 			}
 			dir := c.Args().First()
+			if slurm.IsArray(dir) { // a Slurm job array: merge its tasks (slurm.go)
+				return reportArray(c, e, dir)
+			}
 			recs, warnings, err := results.ReadRuns(filepath.Join(dir, results.RunsFile))
 			if err != nil {
 				return err

@@ -53,6 +53,40 @@ type Env struct {
 	// GPUBandwidth is each card's measured bandwidth, by UUID, where probed.
 	GPUs         []json.RawMessage                `json:"gpus,omitempty"`
 	GPUBandwidth map[string]*roofline.Measurement `json:"measured_bandwidth_by_gpu,omitempty"`
+	// Slurm is the Slurm job the benchmark ran in (a task of runner slurm
+	// submit); absent outside Slurm.
+	Slurm *Slurm `json:"slurm,omitempty"`
+}
+
+// Slurm identifies a Slurm job from the variables slurmd sets for it.
+type Slurm struct {
+	// JobID is SLURM_JOB_ID; an array task also has ArrayJobID (the id
+	// shared by the array) and ArrayTaskID.
+	JobID       string `json:"job_id"`
+	ArrayJobID  string `json:"array_job_id,omitempty"`
+	ArrayTaskID string `json:"array_task_id,omitempty"`
+	// Node is SLURMD_NODENAME, the node the job ran on.
+	Node      string `json:"node"`
+	Partition string `json:"partition,omitempty"`
+	Cluster   string `json:"cluster,omitempty"`
+	// GPUs is SLURM_JOB_GPUS, the node's GPU indices allocated to the job.
+	GPUs string `json:"gpus,omitempty"`
+	// Restarts is SLURM_RESTART_COUNT: how often the job was requeued.
+	Restarts string `json:"restarts,omitempty"`
+}
+
+// SlurmFrom reads the Slurm job from the environment (getenv), or returns nil
+// outside a Slurm job.
+func SlurmFrom(getenv func(string) string) *Slurm {
+	id := getenv("SLURM_JOB_ID")
+	if id == "" {
+		return nil
+	}
+	return &Slurm{
+		JobID: id, ArrayJobID: getenv("SLURM_ARRAY_JOB_ID"), ArrayTaskID: getenv("SLURM_ARRAY_TASK_ID"),
+		Node: getenv("SLURMD_NODENAME"), Partition: getenv("SLURM_JOB_PARTITION"), Cluster: getenv("SLURM_CLUSTER_NAME"),
+		GPUs: getenv("SLURM_JOB_GPUS"), Restarts: getenv("SLURM_RESTART_COUNT"),
+	}
 }
 
 // CPUPower is how the host's CPUs idle and clock. It matters for engines whose

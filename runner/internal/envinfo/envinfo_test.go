@@ -67,3 +67,16 @@ func TestCollectCPUPowerMatchesSysfs(t *testing.T) {
 	e := Collect(t.Context(), []string{"runner"}, t.TempDir(), "x")
 	assert.Equal(t, strings.TrimSpace(string(b)), e.CPUPower.IdleDriver)
 }
+
+// TestSlurmFrom: inside a Slurm array task the record names the job, the
+// array, the task and the node; outside Slurm it is absent.
+func TestSlurmFrom(t *testing.T) {
+	env := map[string]string{
+		"SLURM_JOB_ID": "1043", "SLURM_ARRAY_JOB_ID": "1040", "SLURM_ARRAY_TASK_ID": "3", "SLURMD_NODENAME": "gpu17",
+		"SLURM_JOB_PARTITION": "h200", "SLURM_CLUSTER_NAME": "cib", "SLURM_JOB_GPUS": "2", "SLURM_RESTART_COUNT": "1",
+	}
+	got := SlurmFrom(func(k string) string { return env[k] })
+	want := &Slurm{JobID: "1043", ArrayJobID: "1040", ArrayTaskID: "3", Node: "gpu17", Partition: "h200", Cluster: "cib", GPUs: "2", Restarts: "1"}
+	assert.Equal(t, want, got)
+	assert.Nil(t, SlurmFrom(func(string) string { return "" }), "outside a Slurm job")
+}
