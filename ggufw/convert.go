@@ -418,6 +418,9 @@ func permuteRows(w []float32, heads, cols int) []float32 {
 	return out
 }
 
+// encodeWorkers is the parallelism of encodeRows (a variable for tests).
+var encodeWorkers = func() int { return runtime.GOMAXPROCS(0) }
+
 // encodeRows encodes rows of cols values as t, in parallel for the slow
 // quantized types (the output is the same whatever the parallelism).
 func encodeRows(dst []byte, t Type, x []float32, cols int) ([]byte, error) {
@@ -426,7 +429,7 @@ func encodeRows(dst []byte, t Type, x []float32, cols int) ([]byte, error) {
 		return dst, err
 	}
 	rows := len(x) / cols
-	workers := runtime.GOMAXPROCS(0)
+	workers := encodeWorkers()
 	if t != Q4_K && t != Q8_0 || workers == 1 || rows < 2 {
 		return Encode(dst, t, x)
 	}
