@@ -227,7 +227,9 @@ func slurmSubmit(c *ucli.Context, e *env) error {
 			return fmt.Errorf("encode task %d config: %w", i, err)
 		}
 		name := plan.Tasks[i].Config
-		writes = append(writes, func() error { return results.WriteFile(filepath.Join(resultsDir, filepath.Dir(name)), filepath.Base(name), b) })
+		writes = append(writes, func() error {
+			return results.WriteFile(filepath.Join(resultsDir, filepath.Dir(name)), filepath.Base(name), b)
+		})
 	}
 	writes = append(writes, plan.Write)
 	for _, w := range writes {

@@ -1,0 +1,266 @@
+package cli_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/analysis"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/cli"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/envinfo"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/results"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/slurm"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/testbin"
+)
+
+// RequireSlurmEnv, set to 1 (CI does), makes TestSlurmArray fail instead of
+// skipping where no local Slurm can be started.
+const RequireSlurmEnv = "CIB_REQUIRE_SLURM"
+
+// slurmUp starts the one-node Slurm of scripts/slurm-test.sh (installing it
+// when missing) and returns its SLURM_CONF; it is stopped when the test ends.
+// Where it cannot run (not root, no apt-get) the test skips, unless
+// RequireSlurmEnv says it must run.
+func slurmUp(t *testing.T) string {
+	t.Helper()
+	script, err := filepath.Abs("../../../scripts/slurm-test.sh")
+	require.NoError(t, err)
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(script, "up")
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err = cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && ee.ExitCode() == 77 {
+		msg := "no local Slurm: " + strings.TrimSpace(stderr.String())
+		if os.Getenv(RequireSlurmEnv) == "1" {
+			t.Fatalf("%s (%s=1: the Slurm test must run here)", msg, RequireSlurmEnv)
+		}
+		t.Skip(msg)
+	}
+	require.NoError(t, err, "scripts/slurm-test.sh up: %s", stderr.String())
+	t.Cleanup(func() {
+		if out, err := exec.Command(script, "down").CombinedOutput(); err != nil {
+			t.Errorf("scripts/slurm-test.sh down: %v\n%s", err, out)
+		}
+	})
+	return strings.TrimSpace(stdout.String())
+}
+
+// TestSlurmArray runs a matrix of CPU engines through a real slurmctld and
+// slurmd on this machine: runner slurm submit makes one array task per
+// variant; one task's engine crashes (a failed task), one slow task is
+// cancelled with scancel after its first launch. While the array runs,
+// runner report already merges what has finished; afterwards runner slurm
+// status shows each task's state and runner report holds every launch any
+// task recorded, with a failed row for the failed and the cancelled task.
+// The cancelled task, resubmitted, resumes its recorded launches.
+func TestSlurmArray(t *testing.T) {
+	conf := slurmUp(t)
+	start := time.Now()
+	bin := testbin.Dir(t)
+	environ := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "SLURM_CONF=" + conf}
+	slurmRun := func(args ...string) out { t.Helper(); return runEnv(t, t.Context(), []string{"SLURM_CONF=" + conf}, args...) }
+	cfg := testConfig(t, "name: slurmtest\nengines:\n"+
+		"  - {name: reference, threads: 1}\n"+
+		"  - {name: reference, threads: 2}\n"+
+		"  - {name: testengine, options: {fail: crash-after=1}}\n"+
+		"  - {name: testengine, options: {token_us: \"150000\"}}\n")
+	dir := filepath.Join(t.TempDir(), "array")
+
+	o := slurmRun("slurm", "submit", "--config", cfg, "--partition", "cib", "--launches", "3", "--bin-dir", bin, "--runner", filepath.Join(bin, "runner"), "--results", dir, "--dry-run")
+	require.Equal(t, cli.ExitOK, o.code, o.stderr)
+	assert.Contains(t, o.stdout, "#SBATCH --array=0-3\n")
+	assert.NotContains(t, o.stdout, "--gres", "CPU tasks ask for no GPU")
+	assert.NoDirExists(t, dir, "--dry-run writes nothing")
+
+	o = slurmRun("slurm", "submit", "--config", cfg, "--partition", "cib", "--launches", "3", "--bin-dir", bin, "--runner", filepath.Join(bin, "runner"), "--results", dir)
+	require.Equal(t, cli.ExitOK, o.code, o.stderr)
+	plan, err := slurm.ReadPlan(dir)
+	require.NoError(t, err)
+	require.Len(t, plan.Jobs, 1)
+	job := plan.Jobs[0].ID
+	t.Cleanup(func() { _ = exec.Command("scancel", job).Run() }) // nothing left running on a failure
+	scancel := func(id string) {
+		cmd := exec.Command("scancel", id)
+		cmd.Env = environ
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "scancel %s: %s", id, out)
+	}
+
+	status := func() []map[string]any {
+		t.Helper()
+		o := slurmRun("slurm", "status", "--json", dir)
+		require.Equal(t, cli.ExitOK, o.code, o.stderr)
+		var rows []map[string]any
+		require.NoError(t, json.Unmarshal([]byte(o.stdout), &rows), o.stdout)
+		require.Len(t, rows, 4)
+		return rows
+	}
+	waitFor := func(what string, ok func(rows []map[string]any) bool) []map[string]any {
+		t.Helper()
+		deadline := time.Now().Add(2 * time.Minute)
+		for {
+			rows := status()
+			if ok(rows) {
+				return rows
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("waited 2 minutes for %s; tasks: %v", what, rows)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+
+	// The slow task, running with a launch recorded: the report merges what
+	// has finished so far, then the task is cancelled.
+	waitFor("task 3 to record a launch", func(rows []map[string]any) bool {
+		return rows[3]["state"] == "RUNNING" && rows[3]["launches_ok"].(float64) >= 1
+	})
+	o = slurmRun("report", "--format", "json", dir)
+	require.Equal(t, cli.ExitOK, o.code, o.stderr)
+	var during analysis.Summary
+	require.NoError(t, json.Unmarshal([]byte(o.stdout), &during))
+	require.Positive(t, engineOf(t, &during, "testengine:token_us=150000").Launches, "a running task's finished launches are in the report")
+	assert.Contains(t, strings.Join(during.Warnings, "\n"), "slurm task 3 (testengine:token_us=150000): RUNNING")
+	scancel(job + "_3")
+
+	rows := waitFor("every task to end", func(rows []map[string]any) bool {
+		for _, r := range rows {
+			if s := r["state"].(string); s == "PENDING" || s == "RUNNING" || s == "COMPLETING" {
+				return false
+			}
+		}
+		return true
+	})
+	for i, want := range []string{"COMPLETED", "COMPLETED", "FAILED", "CANCELLED"} {
+		assert.Equal(t, want, rows[i]["state"], "task %d", i)
+		assert.NotEmpty(t, rows[i]["node"], "task %d", i)
+	}
+	o = slurmRun("slurm", "status", dir)
+	require.Equal(t, cli.ExitOK, o.code, o.stderr)
+	for _, s := range []string{"COMPLETED", "FAILED", "CANCELLED", "testengine:fail=crash-after=1"} {
+		assert.Contains(t, o.stdout, s)
+	}
+
+	// The merged report: every launch any task recorded, plus one failed row
+	// per failed or cancelled task.
+	recorded := map[string][]results.Record{}
+	for _, task := range plan.Tasks {
+		recs := taskRecords(t, plan, task.ID)
+		recorded[task.Engine] = recs
+		var env envinfo.Env
+		attempts, _ := filepath.Glob(filepath.Join(plan.TaskDir(task.ID), "*", results.EnvFile))
+		require.NotEmpty(t, attempts, "task %d wrote its environment", task.ID)
+		require.NoError(t, results.ReadJSON(filepath.Dir(attempts[0]), results.EnvFile, &env))
+		require.NotNil(t, env.Slurm, "task %d records its Slurm job", task.ID)
+		assert.Equal(t, job, env.Slurm.ArrayJobID)
+		assert.Equal(t, strconv.Itoa(task.ID), env.Slurm.ArrayTaskID)
+		assert.Equal(t, rows[task.ID]["node"], env.Slurm.Node)
+	}
+	require.Len(t, recorded["reference:threads=1"], 3)
+	require.Len(t, recorded["reference:threads=2"], 3)
+	require.NotEmpty(t, recorded["testengine:fail=crash-after=1"])
+	require.NotEmpty(t, recorded["testengine:token_us=150000"])
+	o = slurmRun("report", "--format", "json", dir)
+	require.Equal(t, cli.ExitOK, o.code, o.stderr)
+	var sum analysis.Summary
+	require.NoError(t, json.Unmarshal([]byte(o.stdout), &sum))
+	taskRows := map[string]int{"testengine:fail=crash-after=1": 1, "testengine:token_us=150000": 1}
+	for label, recs := range recorded {
+		e := engineOf(t, &sum, label)
+		failed := 0
+		for _, r := range recs {
+			if r.Status != results.StatusOK {
+				failed++
+			}
+		}
+		assert.Equal(t, len(recs)+taskRows[label], e.Launches, "%s: every recorded launch and the task's failed row", label)
+		assert.Equal(t, failed+taskRows[label], e.Failed, label)
+	}
+	var failures []string
+	for _, f := range sum.Failures {
+		failures = append(failures, f.Engine+": "+f.Error)
+	}
+	joined := strings.Join(failures, "\n")
+	assert.Contains(t, joined, "testengine:fail=crash-after=1: slurm task 2 (job "+job+") ended FAILED")
+	assert.Contains(t, joined, "testengine:token_us=150000: slurm task 3 (job "+job+") ended CANCELLED")
+	for _, f := range []string{results.SummaryFile, results.ReportMD, results.ReportHTML} {
+		assert.FileExists(t, filepath.Join(dir, f))
+	}
+	require.NotNil(t, sum.Env.Slurm)
+	assert.Equal(t, job, sum.Env.Slurm.ArrayJobID)
+
+	// Resubmitted (the failed and the cancelled task), the cancelled task
+	// resumes: its recorded launches count as done (as in runner bench
+	// --resume) and are kept as they were; it runs only the rest. A launch
+	// cut short by the cancel stays a failed launch, so the task then ends
+	// FAILED (exit 3, launches failed) rather than COMPLETED.
+	before := recorded["testengine:token_us=150000"]
+	resubmitted := time.Now()
+	o = slurmRun("slurm", "resubmit", dir)
+	require.Equal(t, cli.ExitOK, o.code, o.stderr)
+	require.Contains(t, o.stdout, "2 task(s)")
+	plan, err = slurm.ReadPlan(dir)
+	require.NoError(t, err)
+	require.Len(t, plan.Jobs, 2)
+	job2 := plan.Jobs[1].ID
+	assert.Equal(t, []int{2, 3}, plan.Jobs[1].Tasks, "the failed and the cancelled task")
+	t.Cleanup(func() { _ = exec.Command("scancel", job2).Run() })
+	rows = waitFor("the resubmitted tasks to end", func(rows []map[string]any) bool {
+		for _, i := range []int{2, 3} {
+			if s := rows[i]["state"].(string); rows[i]["job"] != job2 || s == "PENDING" || s == "RUNNING" || s == "COMPLETING" {
+				return false
+			}
+		}
+		return true
+	})
+	after := taskRecords(t, plan, 3)
+	require.Len(t, after, 3, "launches recorded before the cancel count as done; the rest ran")
+	wantState, wantExit := "COMPLETED", "0:0"
+	for i, r := range before {
+		assert.Equal(t, r.StartedAt, after[i].StartedAt, "recorded launch %d kept as it was", i)
+		if r.Status != results.StatusOK {
+			wantState, wantExit = "FAILED", "3:0"
+		}
+	}
+	assert.True(t, after[len(after)-1].StartedAt.After(resubmitted), "the last launch ran in the resubmitted job")
+	assert.Equal(t, wantState, rows[3]["state"])
+	assert.Equal(t, wantExit, rows[3]["exit_code"])
+	assert.Equal(t, "FAILED", rows[2]["state"], "the crashing engine fails again")
+	t.Logf("Slurm test: %s (after Slurm was up)", time.Since(start).Round(time.Second))
+}
+
+func engineOf(t *testing.T, s *analysis.Summary, label string) analysis.Engine {
+	t.Helper()
+	for _, e := range s.Engines {
+		if e.Label == label {
+			return e
+		}
+	}
+	t.Fatalf("no engine %s in the summary", label)
+	return analysis.Engine{}
+}
+
+// taskRecords reads every launch task id recorded, over its attempts.
+func taskRecords(t *testing.T, plan *slurm.Plan, id int) []results.Record {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(plan.TaskDir(id), "*", results.RunsFile))
+	require.NoError(t, err)
+	var out []results.Record
+	for _, f := range files {
+		recs, _, err := results.ReadRuns(f)
+		require.NoError(t, err)
+		out = append(out, recs...)
+	}
+	return out
+}
