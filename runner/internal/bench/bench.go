@@ -90,7 +90,14 @@ type Options struct {
 	// Cards, when set, run the benchmark on several GPUs at once (runner
 	// bench --gpus): see RunCards. Monitor and Observer are then unused.
 	Cards []Card
+	// Stop, if set, is asked before each launch with the variant's label and
+	// every record so far; true ends the run there with ErrStopped, nothing
+	// in flight (runner suite --stop-after: a time budget).
+	Stop func(label string, recs []results.Record) bool
 }
+
+// ErrStopped is Run's error when Options.Stop ended it before a launch.
+var ErrStopped = errors.New("stopped before the next launch (time budget)")
 
 // Run executes the benchmark and returns every record written. An interrupt
 // stops it after killing the running engine; records already written stay.
@@ -148,6 +155,9 @@ func Run(ctx context.Context, o Options) ([]results.Record, error) {
 			}
 			if err := ctx.Err(); err != nil {
 				return all, fmt.Errorf("benchmark interrupted: %w", err)
+			}
+			if o.Stop != nil && o.Stop(v.Label, all) {
+				return all, ErrStopped
 			}
 			if o.Observer != nil {
 				o.Observer.LaunchStarted(v.Label, launched[i], order, max(round+1, cfg.Launches)*len(o.Variants))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -133,6 +134,11 @@ func resolveVariants(ctx context.Context, e *env, binDir string, binDirGiven boo
 			continue
 		}
 		info, ok := infos[path]
+		if !ok && e.cell != nil { // read once for the whole suite, device already checked
+			if info, ok = e.cell.infos[path]; ok {
+				infos[path] = info
+			}
+		}
 		if !ok {
 			info, _, err = spawn.Info(ctx, path, e.environ, cfg.Timeouts.Start.Duration)
 			if errors.Is(err, spawn.ErrInterrupted) {
@@ -187,6 +193,8 @@ func benchCmd(c *ucli.Context, e *env) error {
 	var cfg *config.Config
 	if res != nil {
 		cfg = res.cfg
+	} else if e.cell != nil { // a suite's cell (suite.go)
+		cfg = e.cell.cfg
 	} else if cfg, err = loadConfig(c); err != nil {
 		return err
 	}
@@ -294,7 +302,11 @@ func benchCmd(c *ucli.Context, e *env) error {
 			return err
 		}
 	} else {
-		if w, err = results.CreateNew(c.String("out"), envRec.CreatedAt.Format("20060102-150405")+"-"+safeName(cfg.Name)); err != nil {
+		root, name := c.String("out"), envRec.CreatedAt.Format("20060102-150405")+"-"+safeName(cfg.Name)
+		if e.cell != nil {
+			root, name = filepath.Split(e.cell.dir)
+		}
+		if w, err = results.CreateNew(root, name); err != nil {
 			return err
 		}
 		for _, f := range []func() error{
@@ -340,6 +352,9 @@ func benchCmd(c *ucli.Context, e *env) error {
 	opts := bench.Options{
 		Config: cfg, Variants: variants, Request: req, Writer: w, Monitor: monitor, Progress: progress, Env: e.environ,
 		Observer: observer, Profiler: profiler, Previous: prev,
+	}
+	if e.cell != nil {
+		opts.Stop = e.cell.stop
 	}
 	if cards != nil {
 		opts.Cards = cards.cards

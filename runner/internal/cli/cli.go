@@ -49,6 +49,8 @@ type env struct {
 	// exeDir is the directory of the runner binary: engines built next to
 	// it are found there when --bin-dir and CIB_BIN_DIR are not given.
 	exeDir string
+	// cell, when set, makes a benchmark one cell of a suite (suite.go).
+	cell *suiteCell
 }
 
 // findEngine finds an engine binary in binDir, then on PATH (cib-NAME), then
@@ -128,6 +130,7 @@ func newApp(e *env) *ucli.App {
 			gpuCommand(e),
 			cpuCommand(e),
 			slurmCommand(e),
+			suiteCommand(e),
 		},
 		ExitErrHandler: func(*ucli.Context, error) {}, // exit codes are mapped in Run
 	}
@@ -148,6 +151,9 @@ var examples = map[string]string{
 	"runner gpu info":       "runner gpu info",
 	"runner gpu probe":      "runner gpu probe",
 	"runner cpu probe":      "runner cpu probe --threads 16",
+	"runner suite": "runner suite configs/suite-cpu.yaml --bin-dir bin\n   " +
+		"runner suite configs/suite-h200.yaml --stop-after 8m          (a time budget; then, until it exits 0:)\n   " +
+		"runner suite --resume results/20261202-025500-suite-h200 --stop-after 8m",
 }
 
 // addExamples appends each command's example to its usage text.
@@ -168,10 +174,12 @@ func addExamples(cmds []*ucli.Command, parent string) {
 // valueFlags are the flags of conformance, report and compare that take a
 // separate value.
 var valueFlags = map[string]bool{"--bin-dir": true, "--model": true, "--device": true, "--dtype": true, "--timeout": true,
-	"--format": true, "-o": true, "--gpu-price": true, "--energy-price": true, "--plugin": true, "--plugin-timeout": true, "--alpha": true}
+	"--format": true, "-o": true, "--gpu-price": true, "--energy-price": true, "--plugin": true, "--plugin-timeout": true, "--alpha": true,
+	"--out": true, "--engines": true, "-e": true, "--launches": true, "--iterations": true, "--warmup": true, "--stop-after": true,
+	"--resume": true, "--idle-timeout": true, "--telemetry-interval": true}
 
 // argsLast are the commands whose flags may follow their arguments.
-var argsLast = map[string]bool{"conformance": true, "report": true, "compare": true}
+var argsLast = map[string]bool{"conformance": true, "report": true, "compare": true, "suite": true}
 
 // flagsFirst lets `runner conformance ENGINE --device cuda:0` and `runner
 // report DIR --format json` work as users type them: urfave/cli v2 stops

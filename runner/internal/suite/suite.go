@@ -1,0 +1,297 @@
+// Package suite describes a benchmark matrix — engines × models × workloads —
+// that `runner suite` runs as one cell (an ordinary benchmark) per model ×
+// workload into one results directory, and keeps the state that lets an
+// interrupted suite be resumed.
+package suite
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/config"
+)
+
+// Config is a suite file: every field of a benchmark config (device, dtype,
+// launches, iterations, engines, timeouts…), which each cell inherits, plus
+// the models and workloads whose cross product are the cells. The base
+// config's own model and cases must be left out.
+type Config struct {
+	config.Config `yaml:",inline"`
+	// Models are the model directories, each synthesized when missing if it
+	// has a synth section (once per suite: later cells find it).
+	Models []Model `yaml:"models"`
+	// Workloads are the cases, one cell each per model.
+	Workloads []config.Case `yaml:"workloads"`
+}
+
+// Model is one model of the matrix.
+type Model struct {
+	// Name labels the model's cells (default: the directory's base name).
+	Name  string        `yaml:"name"`
+	Dir   string        `yaml:"dir"`
+	Synth *config.Synth `yaml:"synth,omitempty"`
+}
+
+// Cell is one model × workload.
+type Cell struct {
+	// Name is "<model>-<workload>", the cell's directory in the suite's.
+	Name     string
+	Model    Model
+	Workload config.Case
+}
+
+// Parse decodes a suite file strictly and checks it.
+func Parse(b []byte) (*Config, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	var c Config
+	if err := dec.Decode(&c); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("empty suite config")
+		}
+		return nil, fmt.Errorf("parse: %w", err)
+	}
+	if c.Name == "" {
+		c.Name = "suite"
+	}
+	for i := range c.Models {
+		if c.Models[i].Name == "" {
+			c.Models[i].Name = filepath.Base(filepath.Clean(c.Models[i].Dir))
+		}
+	}
+	for i := range c.Workloads {
+		if c.Workloads[i].BatchSize == 0 {
+			c.Workloads[i].BatchSize = 1
+		}
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Load reads and checks a suite file.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read suite config: %w", err)
+	}
+	c, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("suite config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Validate reports every problem at once; each cell's config is checked
+// again, in full, by CellConfig.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if c.Model != "" || c.Synth != nil {
+		add("model/synth: a suite lists its models under models: (name, dir, synth)")
+	}
+	if len(c.Cases) > 0 {
+		add("cases: a suite lists its cases under workloads:")
+	}
+	if len(c.Models) == 0 {
+		add("models: need at least one")
+	}
+	if len(c.Workloads) == 0 {
+		add("workloads: need at least one")
+	}
+	seen := map[string]bool{}
+	for i, m := range c.Models {
+		if m.Dir == "" {
+			add("models[%d]: dir: required", i)
+		}
+		if !plainName(m.Name) {
+			add("models[%d]: name %q: want letters, digits, '.', '_' or '-'", i, m.Name)
+		}
+		if seen["m/"+m.Name] {
+			add("models[%d]: name %q used twice", i, m.Name)
+		}
+		seen["m/"+m.Name] = true
+	}
+	for i, w := range c.Workloads {
+		if !plainName(w.Name) {
+			add("workloads[%d]: name %q: want letters, digits, '.', '_' or '-'", i, w.Name)
+		}
+		if seen["w/"+w.Name] {
+			add("workloads[%d]: name %q used twice", i, w.Name)
+		}
+		seen["w/"+w.Name] = true
+	}
+	return errors.Join(errs...)
+}
+
+func plainName(s string) bool {
+	if s == "" || s == "." || s == ".." {
+		return false
+	}
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// Cells are the model × workload cells, model-major: every workload of the
+// first model, then the next model, so a small model's results come first.
+func (c *Config) Cells() []Cell {
+	var out []Cell
+	for _, m := range c.Models {
+		for _, w := range c.Workloads {
+			out = append(out, Cell{Name: m.Name + "-" + w.Name, Model: m, Workload: w})
+		}
+	}
+	return out
+}
+
+// CellConfig is the benchmark config of one cell: the suite's settings, the
+// cell's model and its one case, and the engine variants given.
+func (c *Config) CellConfig(cell Cell, engines []config.EngineSpec) (*config.Config, error) {
+	base := c.Config
+	base.Name = c.Name + "-" + cell.Name
+	base.Model = cell.Model.Dir
+	base.Synth = cell.Model.Synth
+	base.Cases = []config.Case{cell.Workload}
+	base.Engines = engines
+	if base.Baseline != "" && !hasLabel(engines, base.Baseline) {
+		base.Baseline = "" // the baseline is skipped in this cell: the first engine is
+	}
+	b, err := yaml.Marshal(&base)
+	if err != nil {
+		return nil, fmt.Errorf("cell %s: %w", cell.Name, err)
+	}
+	cfg, err := config.Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("cell %s: %w", cell.Name, err)
+	}
+	return cfg, nil
+}
+
+func hasLabel(specs []config.EngineSpec, label string) bool {
+	for _, s := range specs {
+		if s.DisplayLabel() == label {
+			return true
+		}
+	}
+	return false
+}
+
+// StateFile is the suite's own record in its results directory.
+const StateFile = "suite.json"
+
+// ConfigFile is the resolved suite config saved in its results directory,
+// so `runner suite --resume DIR` runs the same matrix.
+const ConfigFile = "suite.yaml"
+
+// Cell statuses in the state file.
+const (
+	StatusPending     = "pending"
+	StatusInterrupted = "interrupted"
+	StatusDone        = "done"
+	StatusFailed      = "failed" // the cell's benchmark could not run at all
+	StatusSkipped     = "skipped"
+)
+
+// State is suite.json: what has run, how long it took, what was skipped.
+type State struct {
+	Name string `json:"name"`
+	// Engines are the variant labels resolved when the suite started; a
+	// resume runs the same ones.
+	Engines []config.EngineSpec `json:"engines"`
+	// Notes are engines left out of the whole suite and why.
+	Notes []string `json:"notes,omitempty"`
+	// CompileCache is the directory torch's compile caches were pointed at
+	// (TORCHINDUCTOR_CACHE_DIR, TRITON_CACHE_DIR), shared by every launch.
+	CompileCache string      `json:"compile_cache,omitempty"`
+	Cells        []CellState `json:"cells"`
+	// Sessions counts the runner invocations that worked on the suite (1 +
+	// resumes).
+	Sessions int `json:"sessions"`
+}
+
+// CellState is one cell's progress.
+type CellState struct {
+	Name     string `json:"name"`
+	Model    string `json:"model"`
+	Workload string `json:"workload"`
+	Status   string `json:"status"`
+	// Engines are the variants the cell runs; Skipped the ones left out and
+	// why (an unbatched engine in a batched workload).
+	Engines []string `json:"engines,omitempty"`
+	Skipped []string `json:"skipped,omitempty"`
+	// WallSeconds is the time the suite spent in the cell, summed over every
+	// session that worked on it (preparing the model, hashing it, launches).
+	WallSeconds float64 `json:"wall_s"`
+	// Launches is the number of launches recorded in the cell's runs.jsonl.
+	Launches int `json:"launches"`
+	// Failed is how many of them failed.
+	Failed int    `json:"failed,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
+// Cell returns the state of the named cell, or nil.
+func (s *State) Cell(name string) *CellState {
+	for i := range s.Cells {
+		if s.Cells[i].Name == name {
+			return &s.Cells[i]
+		}
+	}
+	return nil
+}
+
+// WallSeconds is the time spent in every cell.
+func (s *State) WallSeconds() float64 {
+	var t float64
+	for _, c := range s.Cells {
+		t += c.WallSeconds
+	}
+	return t
+}
+
+// Wall formats seconds as a duration rounded to the second.
+func Wall(s float64) string {
+	return (time.Duration(s * float64(time.Second))).Round(time.Second).String()
+}
+
+// Label is "model × workload", how reports title a cell.
+func (c CellState) Label() string { return c.Model + " × " + c.Workload }
+
+// Done reports whether no cell is left to run.
+func (s *State) Done() bool {
+	for _, c := range s.Cells {
+		if c.Status == StatusPending || c.Status == StatusInterrupted {
+			return false
+		}
+	}
+	return true
+}
+
+// Summary is a one-line count of the cells by status.
+func (s *State) Summary() string {
+	n := map[string]int{}
+	for _, c := range s.Cells {
+		n[c.Status]++
+	}
+	var parts []string
+	for _, st := range []string{StatusDone, StatusFailed, StatusSkipped, StatusInterrupted, StatusPending} {
+		if n[st] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n[st], st))
+		}
+	}
+	return strings.Join(parts, ", ")
+}

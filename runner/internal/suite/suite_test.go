@@ -1,0 +1,103 @@
+package suite
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/cuda-inference-benchmarks/cib/protocol"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/config"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/results"
+)
+
+// TestCommittedSuites keeps configs/suite-*.yaml valid, every cell included.
+func TestCommittedSuites(t *testing.T) {
+	files, err := filepath.Glob("../../../configs/suite-*.yaml")
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(files), 2)
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			c, err := Load(f)
+			require.NoError(t, err)
+			require.Len(t, c.Cells(), len(c.Models)*len(c.Workloads))
+			for _, cell := range c.Cells() {
+				cfg, err := c.CellConfig(cell, c.Engines)
+				require.NoError(t, err, cell.Name)
+				require.GreaterOrEqual(t, cfg.Launches, 4, "the issue asks for at least 4 launches per engine per cell")
+			}
+		})
+	}
+}
+
+func TestParse(t *testing.T) {
+	for _, tt := range []struct {
+		name, yaml, err string
+	}{
+		{name: "ok", yaml: "models: [{dir: m/a}]\nworkloads: [{name: w, prompt_len: 4, max_new_tokens: 2}]\n"},
+		{name: "no models", yaml: "workloads: [{name: w, prompt_len: 4, max_new_tokens: 2}]\n", err: "models: need at least one"},
+		{name: "no workloads", yaml: "models: [{dir: m/a}]\n", err: "workloads: need at least one"},
+		{name: "model in the base", yaml: "model: m\nmodels: [{dir: m/a}]\nworkloads: [{name: w, prompt_len: 4, max_new_tokens: 2}]\n", err: "a suite lists its models under models:"},
+		{name: "cases in the base", yaml: "cases: [{name: c, prompt_len: 4, max_new_tokens: 2}]\nmodels: [{dir: m/a}]\nworkloads: [{name: w, prompt_len: 4, max_new_tokens: 2}]\n", err: "a suite lists its cases under workloads:"},
+		{name: "twice", yaml: "models: [{dir: m/a}, {dir: n/a}]\nworkloads: [{name: w, prompt_len: 4, max_new_tokens: 2}]\n", err: `name "a" used twice`},
+		{name: "bad name", yaml: "models: [{dir: m/a}]\nworkloads: [{name: 'w x', prompt_len: 4, max_new_tokens: 2}]\n", err: "want letters"},
+		{name: "unknown field", yaml: "modles: []\n", err: "modles"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse([]byte(tt.yaml))
+			if tt.err != "" {
+				require.ErrorContains(t, err, tt.err)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, "a", c.Models[0].Name, "a model's name defaults to its directory's base name")
+			require.Equal(t, []string{"a-w"}, []string{c.Cells()[0].Name})
+		})
+	}
+}
+
+// TestCellConfig: a cell inherits the suite's settings, gets its model and
+// one case, and falls back to the first engine when the baseline is skipped.
+func TestCellConfig(t *testing.T) {
+	c, err := Parse([]byte("name: s\nlaunches: 4\niterations: 2\nbaseline: reference:threads=2\n" +
+		"models: [{name: t, dir: models/t, synth: {shape: tiny, dtype: f32, seed: 3}}]\n" +
+		"workloads: [{name: b8, prompt_len: 4, max_new_tokens: 2, batch_size: 8}]\n"))
+	require.NoError(t, err)
+	cells := c.Cells()
+	both := []config.EngineSpec{{Name: "reference", Threads: 1}, {Name: "reference", Threads: 2}}
+	cfg, err := c.CellConfig(cells[0], both)
+	require.NoError(t, err)
+	require.Equal(t, "s-t-b8", cfg.Name)
+	require.Equal(t, "models/t", cfg.Model)
+	require.Equal(t, uint64(3), cfg.Synth.Seed)
+	require.Equal(t, 4, cfg.Launches)
+	require.Equal(t, 2, cfg.Iterations)
+	require.Len(t, cfg.Cases, 1)
+	cs := cfg.Cases[0]
+	require.Equal(t, [4]any{"b8", 4, 2, 8}, [4]any{cs.Name, cs.PromptLen, cs.MaxNewTokens, cs.BatchSize})
+	require.Equal(t, "reference:threads=2", cfg.Baseline)
+	cfg, err = c.CellConfig(cells[0], both[:1])
+	require.NoError(t, err)
+	require.Equal(t, "", cfg.Baseline)
+}
+
+// TestColdStarts: launch 1 against the median of the later ones, per
+// engine, failed launches left out.
+func TestColdStarts(t *testing.T) {
+	rec := func(engine string, load, compile, total float64, ok bool) results.Record {
+		r := results.Record{Engine: engine, Status: results.StatusOK, ColdStartNs: int64(load * 1e9), DurationNs: int64(total * 1e9),
+			Loaded: &protocol.Loaded{CompileNs: int64(compile * 1e9)}}
+		if !ok {
+			r.Status = results.StatusFailed
+		}
+		return r
+	}
+	got := ColdStarts([]results.Record{
+		rec("a", 60, 50, 70, true), rec("b", 2, 0, 5, true),
+		rec("a", 9, 5, 20, true), rec("b", 100, 0, 100, false), rec("a", 11, 7, 22, true), rec("a", 10, 6, 30, true),
+	})
+	require.Equal(t, []ColdStart{
+		{Engine: "a", Launches: 4, FirstLoad: 60, LaterLoad: 10, FirstCompile: 50, LaterCompile: 6, FirstTotal: 70, LaterTotal: 22},
+		{Engine: "b", Launches: 1, FirstLoad: 2, FirstTotal: 5},
+	}, got)
+}
