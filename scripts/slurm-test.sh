@@ -25,8 +25,8 @@ up() {
   mkdir -p "$dir/state" "$dir/spool"
   [[ -s /etc/munge/munge.key ]] || { mungekey --create --keyfile=/etc/munge/munge.key && chown munge: /etc/munge/munge.key; }
   if ! munge -n >/dev/null 2>&1; then
-    mkdir -p /run/munge && chown munge: /run/munge
-    runuser -u munge -- /usr/sbin/munged --pid-file="$dir/munged.pid" # forks; the pid file says it was ours
+    mkdir -p /run/munge "$dir/munge" && chown munge: /run/munge "$dir/munge"
+    runuser -u munge -- /usr/sbin/munged --pid-file="$dir/munge/munged.pid" # forks; the pid file says it was ours
   fi
   local node host
   node=$(slurmd -C | head -n1) # NodeName=... CPUs=... as slurmd will see them
@@ -74,17 +74,18 @@ EOF
   exit 1
 }
 
-# running NAME: the daemon of our pid file is alive.
-running() { [[ -s $dir/$1.pid ]] && kill -0 "$(cat "$dir/$1.pid")" 2>/dev/null; }
+# running NAME: the daemon of our pid file ($dir/NAME.pid, munged's in $dir/munge/) is alive.
+running() { [[ -s $(pidfile "$1") ]] && kill -0 "$(cat "$(pidfile "$1")" 2>/dev/null)" 2>/dev/null; }
+pidfile() { if [[ $1 == munged ]]; then echo "$dir/munge/munged.pid"; else echo "$dir/$1.pid"; fi; }
 
 down() {
-  local d
+  local d i
   for d in slurmd slurmctld munged; do
     if running "$d"; then
-      kill "$(cat "$dir/$d.pid")"
+      kill "$(cat "$(pidfile "$d")")" 2>/dev/null || true
       for ((i = 0; i < 50; i++)); do running "$d" || break; sleep 0.2; done
     fi
-    rm -f "$dir/$d.pid"
+    rm -f "$(pidfile "$d")"
   done
 }
 

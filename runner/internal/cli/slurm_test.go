@@ -69,7 +69,10 @@ func TestSlurmArray(t *testing.T) {
 	start := time.Now()
 	bin := testbin.Dir(t)
 	environ := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "SLURM_CONF=" + conf}
-	slurmRun := func(args ...string) out { t.Helper(); return runEnv(t, t.Context(), []string{"SLURM_CONF=" + conf}, args...) }
+	slurmRun := func(args ...string) out {
+		t.Helper()
+		return runEnv(t, t.Context(), []string{"SLURM_CONF=" + conf}, args...)
+	}
 	cfg := testConfig(t, "name: slurmtest\nengines:\n"+
 		"  - {name: reference, threads: 1}\n"+
 		"  - {name: reference, threads: 2}\n"+
