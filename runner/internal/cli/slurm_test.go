@@ -267,3 +267,53 @@ func taskRecords(t *testing.T, plan *slurm.Plan, id int) []results.Record {
 	}
 	return out
 }
+
+// TestSlurmHelpAndBadInput needs no Slurm: the help of runner slurm states
+// the cluster requirements with examples; mistakes are usage errors that
+// submit nothing and write nothing.
+func TestSlurmHelpAndBadInput(t *testing.T) {
+	o := run(t, t.Context(), "slurm", "--help")
+	require.Equal(t, cli.ExitOK, o.code, o.stderr)
+	for _, s := range []string{"shared by the", "cib-NAME", "EXAMPLES:\n      runner slurm submit", "runner report /shared/cib/decode"} {
+		assert.Contains(t, o.stdout, s)
+	}
+	for _, cmd := range []string{"submit", "status", "resubmit"} {
+		o := run(t, t.Context(), "slurm", cmd, "--help")
+		require.Equal(t, cli.ExitOK, o.code, o.stderr)
+		assert.Regexp(t, `EXAMPLES?:\n\s+runner slurm `+cmd, o.stdout, "an example in the help of slurm %s", cmd)
+	}
+
+	bin := testbin.Dir(t)
+	cfg := testConfig(t, "engines: [{name: reference}]\n")
+	full := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(full, "x"), nil, 0o644))
+	notArray := t.TempDir()
+	tests := []struct {
+		name string
+		args []string
+		env  []string
+		want string
+	}{
+		{name: "no partition", args: []string{"slurm", "submit", "--config", cfg, "--bin-dir", bin}, want: "partition"},
+		{name: "GPUs for a CPU benchmark", args: []string{"slurm", "submit", "--config", cfg, "--bin-dir", bin, "--partition", "p", "--gpus-per-task", "2"},
+			want: "--gpus-per-task 2: the benchmark runs on cpu"},
+		{name: "unknown engine option", args: []string{"slurm", "submit", "--config", cfg, "--bin-dir", bin, "--partition", "p", "--engines", "reference:colour=red"},
+			want: `unknown option "colour"`},
+		{name: "results dir in use", args: []string{"slurm", "submit", "--config", cfg, "--bin-dir", bin, "--partition", "p", "--results", full},
+			want: "exists and is not empty"},
+		{name: "space in the results path", args: []string{"slurm", "submit", "--config", cfg, "--bin-dir", bin, "--partition", "p", "--results", filepath.Join(t.TempDir(), "a b"), "--dry-run"},
+			want: "has a space"},
+		{name: "status of a plain directory", args: []string{"slurm", "status", notArray}, want: "not a Slurm array's results directory"},
+		{name: "task outside Slurm", args: []string{"slurm", "task", notArray}, want: "not a Slurm array's results directory"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := runEnv(t, t.Context(), tt.env, tt.args...)
+			assert.Equal(t, cli.ExitUsage, o.code, o.stderr)
+			assert.Contains(t, o.stderr, tt.want)
+		})
+	}
+	ents, err := os.ReadDir(full)
+	require.NoError(t, err)
+	assert.Len(t, ents, 1, "a refused submit leaves the directory as it was")
+}
