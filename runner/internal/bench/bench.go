@@ -96,6 +96,11 @@ type Options struct {
 	Stop func(label string, recs []results.Record) bool
 }
 
+// InterruptedError is the Error of a launch that an interrupt (Ctrl-C) cut
+// short: recorded so the report shows it, dropped by a resume, which runs the
+// launch again.
+const InterruptedError = "interrupted by the user"
+
 // ErrStopped is Run's error when Options.Stop ended it before a launch.
 var ErrStopped = errors.New("stopped before the next launch (time budget)")
 
@@ -361,7 +366,7 @@ func launchOne(ctx context.Context, o Options, v Variant, req []byte, launch, or
 		rec.Error = res.Err.Error()
 		rec.StderrTail = res.StderrTail
 		if errors.Is(res.Err, spawn.ErrInterrupted) {
-			rec.Error = "interrupted by the user"
+			rec.Error = InterruptedError
 		}
 		if errors.Is(res.Err, spawn.ErrStartTimeout) || errors.Is(res.Err, spawn.ErrStallTimeout) || errors.Is(res.Err, spawn.ErrTotalTimeout) {
 			rec.Error += " " + waitingFor(rec.Loaded != nil, len(rec.Iterations), o.Request)

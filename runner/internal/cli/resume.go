@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/cuda-inference-benchmarks/cib/protocol"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/bench"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/config"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/envinfo"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/results"
@@ -66,6 +69,9 @@ func openResume(c *ucli.Context) (*resumed, error) {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("resume %s: %w", dir, err)
 	}
+	if prev, err = dropInterrupted(dir, prev); err != nil {
+		return nil, err
+	}
 	labels := map[string]bool{}
 	for _, s := range r.cfg.Engines {
 		labels[s.DisplayLabel()] = true
@@ -86,4 +92,37 @@ func writeConfig(dir string, cfg *config.Config) error {
 		return fmt.Errorf("encode config: %w", err)
 	}
 	return results.WriteFile(dir, ConfigFile, b)
+}
+
+// dropInterrupted removes from runs.jsonl the launches an interrupt cut short
+// (Error bench.InterruptedError): they are not results, and the resume runs
+// them again, under the same launch number. The file is rewritten through a
+// temporary file and a rename, so a crash leaves the old one or the new one.
+func dropInterrupted(dir string, prev []results.Record) ([]results.Record, error) {
+	var keep []results.Record
+	for _, r := range prev {
+		if r.Status == results.StatusOK || r.Error != bench.InterruptedError {
+			keep = append(keep, r)
+		}
+	}
+	if len(keep) == len(prev) {
+		return prev, nil
+	}
+	var buf bytes.Buffer
+	for i := range keep {
+		b, err := json.Marshal(&keep[i])
+		if err != nil {
+			return nil, fmt.Errorf("resume %s: %w", dir, err)
+		}
+		buf.Write(append(b, '\n'))
+	}
+	path := filepath.Join(dir, results.RunsFile)
+	tmp := path + ".resume"
+	if err := os.WriteFile(tmp, buf.Bytes(), 0o644); err != nil {
+		return nil, fmt.Errorf("resume %s: %w", dir, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return nil, fmt.Errorf("resume %s: %w", dir, err)
+	}
+	return keep, nil
 }

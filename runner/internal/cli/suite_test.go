@@ -1,0 +1,190 @@
+package cli_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/analysis"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/cli"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/results"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/suite"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/testbin"
+)
+
+// suiteProc is the runner binary running a suite in work, its stderr kept.
+type suiteProc struct {
+	cmd    *exec.Cmd
+	stderr bytes.Buffer
+	stdout bytes.Buffer
+}
+
+func startSuite(t *testing.T, bin, work string, args ...string) *suiteProc {
+	t.Helper()
+	p := &suiteProc{cmd: exec.Command(filepath.Join(bin, "runner"), append([]string{"suite"}, args...)...)}
+	p.cmd.Dir = work
+	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + work, "CIB_CACHE=" + filepath.Join(work, "cache")}
+	p.cmd.Stderr, p.cmd.Stdout = &p.stderr, &p.stdout
+	require.NoError(t, p.cmd.Start())
+	t.Cleanup(func() { p.cmd.Process.Kill(); p.cmd.Wait() })
+	return p
+}
+
+// wait returns the exit code.
+func (p *suiteProc) wait(t *testing.T) int {
+	t.Helper()
+	err := p.cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	require.NoError(t, err)
+	return 0
+}
+
+// recorded counts the launches in every cell's runs.jsonl under root.
+func recorded(t *testing.T, root string) int {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(root, "*", "*", results.RunsFile))
+	require.NoError(t, err)
+	n := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err == nil {
+			n += bytes.Count(b, []byte("\n"))
+		}
+	}
+	return n
+}
+
+// waitRecorded waits until at least n launches are recorded.
+func waitRecorded(t *testing.T, p *suiteProc, root string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for recorded(t, root) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d launches not recorded in 3 minutes; stderr:\n%s", n, p.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestSuite runs configs/suite-cpu.yaml (two tiny generated models × three
+// workloads) with real engine processes — the reference engine at 1 and 2
+// threads, and testengine, whose info says max batch 4 — and interrupts it
+// twice: Ctrl-C (SIGINT) during the first model, SIGKILL during the second
+// session. Two resumes finish it; every cell then holds each engine's 4
+// launches exactly once, the batched cells run without testengine (a note,
+// not an error), each model is synthesized once, and the one report has a
+// section per model × workload with its verdicts and the wall times.
+func TestSuite(t *testing.T) {
+	bin := testbin.Dir(t)
+	work := t.TempDir()
+	root := filepath.Join(work, "results")
+	cfgPath, err := filepath.Abs("../../../configs/suite-cpu.yaml")
+	require.NoError(t, err)
+	engines := "reference:threads=1,reference:threads=2,testengine"
+	const perCell, batchedCell = 12, 8 // 3 engines × 4 launches; 2 × 4 where testengine is skipped
+	const total = 2 * (2*perCell + batchedCell)
+
+	p := startSuite(t, bin, work, cfgPath, "--bin-dir", bin, "--out", root, "--engines", engines)
+	waitRecorded(t, p, root, 10)
+	require.NoError(t, p.cmd.Process.Signal(os.Interrupt))
+	require.Equal(t, cli.ExitInterrupted, p.wait(t), p.stderr.String())
+	require.Contains(t, p.stderr.String(), "runner suite --resume")
+	dir := resultDir(t, root)
+	first := recorded(t, root)
+	require.Less(t, first, total)
+	var st suite.State
+	require.NoError(t, results.ReadJSON(dir, suite.StateFile, &st))
+	statuses := map[string]int{}
+	for _, cs := range st.Cells {
+		statuses[cs.Status]++
+	}
+	require.Equal(t, 1, statuses[suite.StatusInterrupted], "the cell in flight is marked interrupted: %v", statuses)
+	require.Equal(t, 6, statuses[suite.StatusInterrupted]+statuses[suite.StatusDone]+statuses[suite.StatusPending], "%v", statuses)
+	logs := p.stderr.String()
+
+	p = startSuite(t, bin, work, "--resume", dir, "--bin-dir", bin)
+	waitRecorded(t, p, root, first+perCell+4)
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGKILL))
+	p.wait(t)
+	second := recorded(t, root)
+	require.Less(t, second, total)
+	logs += p.stderr.String()
+
+	p = startSuite(t, bin, work, "--resume", dir, "--bin-dir", bin)
+	require.Equal(t, 0, p.wait(t), p.stderr.String())
+	require.Contains(t, p.stderr.String(), "resuming suite")
+	require.Equal(t, total, recorded(t, root), "every launch once, none re-run")
+	stdout := p.stdout.String()
+	for _, s := range []string{"tiny × p32-n64", "tiny-seed2 × b8-p32-n32", "total tiny ", "total tiny-seed2", "3 session(s)"} {
+		require.Contains(t, stdout, s)
+	}
+
+	require.NoError(t, results.ReadJSON(dir, suite.StateFile, &st))
+	require.Equal(t, 3, st.Sessions)
+	require.Len(t, st.Cells, 6)
+	for _, cs := range st.Cells {
+		require.Equal(t, suite.StatusDone, cs.Status, cs.Name)
+		require.Greater(t, cs.WallSeconds, 0.0, cs.Name)
+		cellDir := filepath.Join(dir, cs.Name)
+		recs, warns, err := results.ReadRuns(filepath.Join(cellDir, results.RunsFile))
+		require.NoError(t, err)
+		require.Empty(t, warns, "no torn line: %s", cs.Name)
+		want := []string{"reference:threads=1", "reference:threads=2", "testengine"}
+		if strings.HasPrefix(cs.Workload, "b8-") {
+			want = want[:2]
+			require.Equal(t, []string{"testengine skipped: batch 8, its info says max batch 4"}, cs.Skipped)
+		}
+		require.Equal(t, want, cs.Engines)
+		seen := map[string]bool{}
+		for i, r := range recs {
+			key := r.Engine + "#" + string(rune('0'+r.Launch))
+			require.False(t, seen[key], "%s: %s launch %d recorded twice", cs.Name, r.Engine, r.Launch)
+			seen[key] = true
+			require.Equal(t, i, r.Order, "%s: launch order continues across resumes", cs.Name)
+			require.Equal(t, results.StatusOK, r.Status, "%s: %s", cs.Name, r.Error)
+		}
+		require.Len(t, recs, 4*len(want), cs.Name)
+		var sum analysis.Summary
+		require.NoError(t, results.ReadJSON(cellDir, results.SummaryFile, &sum))
+		require.Len(t, sum.Cases, 1)
+		require.Len(t, sum.Cases[0].Results, len(want))
+		for _, r := range sum.Cases[0].Results {
+			require.Len(t, r.Metrics["e2e_ms"].Groups(), 4, "%s %s: the report holds 4 launches", cs.Name, r.Engine)
+		}
+	}
+	// Each model was synthesized once, by its first cell, over the three sessions.
+	logs += p.stderr.String()
+	for _, m := range []string{"models/tiny ", "models/tiny-seed2 "} {
+		require.Equal(t, 1, strings.Count(logs, "synthesizing model "+m), "%s synthesized once", m)
+	}
+
+	md, err := os.ReadFile(filepath.Join(dir, suite.ReportMD))
+	require.NoError(t, err)
+	for _, s := range []string{"## tiny × p32-n64", "## tiny × p256-n4", "## tiny × b8-p32-n32", "## tiny-seed2 × p32-n64",
+		"## tiny-seed2 × p256-n4", "## tiny-seed2 × b8-p32-n32", "### Verdicts", "testengine skipped: batch 8",
+		"## Cold start: first launch vs later launches", "| tiny × p32-n64 | testengine |", "over 3 session(s)"} {
+		require.Contains(t, string(md), s)
+	}
+	page, err := os.ReadFile(filepath.Join(dir, suite.ReportHTML))
+	require.NoError(t, err)
+	require.Equal(t, 6, strings.Count(string(page), "<section id=\"cell-"))
+	require.Equal(t, 1, strings.Count(string(page), "</html>"))
+
+	// A finished suite resumed launches nothing.
+	p = startSuite(t, bin, work, "--resume", dir, "--bin-dir", bin, "-q")
+	require.Equal(t, 0, p.wait(t), p.stderr.String())
+	require.Equal(t, total, recorded(t, root))
+	b, err := json.Marshal(st)
+	require.NoError(t, err)
+	require.NotContains(t, string(b), suite.StatusPending)
+}
