@@ -18,6 +18,8 @@ var Known = map[string]string{
 	"burn":      "scripts/build-burn.sh",
 	"mistralrs": "scripts/build-mistralrs.sh",
 	"lmrs":      "scripts/build-lmrs.sh",
+	"libtorch":  "scripts/build-libtorch.sh",
+	"llamacpp":  "scripts/build-llamacpp.sh",
 }
 
 // NotFoundError says where a binary was looked for.

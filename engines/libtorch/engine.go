@@ -1,0 +1,460 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cuda-inference-benchmarks/cib/engines/libtorch/internal/bridge"
+	"github.com/cuda-inference-benchmarks/cib/engines/libtorch/internal/export"
+	"github.com/cuda-inference-benchmarks/cib/protocol"
+	"github.com/cuda-inference-benchmarks/cib/protocol/serve"
+)
+
+// maxBatch is the largest batch accepted; each batch size is its own exported package.
+const maxBatch = 64
+
+// seqAlign rounds the static KV cache length up, as the pytorch engine's compiled mode does (same attention
+// work per token on both sides of a comparison).
+const seqAlign = 64
+
+const bestPractice = "PyTorch's own deployment path without Python: the pytorch engine's compiled-mode Llama " +
+	"(gpt-fast style: fused qkv and gate/up weights, static KV cache written in place, SDPA, greedy argmax on " +
+	"device) exported with torch.export and compiled ahead of time by AOTInductor " +
+	"(torch._inductor.aot_compile + package_aoti: one .pt2 holding a prefill model with a dynamic prompt " +
+	"length and a decode model with static shapes; on cuda with gpt-fast's Inductor settings, coordinate-descent " +
+	"tuning), run from C++ through torch::inductor::AOTIModelPackageLoader. The C++ bridge owns the loop: " +
+	"prefill, then one decode run per token reading its token and position on the device (replayed as one " +
+	"at::cuda::CUDAGraph on cuda with cuda_graphs=on), one step of lookahead on cuda. The export runs once per " +
+	"model, dtype, device/card, torch version, batch size and cache length (cached under <model>/.aoti); when " +
+	"it runs inside a launch its time is loaded.compile_ns, never load."
+
+// engine implements serve.Engine over the C++ bridge.
+type engine struct {
+	env    []string
+	exe    string
+	stderr io.Writer
+	// static makes Info answer without loading libtorch (usage messages).
+	static bool
+
+	once   sync.Once
+	openNs int64
+	info   runtimeInfo
+	err    error
+}
+
+// runtimeInfo is the bridge's cib_lt_info object.
+type runtimeInfo struct {
+	Libtorch    string   `json:"libtorch"`
+	Headers     string   `json:"headers"`
+	CUDA        string   `json:"cuda"`
+	CUDNN       string   `json:"cudnn"`
+	CXX11ABI    bool     `json:"cxx11_abi"`
+	BridgeCUDA  bool     `json:"bridge_cuda"`
+	CUDADevices int      `json:"cuda_devices"`
+	CUDANames   []string `json:"cuda_names"`
+}
+
+func newEngine(env []string, exe string, stderr io.Writer) *engine {
+	return &engine{env: env, exe: exe, stderr: stderr}
+}
+
+func lookupEnv(env []string, key string) string {
+	for i := len(env) - 1; i >= 0; i-- {
+		if v, ok := strings.CutPrefix(env[i], key+"="); ok && v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// python returns the interpreter for the export: $CIB_PYTHON, else the setup-torch.sh venv's, else python3.
+func (e *engine) python() string {
+	if p := lookupEnv(e.env, "CIB_PYTHON"); p != "" {
+		return p
+	}
+	cache := lookupEnv(e.env, "CIB_CACHE")
+	if cache == "" {
+		if home := lookupEnv(e.env, "HOME"); home != "" {
+			cache = filepath.Join(home, ".cache", "cib")
+		}
+	}
+	if cache != "" {
+		p := filepath.Join(cache, "torch-venv", "bin", "python")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return "python3"
+}
+
+// paths finds the bridge and libtorch (see the command's doc).
+func (e *engine) paths() bridge.Paths {
+	p := bridge.Paths{Bridge: lookupEnv(e.env, "CIB_LIBTORCH_BRIDGE"), TorchLib: lookupEnv(e.env, "CIB_TORCH_LIB")}
+	if p.Bridge == "" {
+		p.Bridge = filepath.Join(filepath.Dir(e.exe), "libcib_libtorch.so")
+	}
+	if p.TorchLib == "" {
+		py := e.python()
+		if !strings.ContainsRune(py, '/') {
+			py = lookPath(e.env, py)
+		}
+		// venv/bin/python -> venv/lib/python3.*/site-packages/torch/lib (no symlink resolution: a venv's
+		// python links to the base interpreter).
+		if py != "" {
+			m, _ := filepath.Glob(filepath.Join(filepath.Dir(filepath.Dir(py)), "lib", "python3*", "site-packages", "torch", "lib"))
+			if len(m) > 0 {
+				p.TorchLib = m[len(m)-1]
+			}
+		}
+	}
+	return p
+}
+
+func lookPath(env []string, name string) string {
+	for _, dir := range filepath.SplitList(lookupEnv(env, "PATH")) {
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
+			return p
+		}
+	}
+	return ""
+}
+
+// open loads libtorch and the bridge once; its time counts as context initialisation.
+func (e *engine) open() error {
+	e.once.Do(func() {
+		t := time.Now()
+		if e.err = bridge.Open(e.paths()); e.err != nil {
+			return
+		}
+		var s string
+		if s, e.err = bridge.Info(); e.err != nil {
+			return
+		}
+		if e.err = json.Unmarshal([]byte(s), &e.info); e.err != nil {
+			e.err = fmt.Errorf("bridge info %q: %w", s, e.err)
+		}
+		e.openNs = int64(time.Since(t))
+	})
+	return e.err
+}
+
+func (e *engine) Info() protocol.Info {
+	info := protocol.Info{
+		Name:    "libtorch",
+		Library: "libtorch (AOTInductor)",
+		Devices: []string{"cpu", "cuda"},
+		DTypes:  []string{"f32", "f16", "bf16"},
+		Options: map[string]string{
+			"cuda_graphs": "on|off (default on for cuda): replay the decode model's run as one at::cuda::CUDAGraph captured at load",
+			"export":      "auto|never (default auto): run the AOTInductor export with $CIB_PYTHON when the package is missing, or fail",
+			"cache_dir":   "directory of exported packages (default <model>/.aoti; dot-names are outside the runner's model hash)",
+		},
+		Capabilities: protocol.Capabilities{
+			MaxBatch:            maxBatch,
+			StreamingTimestamps: true,
+			AllocatorStats:      true,
+			DeviceTimings:       true,
+		},
+		BestPractice: bestPractice,
+		Versions:     map[string]string{"go": runtime.Version()},
+	}
+	if e.static {
+		info.LibraryVersion = "unknown (not loaded)"
+		return info
+	}
+	if err := e.open(); err != nil {
+		info.LibraryVersion = "unavailable"
+		info.Versions["error"] = firstLine(err.Error())
+		return info
+	}
+	i := e.info
+	info.LibraryVersion = i.Libtorch
+	info.Versions["libtorch_headers"] = i.Headers
+	info.Versions["cuda"] = i.CUDA
+	info.Versions["cudnn"] = i.CUDNN
+	info.Versions["cxx11_abi"] = strconv.FormatBool(i.CXX11ABI)
+	if i.CUDADevices == 0 {
+		info.Devices = []string{"cpu"}
+	}
+	return info
+}
+
+// modelConfig is what the engine reads from config.json itself (to size the cache and check prompts).
+type modelConfig struct {
+	Vocab   int64 `json:"vocab_size"`
+	Dim     int64 `json:"hidden_size"`
+	Inter   int64 `json:"intermediate_size"`
+	Layers  int64 `json:"num_hidden_layers"`
+	Heads   int64 `json:"num_attention_heads"`
+	KVHeads int64 `json:"num_key_value_heads"`
+	HeadDim int64 `json:"head_dim"`
+	MaxPos  int   `json:"max_position_embeddings"`
+	Tied    bool  `json:"tie_word_embeddings"`
+}
+
+func (c modelConfig) params() int64 {
+	kv, hd := c.KVHeads, c.HeadDim
+	if kv == 0 {
+		kv = c.Heads
+	}
+	if hd == 0 && c.Heads > 0 {
+		hd = c.Dim / c.Heads
+	}
+	heads := c.Vocab * c.Dim
+	if !c.Tied {
+		heads *= 2
+	}
+	layer := c.Dim*(c.Heads*hd+2*kv*hd) + c.Heads*hd*c.Dim + 3*c.Dim*c.Inter + 2*c.Dim
+	return heads + c.Layers*layer + c.Dim
+}
+
+func readConfig(dir string) (modelConfig, error) {
+	var c modelConfig
+	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err != nil {
+		return c, err
+	}
+	if err := json.Unmarshal(b, &c); err != nil {
+		return c, fmt.Errorf("%s/config.json: %w", dir, err)
+	}
+	if c.MaxPos == 0 {
+		c.MaxPos = 2048
+	}
+	return c, nil
+}
+
+// loadInfo is the bridge's cib_lt_load object.
+type loadInfo struct {
+	ContextInitNs   int64  `json:"context_init_ns"`
+	PrefillLoadNs   int64  `json:"prefill_load_ns"`
+	DecodeLoadNs    int64  `json:"decode_load_ns"`
+	WarmupNs        int64  `json:"warmup_ns"`
+	Libtorch        string `json:"libtorch"`
+	CUDAGraph       string `json:"cuda_graph"`
+	Threads         int    `json:"threads"`
+	SharedConstants int    `json:"shared_constants"`
+	DeviceName      string `json:"device_name"`
+}
+
+func (e *engine) Load(ctx context.Context, req *protocol.Request) (serve.Model, protocol.Loaded, error) {
+	kind, idx, err := protocol.ParseDevice(req.Device)
+	if err != nil {
+		return nil, protocol.Loaded{}, serve.BadRequest(err)
+	}
+	opt := func(k, def string, allowed ...string) (string, error) {
+		v, ok := req.Options[k]
+		if !ok {
+			return def, nil
+		}
+		if len(allowed) > 0 && !slices.Contains(allowed, v) {
+			return "", serve.BadRequest(fmt.Errorf("option %s=%q: want %s", k, v, strings.Join(allowed, " or ")))
+		}
+		return v, nil
+	}
+	graphs, err := opt("cuda_graphs", map[bool]string{true: "on", false: "off"}[kind == "cuda"], "on", "off")
+	if err != nil {
+		return nil, protocol.Loaded{}, err
+	}
+	if graphs == "on" && kind != "cuda" {
+		return nil, protocol.Loaded{}, serve.Unsupported(errors.New("option cuda_graphs=on needs a cuda device"))
+	}
+	mode, err := opt("export", "auto", "auto", "never")
+	if err != nil {
+		return nil, protocol.Loaded{}, err
+	}
+	cfg, err := readConfig(req.Model)
+	if err != nil {
+		return nil, protocol.Loaded{}, err
+	}
+	need := 0
+	var batches []int
+	for i, c := range req.Cases {
+		for _, t := range c.PromptTokens {
+			if t < 0 || int64(t) >= cfg.Vocab {
+				return nil, protocol.Loaded{}, serve.BadRequest(fmt.Errorf("cases[%d]: prompt token id %d outside vocab size %d", i, t, cfg.Vocab))
+			}
+		}
+		if c.MaxNewTokens < 1 || len(c.PromptTokens) == 0 {
+			return nil, protocol.Loaded{}, serve.BadRequest(fmt.Errorf("cases[%d]: %d prompt tokens, max_new_tokens %d: want both >= 1", i, len(c.PromptTokens), c.MaxNewTokens))
+		}
+		n := len(c.PromptTokens) + c.MaxNewTokens
+		if n > cfg.MaxPos {
+			return nil, protocol.Loaded{}, serve.Unsupported(fmt.Errorf("cases[%d]: %d prompt + %d new tokens > max_position_embeddings %d", i, len(c.PromptTokens), c.MaxNewTokens, cfg.MaxPos))
+		}
+		need = max(need, n)
+		if !slices.Contains(batches, c.BatchSize) {
+			batches = append(batches, c.BatchSize)
+		}
+	}
+	slices.Sort(batches)
+	maxSeq := (need + seqAlign - 1) / seqAlign * seqAlign
+
+	if err := e.open(); err != nil {
+		return nil, protocol.Loaded{}, serve.Unsupported(err)
+	}
+	device, card := "cpu", ""
+	if kind == "cuda" {
+		if idx >= e.info.CUDADevices {
+			return nil, protocol.Loaded{}, serve.Unsupported(fmt.Errorf("device %s: libtorch sees %d cuda devices", req.Device, e.info.CUDADevices))
+		}
+		device = fmt.Sprintf("cuda:%d", idx)
+		if idx < len(e.info.CUDANames) {
+			card = e.info.CUDANames[idx]
+		}
+	}
+	cacheDir, _ := opt("cache_dir", filepath.Join(req.Model, ".aoti"))
+	l := protocol.Loaded{ContextInitNs: e.openNs, DType: req.DType, Params: cfg.params(), Settings: map[string]string{
+		"runtime":    "libtorch " + e.info.Libtorch + " via torch::inductor::AOTIModelPackageLoader (no Python in this process once the package exists)",
+		"package":    "one .pt2 per batch size: models prefill (dynamic prompt length 2.." + strconv.Itoa(maxSeq) + ") and decode (static), decode sharing prefill's weights",
+		"kv_cache":   fmt.Sprintf("static, %d positions per sequence (need rounded up to %d), written in place by both models", maxSeq, seqAlign),
+		"decoding":   "greedy argmax inside the compiled models, on device; the next decode step reads token and position on device",
+		"export_run": "cached",
+	}}
+	if kind == "cuda" {
+		l.Settings["token_timing"] = "each token copied to pinned host memory behind a CUDA event, stamped (steady_clock) when the host has waited on it; the next step is queued first (1 step lookahead)"
+		l.Settings["device_timing"] = "the same CUDA events, from an event recorded at the start of the iteration"
+	} else {
+		l.Settings["token_timing"] = "each token stamped (steady_clock) right after its step returns (ops are synchronous on cpu)"
+	}
+	m := &model{cuda: kind == "cuda", models: map[int]*bridge.Model{}}
+	fail := func(err error) (serve.Model, protocol.Loaded, error) {
+		m.Close()
+		return nil, protocol.Loaded{}, err
+	}
+	for _, b := range batches {
+		spec := export.Spec{Model: req.Model, DType: req.DType, Device: device, Card: card, Torch: e.info.Libtorch, Batch: b, MaxSeq: maxSeq}
+		key, err := export.Key(spec)
+		if err != nil {
+			return fail(err)
+		}
+		pkg := filepath.Join(cacheDir, key[:24]+".pt2")
+		if _, err := os.Stat(pkg); err != nil && mode == "never" {
+			return fail(serve.Unsupported(fmt.Errorf("no exported package %s for batch %d, max_seq %d (option export=never)", pkg, b, maxSeq)))
+		}
+		res, err := export.Ensure(ctx, e.python(), e.env, spec, pkg, e.stderr)
+		if err != nil {
+			var xe *export.Error
+			if errors.As(err, &xe) && xe.Unsupported {
+				return fail(serve.Unsupported(err))
+			}
+			return fail(err)
+		}
+		l.CompileNs += res.Ns
+		if res.Ran {
+			rep, _ := json.Marshal(res.Report)
+			l.Settings["export_run"] = "ran in this launch (compile_ns)"
+			l.Settings[fmt.Sprintf("export_b%d", b)] = string(rep)
+		}
+		l.Settings[fmt.Sprintf("package_b%d", b)] = pkg
+		bm, s, err := bridge.Load(pkg, device, b, maxSeq, graphs == "on", req.Threads)
+		if err != nil {
+			return fail(classify(err))
+		}
+		m.models[b] = bm
+		var li loadInfo
+		if err := json.Unmarshal([]byte(s), &li); err != nil {
+			return fail(fmt.Errorf("bridge load info %q: %w", s, err))
+		}
+		l.ContextInitNs += li.ContextInitNs
+		// AOTI reads the package's weights straight to the device when it loads the prefill model: that is
+		// both weights_to_host and weights_to_device, reported as the latter.
+		l.WeightsToDeviceNs += li.PrefillLoadNs + li.DecodeLoadNs
+		l.CompileNs += li.WarmupNs
+		l.DeviceName = li.DeviceName
+		l.Settings["cuda_graphs"] = li.CUDAGraph
+		l.Settings["threads"] = strconv.Itoa(li.Threads)
+		l.Settings["libtorch"] = li.Libtorch
+	}
+	l.Settings["load_split"] = "weights_to_device_ns = AOTIModelPackageLoader construction of both models (unpack, dlopen, weights to device); " +
+		"compile_ns = export (when it ran here) + warm-up runs and CUDA graph capture"
+	return m, l, nil
+}
+
+// classify maps a bridge error to the protocol's error classes; other failures stay plain so serve labels
+// them by phase.
+func classify(err error) error {
+	var be *bridge.Error
+	if !errors.As(err, &be) {
+		return err
+	}
+	switch be.Code {
+	case bridge.CodeBadArg:
+		return serve.BadRequest(err)
+	case bridge.CodeUnsupported, bridge.CodeOpen:
+		return serve.Unsupported(err)
+	case bridge.CodeOOM:
+		return serve.OOM(err)
+	}
+	return err
+}
+
+type model struct {
+	cuda   bool
+	models map[int]*bridge.Model
+}
+
+// Generate runs one generation in the bridge. Token times are offsets from the start of the C++ call, taken
+// there; the (µs) time before the call is added so they count from this call's start.
+func (m *model) Generate(ctx context.Context, c *protocol.Case, rec *serve.Recorder) error {
+	start := time.Now()
+	bm := m.models[c.BatchSize]
+	if bm == nil {
+		return fmt.Errorf("no package loaded for batch %d", c.BatchSize)
+	}
+	prompt := make([]int64, len(c.PromptTokens))
+	for i, t := range c.PromptTokens {
+		prompt[i] = int64(t)
+	}
+	n, b := c.MaxNewTokens, c.BatchSize
+	ids := make([]int64, n*b)
+	hostNs := make([]int64, n)
+	var devNs []int64
+	if m.cuda {
+		devNs = make([]int64, n)
+	}
+	sent := int64(time.Since(start))
+	peak, err := bm.Generate(prompt, n, ids, hostNs, devNs)
+	if err != nil {
+		return classify(err)
+	}
+	row := make([]int, b)
+	for i := range n {
+		for r := range b {
+			row[r] = int(ids[i*b+r])
+		}
+		rec.StepAt(sent+hostNs[i], row...)
+	}
+	if devNs != nil {
+		for i := range devNs {
+			devNs[i] += sent
+		}
+		rec.DeviceStepNs(devNs)
+		rec.PeakAlloc(peak)
+	}
+	return nil
+}
+
+func (m *model) Close() error {
+	for b, bm := range m.models {
+		bm.Close()
+		delete(m.models, b)
+	}
+	return nil
+}
+
+func firstLine(s string) string {
+	first, _, _ := strings.Cut(s, "\n")
+	return first
+}

@@ -1,0 +1,160 @@
+// Package export makes the AOTInductor packages the libtorch engine runs: it keys a package by the model, dtype,
+// device (and card), torch version, batch size, static cache length and the export code itself, and when no
+// package exists under that key it runs py/export.py (embedded in the binary) with a torch interpreter. That
+// is model preparation, not the timed process: the engine reports it apart from load (loaded.compile_ns).
+package export
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+)
+
+//go:embed py/*.py
+var pyFiles embed.FS
+
+// Spec is what a package is built for.
+type Spec struct {
+	// Model is the HF-style model directory.
+	Model string
+	// DType is f32, f16 or bf16.
+	DType string
+	// Device is "cpu" or "cuda:N"; Card names the GPU model on cuda (part of the key: Triton kernels are
+	// tuned for it).
+	Device, Card string
+	// Torch is the runtime libtorch version, e.g. 2.11.0+cu130.
+	Torch string
+	// Batch is the batch size; MaxSeq the static KV cache length in positions.
+	Batch, MaxSeq int
+}
+
+// Key returns the package's cache key: the SHA-256 of everything the package depends on. The model enters
+// through a fingerprint, not a content hash: config.json's bytes and each *.safetensors file's name, size
+// and modification time (hashing 16 GB of weights on every load would land in the cold start).
+func Key(s Spec) (string, error) {
+	h := sha256.New()
+	cfg, err := os.ReadFile(filepath.Join(s.Model, "config.json"))
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprintf(h, "config.json %x\n", sha256.Sum256(cfg))
+	files, err := filepath.Glob(filepath.Join(s.Model, "*.safetensors"))
+	if err != nil {
+		return "", err
+	}
+	if len(files) == 0 {
+		return "", fmt.Errorf("%s: no *.safetensors files", s.Model)
+	}
+	sort.Strings(files)
+	for _, f := range files {
+		fi, err := os.Stat(f)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "%s %d %d\n", filepath.Base(f), fi.Size(), fi.ModTime().UnixNano())
+	}
+	kind, _, _ := strings.Cut(s.Device, ":")
+	fmt.Fprintf(h, "dtype %s\ndevice %s\ncard %s\ntorch %s\nbatch %d\nmax_seq %d\n", s.DType, kind, s.Card, s.Torch, s.Batch, s.MaxSeq)
+	err = fs.WalkDir(pyFiles, "py", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := pyFiles.ReadFile(p)
+		fmt.Fprintf(h, "%s %x\n", p, sha256.Sum256(b))
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// Result is what an export reports.
+type Result struct {
+	// Ran is false when the package was already there.
+	Ran bool
+	// Ns is the wall time of the export process, in ns (0 when cached).
+	Ns int64
+	// Report is export.py's JSON line (export and AOTInductor times, package size, inductor options).
+	Report map[string]any
+}
+
+// Error is an export failure; Unsupported marks a model or shape the export cannot serve.
+type Error struct {
+	Unsupported bool
+	Message     string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Ensure returns with the package at path, running the export with python when it is missing. stderr gets
+// the export's log.
+func Ensure(ctx context.Context, python string, env []string, s Spec, path string, stderr io.Writer) (Result, error) {
+	if _, err := os.Stat(path); err == nil {
+		return Result{}, nil
+	}
+	dir, err := os.MkdirTemp("", "cib-libtorch-export-")
+	if err != nil {
+		return Result{}, err
+	}
+	defer os.RemoveAll(dir)
+	err = fs.WalkDir(pyFiles, "py", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := pyFiles.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dir, filepath.Base(p)), b, 0o644)
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	args := []string{filepath.Join(dir, "export.py"), "--model", s.Model, "--dtype", s.DType, "--device", s.Device,
+		"--batch", fmt.Sprint(s.Batch), "--max-seq", fmt.Sprint(s.MaxSeq), "--out", path}
+	cmd := exec.CommandContext(ctx, python, args...)
+	cmd.Env = env
+	cmd.Stderr = stderr
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	start := time.Now()
+	runErr := cmd.Run()
+	ns := int64(time.Since(start))
+	var rep map[string]any
+	line := strings.TrimSpace(out.String())
+	if i := strings.LastIndexByte(line, '\n'); i >= 0 {
+		line = line[i+1:]
+	}
+	if jerr := json.Unmarshal([]byte(line), &rep); jerr != nil {
+		if runErr == nil {
+			runErr = fmt.Errorf("no JSON result line: %w", jerr)
+		}
+		var ee *exec.ExitError
+		if errors.As(runErr, &ee) || errors.Is(runErr, exec.ErrNotFound) || errors.Is(runErr, fs.ErrNotExist) {
+			return Result{}, &Error{Message: fmt.Sprintf("export with %s: %v (the export needs a Python with torch: set CIB_PYTHON)", python, runErr)}
+		}
+		return Result{}, fmt.Errorf("export with %s: %w", python, runErr)
+	}
+	if ok, _ := rep["ok"].(bool); !ok || runErr != nil {
+		msg, _ := rep["message"].(string)
+		return Result{}, &Error{Unsupported: rep["code"] == "unsupported", Message: "export: " + msg}
+	}
+	return Result{Ran: true, Ns: ns, Report: rep}, nil
+}

@@ -1,0 +1,149 @@
+"""export.py: the libtorch engine's export step (Python, at model-preparation time, never in a timed process).
+
+It builds the pytorch engine's static-cache Llama (llama.py, a verbatim copy of
+engines/pytorch/internal/worker/py/llama.py) for one model directory, dtype, device, batch size and static
+cache length, exports two entry points with torch.export and compiles each with AOTInductor into one .pt2
+package holding two models:
+
+  prefill(ids [B, t], k0, v0, ...) -> next ids [B]     t dynamic in [2, max_seq]; writes the KV cache in place
+  decode(tok [B, 1], pos [1], k0, v0, ...) -> next [B]  writes the cache, tok (= next) and pos (+1) in place
+
+so the decode step needs no host input (one CUDA graph can replay it). The weights are constants of the prefill
+model only; the decode model is compiled without them (aot_inductor.package_constants_in_so=False) and the
+bridge hands it the prefill model's tensors (user-managed, no copy). Metadata (torch version, shapes, dtype)
+travels in the package and the bridge checks it at load.
+
+Usage: python export.py --model DIR --dtype f32 --device cpu --batch 1 --max-seq 64 --out PKG.pt2 [--key K]
+Prints one JSON line on stdout: {"ok": true, "export_ns": ..., ...}. Logs on stderr.
+"""
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+
+_out = os.fdopen(os.dup(1), "w", buffering=1)
+os.dup2(2, 1)
+sys.stdout = sys.stderr
+
+import torch  # noqa: E402
+
+import llama  # noqa: E402
+
+
+class Prefill(torch.nn.Module):
+    """Prefill runs the prompt through the model, filling the KV cache; returns the greedy next ids."""
+
+    def __init__(self, m):
+        super().__init__()
+        self.m = m
+
+    def forward(self, ids, caches):
+        pos = torch.arange(ids.shape[1], device=ids.device)
+        return torch.argmax(self.m(ids, pos, list(zip(caches[0::2], caches[1::2]))), dim=-1)
+
+
+class Decode(torch.nn.Module):
+    """Decode is Session._step of llama.py: one token at the device-side position, written back in place."""
+
+    def __init__(self, m):
+        super().__init__()
+        self.m = m
+
+    def forward(self, tok, pos, caches):
+        nxt = torch.argmax(self.m(tok, pos, list(zip(caches[0::2], caches[1::2]))), dim=-1)
+        tok.copy_(nxt.unsqueeze(1))
+        pos.add_(1)
+        return nxt
+
+
+def inductor_options(device, meta):
+    """inductor_options are the pytorch engine's compiled-mode settings (gpt-fast's on cuda), for AOTI."""
+    opts = {"aot_inductor.package": True, "aot_inductor.metadata": meta}
+    if device.type == "cuda":
+        opts.update({"coordinate_descent_tuning": True, "triton.unique_kernel_names": True})
+    return opts
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--dtype", required=True, choices=sorted(llama.DTYPES))
+    ap.add_argument("--device", required=True)
+    ap.add_argument("--batch", type=int, required=True)
+    ap.add_argument("--max-seq", type=int, required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--key", default="")
+    a = ap.parse_args()
+    t_all = time.perf_counter_ns()
+    torch.set_grad_enabled(False)
+    dev = torch.device(a.device)
+    if dev.type == "cuda":
+        if dev.index is None:
+            dev = torch.device("cuda", 0)
+        torch.cuda.set_device(dev)
+    dtype = llama.DTYPES[a.dtype]
+    cfg, host, _ = llama.load_host(a.model, dtype)
+    if a.max_seq > cfg.max_pos:
+        raise llama.Unsupported(f"max_seq {a.max_seq} > max_position_embeddings {cfg.max_pos}")
+    model = llama.build(cfg, host, dev, a.max_seq)
+    del host
+    caches = tuple(t for kv in model.new_caches(a.batch) for t in kv)
+    meta = {
+        "torch_version": torch.__version__, "dtype": a.dtype, "batch": str(a.batch), "max_seq": str(a.max_seq),
+        "layers": str(cfg.layers), "kv_heads": str(cfg.kv_heads), "head_dim": str(cfg.head_dim),
+        "vocab": str(cfg.vocab), "key": a.key,
+        "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.machine(),
+    }
+    t = time.perf_counter_ns()
+    ids = torch.zeros((a.batch, max(2, min(8, a.max_seq))), dtype=torch.long, device=dev)
+    seq = torch.export.Dim("t", min=2, max=a.max_seq)
+    # Deferred runtime asserts: the symbolic solver cannot prove some reshape guards (Min(hd, k*t) == hd) that
+    # hold for every t >= 2; they become runtime checks instead of export errors.
+    ep_pre = torch.export.export(Prefill(model), (ids, caches), dynamic_shapes=({1: seq}, tuple(None for _ in caches)),
+                                 prefer_deferred_runtime_asserts_over_guards=True)
+    tok = torch.zeros((a.batch, 1), dtype=torch.long, device=dev)
+    pos = torch.zeros((1,), dtype=torch.long, device=dev)
+    ep_dec = torch.export.export(Decode(model), (tok, pos, caches))
+    export_ns = time.perf_counter_ns() - t
+    t = time.perf_counter_ns()
+    pre_files = torch._inductor.aot_compile(ep_pre.module(), (ids, caches), options=inductor_options(dev, dict(meta)))
+    pre_ns = time.perf_counter_ns() - t
+    t = time.perf_counter_ns()
+    dec_opts = inductor_options(dev, dict(meta))
+    dec_opts["aot_inductor.package_constants_in_so"] = False
+    dec_files = torch._inductor.aot_compile(ep_dec.module(), (tok, pos, caches), options=dec_opts)
+    dec_ns = time.perf_counter_ns() - t
+    from torch._inductor.package import package_aoti
+
+    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".pt2", dir=os.path.dirname(os.path.abspath(a.out)))
+    os.close(fd)
+    try:
+        package_aoti(tmp, {"prefill": pre_files, "decode": dec_files})
+        os.replace(tmp, a.out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    _out.write(json.dumps({
+        "ok": True, "torch": torch.__version__, "total_ns": time.perf_counter_ns() - t_all, "export_ns": export_ns,
+        "aoti_prefill_ns": pre_ns, "aoti_decode_ns": dec_ns, "bytes": os.path.getsize(a.out),
+        "inductor_options": {k: v for k, v in inductor_options(dev, {}).items() if k != "aot_inductor.metadata"},
+    }) + "\n")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except llama.Unsupported as e:
+        _out.write(json.dumps({"ok": False, "code": "unsupported", "message": f"{e}"}) + "\n")
+        sys.exit(2)
+    except Exception as e:  # one line for the Go side; the traceback goes to stderr
+        import traceback
+
+        traceback.print_exc()
+        _out.write(json.dumps({"ok": False, "code": "load", "message": f"{type(e).__name__}: {e}"}) + "\n")
+        sys.exit(1)

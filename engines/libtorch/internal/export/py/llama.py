@@ -1,0 +1,426 @@
+"""llama.py: a gpt-fast-style Llama in plain torch for the pytorch engine's "compiled" mode.
+
+Weights come straight from an HF-style directory (config.json + *.safetensors, HF tensor names). The layout
+is built for batch decoding speed: q/k/v and gate/up projections fused into one matrix each, a static KV
+cache written in place (index_put_ at a device-side position tensor), SDPA with grouped-query attention done
+by grouping the query heads of each KV head (no K/V repeat), and a decode step that touches no host value so
+it can be compiled with torch.compile(fullgraph=True, dynamic=False) and captured into one CUDA graph.
+
+The numerics follow transformers' LlamaForCausalLM (RMSNorm in fp32, rotate-half RoPE with cos/sin computed
+in fp32 and cast to the model dtype, llama3 RoPE scaling), so greedy tokens match it and the fp32 reference.
+No code here imports transformers: bench/bench.py runs the same loop without the Go engine.
+"""
+
+import glob
+import json
+import math
+import os
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
+
+
+def compile_options(device, name):
+    """compile_options maps the "compile" option to torch.compile keyword arguments for a step, or None.
+
+    inductor: Inductor with gpt-fast's settings on cuda (coordinate-descent tuning turns M=1 matmuls into
+    tuned reductions that reach peak memory bandwidth, see torch/_inductor/decomposition.py: mm);
+    max-autotune: the same plus Inductor's max_autotune; aot_eager: Dynamo + AOTAutograd tracing with no
+    code generation (cheap; checks the step traces as one graph); none: plain eager ops."""
+    if name == "none":
+        return None
+    kw = {"fullgraph": True, "dynamic": False}
+    if name == "aot_eager":
+        kw["backend"] = "aot_eager"
+        return kw
+    opts = {}
+    if device.type == "cuda":
+        opts = {"coordinate_descent_tuning": True, "triton.unique_kernel_names": True}
+    if name == "max-autotune":
+        opts["max_autotune"] = True
+    if name not in ("inductor", "max-autotune"):
+        raise ValueError(f"unknown compile setting {name!r}")
+    kw["options"] = opts
+    return kw
+
+
+class Unsupported(Exception):
+    """Unsupported marks a model or request this implementation cannot serve."""
+
+
+class Config:
+    """Config holds the Llama hyper-parameters read from config.json."""
+
+    def __init__(self, d):
+        if d.get("model_type", "llama") not in ("llama",):
+            raise Unsupported(f"config.json: model_type {d.get('model_type')!r}, want llama")
+        if d.get("attention_bias") or d.get("mlp_bias"):
+            raise Unsupported("config.json: attention_bias/mlp_bias are not supported")
+        act = d.get("hidden_act", "silu")
+        if act != "silu":
+            raise Unsupported(f"config.json: hidden_act {act!r}, want silu")
+        self.vocab = int(d["vocab_size"])
+        self.dim = int(d["hidden_size"])
+        self.inter = int(d["intermediate_size"])
+        self.layers = int(d["num_hidden_layers"])
+        self.heads = int(d["num_attention_heads"])
+        self.kv_heads = int(d.get("num_key_value_heads") or self.heads)
+        self.head_dim = int(d.get("head_dim") or self.dim // self.heads)
+        self.eps = float(d.get("rms_norm_eps", 1e-6))
+        self.max_pos = int(d.get("max_position_embeddings", 2048))
+        self.tied = bool(d.get("tie_word_embeddings", False))
+        # transformers 4 writes rope_theta + rope_scaling, transformers 5 rope_parameters.
+        rope = d.get("rope_parameters") or d.get("rope_scaling") or {}
+        self.rope_theta = float(rope.get("rope_theta") or d.get("rope_theta") or 10000.0)
+        self.rope_type = rope.get("rope_type") or rope.get("type") or "default"
+        if self.rope_type not in ("default", "llama3"):
+            raise Unsupported(f"config.json: rope type {self.rope_type!r}, want default or llama3")
+        self.rope = rope
+        if self.heads % self.kv_heads:
+            raise Unsupported(f"config.json: {self.heads} heads not a multiple of {self.kv_heads} kv heads")
+
+    @classmethod
+    def from_dir(cls, path):
+        with open(os.path.join(path, "config.json")) as f:
+            return cls(json.load(f))
+
+
+def inv_freq(cfg):
+    """inv_freq returns the RoPE inverse frequencies exactly as transformers computes them (fp32)."""
+    f = 1.0 / (cfg.rope_theta ** (torch.arange(0, cfg.head_dim, 2, dtype=torch.int64).to(torch.float) / cfg.head_dim))
+    if cfg.rope_type != "llama3":
+        return f
+    factor = cfg.rope["factor"]
+    low, high = cfg.rope["low_freq_factor"], cfg.rope["high_freq_factor"]
+    old = cfg.rope.get("original_max_position_embeddings") or cfg.max_pos
+    low_wavelen, high_wavelen = old / low, old / high
+    wavelen = 2 * math.pi / f
+    g = torch.where(wavelen > low_wavelen, f / factor, f)
+    smooth = (old / wavelen - low) / (high - low)
+    smoothed = (1 - smooth) * g / factor + smooth * g
+    medium = ~(wavelen < high_wavelen) * ~(wavelen > low_wavelen)
+    return torch.where(medium, smoothed, g)
+
+
+def rope_tables(cfg, seq, dtype):
+    """rope_tables returns cos and sin [seq, head_dim] for positions 0..seq-1, computed in fp32, cast to dtype."""
+    pos = torch.arange(seq, dtype=torch.float32)
+    freqs = torch.outer(pos, inv_freq(cfg))
+    emb = torch.cat((freqs, freqs), dim=-1)
+    return emb.cos().to(dtype), emb.sin().to(dtype)
+
+
+def rms_norm(x, w, eps):
+    dt = x.dtype
+    x = x.to(torch.float32)
+    x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
+    return w * x.to(dt)
+
+
+def rotate_half(x):
+    h = x.shape[-1] // 2
+    return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
+
+
+def frozen(t):
+    return nn.Parameter(t, requires_grad=False)
+
+
+class Block(nn.Module):
+    """Block is one decoder layer with fused qkv and gate/up weights."""
+
+    def __init__(self, cfg, wqkv, wo, w13, w2, n1, n2):
+        super().__init__()
+        self.cfg = cfg
+        self.wqkv, self.wo, self.w13, self.w2 = frozen(wqkv), frozen(wo), frozen(w13), frozen(w2)
+        self.n1, self.n2 = frozen(n1), frozen(n2)
+
+    def forward(self, x, cos, sin, mask, pos, kc, vc):
+        c = self.cfg
+        b, t, _ = x.shape
+        h = rms_norm(x, self.n1, c.eps)
+        q, k, v = F.linear(h, self.wqkv).split([c.heads * c.head_dim, c.kv_heads * c.head_dim, c.kv_heads * c.head_dim], dim=-1)
+        q = q.view(b, t, c.heads, c.head_dim).transpose(1, 2)
+        k = k.view(b, t, c.kv_heads, c.head_dim).transpose(1, 2)
+        v = v.view(b, t, c.kv_heads, c.head_dim).transpose(1, 2)
+        q = q * cos + rotate_half(q) * sin
+        k = k * cos + rotate_half(k) * sin
+        # Static cache, written in place at the device-side positions (Inductor re-inplaces index_put).
+        kc[:, :, pos] = k
+        vc[:, :, pos] = v
+        # Grouped-query attention without repeating K/V: the g query heads of each KV head become g*t rows.
+        g = c.heads // c.kv_heads
+        q = q.reshape(b, c.kv_heads, g * t, c.head_dim)
+        m = mask.repeat(g, 1) if g > 1 else mask
+        y = F.scaled_dot_product_attention(q, kc, vc, attn_mask=m)
+        # reshape, not view: SDPA kernels (e.g. CUDA mem-efficient) may return a transposed, non-contiguous layout.
+        y = y.reshape(b, c.heads, t, c.head_dim).transpose(1, 2).reshape(b, t, c.heads * c.head_dim)
+        x = x + F.linear(y, self.wo)
+        h = rms_norm(x, self.n2, c.eps)
+        gate, up = F.linear(h, self.w13).chunk(2, dim=-1)
+        return x + F.linear(F.silu(gate) * up, self.w2)
+
+
+class Llama(nn.Module):
+    """Llama is the model; forward returns the logits of the last position only, [batch, vocab]."""
+
+    def __init__(self, cfg, embed, blocks, norm, lm_head, max_seq):
+        super().__init__()
+        self.cfg = cfg
+        self.max_seq = max_seq
+        self.embed = frozen(embed)
+        self.blocks = nn.ModuleList(blocks)
+        self.norm = frozen(norm)
+        self.lm_head = self.embed if lm_head is None else frozen(lm_head)
+        cos, sin = rope_tables(cfg, max_seq, embed.dtype)
+        self.register_buffer("cos", cos.to(embed.device), persistent=False)
+        self.register_buffer("sin", sin.to(embed.device), persistent=False)
+        causal = torch.tril(torch.ones(max_seq, max_seq, dtype=torch.bool))
+        self.register_buffer("causal", causal.to(embed.device), persistent=False)
+
+    def forward(self, idx, pos, caches):
+        x = F.embedding(idx, self.embed)
+        cos, sin, mask = self.cos[pos], self.sin[pos], self.causal[pos]
+        for blk, (kc, vc) in zip(self.blocks, caches):
+            x = blk(x, cos, sin, mask, pos, kc, vc)
+        x = rms_norm(x[:, -1, :], self.norm, self.cfg.eps)
+        return F.linear(x, self.lm_head)
+
+    def new_caches(self, batch):
+        c = self.cfg
+        shape = (batch, c.kv_heads, self.max_seq, c.head_dim)
+        kw = dict(dtype=self.embed.dtype, device=self.embed.device)
+        return [(torch.zeros(shape, **kw), torch.zeros(shape, **kw)) for _ in range(c.layers)]
+
+
+def shard_files(path):
+    """shard_files lists the model's safetensors files (single file or an index's shards)."""
+    index = os.path.join(path, "model.safetensors.index.json")
+    if os.path.exists(index):
+        with open(index) as f:
+            return [os.path.join(path, s) for s in sorted(set(json.load(f)["weight_map"].values()))]
+    files = sorted(glob.glob(os.path.join(path, "*.safetensors")))
+    if not files:
+        raise FileNotFoundError(f"{path}: no *.safetensors files")
+    return files
+
+
+def load_host(path, dtype):
+    """load_host reads the weights into host memory as dtype with fused layouts; returns (cfg, tensors, params)."""
+    from safetensors.torch import load_file
+
+    cfg = Config.from_dir(path)
+    raw = {}
+    for f in shard_files(path):
+        raw.update(load_file(f, device="cpu"))
+
+    def take(name):
+        try:
+            t = raw.pop(name)
+        except KeyError:
+            raise KeyError(f"{path}: tensor {name} missing") from None
+        return t.to(dtype)
+
+    params = sum(t.numel() for t in raw.values())
+    out = {"embed": take("model.embed_tokens.weight"), "norm": take("model.norm.weight"), "blocks": []}
+    if "lm_head.weight" in raw and not cfg.tied:
+        out["lm_head"] = take("lm_head.weight")
+    else:
+        raw.pop("lm_head.weight", None)
+        out["lm_head"] = None
+    for i in range(cfg.layers):
+        p = f"model.layers.{i}."
+        wqkv = torch.cat([take(p + "self_attn.q_proj.weight"), take(p + "self_attn.k_proj.weight"), take(p + "self_attn.v_proj.weight")])
+        w13 = torch.cat([take(p + "mlp.gate_proj.weight"), take(p + "mlp.up_proj.weight")])
+        out["blocks"].append(dict(wqkv=wqkv, wo=take(p + "self_attn.o_proj.weight"), w13=w13, w2=take(p + "mlp.down_proj.weight"),
+                                  n1=take(p + "input_layernorm.weight"), n2=take(p + "post_attention_layernorm.weight")))
+    leftover = [k for k in raw if not k.endswith("rotary_emb.inv_freq")]
+    if leftover:
+        raise Unsupported(f"{path}: unexpected tensors {leftover[:5]}")
+    return cfg, out, params
+
+
+def build(cfg, host, device, max_seq):
+    """build moves host tensors to device and returns the Llama module."""
+    dev = lambda t: None if t is None else t.to(device, non_blocking=False)
+    blocks = [Block(cfg, **{k: dev(v) for k, v in b.items()}) for b in host["blocks"]]
+    return Llama(cfg, dev(host["embed"]), blocks, dev(host["norm"]), dev(host["lm_head"]), max_seq)
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class Session:
+    """Session is the static decode state for one batch size: KV caches, the token and position buffers, and
+    the decode step (plain, compiled, and/or captured in a CUDA graph).
+
+    The decode step reads the current token from self.tok and its position from self.pos, writes the argmax
+    back into self.tok and advances self.pos, all on the device: a replay needs no host input at all."""
+
+    def __init__(self, model, batch, device):
+        self.model, self.batch, self.device = model, batch, device
+        self.caches = model.new_caches(batch)
+        self.tok = torch.zeros((batch, 1), dtype=torch.long, device=device)
+        self.pos = torch.zeros((1,), dtype=torch.long, device=device)
+        self.graph = None
+        self.step_fn = self._step
+        self.ring = torch.empty((0, batch), dtype=torch.long)
+
+    def ensure_ring(self, n):
+        """ensure_ring sizes the host buffer the tokens are copied into (pinned on cuda, so copies are async)."""
+        if self.ring.shape[0] < n:
+            self.ring = torch.zeros((n, self.batch), dtype=torch.long, pin_memory=self.device.type == "cuda")
+
+    def _step(self, tok, pos, caches):
+        nxt = torch.argmax(self.model(tok, pos, caches), dim=-1)
+        tok.copy_(nxt.unsqueeze(1))
+        pos.add_(1)
+
+    def compile(self, kw):
+        self.step_fn = torch.compile(self._step, **kw)
+
+    def step(self):
+        if self.graph is not None:
+            self.graph.replay()
+        else:
+            self.step_fn(self.tok, self.pos, self.caches)
+
+    def warm_and_capture(self, graph, warm_steps=3):
+        """warm_and_capture runs the step a few times (compiling it, loading kernels) and, if graph, captures one
+        step into a CUDA graph. Cache contents are garbage afterwards; prefill overwrites what decode reads."""
+        start = 0  # max_seq >= 64 > warm_steps: every position stays inside the cache
+        if graph:
+            s = torch.cuda.Stream(self.device)
+            s.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(s):
+                self.pos.fill_(start)
+                for _ in range(warm_steps):
+                    self.step_fn(self.tok, self.pos, self.caches)
+            torch.cuda.current_stream(self.device).wait_stream(s)
+            sync(self.device)
+            self.pos.fill_(start)
+            g = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(g):
+                self.step_fn(self.tok, self.pos, self.caches)
+            sync(self.device)
+            self.graph = g
+            # Check the graph replays (and leaves a sane state) before anyone times it.
+            self.pos.fill_(start)
+            g.replay()
+            sync(self.device)
+        else:
+            self.pos.fill_(start)
+            for _ in range(warm_steps):
+                self.step_fn(self.tok, self.pos, self.caches)
+            sync(self.device)
+
+
+class _HostFence:
+    """_HostFence stands in for a CUDA event on the CPU, where every op has finished when it returns."""
+
+    def record(self):
+        pass
+
+    def synchronize(self):
+        pass
+
+
+class Decoder:
+    """Decoder runs greedy generation with the static-cache loop: prefill, then one decode step per token.
+
+    Each step's token is copied to (pinned) host memory and a fence event recorded behind the copy; the token
+    is stamped (perf_counter_ns) when the host has waited on that fence, i.e. when it is on the host. With
+    lookahead=1 (the default on cuda) the host queues step i+1 before waiting for token i, so the device never
+    idles while the host reads a token; step i+1 needs nothing from the host (its input token and position are
+    on the device). With lookahead=0 (cpu) each token is waited for right after its step."""
+
+    def __init__(self, model, device, compile_decode, compile_prefill, cuda_graph, device_events, lookahead=None):
+        self.model, self.device = model, device
+        self.compile_decode, self.compile_prefill = compile_decode, compile_prefill
+        self.cuda_graph, self.device_events = cuda_graph, device_events
+        self.lookahead = (1 if device.type == "cuda" else 0) if lookahead is None else lookahead
+        self.sessions = {}
+        self.fences = []
+        self.start_event = torch.cuda.Event(enable_timing=True) if device_events else None
+        self.prefill_fn = self._prefill
+        if compile_prefill is not None:
+            self.prefill_fn = torch.compile(self._prefill, **compile_prefill)
+
+    def _prefill(self, ids, pos, caches):
+        return torch.argmax(self.model(ids, pos, caches), dim=-1)
+
+    def ensure_fences(self, n):
+        """ensure_fences pre-creates n fence events, so creating them never lands in a token time."""
+        while len(self.fences) < n:
+            if self.device.type == "cuda":
+                self.fences.append(torch.cuda.Event(enable_timing=self.device_events))
+            else:
+                self.fences.append(_HostFence())
+
+    def prepare(self, batch, prompt_lens, max_new=1):
+        """prepare builds the session for batch (compile + graph capture) and compiles prefill for each prompt
+        length, so no timed iteration pays for compilation."""
+        self.ensure_fences(max_new)
+        s = Session(self.model, batch, self.device)
+        if self.compile_decode is not None:
+            s.compile(self.compile_decode)
+        s.warm_and_capture(self.cuda_graph)
+        s.ensure_ring(max_new)
+        self.sessions[batch] = s
+        if self.compile_prefill is not None:
+            for n in sorted(set(prompt_lens)):
+                ids = torch.zeros((batch, n), dtype=torch.long, device=self.device)
+                for _ in range(2):
+                    self.prefill_fn(ids, torch.arange(n, device=self.device), s.caches)
+        sync(self.device)
+
+    def generate(self, prompt, batch, n_new, t0):
+        """generate returns (steps, token_ns, device_token_ns): steps[i] holds the batch's i-th output ids,
+        token_ns[i] the perf_counter_ns offset from t0 when they were on the host, device_token_ns[i] (cuda)
+        the same from CUDA events, counted from an event recorded at the start."""
+        s = self.sessions.get(batch)
+        if s is None:
+            self.prepare(batch, [len(prompt)], n_new)
+            s = self.sessions[batch]
+        dev = self.device
+        n = len(prompt)
+        if n + n_new > self.model.max_seq:
+            raise Unsupported(f"prompt {n} + {n_new} new tokens > static cache {self.model.max_seq}")
+        self.ensure_fences(n_new)
+        s.ensure_ring(n_new)
+        fences, ring, lag = self.fences, s.ring, self.lookahead
+        times = [0] * n_new
+
+        def emit(j):
+            fences[j].synchronize()
+            times[j] = time.perf_counter_ns() - t0
+
+        if self.start_event is not None:
+            self.start_event.record()
+        ids = torch.tensor([prompt] * batch, dtype=torch.long, device=dev)
+        nxt = self.prefill_fn(ids, torch.arange(n, device=dev), s.caches)
+        s.tok.copy_(nxt.unsqueeze(1))
+        s.pos.fill_(n)
+        ring[0].copy_(nxt, non_blocking=True)
+        fences[0].record()
+        if not lag:
+            emit(0)
+        tok = s.tok.view(-1)
+        for i in range(1, n_new):
+            s.step()
+            ring[i].copy_(tok, non_blocking=True)
+            fences[i].record()
+            emit(i - lag)
+        if lag:
+            emit(n_new - 1)
+        steps = ring[:n_new].tolist()
+        dev_ns = None
+        if self.device_events:
+            dev_ns = [int(round(self.start_event.elapsed_time(f) * 1e6)) for f in fences[:n_new]]
+        return steps, times, dev_ns
