@@ -39,6 +39,11 @@ const bestPractice = "lm.rs-style engine written here (upstream samuel-vitorino/
 	"batched chunks, then one token per step, greedy argmax (lowest index on ties). All activations are f32 " +
 	"whatever dtype the request names (settings.requested_dtype)."
 
+// bridgeLib is the hash of the Rust static library linked in, set by scripts/build-lmrs.sh (-X): it is also what
+// makes Go relink when only the library changed (Go does not track files named in #cgo LDFLAGS, and a binary it
+// considers up to date is not rewritten).
+var bridgeLib string
+
 type engine struct{}
 
 func (engine) Info() protocol.Info {
@@ -57,6 +62,9 @@ func (engine) Info() protocol.Info {
 			StreamingTimestamps: true,
 		},
 		Versions: map[string]string{"go": runtime.Version()},
+	}
+	if bridgeLib != "" {
+		info.Versions["bridge_lib_sha256"] = bridgeLib
 	}
 	v, err := bridge.Versions()
 	if err != nil {

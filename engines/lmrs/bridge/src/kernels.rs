@@ -61,11 +61,18 @@ pub enum W<'a> {
     Q4 { q: &'a [u8], s: &'a [f32], gs: usize },
 }
 
-/// X is the input rows: f32 for f32 weights, int8 + per-group scales for quantized ones.
+/// X is the input rows: f32 for f32 weights, int8 + per-group scales for quantized ones. The quantized input also
+/// carries what the AVX-512 VNNI kernels need (see quant::act_extras): u = q + 128 as unsigned bytes (vpdpbusd
+/// multiplies unsigned by signed bytes) and sum8 = 8·Σq per group (Q4_0's −8 offset folded out of the loop).
 #[derive(Clone, Copy)]
 pub enum X<'a> {
     F32(&'a [f32]),
-    Q8 { q: &'a [i8], s: &'a [f32] },
+    Q8 {
+        q: &'a [i8],
+        s: &'a [f32],
+        u: &'a [u8],
+        sum8: &'a [i32],
+    },
 }
 
 #[inline(always)]
@@ -155,7 +162,7 @@ unsafe fn run_rows<const AVX2: bool>(w: W, x: X, t: Rows) {
         for b in 0..t.n {
             let v = match (w, x) {
                 (W::F32(wv), X::F32(xv)) => dot_f32(&wv[r * c..(r + 1) * c], &xv[b * c..(b + 1) * c]),
-                (W::Q8 { q, s, gs }, X::Q8 { q: xq, s: xs }) => {
+                (W::Q8 { q, s, gs }, X::Q8 { q: xq, s: xs, .. }) => {
                     let g = c / gs;
                     let (wq, ws) = (&q[r * c..(r + 1) * c], &s[r * g..(r + 1) * g]);
                     let (xq, xs) = (&xq[b * c..(b + 1) * c], &xs[b * g..(b + 1) * g]);
@@ -167,7 +174,7 @@ unsafe fn run_rows<const AVX2: bool>(w: W, x: X, t: Rows) {
                         dot_q8::<16>(wq, ws, xq, xs, gs)
                     }
                 }
-                (W::Q4 { q, s, gs }, X::Q8 { q: xq, s: xs }) => {
+                (W::Q4 { q, s, gs }, X::Q8 { q: xq, s: xs, .. }) => {
                     let g = c / gs;
                     let (wq, ws) = (&q[r * c / 2..(r + 1) * c / 2], &s[r * g..(r + 1) * g]);
                     let (xq, xs) = (&xq[b * c..(b + 1) * c], &xs[b * g..(b + 1) * g]);
@@ -186,10 +193,143 @@ unsafe fn run_rows<const AVX2: bool>(w: W, x: X, t: Rows) {
     }
 }
 
+/// run_rows_avx512 takes the VNNI kernels for Q8_0 (group size a multiple of 64) and Q4_0 (group size 64), four
+/// weight rows at a time; everything else runs the AVX2 code compiled for this target.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
 unsafe fn run_rows_avx512(w: W, x: X, t: Rows) {
-    run_rows::<true>(w, x, t)
+    match (w, x) {
+        (W::Q8 { q, s, gs }, X::Q8 { s: xs, u, .. }) if gs % 64 == 0 && t.cols % gs == 0 => {
+            let (c, g) = (t.cols, t.cols / gs);
+            assert!(q.len() >= t.r1 * c && s.len() >= t.r1 * g && u.len() >= t.n * c && xs.len() >= t.n * g);
+            let (qp, sp) = (q.as_ptr(), s.as_ptr());
+            let mut r = t.r0;
+            while r < t.r1 {
+                let k = if t.r1 - r >= 4 { 4 } else { 1 };
+                for b in 0..t.n {
+                    let (xu, xsb) = (u.as_ptr().add(b * c), xs.as_ptr().add(b * g));
+                    let o = t.out.add(b * t.out_stride + r);
+                    if k == 4 {
+                        let w4 = [0, 1, 2, 3].map(|i| qp.add((r + i) * c));
+                        let s4 = [0, 1, 2, 3].map(|i| sp.add((r + i) * g));
+                        let v = vnni::q8::<4>(w4, s4, xu, xsb, g, gs);
+                        for (i, v) in v.into_iter().enumerate() {
+                            *o.add(i) = v;
+                        }
+                    } else {
+                        *o = vnni::q8::<1>([qp.add(r * c)], [sp.add(r * g)], xu, xsb, g, gs)[0];
+                    }
+                }
+                r += k;
+            }
+        }
+        (W::Q4 { q, s, gs }, X::Q8 { q: xq, s: xs, sum8, .. }) if gs == 64 && t.cols % 64 == 0 => {
+            let (c, g) = (t.cols, t.cols / 64);
+            assert!(q.len() >= t.r1 * c / 2 && s.len() >= t.r1 * g && xq.len() >= t.n * c && xs.len() >= t.n * g);
+            assert!(sum8.len() >= t.n * g);
+            let (qp, sp) = (q.as_ptr(), s.as_ptr());
+            let mut r = t.r0;
+            while r < t.r1 {
+                let k = if t.r1 - r >= 4 { 4 } else { 1 };
+                for b in 0..t.n {
+                    let (xp, xsb, x8) = (xq.as_ptr().add(b * c), xs.as_ptr().add(b * g), sum8.as_ptr().add(b * g));
+                    let o = t.out.add(b * t.out_stride + r);
+                    if k == 4 {
+                        let w4 = [0, 1, 2, 3].map(|i| qp.add((r + i) * c / 2));
+                        let s4 = [0, 1, 2, 3].map(|i| sp.add((r + i) * g));
+                        let v = vnni::q4_64::<4>(w4, s4, xp, xsb, x8, g);
+                        for (i, v) in v.into_iter().enumerate() {
+                            *o.add(i) = v;
+                        }
+                    } else {
+                        *o = vnni::q4_64::<1>([qp.add(r * c / 2)], [sp.add(r * g)], xp, xsb, x8, g)[0];
+                    }
+                }
+                r += k;
+            }
+        }
+        _ => run_rows::<true>(w, x, t),
+    }
+}
+
+/// vnni holds the AVX-512 VNNI int8 dot products: vpdpbusd multiplies 64 unsigned by 64 signed bytes and adds
+/// the products in groups of four to 16 i32 lanes, one instruction for what AVX2 needs four for (sign, sign,
+/// maddubs, madd). Each call works on R weight rows against one input row, so the input's bytes are loaded once
+/// per R rows and the R accumulator chains run independently; a row's result does not depend on R (the same
+/// operations in the same order), so the output does not depend on how rows are split among threads.
+#[cfg(target_arch = "x86_64")]
+mod vnni {
+    use std::arch::x86_64::*;
+
+    /// q8 is Σ_groups ws·xs·Σ w·x for Q8_0 weights, gs a multiple of 64. The input comes as u = x + 128 (unsigned),
+    /// so Σ u·w = Σ x·w + 128·Σ w: a second vpdpbusd of 128s against the weights takes the offset back out.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+    #[inline]
+    pub unsafe fn q8<const R: usize>(
+        w: [*const i8; R],
+        ws: [*const f32; R],
+        xu: *const u8,
+        xs: *const f32,
+        groups: usize,
+        gs: usize,
+    ) -> [f32; R] {
+        let c80 = _mm512_set1_epi8(-128);
+        let mut acc = [_mm512_setzero_ps(); R];
+        for g in 0..groups {
+            let mut dot = [_mm512_setzero_si512(); R];
+            let mut off = [_mm512_setzero_si512(); R];
+            let mut c = g * gs;
+            let end = c + gs;
+            while c < end {
+                let xv = _mm512_loadu_si512(xu.add(c) as *const _);
+                for i in 0..R {
+                    let wv = _mm512_loadu_si512(w[i].add(c) as *const _);
+                    dot[i] = _mm512_dpbusd_epi32(dot[i], xv, wv);
+                    off[i] = _mm512_dpbusd_epi32(off[i], c80, wv);
+                }
+                c += 64;
+            }
+            let xsg = *xs.add(g);
+            for i in 0..R {
+                let d = _mm512_set1_ps(*ws[i].add(g) * xsg);
+                acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(dot[i], off[i])), d, acc[i]);
+            }
+        }
+        acc.map(|a| _mm512_reduce_add_ps(a))
+    }
+
+    /// q4_64 is the Q4_0 dot product for groups of 64 (32 bytes: low nibbles are x[0..32], high nibbles x[32..64]):
+    /// the nibbles (0..15, unsigned) go straight into vpdpbusd against the signed input, and the −8 offset comes
+    /// out once per group as 8·Σx (sum8, computed with the input's quantization).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+    #[inline]
+    pub unsafe fn q4_64<const R: usize>(
+        w: [*const u8; R],
+        ws: [*const f32; R],
+        xq: *const i8,
+        xs: *const f32,
+        sum8: *const i32,
+        groups: usize,
+    ) -> [f32; R] {
+        let mask = _mm512_set1_epi8(0x0f);
+        // Shift the upper 256 bits (the copy that supplies the high nibbles) right by 4 in every 16-bit lane.
+        let shift = _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0);
+        let mut acc = [_mm512_setzero_ps(); R];
+        for g in 0..groups {
+            let xv = _mm512_loadu_si512(xq.add(g * 64) as *const _);
+            // Σ (n−8)·x = Σ n·x − 8·Σ x: 8·Σ x in lane 0, zeros elsewhere, subtracted in i32 (exact).
+            let x8 = _mm512_zextsi128_si512(_mm_cvtsi32_si128(*sum8.add(g)));
+            let xsg = *xs.add(g);
+            for i in 0..R {
+                let b = _mm512_broadcast_i64x4(_mm256_loadu_si256(w[i].add(g * 32) as *const __m256i));
+                let nib = _mm512_and_si512(_mm512_srlv_epi64(b, shift), mask);
+                let dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), nib, xv);
+                let d = _mm512_set1_ps(*ws[i].add(g) * xsg);
+                acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(dot, x8)), d, acc[i]);
+            }
+        }
+        acc.map(|a| _mm512_reduce_add_ps(a))
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -310,7 +450,7 @@ mod tests {
 
     #[test]
     fn every_isa_agrees_with_the_naive_sums() {
-        let (rows_n, cols, gs) = (5, 192, 64);
+        let (rows_n, cols, gs) = (7, 192, 64);
         let w = data(rows_n * cols, 1);
         let x = data(2 * cols, 7);
         let mut q8 = vec![0i8; w.len()];
@@ -322,6 +462,8 @@ mod tests {
         let mut xq = vec![0i8; x.len()];
         let mut xs = vec![0f32; x.len() / gs];
         quant::quantize_act(&x, gs, &mut xq, &mut xs);
+        let (mut xu, mut x8) = (vec![0u8; x.len()], vec![0i32; x.len() / gs]);
+        quant::act_extras(&xq, gs, &mut xu, &mut x8);
         // The quantized kernels must equal the exact dot product of the dequantized operands.
         let (mut w8, mut w4, mut xd) = (vec![0f32; w.len()], vec![0f32; w.len()], vec![0f32; x.len()]);
         quant::dequantize_q8(&q8, &s, gs, &mut w8);
@@ -329,13 +471,38 @@ mod tests {
         quant::dequantize_q8(&xq, &xs, gs, &mut xd);
         let mut isas = vec![Isa::Generic];
         if Isa::detect() != Isa::Generic {
-            isas.push(Isa::detect());
+            isas.push(Isa::Avx2);
+        }
+        if Isa::detect() == Isa::Avx512 {
+            isas.push(Isa::Avx512);
         }
         for isa in isas {
             for (name, wv, xv, wd, xdv) in [
                 ("f32", W::F32(&w), X::F32(&x), &w, &x),
-                ("q8_0", W::Q8 { q: &q8, s: &s, gs }, X::Q8 { q: &xq, s: &xs }, &w8, &xd),
-                ("q4_0", W::Q4 { q: &q4, s: &s4, gs }, X::Q8 { q: &xq, s: &xs }, &w4, &xd),
+                (
+                    "q8_0",
+                    W::Q8 { q: &q8, s: &s, gs },
+                    X::Q8 {
+                        q: &xq,
+                        s: &xs,
+                        u: &xu,
+                        sum8: &x8,
+                    },
+                    &w8,
+                    &xd,
+                ),
+                (
+                    "q4_0",
+                    W::Q4 { q: &q4, s: &s4, gs },
+                    X::Q8 {
+                        q: &xq,
+                        s: &xs,
+                        u: &xu,
+                        sum8: &x8,
+                    },
+                    &w4,
+                    &xd,
+                ),
             ] {
                 let mut out = vec![0f32; 2 * rows_n];
                 let t = Rows {

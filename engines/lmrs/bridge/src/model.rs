@@ -67,6 +67,58 @@ pub struct Engine {
     threads: usize,
     isa: Isa,
     cancel: AtomicBool,
+    prof: Option<Prof>,
+}
+
+/// isa_from_env is Isa::detect(), or a lower instruction set named by CIB_LMRS_ISA (avx2, generic), to measure
+/// the kernels against each other in the same binary.
+fn isa_from_env() -> Result<Isa, Error> {
+    let best = Isa::detect();
+    match std::env::var("CIB_LMRS_ISA").as_deref() {
+        Err(_) | Ok("") => Ok(best),
+        Ok("generic") => Ok(Isa::Generic),
+        Ok("avx2") if best != Isa::Generic => Ok(Isa::Avx2),
+        Ok("avx512") if best == Isa::Avx512 => Ok(Isa::Avx512),
+        Ok(v) => Err(Error::BadArg(format!(
+            "CIB_LMRS_ISA={v}: want avx512, avx2 or generic, at most this CPU's best ({})",
+            best.name()
+        ))),
+    }
+}
+
+/// PHASES names forward's phases for CIB_LMRS_PROFILE.
+const PHASES: [&str; 9] = [
+    "embed+rope tables",
+    "norms+residual",
+    "qkv matmul",
+    "rope+kv+attention",
+    "o matmul",
+    "gate/up matmul",
+    "swiglu",
+    "down matmul",
+    "lm_head",
+];
+
+/// Prof accumulates ns per phase (CIB_LMRS_PROFILE=1 at load; off otherwise: no clock reads).
+struct Prof([std::sync::atomic::AtomicU64; 9]);
+
+impl Prof {
+    fn from_env() -> Option<Prof> {
+        (std::env::var("CIB_LMRS_PROFILE").as_deref() == Ok("1")).then(|| Prof(Default::default()))
+    }
+}
+
+/// Tick marks phase boundaries in forward.
+struct Tick<'a>(Option<(&'a Prof, Instant)>);
+
+impl Tick<'_> {
+    fn lap(&mut self, phase: usize) {
+        if let Some((p, t)) = &mut self.0 {
+            let now = Instant::now();
+            p.0[phase].fetch_add((now - *t).as_nanos() as u64, Ordering::Relaxed);
+            *t = now;
+        }
+    }
 }
 
 fn ns(t: Instant) -> i64 {
@@ -174,7 +226,7 @@ impl Engine {
         let b = image.bytes();
         let h = Header::decode(b).map_err(|e| Error::Load(e.to_string()))?;
         let layout = h.layout();
-        let isa = Isa::detect();
+        let isa = isa_from_env()?;
         let stored = format::stored_checksum(b);
         loaded.params = params(&h);
         loaded.settings = vec![
@@ -211,8 +263,49 @@ impl Engine {
             threads,
             isa,
             cancel: AtomicBool::new(false),
+            prof: Prof::from_env(),
         };
         Ok((engine, loaded))
+    }
+
+    /// from_image builds an engine on an image already in memory (benchmarks: examples/decode.rs).
+    pub fn from_image(image: Image, threads: usize) -> Result<Engine, Error> {
+        let h = Header::decode(image.bytes()).map_err(|e| Error::Load(e.to_string()))?;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(|e| Error::Load(format!("create thread pool of {threads}: {e}")))?;
+        Ok(Engine {
+            inv_freq: inv_freq(&h),
+            layout: h.layout(),
+            h,
+            image,
+            pool,
+            threads,
+            isa: isa_from_env()?,
+            cancel: AtomicBool::new(false),
+            prof: Prof::from_env(),
+        })
+    }
+
+    /// into_image gives the image back (benchmarks: one image, several thread counts).
+    pub fn into_image(self) -> Image {
+        self.image
+    }
+
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// profile is the time forward spent per phase since load, in ns, when CIB_LMRS_PROFILE=1 was set at load.
+    pub fn profile(&self) -> Option<Vec<(&'static str, u64)>> {
+        self.prof.as_ref().map(|p| {
+            PHASES
+                .iter()
+                .zip(&p.0)
+                .map(|(n, v)| (*n, v.load(Ordering::Relaxed)))
+                .collect()
+        })
     }
 
     pub fn vocab(&self) -> usize {
@@ -292,6 +385,10 @@ impl Engine {
                 out_ns[step] = ns(start);
                 out_ids[step * batch..(step + 1) * batch].copy_from_slice(&last);
             }
+            if let Some(p) = self.profile() {
+                let ms: Vec<String> = p.iter().map(|(n, v)| format!("{n} {:.1}", *v as f64 / 1e6)).collect();
+                eprintln!("lmrs profile (ms since load): {}", ms.join("; "));
+            }
             Ok(())
         })
     }
@@ -350,7 +447,9 @@ impl Engine {
             } else {
                 quant::quantize_act(&x[..n * cols], gs, q, s);
             }
-            X::Q8 { q, s }
+            let (u, s8) = (&mut st.xu[..n * cols], &mut st.x8[..n * cols / gs]);
+            quant::act_extras(q, gs, u, s8);
+            X::Q8 { q, s, u, sum8: s8 }
         };
         let total: usize = segs.iter().map(|(s, _)| s.rows).sum();
         let block = total.div_ceil(self.threads * 4).next_multiple_of(4).max(4);
@@ -394,6 +493,7 @@ impl Engine {
         let batch = rows / ct;
         let half = hd / 2;
         let eps = h.rms_eps as f32;
+        let mut tk = Tick(self.prof.as_ref().map(|p| (p, Instant::now())));
         for (r, &id) in tokens.iter().enumerate() {
             self.embed(id as usize, &mut st.x[r * d..(r + 1) * d]);
         }
@@ -405,6 +505,7 @@ impl Engine {
                 st.sin[j * half + i] = (a as f64).sin() as f32;
             }
         }
+        tk.lap(0);
         for (li, l) in self.layout.layers.iter().enumerate() {
             let l: &LayerSlots = l;
             rms_norm(
@@ -414,6 +515,7 @@ impl Engine {
                 d,
                 eps,
             );
+            tk.lap(1);
             self.matmul(
                 &mut st.scratch,
                 &st.xn,
@@ -421,6 +523,7 @@ impl Engine {
                 d,
                 &mut [(&l.wq, &mut st.q[..]), (&l.wk, &mut st.k[..]), (&l.wv, &mut st.v[..])],
             );
+            tk.lap(2);
             for r in 0..rows {
                 let (b, j) = (r / ct, r % ct);
                 let (cs, sn) = (&st.cos[j * half..(j + 1) * half], &st.sin[j * half..(j + 1) * half]);
@@ -435,10 +538,13 @@ impl Engine {
                 st.vc[li][off..off + kvd].copy_from_slice(&st.v[r * kvd..(r + 1) * kvd]);
             }
             self.attention(st, li, rows, ct, start);
+            tk.lap(3);
             self.matmul(&mut st.scratch, &st.att, rows, qd, &mut [(&l.wo, &mut st.tmp[..])]);
+            tk.lap(4);
             add(&mut st.x[..rows * d], &st.tmp[..rows * d]);
 
             rms_norm(&mut st.xn[..rows * d], &st.x[..rows * d], self.vec(&l.mlp_norm), d, eps);
+            tk.lap(1);
             self.matmul(
                 &mut st.scratch,
                 &st.xn,
@@ -446,11 +552,15 @@ impl Engine {
                 d,
                 &mut [(&l.gate, &mut st.gate[..]), (&l.up, &mut st.up[..])],
             );
+            tk.lap(5);
             swiglu(&mut st.gate[..rows * hid], &st.up[..rows * hid]);
+            tk.lap(6);
             self.matmul(&mut st.scratch, &st.gate, rows, hid, &mut [(&l.down, &mut st.tmp[..])]);
+            tk.lap(7);
             add(&mut st.x[..rows * d], &st.tmp[..rows * d]);
         }
         if !last {
+            tk.lap(1);
             return;
         }
         for b in 0..batch {
@@ -471,6 +581,7 @@ impl Engine {
             d,
             &mut [(&lm_head, &mut st.logits[..])],
         );
+        tk.lap(8);
     }
 
     /// attention is causal attention over the KV cache for every (row, head), in parallel, with the reference
@@ -541,6 +652,8 @@ pub fn params(h: &Header) -> i64 {
 struct Scratch {
     xq: Vec<i8>,
     xs: Vec<f32>,
+    xu: Vec<u8>,
+    x8: Vec<i32>,
 }
 
 /// State is one generation's KV cache and activations, allocated up front.
@@ -595,6 +708,8 @@ impl State {
             scratch: Scratch {
                 xq: vec![0; rows * widest],
                 xs: vec![0.0; rows * widest / 16],
+                xu: vec![0; rows * widest],
+                x8: vec![0; rows * widest / 16],
             },
         })
     }

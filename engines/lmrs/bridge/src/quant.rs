@@ -55,6 +55,19 @@ pub fn quantize_act(x: &[f32], gs: usize, q: &mut [i8], s: &mut [f32]) {
     }
 }
 
+/// act_extras derives what the AVX-512 VNNI kernels take besides q: u = q + 128 as unsigned bytes and
+/// sum8 = 8·Σq per group of gs.
+pub fn act_extras(q: &[i8], gs: usize, u: &mut [u8], sum8: &mut [i32]) {
+    for ((qg, ug), s) in q.chunks_exact(gs).zip(u.chunks_exact_mut(gs)).zip(sum8.iter_mut()) {
+        let mut t = 0i32;
+        for (uv, &v) in ug.iter_mut().zip(qg) {
+            *uv = (v as u8) ^ 0x80;
+            t += v as i32;
+        }
+        *s = 8 * t;
+    }
+}
+
 /// dequantize_q8 writes the f32 values of one quantized row.
 pub fn dequantize_q8(q: &[i8], s: &[f32], gs: usize, out: &mut [f32]) {
     for ((qg, og), &d) in q.chunks_exact(gs).zip(out.chunks_exact_mut(gs)).zip(s) {
