@@ -17,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/cuda-inference-benchmarks/cib/protocol"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/bench"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/config"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/engine"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/results"
@@ -293,7 +294,7 @@ func suiteCmd(c *ucli.Context, e *env) error {
 }
 
 func stopAfterErr(d time.Duration) error {
-	return fmt.Errorf("--stop-after %s reached", d)
+	return fmt.Errorf("--stop-after %s reached: %w", d, bench.ErrStopped)
 }
 
 // suiteOverrides applies --engines, --launches, --iterations and --warmup to

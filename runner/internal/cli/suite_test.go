@@ -188,3 +188,34 @@ func TestSuite(t *testing.T) {
 	require.NoError(t, err)
 	require.NotContains(t, string(b), suite.StatusPending)
 }
+
+// TestSuiteStopAfter: a time budget ends the suite between launches — no
+// launch cut short, exit 130 with the resume command — and a resume without
+// one finishes it.
+func TestSuiteStopAfter(t *testing.T) {
+	bin := testbin.Dir(t)
+	work := t.TempDir()
+	root := filepath.Join(work, "results")
+	cfgPath, err := filepath.Abs("../../../configs/suite-cpu.yaml")
+	require.NoError(t, err)
+	const total = 2 * 3 * 4 // one engine, 2 models × 3 workloads, 4 launches
+	p := startSuite(t, bin, work, cfgPath, "--bin-dir", bin, "--out", root, "--engines", "reference:threads=1", "--stop-after", "1500ms")
+	require.Equal(t, cli.ExitInterrupted, p.wait(t), p.stderr.String())
+	require.Contains(t, p.stderr.String(), "runner suite --resume")
+	require.Contains(t, p.stderr.String(), "stopped before the next launch")
+	n := recorded(t, root)
+	require.Greater(t, n, 0)
+	require.Less(t, n, total)
+	files, err := filepath.Glob(filepath.Join(root, "*", "*", results.RunsFile))
+	require.NoError(t, err)
+	for _, f := range files {
+		recs, _, err := results.ReadRuns(f)
+		require.NoError(t, err)
+		for _, r := range recs {
+			require.Equal(t, results.StatusOK, r.Status, "no launch cut short by the budget: %s", r.Error)
+		}
+	}
+	p = startSuite(t, bin, work, "--resume", resultDir(t, root), "--bin-dir", bin, "-q")
+	require.Equal(t, 0, p.wait(t), p.stderr.String())
+	require.Equal(t, total, recorded(t, root))
+}
