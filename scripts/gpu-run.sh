@@ -21,6 +21,8 @@
 #   adapter          one-card adapter-overhead checks, ADAPTER="engine:shape ..." (scripts/gpu/adapter.sh)
 #   mistralrs        scripts/gpu/mistralrs.sh (conformance, native check, runner), MISTRALRS_SHAPES
 #   pytorch          scripts/gpu/pytorch.sh $PYTORCH_PHASES (default: 8b)
+#   libtorch         scripts/gpu/libtorch.sh $LIBTORCH_PHASES (default: conformance export tiny): the libtorch engine
+#                    (AOTInductor, no Python) on cuda:0, then TinyLlama libtorch (CUDA graph on/off) vs pytorch compiled/eager
 #   lmrs             scripts/gpu/lmrs.sh: the lmrs engine on the host's CPU (memory-bandwidth probe, f32/q8_0/q4_0,
 #                    1 thread and all cores, next to reference and candle on the CPU), TinyLlama-1.1B
 #   burn             scripts/gpu/burn.sh (conformance, burn-bench, runner), BURN_SHAPES
@@ -146,6 +148,9 @@ print(json.dumps({"protocol":1,"model":m,"device":"cuda:0","dtype":"bf16","seed"
     [[ ${MISTRALRS_CONFORMANCE:-1} == 1 ]] && synth tinyllama-1.1b
     for m in ${MISTRALRS_SHAPES:-tinyllama-1.1b llama-3-8b}; do synth "$m"; done
     OUT=$S scripts/gpu/mistralrs.sh || echo "MISTRALRS FAILED"
+    ;;
+  libtorch)
+    OUT=$S scripts/gpu/libtorch.sh ${LIBTORCH_PHASES:-conformance export tiny} || echo "LIBTORCH FAILED"
     ;;
   pytorch)
     ph=" ${PYTORCH_PHASES:-8b} "

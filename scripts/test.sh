@@ -84,6 +84,12 @@ done
 launch go-binaries go build -o bin/ ./runner ./engines/reference ./engines/pytorch
 settle
 [[ ! -x scripts/setup-torch.sh ]] || { CIB_PYTHON="$(scripts/setup-torch.sh)" && export CIB_PYTHON; }
+# The libtorch bridge compiles (g++, about a minute) against that venv and the CUDA headers the cupti step fetched.
+if [[ -x scripts/build-libtorch.sh ]]; then
+  lt=$SECONDS
+  scripts/build-libtorch.sh >"$logs/libtorch.log" 2>&1 || { tail -n 40 "$logs/libtorch.log" >&2; exit 1; }
+  times+=("libtorch bridge (after the torch venv) $(mmss $((SECONDS - lt)))")
+fi
 times+=("install and build, side by side (wall) $(mmss $((SECONDS - start)))")
 
 step "real-weights checkpoint (SmolLM2-135M-Instruct Q4_1 GGUF, cached under \$CIB_CACHE/smollm2)"

@@ -225,7 +225,7 @@ func TestParity(t *testing.T) {
 		assert.Equal(t, want, got, "greedy tokens: pytorch compiled (want) vs libtorch (got)")
 	})
 	t.Run("conformance", func(t *testing.T) {
-		cmd := exec.Command(filepath.Join(binDir(), "runner"), "conformance", "--model", modelDir, "--dtype", "f32", binPath)
+		cmd := exec.Command(filepath.Join(binDir(), "runner"), "conformance", "--bin-dir", filepath.Dir(binPath), "--model", modelDir, "--dtype", "f32", "libtorch")
 		cmd.Env = append(os.Environ(), pyEnv()...)
 		out, err := cmd.CombinedOutput()
 		require.NoError(t, err, "runner conformance:\n%s", out)
