@@ -65,6 +65,7 @@ func slurmSubmitCommand(e *env) *ucli.Command {
 		&ucli.StringFlag{Name: "engines", Aliases: []string{"e"}, Usage: "comma-separated engine variants (one array task each)"},
 		binDirFlag(e),
 		&ucli.StringFlag{Name: "partition", Required: true, Usage: "Slurm `PARTITION` the tasks run in"},
+		&ucli.IntFlag{Name: "slices", Usage: "0: one task per engine variant (engines compared across nodes); N: N tasks, each running every variant interleaved on its own slice of cards, so engines are compared on the same card (statistics blocked by card over all slices); --launches is then per task"},
 		&ucli.IntFlag{Name: "gpus-per-task", Value: 1, Usage: "cards per task (--gres=gpu:N) of a CUDA benchmark; with N > 1 a task runs its engine on all N (runner bench --gpus)"},
 		&ucli.IntFlag{Name: "cpus-per-task", Usage: "CPUs per task (--cpus-per-task; default: Slurm's)"},
 		&ucli.StringFlag{Name: "time", Usage: "time limit per task (--time, e.g. 2:00:00)"},
@@ -118,6 +119,9 @@ func slurmSubmit(c *ucli.Context, e *env) error {
 	if n := c.Int("cpus-per-task"); n < 0 {
 		return usageError("--cpus-per-task %d: want 1 or more", n)
 	}
+	if n := c.Int("slices"); n < 0 {
+		return usageError("--slices %d: want 0 (a task per engine) or more", n)
+	}
 	runner := c.String("runner")
 	if runner == "" {
 		if runner, err = os.Executable(); err != nil {
@@ -163,9 +167,23 @@ func slurmSubmit(c *ucli.Context, e *env) error {
 		Name: safeName(cfg.Name), Results: resultsDir, WorkDir: wd, Runner: runner, BinDir: binDir, Device: cfg.Device,
 		Partition: c.String("partition"), Account: c.String("account"), Time: c.String("time"),
 		GPUsPerTask: gpus, CPUsPerTask: c.Int("cpus-per-task"), Extra: c.StringSlice("sbatch-arg"), Baseline: cfg.Baseline, CreatedAt: created,
+		Slices: c.Int("slices"),
 	}
-	for i, v := range variants {
-		plan.Tasks = append(plan.Tasks, slurm.Task{ID: i, Engine: v.Label, Spec: v.Spec, Config: filepath.Join(slurm.TasksDir, strconv.Itoa(i)+".yaml")})
+	taskConfig := func(i int) string { return filepath.Join(slurm.TasksDir, strconv.Itoa(i)+".yaml") }
+	if plan.Slices > 0 {
+		all := slurm.Task{}
+		for _, v := range variants {
+			all.Engines, all.Specs = append(all.Engines, v.Label), append(all.Specs, v.Spec)
+		}
+		for i := range plan.Slices {
+			t := all
+			t.ID, t.Config = i, taskConfig(i)
+			plan.Tasks = append(plan.Tasks, t)
+		}
+	} else {
+		for i, v := range variants {
+			plan.Tasks = append(plan.Tasks, slurm.Task{ID: i, Engines: []string{v.Label}, Specs: []config.EngineSpec{v.Spec}, Config: taskConfig(i)})
+		}
 	}
 	if c.Bool("dry-run") {
 		script, err := slurm.Script(plan, nil)
@@ -219,14 +237,17 @@ func slurmSubmit(c *ucli.Context, e *env) error {
 		func() error { return results.WriteJSON(resultsDir, "request.json", req) },
 		func() error { return results.WriteFile(resultsDir, "slurm-config.yaml", full) },
 	}
-	for i, v := range variants {
+	for _, t := range plan.Tasks {
 		one := *cfg
-		one.Engines, one.Baseline = []config.EngineSpec{v.Spec}, ""
+		one.Engines = t.Specs
+		if !slices.Contains(t.Engines, one.Baseline) {
+			one.Baseline = ""
+		}
 		b, err := yaml.Marshal(&one)
 		if err != nil {
-			return fmt.Errorf("encode task %d config: %w", i, err)
+			return fmt.Errorf("encode task %d config: %w", t.ID, err)
 		}
-		name := plan.Tasks[i].Config
+		name := t.Config
 		writes = append(writes, func() error {
 			return results.WriteFile(filepath.Join(resultsDir, filepath.Dir(name)), filepath.Base(name), b)
 		})
@@ -269,7 +290,7 @@ func submitTasks(c *ucli.Context, e *env, plan *slurm.Plan, ids []int) error {
 	}
 	fmt.Fprintf(e.stdout, "submitted job array %s: %d task(s) of benchmark %s, results in %s\n", job, len(ids), plan.Name, plan.Results)
 	for _, id := range ids {
-		fmt.Fprintf(e.stdout, "  task %d: %s\n", id, plan.Tasks[id].Engine)
+		fmt.Fprintf(e.stdout, "  task %d: %s\n", id, plan.Tasks[id].Label())
 	}
 	fmt.Fprintf(e.stdout, "follow it with: runner slurm status %s; merge what has finished with: runner report %s\n", plan.Results, plan.Results)
 	return nil
@@ -371,11 +392,11 @@ func slurmTask(c *ucli.Context, e *env) error {
 	multi := plan.GPUsPerTask > 0
 	if len(attempts) > 0 && !multi {
 		last := attempts[len(attempts)-1]
-		fmt.Fprintf(e.stderr, "slurm task %d (%s): resuming %s\n", id, task.Engine, last)
+		fmt.Fprintf(e.stderr, "slurm task %d (%s): resuming %s\n", id, task.Label(), last)
 		args = append(args, "--resume", last)
 	} else {
 		if len(attempts) > 0 {
-			fmt.Fprintf(e.stderr, "slurm task %d (%s): a GPU task cannot resume its earlier attempt (%s, kept and merged); starting a new one\n", id, task.Engine, attempts[len(attempts)-1])
+			fmt.Fprintf(e.stderr, "slurm task %d (%s): a GPU task cannot resume its earlier attempt (%s, kept and merged); starting a new one\n", id, task.Label(), attempts[len(attempts)-1])
 		}
 		args = append(args, "--config", filepath.Join(plan.Results, task.Config), "--out", dir)
 		if multi {
@@ -386,9 +407,9 @@ func slurmTask(c *ucli.Context, e *env) error {
 			args = append(args, "--gpus", list)
 		}
 	}
-	fmt.Fprintf(e.stderr, "slurm task %d (%s) on %s: %s\n", id, task.Engine, e.getenv("SLURMD_NODENAME"), strings.Join(args, " "))
+	fmt.Fprintf(e.stderr, "slurm task %d (%s) on %s: %s\n", id, task.Label(), e.getenv("SLURMD_NODENAME"), strings.Join(args, " "))
 	if code := Run(c.Context, args, e.stdin, e.stdout, e.stderr, e.environ); code != ExitOK {
-		return withCode(code, fmt.Errorf("slurm task %d (%s): runner bench exited %d", id, task.Engine, code))
+		return withCode(code, fmt.Errorf("slurm task %d (%s): runner bench exited %d", id, task.Label(), code))
 	}
 	return nil
 }
@@ -496,7 +517,7 @@ type taskRow struct {
 func taskRows(plan *slurm.Plan, states slurm.States) []taskRow {
 	var rows []taskRow
 	for _, t := range plan.Tasks {
-		r := taskRow{State: states[t.ID], Engine: t.Engine}
+		r := taskRow{State: states[t.ID], Engine: t.Label()}
 		r.Task = t.ID
 		recs, _, _ := readTask(plan, t.ID)
 		for _, rec := range recs {
@@ -596,7 +617,7 @@ func reportArray(c *ucli.Context, e *env, dir string) error {
 		return err
 	}
 	var recs []results.Record
-	var warnings, nodes, labels []string
+	var warnings, nodes, labels, cardNames []string
 	perEngine := map[string]int{}
 	gpus := map[string]bool{}
 	env.GPUs = nil
@@ -606,8 +627,10 @@ func reportArray(c *ucli.Context, e *env, dir string) error {
 		recs = append(recs, r)
 	}
 	for _, t := range plan.Tasks {
-		if !slices.Contains(labels, t.Engine) {
-			labels = append(labels, t.Engine)
+		for _, l := range t.Engines {
+			if !slices.Contains(labels, l) {
+				labels = append(labels, l)
+			}
 		}
 		trecs, tenv, ws := readTask(plan, t.ID)
 		warnings = append(warnings, ws...)
@@ -617,9 +640,10 @@ func reportArray(c *ucli.Context, e *env, dir string) error {
 			if s := tenv.Slurm; s != nil && s.Node != "" {
 				node = s.Node
 			}
-			if info, ok := tenv.Engines[t.Engine]; ok {
-				env.Engines[t.Engine] = info
-				env.Binaries[t.Engine] = tenv.Binaries[t.Engine]
+			for _, l := range t.Engines {
+				if info, ok := tenv.Engines[l]; ok {
+					env.Engines[l], env.Binaries[l] = info, tenv.Binaries[l]
+				}
 			}
 			for _, g := range append(tenv.GPUs, tenv.GPU) {
 				if len(g) > 0 && !gpus[string(g)] {
@@ -634,24 +658,46 @@ func reportArray(c *ucli.Context, e *env, dir string) error {
 		if node != "" && !slices.Contains(nodes, node) {
 			nodes = append(nodes, node)
 		}
-		for _, r := range trecs {
-			add(r)
-		}
 		ok := 0
 		for _, r := range trecs {
 			if r.Status == results.StatusOK {
 				ok++
 			}
+			// A card is a card of a node: index 0 of two nodes are two
+			// cards. Slice tasks run every engine on their cards, so the
+			// statistics block by card over all slices; a task per engine
+			// shares no card with another engine, so there is no card to
+			// block by.
+			if r.Card != nil {
+				if plan.Slices > 0 {
+					id := node + "/" + r.Card.UUID
+					if r.Card.UUID == "" {
+						id = node + "/" + strconv.Itoa(r.Card.Index)
+					}
+					k := slices.Index(cardNames, id)
+					if k < 0 {
+						k, cardNames = len(cardNames), append(cardNames, id)
+					}
+					card := *r.Card
+					card.Index = k
+					r.Card = &card
+				} else {
+					r.Card = nil
+				}
+			}
+			add(r)
 		}
-		line := fmt.Sprintf("slurm task %d (%s): %s on %s, %d launch(es) recorded (%d ok)", t.ID, t.Engine, st.State, orNone(node), len(trecs), ok)
+		line := fmt.Sprintf("slurm task %d (%s): %s on %s, %d launch(es) recorded (%d ok)", t.ID, t.Label(), st.State, orNone(node), len(trecs), ok)
 		switch {
 		case st.Failed():
-			add(results.Record{
-				Schema: results.Schema, Engine: t.Engine, Spec: t.Spec, Status: results.StatusFailed, Exit: -1,
-				Error: fmt.Sprintf("slurm task %d (job %s) ended %s (exit %s) on %s after %d recorded launch(es); they are kept above",
-					t.ID, st.Job, st.State, orNone(st.ExitCode), orNone(node), len(trecs)),
-				StderrTail: logTail(plan.LogPath(st.Job, t.ID), 2000),
-			})
+			for i, l := range t.Engines { // the task's failed row, under each engine it ran
+				add(results.Record{
+					Schema: results.Schema, Engine: l, Spec: t.Specs[i], Status: results.StatusFailed, Exit: -1,
+					Error: fmt.Sprintf("slurm task %d (job %s) ended %s (exit %s) on %s after %d recorded launch(es); they are kept above",
+						t.ID, st.Job, st.State, orNone(st.ExitCode), orNone(node), len(trecs)),
+					StderrTail: logTail(plan.LogPath(st.Job, t.ID), 2000),
+				})
+			}
 		case st.Active():
 			line += "; still " + st.State + ": its launches so far are included"
 		case st.State == slurm.Unknown:
@@ -659,8 +705,12 @@ func reportArray(c *ucli.Context, e *env, dir string) error {
 		}
 		warnings = append(warnings, line)
 	}
-	if len(nodes) > 1 || len(env.GPUs) > 1 {
-		warnings = append(warnings, fmt.Sprintf("engines ran on different nodes (%s) or cards (%d): comparisons between them include node-to-node and card-to-card differences",
+	if plan.Slices > 0 {
+		for i, n := range cardNames {
+			warnings = append(warnings, fmt.Sprintf("card %d of the comparisons is %s (node/UUID)", i, n))
+		}
+	} else if len(nodes) > 1 || len(env.GPUs) > 1 {
+		warnings = append(warnings, fmt.Sprintf("each engine ran in its own task, on different nodes (%s) or cards (%d cards): comparisons between engines include node-to-node and card-to-card differences (runner slurm submit --slices N compares them on the same cards)",
 			strings.Join(nodes, ", "), len(env.GPUs)))
 	}
 	if len(env.GPUs) == 1 {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/analysis"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/cli"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/config"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/envinfo"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/results"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/slurm"
@@ -160,7 +161,7 @@ func TestSlurmArray(t *testing.T) {
 	recorded := map[string][]results.Record{}
 	for _, task := range plan.Tasks {
 		recs := taskRecords(t, plan, task.ID)
-		recorded[task.Engine] = recs
+		recorded[task.Engines[0]] = recs
 		var env envinfo.Env
 		attempts, _ := filepath.Glob(filepath.Join(plan.TaskDir(task.ID), "*", results.EnvFile))
 		require.NotEmpty(t, attempts, "task %d wrote its environment", task.ID)
@@ -204,10 +205,9 @@ func TestSlurmArray(t *testing.T) {
 	assert.Equal(t, job, sum.Env.Slurm.ArrayJobID)
 
 	// Resubmitted (the failed and the cancelled task), the cancelled task
-	// resumes: its recorded launches count as done (as in runner bench
-	// --resume) and are kept as they were; it runs only the rest. A launch
-	// cut short by the cancel stays a failed launch, so the task then ends
-	// FAILED (exit 3, launches failed) rather than COMPLETED.
+	// resumes (runner bench --resume): its finished launches count as done
+	// and are kept as they were, the launch the cancel cut short is run
+	// again, and the task ends COMPLETED in the second job.
 	before := recorded["testengine:token_us=150000"]
 	resubmitted := time.Now()
 	o = slurmRun("slurm", "resubmit", dir)
@@ -228,17 +228,24 @@ func TestSlurmArray(t *testing.T) {
 		return true
 	})
 	after := taskRecords(t, plan, 3)
-	require.Len(t, after, 3, "launches recorded before the cancel count as done; the rest ran")
-	wantState, wantExit := "COMPLETED", "0:0"
-	for i, r := range before {
-		assert.Equal(t, r.StartedAt, after[i].StartedAt, "recorded launch %d kept as it was", i)
-		if r.Status != results.StatusOK {
-			wantState, wantExit = "FAILED", "3:0"
+	require.Len(t, after, 3, "three launches in all")
+	var kept []results.Record
+	for _, r := range before {
+		if r.Status == results.StatusOK {
+			kept = append(kept, r)
 		}
 	}
-	assert.True(t, after[len(after)-1].StartedAt.After(resubmitted), "the last launch ran in the resubmitted job")
-	assert.Equal(t, wantState, rows[3]["state"])
-	assert.Equal(t, wantExit, rows[3]["exit_code"])
+	require.NotEmpty(t, kept)
+	for i, r := range after {
+		require.Equal(t, results.StatusOK, r.Status, "launch %d: %s", i, r.Error)
+		if i < len(kept) {
+			assert.Equal(t, kept[i].StartedAt, r.StartedAt, "finished launch %d kept as it was", i)
+		} else {
+			assert.True(t, r.StartedAt.After(resubmitted), "launch %d ran in the resubmitted job", i)
+		}
+	}
+	assert.Equal(t, "COMPLETED", rows[3]["state"])
+	assert.Equal(t, "0:0", rows[3]["exit_code"])
 	assert.Equal(t, "FAILED", rows[2]["state"], "the crashing engine fails again")
 	t.Logf("Slurm test: %s (after Slurm was up)", time.Since(start).Round(time.Second))
 }
@@ -316,4 +323,91 @@ func TestSlurmHelpAndBadInput(t *testing.T) {
 	ents, err := os.ReadDir(full)
 	require.NoError(t, err)
 	assert.Len(t, ents, 1, "a refused submit leaves the directory as it was")
+
+	o = run(t, t.Context(), "slurm", "submit", "--config", cfg, "--bin-dir", bin, "--partition", "p", "--engines", "reference:threads=1,reference:threads=2",
+		"--slices", "3", "--cpus-per-task", "2", "--dry-run")
+	require.Equal(t, cli.ExitOK, o.code, o.stderr)
+	for _, s := range []string{"#SBATCH --array=0-2\n", "#SBATCH --cpus-per-task=2\n", "#   2: reference:threads=1 reference:threads=2\n", "3 tasks each running every engine variant"} {
+		assert.Contains(t, o.stdout, s)
+	}
+	o = run(t, t.Context(), "slurm", "submit", "--config", cfg, "--bin-dir", bin, "--partition", "p", "--slices", "-1", "--dry-run")
+	assert.Equal(t, cli.ExitUsage, o.code)
+	assert.Contains(t, o.stderr, "--slices -1")
+}
+
+// TestSlurmReportSlices merges an array of slice tasks (runner slurm submit
+// --slices 2: each task ran both engines on its card) without asking Slurm
+// (none on PATH: the states saved at the last refresh are used). Card 0 of
+// node n1 and card 0 of node n2 are two cards: the comparison is blocked by
+// card over both; the task that timed out is a failed row under each of its
+// engines, its recorded launches kept.
+func TestSlurmReportSlices(t *testing.T) {
+	bin := testbin.Dir(t)
+	root := t.TempDir()
+	o := runEnv(t, t.Context(), []string{cli.FakeGPUsEnv + "=1"}, "--bin-dir", bin, "--out", root, "--config", testConfig(t, ""),
+		"--engines", "testengine:token_us=3000,testengine:token_us=3500", "--launches", "2", "--gpus", "0", "-q")
+	require.Equal(t, cli.ExitOK, o.code, o.stderr)
+	src := resultDir(t, root)
+	recs, _, err := results.ReadRuns(filepath.Join(src, results.RunsFile))
+	require.NoError(t, err)
+	require.Len(t, recs, 4)
+	require.NotNil(t, recs[0].Card)
+
+	dir := t.TempDir()
+	labels := []string{"testengine:token_us=3000", "testengine:token_us=3500"}
+	specs, err := config.ParseEngines(strings.Join(labels, ","))
+	require.NoError(t, err)
+	plan := &slurm.Plan{Name: "slices", Results: dir, Runner: filepath.Join(bin, "runner"), Device: "cpu", Partition: "p", Slices: 2,
+		Jobs: []slurm.Job{{ID: "5", Tasks: []int{0, 1}}}}
+	states := slurm.States{}
+	for i, node := range []string{"n1", "n2"} {
+		plan.Tasks = append(plan.Tasks, slurm.Task{ID: i, Engines: labels, Specs: specs, Config: "tasks/x.yaml"})
+		attempt := filepath.Join(plan.TaskDir(i), filepath.Base(src))
+		require.NoError(t, os.MkdirAll(attempt, 0o755))
+		var env envinfo.Env
+		require.NoError(t, results.ReadJSON(src, results.EnvFile, &env))
+		env.Slurm = &envinfo.Slurm{JobID: "5", ArrayJobID: "5", ArrayTaskID: strconv.Itoa(i), Node: node}
+		require.NoError(t, results.WriteJSON(attempt, results.EnvFile, env))
+		require.NoError(t, results.WriteJSON(attempt, "request.json", json.RawMessage(mustRead(t, filepath.Join(src, "request.json")))))
+		require.NoError(t, os.WriteFile(filepath.Join(attempt, cli.ConfigFile), []byte(mustRead(t, filepath.Join(src, cli.ConfigFile))), 0o644))
+		require.NoError(t, os.WriteFile(filepath.Join(attempt, results.RunsFile), []byte(mustRead(t, filepath.Join(src, results.RunsFile))), 0o644))
+		states[i] = slurm.State{Task: i, Job: "5", State: []string{"COMPLETED", "TIMEOUT"}[i], Node: node, ExitCode: "0:0", Source: "sacct"}
+	}
+	require.NoError(t, plan.Write())
+	require.NoError(t, states.Write(dir))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, results.EnvFile), []byte(mustRead(t, filepath.Join(src, results.EnvFile))), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "request.json"), []byte(mustRead(t, filepath.Join(src, "request.json"))), 0o644))
+
+	o = runEnv(t, t.Context(), []string{"PATH=" + t.TempDir()}, "report", dir, "--format", "json")
+	require.Equal(t, cli.ExitOK, o.code, o.stderr)
+	assert.Contains(t, o.stderr, "sacct: not found on PATH", "Slurm could not be asked")
+	var sum analysis.Summary
+	require.NoError(t, json.Unmarshal([]byte(o.stdout), &sum))
+	for _, l := range labels {
+		e := engineOf(t, &sum, l)
+		assert.Equal(t, 2+2+1, e.Launches, "%s: two launches per task and the timed-out task's row", l)
+		assert.Equal(t, 1, e.Failed, l)
+	}
+	require.NotEmpty(t, sum.Cases[0].Comparisons)
+	cmp := sum.Cases[0].Comparisons[0]
+	require.NotNil(t, cmp.Blocked, "blocked by card")
+	require.Len(t, cmp.Cards, 2, "card 0 of n1 and card 0 of n2 are two cards")
+	assert.Equal(t, []int{0, 1}, []int{cmp.Cards[0].Card, cmp.Cards[1].Card})
+	w := strings.Join(sum.Warnings, "\n")
+	assert.Contains(t, w, "card 0 of the comparisons is n1/0")
+	assert.Contains(t, w, "card 1 of the comparisons is n2/0")
+	assert.Contains(t, w, "slurm task 1 (testengine:token_us=3000 testengine:token_us=3500): TIMEOUT on n2, 4 launch(es) recorded (4 ok)")
+	var failures []string
+	for _, f := range sum.Failures {
+		failures = append(failures, f.Engine+": "+f.Error)
+	}
+	assert.Len(t, failures, 2)
+	assert.Contains(t, strings.Join(failures, "\n"), "testengine:token_us=3500: slurm task 1 (job 5) ended TIMEOUT")
+}
+
+func mustRead(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	require.NoError(t, err)
+	return string(b)
 }

@@ -1,6 +1,6 @@
 // Package slurm runs a benchmark matrix as one Slurm job array: the plan of
-// tasks written at submit time (one task per engine variant, each on its own
-// slice of cards), the batch script every task runs, and the task states
+// tasks written at submit time (one task per engine variant, or tasks that
+// each run every variant on their own slice of cards), the batch script every task runs, and the task states
 // Slurm reports (sacct, or scontrol where accounting is off). Slurm does the
 // placement, retries and accounting; this package only describes the work
 // and reads back what Slurm says happened.
@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/config"
@@ -58,6 +59,9 @@ type Plan struct {
 	CPUsPerTask int    `json:"cpus_per_task,omitempty"`
 	// Extra are further sbatch options, one "--key=value" each.
 	Extra []string `json:"extra,omitempty"`
+	// Slices is 0 for one task per engine variant, or the number of tasks
+	// that each run every variant interleaved on their own card slice.
+	Slices int `json:"slices,omitempty"`
 	// Baseline is the engine label the merged report compares with.
 	Baseline  string    `json:"baseline,omitempty"`
 	Tasks     []Task    `json:"tasks"`
@@ -65,15 +69,21 @@ type Plan struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
-// Task is one array task: one engine variant with the config it runs.
+// Task is one array task: the engine variants it runs (one, or every
+// variant of the matrix for a slice task) with the config it runs.
 type Task struct {
 	// ID is the array task id (SLURM_ARRAY_TASK_ID), its index in Tasks.
-	ID     int               `json:"id"`
-	Engine string            `json:"engine"`
-	Spec   config.EngineSpec `json:"spec"`
+	ID int `json:"id"`
+	// Engines are the variants' labels, Specs the variants.
+	Engines []string            `json:"engines"`
+	Specs   []config.EngineSpec `json:"specs"`
 	// Config is the task's config file, relative to Results.
 	Config string `json:"config"`
 }
+
+// Label names the task's variants ("candle", or "candle burn" for a slice
+// task running both).
+func (t *Task) Label() string { return strings.Join(t.Engines, " ") }
 
 // Job is one sbatch submission of some of the plan's tasks.
 type Job struct {

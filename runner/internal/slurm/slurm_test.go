@@ -124,7 +124,7 @@ func testPlan(t *testing.T) *Plan {
 	for i, e := range []string{"candle", "burn", "pytorch:mode=compiled"} {
 		spec, err := config.ParseEngines(e)
 		require.NoError(t, err)
-		p.Tasks = append(p.Tasks, Task{ID: i, Engine: e, Spec: spec[0], Config: "tasks/" + string(rune('0'+i)) + ".yaml"})
+		p.Tasks = append(p.Tasks, Task{ID: i, Engines: []string{e}, Specs: spec, Config: "tasks/" + string(rune('0'+i)) + ".yaml"})
 	}
 	return p
 }
