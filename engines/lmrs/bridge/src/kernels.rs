@@ -4,6 +4,8 @@
 //! AVX2 + FMA and the baseline target; `Isa::detect` picks one at load. `scripts/build-lmrs.sh --asm` dumps the
 //! assembly to check the inner loops use zmm/ymm registers (vpmaddwd / vpdpwssd for int8, vfmadd/vmulps for f32).
 
+use crate::quant;
+
 /// Isa is the instruction set the kernels run with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Isa {
@@ -416,6 +418,26 @@ mod simd {
     }
     pub unsafe fn dot_q4_64(wq: &[u8], ws: &[f32], xq: &[i8], xs: &[f32]) -> f32 {
         super::dot_q4::<32>(wq, ws, xq, xs, 64)
+    }
+}
+
+/// quantize_act quantizes n rows of activations (quant::quantize_act, then quant::act_extras) with the chosen
+/// instruction set: the same arithmetic, so the same bytes, on every one.
+pub fn quantize_act(isa: Isa, x: &[f32], gs: usize, q: &mut [i8], s: &mut [f32], u: &mut [u8], sum8: &mut [i32]) {
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn avx2(x: &[f32], gs: usize, q: &mut [i8], s: &mut [f32], u: &mut [u8], sum8: &mut [i32]) {
+        quant::quantize_act(x, gs, q, s);
+        quant::act_extras(q, gs, u, sum8);
+    }
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // Safety: isa comes from Isa::detect (or a lower one), so this CPU has AVX2 and FMA.
+        Isa::Avx512 | Isa::Avx2 => unsafe { avx2(x, gs, q, s, u, sum8) },
+        _ => {
+            quant::quantize_act(x, gs, q, s);
+            quant::act_extras(q, gs, u, sum8);
+        }
     }
 }
 

@@ -42,7 +42,9 @@ pub fn quantize_q4(x: &[f32], gs: usize, q: &mut [u8], s: &mut [f32]) {
 }
 
 /// quantize_act quantizes activations to int8 per group for the integer dot products (the kernels' input; never
-/// stored). It multiplies by the inverse scale, which is faster and need not match any file.
+/// stored). It multiplies by the inverse scale, which is faster and need not match any file. Inlined into
+/// kernels::quantize_act's per-ISA copies (with SSE4.1 and up, LLVM rounds inline instead of calling roundf).
+#[inline(always)]
 pub fn quantize_act(x: &[f32], gs: usize, q: &mut [i8], s: &mut [f32]) {
     for ((xg, qg), sg) in x.chunks_exact(gs).zip(q.chunks_exact_mut(gs)).zip(s.iter_mut()) {
         let amax = xg.iter().fold(0f32, |m, v| m.max(v.abs()));
@@ -57,6 +59,7 @@ pub fn quantize_act(x: &[f32], gs: usize, q: &mut [i8], s: &mut [f32]) {
 
 /// act_extras derives what the AVX-512 VNNI kernels take besides q: u = q + 128 as unsigned bytes and
 /// sum8 = 8·Σq per group of gs.
+#[inline(always)]
 pub fn act_extras(q: &[i8], gs: usize, u: &mut [u8], sum8: &mut [i32]) {
     for ((qg, ug), s) in q.chunks_exact(gs).zip(u.chunks_exact_mut(gs)).zip(sum8.iter_mut()) {
         let mut t = 0i32;
