@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 )
 
 // Encode appends the encoding of x as type t to dst and returns it; len(x)
@@ -18,16 +19,22 @@ func Encode(dst []byte, t Type, x []float32) ([]byte, error) {
 	le := binary.LittleEndian
 	switch t {
 	case F32:
-		for _, v := range x {
-			dst = le.AppendUint32(dst, math.Float32bits(v))
+		n := len(dst)
+		dst = slices.Grow(dst, 4*len(x))[:n+4*len(x)]
+		for i, v := range x {
+			le.PutUint32(dst[n+4*i:], math.Float32bits(v))
 		}
 	case F16:
-		for _, v := range x {
-			dst = le.AppendUint16(dst, FloatToHalf(v))
+		n := len(dst)
+		dst = slices.Grow(dst, 2*len(x))[:n+2*len(x)]
+		for i, v := range x {
+			le.PutUint16(dst[n+2*i:], FloatToHalf(v))
 		}
 	case BF16:
-		for _, v := range x {
-			dst = le.AppendUint16(dst, FloatToBF16(v))
+		n := len(dst)
+		dst = slices.Grow(dst, 2*len(x))[:n+2*len(x)]
+		for i, v := range x {
+			le.PutUint16(dst[n+2*i:], FloatToBF16(v))
 		}
 	case Q8_0:
 		for i := 0; i < len(x); i += 32 {
@@ -141,16 +148,17 @@ func nearestInt(x float32) int {
 	return int(i&0x007fffff) - 0x00400000
 }
 
-// makeQKX2Quants is ggml's make_qkx2_quants: the scale and (negated) min of
-// an asymmetric nmax-level quantization of x that minimizes the weighted
-// squared error over a small search of scales. Every product is rounded to
-// float32 before it is added (float32(...) conversions keep Go from fusing).
-func makeQKX2Quants(nmax int, x, weights []float32, L, Laux []uint8, rmin, rdelta float32, nstep int) (scale, theMin float32) {
-	n := len(x)
+// makeQKX2Quants is ggml's make_qkx2_quants for a sub-block of 32 values:
+// the scale and (negated) min of an asymmetric nmax-level quantization of x
+// that minimizes the weighted squared error over a small search of scales.
+// Every product is rounded to float32 before it is added (the float32(...)
+// conversions keep Go from fusing multiply-adds), so the result is the C
+// code's bit for bit.
+func makeQKX2Quants(nmax int, x, weights *[32]float32, L *[32]uint8, rmin, rdelta float32, nstep int) (scale, theMin float32) {
 	mn, mx := x[0], x[0]
 	sumW := weights[0]
 	sumX := float32(sumW * x[0])
-	for i := 1; i < n; i++ {
+	for i := 1; i < 32; i++ {
 		if x[i] < mn {
 			mn = x[i]
 		}
@@ -165,16 +173,14 @@ func makeQKX2Quants(nmax int, x, weights []float32, L, Laux []uint8, rmin, rdelt
 		mn = 0
 	}
 	if mx == mn {
-		for i := range n {
-			L[i] = 0
-		}
+		*L = [32]uint8{}
 		return 0, -mn
 	}
 	fnmax := float32(nmax)
 	iscale := fnmax / (mx - mn)
 	scale = 1 / iscale
 	var bestError float32
-	for i := range n {
+	for i := range 32 {
 		l := nearestInt(float32(iscale * (x[i] - mn)))
 		L[i] = uint8(max(0, min(nmax, l)))
 		diff := float32(float32(scale*float32(L[i]))+mn) - x[i]
@@ -184,18 +190,23 @@ func makeQKX2Quants(nmax int, x, weights []float32, L, Laux []uint8, rmin, rdelt
 	if nstep < 1 {
 		return scale, -mn
 	}
+	var Laux [32]uint8
+	var fl [32]float32
 	for is := 0; is <= nstep; is++ {
+		// As in ggml, min (mn) is the best candidate's so far: a better
+		// candidate moves the grid of the passes after it.
 		iscale = float32(float32(rmin+float32(rdelta*float32(is)))+fnmax) / (mx - mn)
 		var sumL, sumL2, sumXL float32
-		for i := range n {
+		for i := range 32 {
 			l := nearestInt(float32(iscale * (x[i] - mn)))
 			l = max(0, min(nmax, l))
 			Laux[i] = uint8(l)
-			w := weights[i]
-			fl := float32(l)
-			sumL += float32(w * fl)
-			sumL2 += float32(float32(w*fl) * fl)
-			sumXL += float32(float32(w*fl) * x[i])
+			f := float32(l)
+			fl[i] = f
+			wl := float32(weights[i] * f)
+			sumL += wl
+			sumL2 += float32(wl * f)
+			sumXL += float32(wl * x[i])
 		}
 		D := float32(sumW*sumL2) - float32(sumL*sumL)
 		if D > 0 {
@@ -206,13 +217,13 @@ func makeQKX2Quants(nmax int, x, weights []float32, L, Laux []uint8, rmin, rdelt
 				thisScale = sumXL / sumL2
 			}
 			var curError float32
-			for i := range n {
-				diff := float32(float32(thisScale*float32(Laux[i]))+thisMin) - x[i]
+			for i := range 32 {
+				diff := float32(float32(thisScale*fl[i])+thisMin) - x[i]
 				diff = float32(diff * diff)
 				curError += float32(weights[i] * diff)
 			}
 			if curError < bestError {
-				copy(L[:n], Laux[:n])
+				*L = Laux
 				bestError = curError
 				scale = thisScale
 				mn = thisMin
@@ -226,13 +237,12 @@ func makeQKX2Quants(nmax int, x, weights []float32, L, Laux []uint8, rmin, rdelt
 // eight sub-blocks of 32 with 6-bit scales and mins under f16 super-scales,
 // 4-bit values.
 func quantizeQ4K(dst []byte, x []float32) []byte {
-	var L [256]uint8
-	var Laux [32]uint8
+	var L [8][32]uint8
 	var weights [32]float32
 	var mins, scales [8]float32
 	var maxScale, maxMin float32
 	for j := range 8 {
-		xs := x[32*j : 32*j+32]
+		xs := (*[32]float32)(x[32*j : 32*j+32])
 		var sumX2 float32
 		for _, v := range xs {
 			sumX2 += float32(v * v)
@@ -241,7 +251,7 @@ func quantizeQ4K(dst []byte, x []float32) []byte {
 		for l, v := range xs {
 			weights[l] = avX + float32(math.Abs(float64(v)))
 		}
-		scales[j], mins[j] = makeQKX2Quants(15, xs, weights[:], L[32*j:32*j+32], Laux[:], -1, 0.1, 20)
+		scales[j], mins[j] = makeQKX2Quants(15, xs, &weights, &L[j], -1, 0.1, 20)
 		maxScale = max(maxScale, scales[j])
 		maxMin = max(maxMin, mins[j])
 	}
@@ -276,16 +286,16 @@ func quantizeQ4K(dst []byte, x []float32) []byte {
 		dm := float32(m0 * float32(m))
 		for ii := range 32 {
 			l := nearestInt((x[32*j+ii] + dm) / d)
-			L[32*j+ii] = uint8(max(0, min(15, l)))
+			L[j][ii] = uint8(max(0, min(15, l)))
 		}
 	}
 	le := binary.LittleEndian
 	dst = le.AppendUint16(dst, hd)
 	dst = le.AppendUint16(dst, hm)
 	dst = append(dst, sc[:]...)
-	for j := 0; j < 256; j += 64 {
+	for j := 0; j < 8; j += 2 {
 		for l := range 32 {
-			dst = append(dst, L[j+l]|L[j+l+32]<<4)
+			dst = append(dst, L[j][l]|L[j+1][l]<<4)
 		}
 	}
 	return dst
