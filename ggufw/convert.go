@@ -15,6 +15,11 @@ import (
 	"time"
 )
 
+// Revision identifies what ConvertHF writes: it is bumped whenever the
+// output for the same input changes (metadata, layout, quantizers), so that
+// callers caching converted files (the llama.cpp engine) can key on it.
+const Revision = 1
+
 // Options adjust ConvertHF.
 type Options struct {
 	// Name is general.name; the base name of the HF directory when empty.
@@ -79,8 +84,10 @@ type plan struct {
 // the block fall back to q8_0 (from q4_k) or f16, with a warning.
 //
 // It streams: at most a chunk of rows (or one q/k projection) is in memory.
-// The output is deterministic (same input, same bytes) and appears
-// atomically: it is written to a temporary file next to outPath and renamed.
+// The output is deterministic (same input, same bytes; general.name is the
+// directory's base name unless Options.Name is set) and appears atomically:
+// it is written to a temporary file next to outPath and renamed over it (an
+// existing file is replaced).
 func ConvertHF(ctx context.Context, hfDir, outPath string, typ Type, opts Options) (Stats, error) {
 	start := time.Now()
 	st, err := convert(ctx, hfDir, outPath, typ, opts)
