@@ -29,12 +29,15 @@ import (
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/workload"
 )
 
-const slurmHelp = `Runs the benchmark matrix on a Slurm cluster as one job array: one task per engine variant, each on
-its own node slice (--gres=gpu:N for a CUDA benchmark, no gres on CPU), each running this same runner
-binary into a shared results directory (DIR/tasks/<task id>/, appended per launch as in runner bench).
-Slurm does the placement, retries and accounting; runner slurm status and runner report DIR read back
-what has finished, also while the array runs and after a task failed (a failed, cancelled, timed-out
-or preempted task is a failed row; its finished launches are kept).
+const slurmHelp = `Runs the benchmark matrix on a Slurm cluster as one job array, each task running this same runner
+binary on its node into a shared results directory (DIR/tasks/<task id>/, appended per launch as in
+runner bench; a requeued task resumes it). By default one task per engine variant (engines then run on
+different nodes or cards: the report says so); with --slices N, N tasks that each run every variant
+interleaved on their own slice of cards, so engines are compared on the same card (blocked by card over
+all slices). A CUDA task gets --gres=gpu:N (--gpus-per-task), a CPU task no gres. Slurm does the
+placement, retries and accounting; runner slurm status and runner report DIR read back what has
+finished, also while the array runs and after a task failed (a failed, cancelled, timed-out or
+preempted task is a failed row; its finished launches are kept).
 
 One-time cluster requirements:
   - the results directory, the model directory and the runner binary on a filesystem shared by the
@@ -45,6 +48,7 @@ One-time cluster requirements:
 
 EXAMPLES:
    runner slurm submit --config configs/decode.yaml --partition h200 --gpus-per-task 1 --time 2:00:00 --results /shared/cib/decode
+   runner slurm submit --config configs/decode.yaml --partition h200 --slices 4 --gpus-per-task 2 --sbatch-arg=--requeue
    runner slurm submit --config configs/smoke.yaml --partition cpu --cpus-per-task 4 --dry-run
    runner slurm status /shared/cib/decode
    runner report /shared/cib/decode
@@ -84,7 +88,7 @@ func slurmSubmitCommand(e *env) *ucli.Command {
 	}
 	return &ucli.Command{
 		Name:  "submit",
-		Usage: "turn the benchmark matrix into one sbatch job array (one task per engine variant) and submit it",
+		Usage: "turn the benchmark matrix into one sbatch job array (a task per engine variant, or --slices N tasks running every variant) and submit it",
 		UsageText: "runner slurm submit --partition P [flags]\n\nEXAMPLES:\n" +
 			"   runner slurm submit --config configs/decode.yaml --partition h200 --gpus-per-task 1 --time 2:00:00 --results /shared/cib/decode\n" +
 			"   runner slurm submit --engines reference:threads=1,reference:threads=4 --partition cpu --cpus-per-task 4 --dry-run",
