@@ -66,26 +66,22 @@ func vocabMeta(dir string, c llamaConfig) (kvs []KV, warnings []string, err erro
 		if len(tokens) > c.VocabSize {
 			return nil, nil, fmt.Errorf("tokenizer.model: %d pieces for vocab_size %d", len(tokens), c.VocabSize)
 		}
-		// Added tokens (tokenizer.json's added_tokens, e.g. chat markers past
-		// the SentencePiece vocabulary) as the converter adds them.
+		// Added tokens (tokenizer.json's added_tokens: the specials, chat
+		// markers past the SentencePiece vocabulary) as the converter applies
+		// added_tokens_decoder: control if special, else user-defined, score
+		// -1000.
 		for _, a := range addedTokens(tj) {
-			if a.id < len(tokens) {
-				if a.special {
-					types[a.id] = tokControl
-				}
-				continue
-			}
 			if a.id >= c.VocabSize {
 				continue
 			}
-			for len(tokens) < a.id {
+			for len(tokens) <= a.id {
 				tokens, scores, types = append(tokens, fmt.Sprintf("[PAD%d]", len(tokens))), append(scores, -1000), append(types, tokUnused)
 			}
-			typ := tokUserDefined
+			typ, content := tokUserDefined, strings.ReplaceAll(a.content, "▁", " ")
 			if a.special || looksSpecial(a.content) {
-				typ = tokControl
+				typ, content = tokControl, a.content
 			}
-			tokens, scores, types = append(tokens, a.content), append(scores, -1000), append(types, typ)
+			tokens[a.id], scores[a.id], types[a.id] = content, -1000, typ
 		}
 	case model2 != nil && model2["type"] == "BPE":
 		vocab, ok := model2["vocab"].(map[string]any)

@@ -58,12 +58,13 @@ func TestVocabMeta(t *testing.T) {
 				sc  float32
 				typ int
 			}{{"<unk>", 0, 2}, {"<s>", 0, 3}, {"</s>", 0, 3}, {"<0x0A>", 0, 6}, {"▁a", -1.5, 1}, {"x", -2, 4}})),
-				"tokenizer_config.json": `{"add_bos_token": true, "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}`},
+				"tokenizer_config.json": `{"add_bos_token": true, "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}`,
+				"tokenizer.json":        `{"added_tokens": [{"id": 0, "content": "<unk>", "special": true}, {"id": 7, "content": "<|im_end|>", "special": false}], "model": {"type": "BPE", "vocab": {}}}`},
 			want: map[string]any{
 				"tokenizer.ggml.model": "llama", "tokenizer.ggml.pre": "default",
-				"tokenizer.ggml.tokens":       []string{"<unk>", "<s>", "</s>", "<0x0A>", "▁a", "x", "[PAD6]", "[PAD7]"},
-				"tokenizer.ggml.scores":       []float32{0, 0, 0, 0, -1.5, -2, -1000, -1000},
-				"tokenizer.ggml.token_type":   []int32{2, 3, 3, 6, 1, 1, 5, 5},
+				"tokenizer.ggml.tokens":       []string{"<unk>", "<s>", "</s>", "<0x0A>", "▁a", "x", "[PAD6]", "<|im_end|>"},
+				"tokenizer.ggml.scores":       []float32{-1000, 0, 0, 0, -1.5, -2, -1000, -1000},
+				"tokenizer.ggml.token_type":   []int32{3, 3, 3, 6, 1, 1, 5, 3},
 				"tokenizer.ggml.bos_token_id": uint32(1), "tokenizer.ggml.eos_token_id": uint32(2), "tokenizer.ggml.unknown_token_id": uint32(0),
 				"tokenizer.ggml.add_bos_token": true,
 			},
