@@ -16,6 +16,8 @@
 set -euo pipefail
 : "${BIN:?}" "${MODELS:?}" "${OUT:?}"
 export CIB_PYTHON=${CIB_PYTHON:-$(command -v python3)}
+# The engine would find torch/lib next to $CIB_PYTHON's venv; asking torch is sure (this script is not a timed process).
+export CIB_TORCH_LIB=${CIB_TORCH_LIB:-$("$CIB_PYTHON" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')}
 out="$OUT/libtorch"
 mkdir -p "$out"
 export TORCHINDUCTOR_CACHE_DIR=${TORCHINDUCTOR_CACHE_DIR:-/tmp/cib-pytorch-inductor-cache}

@@ -335,14 +335,19 @@ extern "C" int32_t cib_lt_load(const char *package, const char *device, int32_t 
         if (cuda_graphs) {
           m->pos.fill_(0);
           m->stream->synchronize();
-          auto g = std::make_unique<at::cuda::CUDAGraph>();
-          g->capture_begin();
-          m->decode->run(m->decode_in, m->stream_handle());
-          g->capture_end();
-          m->pos.fill_(0);
-          g->replay();
-          m->stream->synchronize();
-          m->graph = std::move(g);
+          try {
+            auto g = std::make_unique<at::cuda::CUDAGraph>();
+            g->capture_begin();
+            m->decode->run(m->decode_in, m->stream_handle());
+            g->capture_end();
+            m->pos.fill_(0);
+            g->replay();
+            m->stream->synchronize();
+            m->graph = std::move(g);
+          } catch (const c10::Error &e) {
+            throw Failure(CIB_LT_FAILED, std::string("load: CUDA graph capture of the decode model failed (cuda_graphs=off runs without): ") +
+                                             e.what_without_backtrace());
+          }
           graph_setting = "one at::cuda::CUDAGraph of the decode model's run, replayed per token";
         }
       }
