@@ -3,8 +3,8 @@
 # (the GPU host has no zstd) that scripts/gpu-run.sh unpacks into its bin/:
 #   .gpu/go.tar.xz         runner, reference, pytorch, telemetry.test, COMMIT, libcib_cupti.so
 #                          (the CUPTI tracer of bench --profile, scripts/build-cupti-profiler.sh)
-#   .gpu/ENGINE.tar.xz     the CUDA builds of the Rust engines (nvcc 13.0.88 from PyPI, sm_90; lmrs: its CPU build),
-#                          written by scripts/build-ENGINE.sh --cuda
+#   .gpu/ENGINE.tar.xz     the CUDA builds of the Rust engines and llama.cpp (nvcc 13.0.88 from PyPI, sm_90; lmrs: its
+#                          CPU build), written by scripts/build-ENGINE.sh --cuda
 #   .gpu/libtorch.tar.xz   libtorch + libcib_libtorch.so (scripts/build-libtorch.sh --gpu: g++ against the torch venv)
 # Pass the device tool carry: [".gpu/go.tar.xz", ".gpu/candle.tar.xz", ...] (64 MiB in all).
 # ENGINES="candle burn" limits the Rust builds (ENGINES= builds only the Go archive).
@@ -19,7 +19,7 @@ go build -trimpath -ldflags=-s -o .gpu/bin/ ./runner ./engines/reference ./engin
 go test -c -ldflags="-s -w" -o .gpu/bin/telemetry.test ./runner/internal/telemetry
 scripts/build-cupti-profiler.sh .gpu/bin >/dev/null
 XZ_OPT=-6T2 tar -cJf .gpu/go.tar.xz -C .gpu bin/runner bin/reference bin/pytorch bin/telemetry.test bin/COMMIT bin/libcib_cupti.so
-for e in ${ENGINES-candle burn mistralrs lmrs libtorch}; do
+for e in ${ENGINES-candle burn mistralrs lmrs llamacpp libtorch}; do
   "scripts/build-$e.sh" --cuda
 done
 ls -l .gpu/*.tar.xz

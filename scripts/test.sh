@@ -72,7 +72,7 @@ step "install and build (CPU, CIB_JOBS=$CIB_JOBS)"
 mkdir -p "$logs"
 start=$SECONDS
 # Longest first: with fewer cores than steps, the longest build sets the pace.
-for e in mistralrs burn candle lmrs; do
+for e in mistralrs burn llamacpp candle lmrs; do
   if [[ -x scripts/build-$e.sh ]]; then
     launch "$e" "scripts/build-$e.sh"
     ((CIB_JOBS > 1)) || settle

@@ -19,6 +19,7 @@ var Known = map[string]string{
 	"mistralrs": "scripts/build-mistralrs.sh",
 	"lmrs":      "scripts/build-lmrs.sh",
 	"libtorch":  "scripts/build-libtorch.sh",
+	"llamacpp":  "scripts/build-llamacpp.sh",
 }
 
 // NotFoundError says where a binary was looked for.

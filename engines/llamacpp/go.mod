@@ -1,0 +1,16 @@
+module github.com/cuda-inference-benchmarks/cib/engines/llamacpp
+
+go 1.26
+
+require (
+	github.com/cuda-inference-benchmarks/cib/ggufw v0.0.0
+	github.com/cuda-inference-benchmarks/cib/protocol v0.0.0
+	github.com/stretchr/testify v1.12.1
+)
+
+require go.yaml.in/yaml/v3 v3.0.5 // indirect
+
+replace (
+	github.com/cuda-inference-benchmarks/cib/ggufw => ../../ggufw
+	github.com/cuda-inference-benchmarks/cib/protocol => ../../protocol
+)
