@@ -3,8 +3,11 @@
 //!
 //!   cargo run --release --example decode -- QUANT THREADS[,THREADS...] [LAYERS]
 //!
-//! Prints, per thread count: time to first token (32-token prompt), decode tok/s over 32 new tokens, the weight
-//! bytes streamed per second at that rate, and with CIB_LMRS_PROFILE=1 where a decode step's time goes.
+//! Prints, per thread count: time to first token (32-token prompt), decode tok/s over DECODE_NEW (32) new tokens
+//! (best of 3), the weight bytes streamed per second at that rate, and with CIB_LMRS_PROFILE=1 where a decode
+//! step's time goes. DECODE_MODEL=path times that model instead (an lmrs file or directory, as the engine loads
+//! it); DECODE_FILE=path writes the synthetic model there and loads it as a file. CIB_LMRS_ISA=avx2 runs the
+//! AVX2 kernels on an AVX-512 machine.
 use std::time::Instant;
 
 use cib_lmrs::format::{self, Header, Image, Quant, HEADER_LEN};
@@ -32,9 +35,16 @@ fn main() {
     let layers: u32 = args.get(3).map_or(22, |s| s.parse().expect("layers"));
     // DECODE_MODEL=path: time that model (an lmrs file or directory, as the engine loads it) instead.
     if let Ok(m) = std::env::var("DECODE_MODEL") {
+        let p = std::path::Path::new(&m);
+        let f = if p.is_dir() {
+            p.join("model.lmrs")
+        } else {
+            p.to_path_buf()
+        };
+        let size = std::fs::metadata(&f).expect("model file").len() as f64; // GB/s below: of the whole file
         for &th in &threads {
-            let e = Engine::load(std::path::Path::new(&m), "", 0, th).expect("load").0;
-            bench(&e, th, q.name(), 0.0);
+            let e = Engine::load(p, "", 0, th).expect("load").0;
+            bench(&e, th, &m, size);
         }
         return;
     }
@@ -119,7 +129,8 @@ fn main() {
 
 /// bench times generate on e: a warm-up, one prefill-only run, then 3 runs of 32 new tokens (best of 3).
 fn bench(e: &Engine, th: usize, qname: &str, streamed: f64) {
-    let (prompt, new) = (32usize, 32usize);
+    let prompt = 32usize;
+    let new: usize = std::env::var("DECODE_NEW").map_or(32, |v| v.parse().expect("DECODE_NEW"));
     let ids: Vec<u32> = (0..prompt as u32).map(|i| (i * 7919) % e.vocab() as u32).collect();
     let run = |n: usize| {
         let (mut out, mut ns) = (vec![0u32; n], vec![0i64; n]);

@@ -1,8 +1,10 @@
-//! Dot-product kernels. They are plain Rust written so LLVM vectorizes them: fixed-width lane arrays (no
-//! float reassociation is needed, each lane is its own sum), integer products widened to i32 within a group and
-//! folded into f32 lanes once per group. Each kernel is compiled three times, for AVX-512 (F, BW, VL, VNNI),
-//! AVX2 + FMA and the baseline target; `Isa::detect` picks one at load. `scripts/build-lmrs.sh --asm` dumps the
-//! assembly to check the inner loops use zmm/ymm registers (vpmaddwd / vpdpwssd for int8, vfmadd/vmulps for f32).
+//! Dot-product kernels. The f32 one is plain Rust written so LLVM vectorizes it: fixed-width lane arrays (no
+//! float reassociation is needed, each lane is its own sum). The int8 ones are intrinsics: AVX-512 VNNI
+//! (vpdpbusd, four weight rows per pass; module vnni) and AVX2 (vpmaddubsw + vpmaddwd; module simd), integer
+//! products summed in i32 within a group and folded into f32 lanes once per group; the baseline target has the
+//! plain-Rust versions. `Isa::detect` picks the instruction set at load (CIB_LMRS_ISA can lower it, to compare).
+//! `scripts/build-lmrs.sh --asm` dumps the assembly to check the inner loops (vpdpbusd on zmm for q8_0/q4_0 on
+//! AVX-512, vpmaddubsw on ymm for AVX2, vfmadd on f32).
 
 use crate::quant;
 
