@@ -462,3 +462,68 @@ func smolLM2(t *testing.T) string {
 	}
 	return strings.TrimSpace(string(out))
 }
+
+// TestSmolLM2F32Parity runs SmolLM2's weights dequantized to f32 (`runner
+// models import`, as runner/internal/gguf's parity test does), given as the HF
+// directory, so the engine converts them back into an f32 GGUF: llama.cpp's
+// greedy tokens must equal the reference engine's on the plain and chat
+// prompts, or diverge first where the reference's top-2 margin is a near-tie.
+// This is where the Q4_1 file's chat answer (TestSmolLM2) is told apart from
+// an adapter bug: with the same f32 weights the answers agree.
+func TestSmolLM2F32Parity(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real weights: not in -short")
+	}
+	gguf := smolLM2(t)
+	bin := llamacppBin(t)
+	root, err := enginetest.RepoRoot()
+	require.NoError(t, err)
+	dir := filepath.Join(t.TempDir(), "smollm2-f32")
+	args := []string{"models", "import", "--in", gguf, "--out", dir, "--dtype", "f32"}
+	cmd := exec.Command(filepath.Join(root, "bin", "runner"), args...)
+	if _, err := os.Stat(cmd.Path); err != nil {
+		cmd = exec.Command("go", append([]string{"run", "./runner"}, args...)...)
+	}
+	cmd.Dir = root
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "runner models import: %s", out)
+
+	var cases []protocol.Case
+	for _, p := range smolLM2Prompts {
+		ids := make([]int, len(p.ids))
+		for i, id := range p.ids {
+			ids[i] = int(id)
+		}
+		cases = append(cases, enginetest.GreedyCase(p.name, ids, 16))
+	}
+	margins := filepath.Join(t.TempDir(), "margins.jsonl")
+	refReq := enginetest.CPURequest(dir, "f32", cases...)
+	refReq.Warmup, refReq.Iterations = 0, 1
+	refReq.Options = map[string]string{"margins": margins}
+	ref := enginetest.Tokens(run(t, enginetest.Reference(t), nil, refReq).Events)
+	top := readMargins(t, margins)
+
+	_, env := cacheEnv(t)
+	req := enginetest.CPURequest(dir, "f32", cases...)
+	req.Warmup, req.Iterations = 0, 1
+	res := run(t, bin, env, req)
+	got := enginetest.Tokens(res.Events)
+	l := res.Events[0].Loaded
+	assert.Equal(t, "f32", l.DType)
+	assert.Equal(t, "converted", l.Settings["gguf_source"])
+	t.Logf("converted to an f32 GGUF in %.1f s", float64(l.CompileNs)/1e9)
+	require.Len(t, got, len(cases))
+	for i, c := range cases {
+		k := firstDiff(ref[i], got[i])
+		if k < 0 {
+			t.Logf("%s: identical to the reference (%d tokens): %v", c.Name, len(got[i]), got[i])
+			continue
+		}
+		m := top[c.Name]
+		if got[i][k] == m.Top2[k] && m.Margin[k] < nearTie {
+			t.Logf("%s: near-tie at token %d (reference top-2 margin %.3g)", c.Name, k, m.Margin[k])
+			continue
+		}
+		t.Errorf("%s: token %d = %d, want the reference's %d (margin %.3g)\n got: %v\nwant: %v", c.Name, k, got[i][k], ref[i][k], m.Margin[k], got[i], ref[i])
+	}
+}

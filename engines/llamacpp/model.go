@@ -78,10 +78,6 @@ func resolve(ctx context.Context, model, weights, cacheDir string) (source, erro
 	return source{path: out, how: "converted", convertNs: int64(cs.Duration), warnings: cs.Warnings}, nil
 }
 
-// converterVersion is part of the cache key: bump it when ggufw changes
-// what it writes, so older conversions are not reused.
-const converterVersion = "ggufw 1"
-
 // sampleLen and samples bound the bytes contentKey reads of each weight file:
 // its size, its whole safetensors header, and samples slices of sampleLen
 // spread over it. Random weights of one shape and another seed differ in
@@ -94,10 +90,11 @@ const (
 
 // contentKey identifies an HF directory by config.json, and for each
 // *.safetensors file (sorted) its name, size, header and sampled content.
-// The conversion's version is part of it, so a changed converter rewrites.
+// ggufw.Revision is part of it, so a converter that writes other bytes
+// rewrites the file rather than reusing an old one.
 func contentKey(dir string) (string, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "cib-llamacpp-gguf %s\n", converterVersion)
+	fmt.Fprintf(h, "cib-llamacpp-gguf ggufw revision %d\n", ggufw.Revision)
 	cfg, err := os.ReadFile(filepath.Join(dir, "config.json"))
 	if err != nil {
 		return "", err
