@@ -25,6 +25,9 @@
 #                    (AOTInductor, no Python) on cuda:0, then TinyLlama libtorch (CUDA graph on/off) vs pytorch compiled/eager
 #   lmrs             scripts/gpu/lmrs.sh: the lmrs engine on the host's CPU (memory-bandwidth probe, f32/q8_0/q4_0,
 #                    1 thread and all cores, next to reference and candle on the CPU), TinyLlama-1.1B
+#   llamacpp         llama.cpp: info, conformance on cuda:0, then per shape in LLAMACPP_SHAPES (tinyllama-1.1b
+#                    llama-3-8b) and GGUF type in LLAMACPP_TYPES (f16) ROUNDS (2) interleaved pairs of the native loop
+#                    (llamacpp-bench on the engine's own GGUF) and the runner (1 launch), p128-n256, WARMUP (2) + ITERS (5)
 #   burn             scripts/gpu/burn.sh (conformance, burn-bench, runner), BURN_SHAPES
 #   burn-diag        burn-bench on TinyLlama with per-token traces and cubecl logs, per attention mode
 #   burn-watch       a cold burn-bench per BURN_WATCH variant (attention:seconds) with stamped cubecl
@@ -297,6 +300,30 @@ EOF
   lmrs)
     synth tinyllama-1.1b
     OUT=$S scripts/gpu/lmrs.sh || echo "LMRS FAILED"
+    ;;
+  llamacpp)
+    "$BIN/llamacpp" info
+    "$BIN/runner" conformance --bin-dir "$BIN" --device cuda:0 --dtype bf16 llamacpp || echo "CONFORMANCE FAILED: llamacpp"
+    for s in ${LLAMACPP_SHAPES:-tinyllama-1.1b llama-3-8b}; do
+      synth "$s"
+      for ty in ${LLAMACPP_TYPES:-f16}; do
+        # The engine converts the HF directory once into $CIB_CACHE/gguf; the bench reads that file.
+        g=$("$BIN/llamacpp" gguf "$MODELS/$s" --type "$ty") || { echo "LLAMACPP GGUF FAILED: $s $ty"; continue; }
+        dt=$ty
+        [[ $ty == f32 || $ty == f16 || $ty == bf16 ]] || dt=f16
+        printf 'name: llamacpp-%s-%s\nmodel: %s\ndevice: cuda:0\ndtype: %s\nseed: 1\nengines:\n  - {name: llamacpp, options: {type: %s}}\ncases:\n  - {name: p128-n256, prompt_len: 128, max_new_tokens: 256}\ntimeouts: {start: 15m, stall: 5m, total: 30m}\n' \
+          "$s" "$ty" "$MODELS/$s" "$dt" "$ty" >"$S/$s-$ty.yaml"
+        for ((r = 1; r <= ${ROUNDS:-2}; r++)); do
+          n=$("$BIN/llamacpp-bench" "$g" --device cuda:0 --prompt-len 128 --new 256 --warmup "${WARMUP:-2}" --iters "${ITERS:-5}" \
+            --seed 1 --case p128-n256 2>>"$S/native.log" | tee -a "$S/native.log" | sed -nE 's/^median_decode_tok_s ([0-9.]+).*/\1/p') || true
+          "$BIN/runner" bench --bin-dir "$BIN" --config "$S/$s-$ty.yaml" --launches 1 --warmup "${WARMUP:-2}" \
+            --iterations "${ITERS:-5}" --idle-timeout 10s --out "$S/runs-$s-$ty-$r" -q >>"$S/runner.log" 2>&1 || echo "runner exit $?"
+          x=$(python3 -c 'import json,sys; print("%.2f" % json.load(open(sys.argv[1]))["cases"][0]["results"][0]["metrics"]["decode_tps"]["median"])' \
+            "$(ls -d "$S/runs-$s-$ty-$r"/*/summary.json 2>/dev/null | tail -n1)" 2>>"$S/runner.log") || true
+          echo "llamacpp $s $ty round $r: native ${n:-FAILED} tok/s, runner ${x:-FAILED} tok/s (median decode, p128-n256)"
+        done
+      done
+    done
     ;;
   *) echo "unknown stage $stage" >&2 ;;
   esac
