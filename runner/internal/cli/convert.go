@@ -104,7 +104,7 @@ func convertGGUF(c *ucli.Context, e *env) error {
 		types = append(types, fmt.Sprintf("%d %s", res.Tensors[t], t))
 	}
 	secs := res.Duration.Seconds()
-	fmt.Fprintf(e.stdout, "%s: gguf v%d %s (tensors: %s), %d params, %.3f GB in %.1fs (%.2f GB/s)\n", res.Path, ggufw.Version,
-		typ, strings.Join(types, ", "), res.Params, float64(res.Bytes)/1e9, secs, float64(res.Bytes)/1e9/max(secs, 1e-9))
+	fmt.Fprintf(e.stdout, "%s: gguf v%d %s (tensors: %s), %d params, %.3f GB in %.1fs (%.1f M params/s)\n", res.Path, ggufw.Version,
+		typ, strings.Join(types, ", "), res.Params, float64(res.Bytes)/1e9, secs, float64(res.Params)/1e6/max(secs, 1e-9))
 	return nil
 }
