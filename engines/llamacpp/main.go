@@ -108,7 +108,7 @@ const bestPractice = "llama.cpp run as llama-bench runs it: llama_model_load_fro
 	"CUDA (0 on the CPU, no GPU device listed), split_mode none; one context per launch sized to the request's " +
 	"longest case (n_ctx = batch × (prompt + new tokens), one sequence per batch row), n_batch and n_ubatch at least the " +
 	"whole prompt batch (llama.cpp's 2048/512 otherwise), flash attention llama.cpp's default (auto), f16 KV cache; " +
-	"each iteration clears the memory (llama_memory_clear), decodes the prompt in one llama_decode, then one token per " +
+	"each iteration clears the memory (llama_memory_clear, data = false, before the clock starts, as llama-bench), decodes the prompt in one llama_decode, then one token per " +
 	"sequence per llama_decode, greedy argmax of llama_get_logits_ith (lowest id on ties), exactly N tokens, EOS ignored. " +
 	"n_threads = request threads (0: all cores). Weights are the GGUF's own type: an HF directory is converted once " +
 	"(ggufw, option type, default the request dtype) into a cache and the conversion time is loaded.compile_ns. " +

@@ -369,7 +369,9 @@ int32_t cib_llama_generate(cib_llama * m, const int32_t * prompt, int32_t n_prom
         return CIB_ERR_CANCELLED;
     }
     log_reset();
-    llama_memory_clear(llama_get_memory(m->ctx), true);
+    // As llama-bench does before each repetition, outside the timed span:
+    // every cell freed, the buffers left as they are (data = false).
+    llama_memory_clear(llama_get_memory(m->ctx), false);
     int64_t t0 = now_ns();
 
     // Prefill: every sequence's prompt in one llama_decode, logits of each last token.

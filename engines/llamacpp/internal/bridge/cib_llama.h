@@ -56,7 +56,8 @@ int32_t cib_llama_info(char * buf, size_t n);
 // cib_llama_load loads a model and makes one context for p.
 int32_t cib_llama_load(const cib_llama_params * p, cib_llama ** out, cib_llama_loaded * loaded, char * err, size_t n_err);
 
-// cib_llama_generate clears the memory (KV cache), decodes the prompt for
+// cib_llama_generate clears the memory (KV cache; llama_memory_clear with
+// data = false, as llama-bench, before the clock starts), decodes the prompt for
 // batch sequences in one llama_decode, then one token per sequence per
 // llama_decode, greedy (argmax over llama_get_logits_ith, lowest id on ties),
 // exactly n_new tokens, EOS ignored. ids gets n_new * batch ids, step-major;
