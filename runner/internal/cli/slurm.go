@@ -40,8 +40,8 @@ finished, also while the array runs and after a task failed (a failed, cancelled
 preempted task is a failed row; its finished launches are kept).
 
 One-time cluster requirements:
-  - the results directory, the model directory and the runner binary on a filesystem shared by the
-    login node and every compute node (same absolute paths);
+  - the results directory, the model directory, the runner binary and the directory you submit from
+    (tasks start there) on a filesystem shared by the login node and every compute node (same paths);
   - the engines in a shared bin dir (--bin-dir, default bin/ or $CIB_BIN_DIR) or on every node's PATH
     as cib-NAME; CUDA drivers on the GPU nodes, and gres/gpu configured for --gpus-per-task;
   - sbatch, and sacct (or scontrol where accounting is off) on the node you run status and report from.

@@ -78,7 +78,7 @@ func TestSlurmArray(t *testing.T) {
 		"  - {name: reference, threads: 1}\n"+
 		"  - {name: reference, threads: 2}\n"+
 		"  - {name: testengine, options: {fail: crash-after=1}}\n"+
-		"  - {name: testengine, options: {token_us: \"150000\"}}\n")
+		"  - {name: testengine, options: {token_us: \"250000\"}}\n")
 	dir := filepath.Join(t.TempDir(), "array")
 
 	o := slurmRun("slurm", "submit", "--config", cfg, "--partition", "cib", "--launches", "3", "--bin-dir", bin, "--runner", filepath.Join(bin, "runner"), "--results", dir, "--dry-run")
@@ -128,14 +128,17 @@ func TestSlurmArray(t *testing.T) {
 	// The slow task, running with a launch recorded: the report merges what
 	// has finished so far, then the task is cancelled.
 	waitFor("task 3 to record a launch", func(rows []map[string]any) bool {
+		if rows[3]["state"] == "COMPLETED" {
+			t.Fatalf("task 3 finished all its launches before the test could cancel it: %v", rows[3])
+		}
 		return rows[3]["state"] == "RUNNING" && rows[3]["launches_ok"].(float64) >= 1
 	})
 	o = slurmRun("report", "--format", "json", dir)
 	require.Equal(t, cli.ExitOK, o.code, o.stderr)
 	var during analysis.Summary
 	require.NoError(t, json.Unmarshal([]byte(o.stdout), &during))
-	require.Positive(t, engineOf(t, &during, "testengine:token_us=150000").Launches, "a running task's finished launches are in the report")
-	assert.Contains(t, strings.Join(during.Warnings, "\n"), "slurm task 3 (testengine:token_us=150000): RUNNING")
+	require.Positive(t, engineOf(t, &during, "testengine:token_us=250000").Launches, "a running task's finished launches are in the report")
+	assert.Contains(t, strings.Join(during.Warnings, "\n"), "slurm task 3 (testengine:token_us=250000): RUNNING")
 	scancel(job + "_3")
 
 	rows := waitFor("every task to end", func(rows []map[string]any) bool {
@@ -174,12 +177,12 @@ func TestSlurmArray(t *testing.T) {
 	require.Len(t, recorded["reference:threads=1"], 3)
 	require.Len(t, recorded["reference:threads=2"], 3)
 	require.NotEmpty(t, recorded["testengine:fail=crash-after=1"])
-	require.NotEmpty(t, recorded["testengine:token_us=150000"])
+	require.NotEmpty(t, recorded["testengine:token_us=250000"])
 	o = slurmRun("report", "--format", "json", dir)
 	require.Equal(t, cli.ExitOK, o.code, o.stderr)
 	var sum analysis.Summary
 	require.NoError(t, json.Unmarshal([]byte(o.stdout), &sum))
-	taskRows := map[string]int{"testengine:fail=crash-after=1": 1, "testengine:token_us=150000": 1}
+	taskRows := map[string]int{"testengine:fail=crash-after=1": 1, "testengine:token_us=250000": 1}
 	for label, recs := range recorded {
 		e := engineOf(t, &sum, label)
 		failed := 0
@@ -197,7 +200,7 @@ func TestSlurmArray(t *testing.T) {
 	}
 	joined := strings.Join(failures, "\n")
 	assert.Contains(t, joined, "testengine:fail=crash-after=1: slurm task 2 (job "+job+") ended FAILED")
-	assert.Contains(t, joined, "testengine:token_us=150000: slurm task 3 (job "+job+") ended CANCELLED")
+	assert.Contains(t, joined, "testengine:token_us=250000: slurm task 3 (job "+job+") ended CANCELLED")
 	for _, f := range []string{results.SummaryFile, results.ReportMD, results.ReportHTML} {
 		assert.FileExists(t, filepath.Join(dir, f))
 	}
@@ -208,7 +211,7 @@ func TestSlurmArray(t *testing.T) {
 	// resumes (runner bench --resume): its finished launches count as done
 	// and are kept as they were, the launch the cancel cut short is run
 	// again, and the task ends COMPLETED in the second job.
-	before := recorded["testengine:token_us=150000"]
+	before := recorded["testengine:token_us=250000"]
 	resubmitted := time.Now()
 	o = slurmRun("slurm", "resubmit", dir)
 	require.Equal(t, cli.ExitOK, o.code, o.stderr)
