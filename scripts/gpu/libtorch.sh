@@ -2,7 +2,7 @@
 # Runs the libtorch engine on the GPU host, in phases (default: conformance export tiny):
 #   conformance  runner conformance libtorch on cuda:0 bf16, tiny shape ($MODELS/tiny; the first launch exports)
 #   export       exports TinyLlama's package for the bench case (batch 1, 128+256 tokens) in one launch of
-#                its own, so its cost is on record (export-tinyllama.jsonl: loaded.compile_ns, settings.export_b1)
+#                its own, so its cost is on record (export-$shape.jsonl: loaded.compile_ns, settings.export_b1)
 #                and no benchmark launch pays it
 #   tiny         runner bench, TinyLlama-1.1B, p128-n256, launches interleaved on the same card: libtorch with
 #                and without the CUDA graph, pytorch compiled, pytorch eager
@@ -11,8 +11,9 @@
 #
 # BIN holds runner, pytorch, libtorch and libcib_libtorch.so (scripts/build-libtorch.sh --gpu). libtorch comes
 # from the host's torch venv: CIB_TORCH_LIB, else the torch/lib of $CIB_PYTHON's venv (python3 = /opt/torch/.venv).
-# PROMPT, NEW, LIBTORCH_LAUNCHES (2), LIBTORCH_ITERS (5) and LIBTORCH_VARIANTS ("graph nograph compiled eager")
-# shape the bench.
+# DEVICE (cuda:0), DTYPE (bf16) and SHAPE (tinyllama-1.1b) make a CPU dry run possible (DEVICE=cpu DTYPE=f32
+# SHAPE=tiny PROMPT=8 NEW=16 LIBTORCH_VARIANTS="nograph compiled eager"). PROMPT (128), NEW (256),
+# LIBTORCH_LAUNCHES (2), LIBTORCH_ITERS (5) and LIBTORCH_VARIANTS ("graph nograph compiled eager") shape the bench.
 set -euo pipefail
 : "${BIN:?}" "${MODELS:?}" "${OUT:?}"
 export CIB_PYTHON=${CIB_PYTHON:-$(command -v python3)}
@@ -21,10 +22,10 @@ export CIB_TORCH_LIB=${CIB_TORCH_LIB:-$("$CIB_PYTHON" -c 'import os, torch; prin
 out="$OUT/libtorch"
 mkdir -p "$out"
 export TORCHINDUCTOR_CACHE_DIR=${TORCHINDUCTOR_CACHE_DIR:-/tmp/cib-pytorch-inductor-cache}
-prompt=${PROMPT:-128} new=${NEW:-256}
+prompt=${PROMPT:-128} new=${NEW:-256} device=${DEVICE:-cuda:0} dtype=${DTYPE:-bf16} shape=${SHAPE:-tinyllama-1.1b}
 phases=("$@")
 [[ ${#phases[@]} -gt 0 ]] || phases=(conformance export tiny)
-synth() { [[ -f $MODELS/$1/config.json ]] || "$BIN/runner" models synth --shape "$1" --dtype bf16 --out "$MODELS/$1"; }
+synth() { [[ -f $MODELS/$1/config.json ]] || "$BIN/runner" models synth --shape "$1" --dtype "$dtype" --out "$MODELS/$1"; }
 
 "$BIN/libtorch" info | tee "$out/info.json"
 
@@ -33,27 +34,27 @@ for phase in "${phases[@]}"; do
   case $phase in
   conformance)
     synth tiny
-    "$BIN/runner" conformance --bin-dir "$BIN" --model "$MODELS/tiny" --device cuda:0 --dtype bf16 libtorch 2>&1 | tee "$out/conformance.txt" || true
-    "$BIN/runner" conformance --bin-dir "$BIN" --model "$MODELS/tiny" --device cuda:0 --dtype bf16 libtorch:cuda_graphs=off 2>&1 | tee "$out/conformance-nograph.txt" || true
+    "$BIN/runner" conformance --bin-dir "$BIN" --model "$MODELS/tiny" --device "$device" --dtype "$dtype" libtorch 2>&1 | tee "$out/conformance.txt" || true
+    "$BIN/runner" conformance --bin-dir "$BIN" --model "$MODELS/tiny" --device "$device" --dtype "$dtype" libtorch:cuda_graphs=off 2>&1 | tee "$out/conformance-nograph.txt" || true
     ;;
   export)
-    synth tinyllama-1.1b
+    synth "$shape"
     "$CIB_PYTHON" -c 'import json,random,sys; m,p,n=sys.argv[1],int(sys.argv[2]),int(sys.argv[3]); v=json.load(open(m+"/config.json"))["vocab_size"]; r=random.Random(1)
-print(json.dumps({"protocol":1,"model":m,"device":"cuda:0","dtype":"bf16","seed":1,"warmup":0,"iterations":1,
+print(json.dumps({"protocol":1,"model":m,"device":sys.argv[4],"dtype":sys.argv[5],"seed":1,"warmup":0,"iterations":1,
  "cases":[{"name":"export","prompt_tokens":[1]+[r.randrange(3,v) for _ in range(p-1)],"max_new_tokens":n,"batch_size":1,"greedy":True,"ignore_eos":True}]}))' \
-      "$MODELS/tinyllama-1.1b" "$prompt" "$new" > "$out/export-request.json"
-    /usr/bin/time -v "$BIN/libtorch" run < "$out/export-request.json" > "$out/export-tinyllama.jsonl" 2> "$out/export-tinyllama.log" ||
-      { echo "EXPORT FAILED"; tail -n 40 "$out/export-tinyllama.log"; }
-    head -c 3000 "$out/export-tinyllama.jsonl"; echo
-    ls -la "$MODELS/tinyllama-1.1b/.aoti" || true
+      "$MODELS/$shape" "$prompt" "$new" "$device" "$dtype" > "$out/export-request.json"
+    "$BIN/libtorch" run < "$out/export-request.json" > "$out/export-$shape.jsonl" 2> "$out/export-$shape.log" ||
+      { echo "EXPORT FAILED"; tail -n 40 "$out/export-$shape.log"; }
+    head -c 3000 "$out/export-$shape.jsonl"; echo
+    ls -la "$MODELS/$shape/.aoti" || true
     ;;
   tiny)
-    synth tinyllama-1.1b
-    cat > "$out/tinyllama.yaml" <<EOF
-name: libtorch-vs-pytorch-tinyllama-1.1b
-model: $MODELS/tinyllama-1.1b
-device: cuda:0
-dtype: bf16
+    synth "$shape"
+    cat > "$out/$shape.yaml" <<EOF
+name: libtorch-vs-pytorch-$shape
+model: $MODELS/$shape
+device: $device
+dtype: $dtype
 seed: 1
 warmup: 2
 iterations: ${LIBTORCH_ITERS:-5}
@@ -69,7 +70,7 @@ cases:
   - {name: p$prompt-n$new, prompt_len: $prompt, max_new_tokens: $new}
 timeouts: {start: 15m, stall: 5m, total: 30m}
 EOF
-    "$BIN/runner" bench --bin-dir "$BIN" --config "$out/tinyllama.yaml" --out "$out/results" 2>&1 | tee "$out/runner-tiny.txt" || true
+    "$BIN/runner" bench --bin-dir "$BIN" --config "$out/$shape.yaml" --out "$out/results" 2>&1 | tee "$out/runner-tiny.txt" || true
     ;;
   *)
     echo "libtorch.sh: unknown phase $phase (want conformance, export, tiny)" >&2
