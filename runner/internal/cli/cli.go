@@ -175,11 +175,11 @@ func addExamples(cmds []*ucli.Command, parent string) {
 // separate value.
 var valueFlags = map[string]bool{"--bin-dir": true, "--model": true, "--device": true, "--dtype": true, "--timeout": true,
 	"--format": true, "-o": true, "--gpu-price": true, "--energy-price": true, "--plugin": true, "--plugin-timeout": true, "--alpha": true,
-	"--out": true, "--engines": true, "-e": true, "--launches": true, "--iterations": true, "--warmup": true, "--stop-after": true,
+	"--out": true, "--tasks": true, "--engines": true, "-e": true, "--launches": true, "--iterations": true, "--warmup": true, "--stop-after": true,
 	"--resume": true, "--idle-timeout": true, "--telemetry-interval": true}
 
 // argsLast are the commands whose flags may follow their arguments.
-var argsLast = map[string]bool{"conformance": true, "report": true, "compare": true, "suite": true}
+var argsLast = map[string]bool{"conformance": true, "report": true, "compare": true, "suite": true, "status": true, "resubmit": true} // status, resubmit: runner slurm
 
 // flagsFirst lets `runner conformance ENGINE --device cuda:0` and `runner
 // report DIR --format json` work as users type them: urfave/cli v2 stops

@@ -153,6 +153,9 @@ func TestSlurmArray(t *testing.T) {
 		assert.Equal(t, want, rows[i]["state"], "task %d", i)
 		assert.NotEmpty(t, rows[i]["node"], "task %d", i)
 	}
+	o = slurmRun("slurm", "status", dir, "--json") // flags after the directory too
+	require.Equal(t, cli.ExitOK, o.code, o.stderr)
+	require.True(t, json.Valid([]byte(o.stdout)), o.stdout)
 	o = slurmRun("slurm", "status", dir)
 	require.Equal(t, cli.ExitOK, o.code, o.stderr)
 	for _, s := range []string{"COMPLETED", "FAILED", "CANCELLED", "testengine:fail=crash-after=1"} {
