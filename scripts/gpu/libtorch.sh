@@ -13,7 +13,8 @@
 # from the host's torch venv: CIB_TORCH_LIB, else the torch/lib of $CIB_PYTHON's venv (python3 = /opt/torch/.venv).
 # DEVICE (cuda:0), DTYPE (bf16) and SHAPE (tinyllama-1.1b) make a CPU dry run possible (DEVICE=cpu DTYPE=f32
 # SHAPE=tiny PROMPT=8 NEW=16 LIBTORCH_VARIANTS="nograph compiled eager"). PROMPT (128), NEW (256),
-# LIBTORCH_LAUNCHES (2), LIBTORCH_ITERS (5) and LIBTORCH_VARIANTS ("graph nograph compiled eager") shape the bench.
+# LIBTORCH_LAUNCHES (2), LIBTORCH_ITERS (5) and LIBTORCH_VARIANTS ("graph nograph compiled eager"; also
+# compiled-prefill: pytorch with its prefill compiled too, as libtorch's always is) shape the bench.
 set -euo pipefail
 : "${BIN:?}" "${MODELS:?}" "${OUT:?}"
 export CIB_PYTHON=${CIB_PYTHON:-$(command -v python3)}
@@ -64,6 +65,7 @@ $(for v in ${LIBTORCH_VARIANTS:-graph nograph compiled eager}; do case $v in
   graph) echo "  - {name: libtorch, label: libtorch-graph, options: {cuda_graphs: \"on\"}}" ;;
   nograph) echo "  - {name: libtorch, label: libtorch-nograph, options: {cuda_graphs: \"off\"}}" ;;
   compiled) echo "  - {name: pytorch, label: pytorch-compiled, options: {mode: compiled}}" ;;
+  compiled-prefill) echo "  - {name: pytorch, label: pytorch-compiled-prefill, options: {mode: compiled, prefill: compiled}}" ;;
   eager) echo "  - {name: pytorch, label: pytorch-eager, options: {mode: eager}}" ;;
   esac; done)
 cases:
