@@ -142,7 +142,11 @@ func Markdown(w io.Writer, dir string, st *State) error {
 			p.f("No report: %s.\n\n", c.Status)
 			continue
 		}
-		for _, line := range strings.SplitAfter(strings.TrimRight(string(b), "\n")+"\n", "\n") {
+		lines := strings.SplitAfter(strings.TrimRight(string(b), "\n")+"\n", "\n")
+		if len(lines) > 0 && strings.HasPrefix(lines[0], "# ") { // the cell's title: this section's heading says it
+			lines = lines[1:]
+		}
+		for _, line := range lines {
 			if strings.HasPrefix(line, "#") { // the cell's headings one level down
 				line = "#" + line
 			}
