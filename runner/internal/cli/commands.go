@@ -94,6 +94,7 @@ func modelsCommand(e *env) *ucli.Command {
 				if err != nil {
 					return err
 				}
+				modelcfg.RememberHash(res.Dir, modelcfg.HashCachePath(e.getenv), res.Hash) // the first benchmark need not re-read it
 				secs := res.Duration.Seconds()
 				fmt.Fprintf(e.stdout, "%s: %s %s, %d params, %.2f GB in %.1fs (%.2f GB/s), %s\n", res.Dir, c.String("shape"), c.String("dtype"),
 					res.Params, float64(res.Bytes)/1e9, secs, float64(res.Bytes)/1e9/max(secs, 1e-9), res.Hash.Sum)

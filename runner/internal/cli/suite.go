@@ -56,7 +56,7 @@ func suiteCommand(e *env) *ucli.Command {
 			&ucli.IntFlag{Name: "launches", DefaultText: "the config's", Usage: "override launches per engine per cell (exact: adaptive stopping off)"},
 			&ucli.IntFlag{Name: "iterations", DefaultText: "the config's", Usage: "override timed iterations per launch"},
 			&ucli.IntFlag{Name: "warmup", DefaultText: "the config's", Usage: "override warm-up iterations per launch"},
-			&ucli.DurationFlag{Name: "stop-after", Usage: "time budget: no launch starts that would end after this (estimated from the engine's last launch); the suite stops cleanly for --resume (e.g. 8m inside a 10-minute job)"},
+			&ucli.DurationFlag{Name: "stop-after", Usage: "time budget: no launch starts that would end after this (estimated by the engine's longest launch so far); the suite stops cleanly for --resume (e.g. 8m inside a 10-minute job)"},
 			&ucli.BoolFlag{Name: "no-telemetry", Usage: "do not sample the GPU through NVML"},
 			&ucli.DurationFlag{Name: "telemetry-interval", Value: 10 * time.Millisecond, Usage: "GPU sampling interval"},
 			&ucli.BoolFlag{Name: "allow-busy", Usage: "run even when another process holds the GPU"},
@@ -157,18 +157,25 @@ func suiteCmd(c *ucli.Context, e *env) error {
 	if d := c.Duration("stop-after"); d > 0 {
 		deadline = begin.Add(d)
 	}
-	lastLaunch := map[string]time.Duration{} // per variant, the latest launch seen: the estimate for --stop-after
+	// longest is, per variant, its longest launch in the suite so far (every
+	// session): --stop-after's estimate of the next one, on the safe side
+	// (a first launch's compilation included).
+	longest := map[string]time.Duration{}
+	seen := func(recs []results.Record) {
+		for _, r := range recs {
+			longest[r.Engine] = max(longest[r.Engine], time.Duration(r.DurationNs))
+		}
+	}
+	for _, cs := range st.Cells {
+		recs, _, _ := results.ReadRuns(filepath.Join(dir, cs.Name, results.RunsFile))
+		seen(recs)
+	}
 	stop := func(label string, recs []results.Record) bool {
 		if deadline.IsZero() {
 			return false
 		}
-		est := lastLaunch[label]
-		for _, r := range recs {
-			if r.Engine == label {
-				est = time.Duration(r.DurationNs)
-			}
-		}
-		return time.Now().Add(est).After(deadline)
+		seen(recs)
+		return time.Now().Add(longest[label]).After(deadline)
 	}
 	var passthrough []string
 	if c.Bool("quiet") {
@@ -245,8 +252,8 @@ func suiteCmd(c *ucli.Context, e *env) error {
 			if r.Status != results.StatusOK {
 				cs.Failed++
 			}
-			lastLaunch[r.Engine] = time.Duration(r.DurationNs)
 		}
+		seen(recs)
 		code := ExitOK
 		var ee *exitError
 		if errors.As(runErr, &ee) {
