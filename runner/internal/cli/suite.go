@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -53,6 +54,8 @@ func suiteCommand(e *env) *ucli.Command {
 			binDirFlag(e),
 			&ucli.StringFlag{Name: "out", Value: "results", Usage: "results root `DIR`; the suite writes DIR/<timestamp>-<name>/"},
 			&ucli.StringFlag{Name: "engines", Aliases: []string{"e"}, Usage: "override the config's engine variants, comma-separated (reference:threads=1,pytorch:mode=compiled)"},
+			&ucli.StringFlag{Name: "models", Usage: "run only these of the config's models, comma-separated names (e.g. tinyllama-1.1b)"},
+			&ucli.StringFlag{Name: "workloads", Usage: "run only these of the config's workloads, comma-separated names (e.g. p128-n256,p2048-n16)"},
 			&ucli.IntFlag{Name: "launches", DefaultText: "the config's", Usage: "override launches per engine per cell (exact: adaptive stopping off)"},
 			&ucli.IntFlag{Name: "iterations", DefaultText: "the config's", Usage: "override timed iterations per launch"},
 			&ucli.IntFlag{Name: "warmup", DefaultText: "the config's", Usage: "override warm-up iterations per launch"},
@@ -86,7 +89,7 @@ func suiteCmd(c *ucli.Context, e *env) error {
 		if c.Args().Len() > 0 {
 			return usageError("suite --resume %s: no CONFIG with --resume (the suite's own %s is used)", dir, suite.ConfigFile)
 		}
-		for _, f := range []string{"engines", "launches", "iterations", "warmup", "out"} {
+		for _, f := range []string{"engines", "models", "workloads", "launches", "iterations", "warmup", "out"} {
 			if c.IsSet(f) {
 				return usageError("suite --resume %s: --%s would change the suite being finished; resume it as it was", dir, f)
 			}
@@ -304,9 +307,32 @@ func stopAfterErr(d time.Duration) error {
 	return fmt.Errorf("--stop-after %s reached: %w", d, bench.ErrStopped)
 }
 
-// suiteOverrides applies --engines, --launches, --iterations and --warmup to
-// the suite config before it is saved, so a resume keeps them.
+// suiteOverrides applies --models, --workloads, --engines, --launches,
+// --iterations and --warmup to the suite config before it is saved, so a
+// resume keeps them.
 func suiteOverrides(c *ucli.Context, sc *suite.Config) error {
+	if v := c.String("models"); v != "" {
+		var keep []suite.Model
+		for _, n := range strings.Split(v, ",") {
+			i := slices.IndexFunc(sc.Models, func(m suite.Model) bool { return m.Name == strings.TrimSpace(n) })
+			if i < 0 {
+				return usageError("--models %s: the config has no model %q", v, n)
+			}
+			keep = append(keep, sc.Models[i])
+		}
+		sc.Models = keep
+	}
+	if v := c.String("workloads"); v != "" {
+		var keep []config.Case
+		for _, n := range strings.Split(v, ",") {
+			i := slices.IndexFunc(sc.Workloads, func(w config.Case) bool { return w.Name == strings.TrimSpace(n) })
+			if i < 0 {
+				return usageError("--workloads %s: the config has no workload %q", v, n)
+			}
+			keep = append(keep, sc.Workloads[i])
+		}
+		sc.Workloads = keep
+	}
 	if v := c.String("engines"); v != "" {
 		specs, err := config.ParseEngines(v)
 		if err != nil {
@@ -329,6 +355,9 @@ func suiteOverrides(c *ucli.Context, sc *suite.Config) error {
 	}
 	if c.IsSet("launches") {
 		sc.Adaptive = nil // an explicit launch count is exact
+	}
+	if err := sc.Validate(); err != nil {
+		return withCode(ExitUsage, err)
 	}
 	return nil
 }

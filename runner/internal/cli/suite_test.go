@@ -219,3 +219,34 @@ func TestSuiteStopAfter(t *testing.T) {
 	require.Equal(t, 0, p.wait(t), p.stderr.String())
 	require.Equal(t, total, recorded(t, root))
 }
+
+// TestSuiteSubset: --models and --workloads pick cells of the config (and a
+// resume keeps the choice); a name the config lacks is a usage error.
+func TestSuiteSubset(t *testing.T) {
+	bin := testbin.Dir(t)
+	work := t.TempDir()
+	root := filepath.Join(work, "results")
+	cfgPath, err := filepath.Abs("../../../configs/suite-cpu.yaml")
+	require.NoError(t, err)
+	p := startSuite(t, bin, work, cfgPath, "--bin-dir", bin, "--out", root, "--models", "nope")
+	require.Equal(t, cli.ExitUsage, p.wait(t))
+	require.Contains(t, p.stderr.String(), `the config has no model "nope"`)
+
+	p = startSuite(t, bin, work, cfgPath, "--bin-dir", bin, "--out", root, "--engines", "reference:threads=1",
+		"--models", "tiny-seed2", "--workloads", "b8-p32-n32,p32-n64", "--launches", "2")
+	require.Equal(t, 0, p.wait(t), p.stderr.String())
+	dir := resultDir(t, root)
+	var st suite.State
+	require.NoError(t, results.ReadJSON(dir, suite.StateFile, &st))
+	var names []string
+	for _, cs := range st.Cells {
+		names = append(names, cs.Name)
+	}
+	require.Equal(t, []string{"tiny-seed2-b8-p32-n32", "tiny-seed2-p32-n64"}, names)
+	require.Equal(t, 2*2, recorded(t, root))
+	require.NoDirExists(t, filepath.Join(work, "models", "tiny"), "a model left out is not synthesized")
+
+	p = startSuite(t, bin, work, "--resume", dir, "--bin-dir", bin, "--models", "tiny")
+	require.Equal(t, cli.ExitUsage, p.wait(t))
+	require.Contains(t, p.stderr.String(), "--models would change the suite being finished")
+}
