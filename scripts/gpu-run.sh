@@ -9,6 +9,8 @@
 #   native           engine-native decode timings on the same weights (adapter-overhead check)
 #   gpus0            `runner bench --gpus 0` against the sequential path on the one card (GPUS0_ENGINES, default
 #                    candle; GPUS0_LAUNCHES 3), two rounds each, alternately, then `runner compare` of each pair
+#   suite            runner suite configs/suite-h200.yaml, resumed by each later call on a warm machine (SUITE_MODELS,
+#                    SUITE_BUDGET 7m); $OUT/suite.tar.gz
 #   bench-tiny       runner benchmark of every engine, TinyLlama-1.1B shape
 #   bench-8b         runner benchmark of every engine, Llama-3-8B shape
 #   profile          kernel profile (CUPTI, bench --profile kernels) of PROFILE_ENGINES (default "eager compiled":
@@ -294,6 +296,22 @@ EOF
     for round in 1 2; do
       "$BIN/runner" compare "$(ls -d "$S"/seq-$round/*/ | head -n1)" "$(ls -d "$S"/gpus0-$round/*/ | head -n1)" || echo "compare exit $?"
     done
+    ;;
+  suite)
+    # configs/suite-h200.yaml (every engine × TinyLlama/8B × three workloads), resumable: the first call starts it,
+    # later calls on the warm machine resume it; SUITE_MODELS (e.g. tinyllama-1.1b) limits a new suite, SUITE_BUDGET
+    # (7m) stops it between launches so what finished comes back inside the call.
+    d=$(ls -d "$W"/suite/*-suite-h200 2>/dev/null | tail -n1 || true)
+    (
+      cd "$W"
+      if [[ -n $d ]]; then
+        timeout -s INT --kill-after=30 540 "$BIN/runner" suite --resume "$d" --bin-dir "$BIN" --stop-after "${SUITE_BUDGET:-7m}"
+      else
+        timeout -s INT --kill-after=30 540 "$BIN/runner" suite "$OLDPWD/configs/suite-h200.yaml" --bin-dir "$BIN" --out "$W/suite" \
+          ${SUITE_MODELS:+--models $SUITE_MODELS} --stop-after "${SUITE_BUDGET:-7m}"
+      fi
+    ) || echo "suite exit $?"
+    tar -czf "$OUT/suite.tar.gz" -C "$W" suite
     ;;
   bench-tiny) bench tinyllama-1.1b configs/decode-tinyllama.yaml ;;
   bench-8b) bench llama-3-8b configs/decode.yaml ;;
