@@ -8,7 +8,8 @@
 #   telemetry        real-NVML tests and the sampler-cost check (scripts/gpu/telemetry.sh)
 #   native           engine-native decode timings on the same weights (adapter-overhead check)
 #   gpus0            `runner bench --gpus 0` against the sequential path on the one card (GPUS0_ENGINES, default
-#                    candle; GPUS0_LAUNCHES 3), two rounds each, alternately, then `runner compare` of each pair
+#                    candle, entries as PROFILE_ENGINES; GPUS0_LAUNCHES 3; GPUS0_CASE; GPUS0_ROUNDS 2), alternately,
+#                    then `runner compare` of each pair
 #   suite            runner suite configs/suite-h200.yaml, resumed by each later call on a warm machine (SUITE_MODELS,
 #                    SUITE_BUDGET 7m); $OUT/suite.tar.gz
 #   bench-tiny       runner benchmark of every engine, TinyLlama-1.1B shape
@@ -92,6 +93,13 @@ progress() { # live progress of a cold burn process for log.txt: tuned keys and 
 }
 pack_store() { # cubecl's autotune store, for the next machine (.gpu/cubecl-cache.tar.gz)
   tar -czf "$OUT/cubecl-cache.tar.gz" -C "$XDG_CACHE_HOME" cubecl 2>/dev/null && ls -l "$OUT/cubecl-cache.tar.gz"
+}
+engine_entry() { # a config's engine line: eager | compiled (pytorch modes) | ENGINE | ENGINE:key=value (a labelled variant)
+  case $1 in
+  eager | compiled) echo "  - {name: pytorch, label: pytorch-$1, options: {mode: $1}}" ;;
+  *:*=*) local kv=${1#*:}; echo "  - {name: ${1%%:*}, label: ${1%%:*}-${kv#*=}, options: {${kv%%=*}: ${kv#*=}}}" ;;
+  *) echo "  - {name: $1, label: $1}" ;;
+  esac
 }
 bench() { # shape config
   synth "$1"
@@ -255,13 +263,6 @@ EOF
     "$BIN/runner" gpu probe || echo "PROBE FAILED"
     [[ -f $BIN/libcib_cupti.so ]] || echo "NO libcib_cupti.so in the bundle"
     for f in /usr/local/cuda/extras/CUPTI/lib64/libcupti.so.13 /usr/local/cuda/lib64/libcupti.so.13; do ls -l "$f" 2>&1 || true; done
-    engine_entry() { # eager | compiled (pytorch modes) | ENGINE | ENGINE:key=value (a labelled variant)
-      case $1 in
-      eager | compiled) echo "  - {name: pytorch, label: pytorch-$1, options: {mode: $1}}" ;;
-      *:*=*) local kv=${1#*:}; echo "  - {name: ${1%%:*}, label: ${1%%:*}-${kv#*=}, options: {${kv%%=*}: ${kv#*=}}}" ;;
-      *) echo "  - {name: $1, label: $1}" ;;
-      esac
-    }
     profile_cfg() { # name iterations launches case engines...
       local name=$1 iters=$2 launches=$3 case=$4; shift 4
       echo "name: $name"; echo "model: $MODELS/tinyllama-1.1b"; echo "device: cuda:0"; echo "dtype: bf16"
@@ -285,15 +286,15 @@ EOF
     {
       echo "name: gpus0-tinyllama-1.1b"; echo "model: $MODELS/tinyllama-1.1b"; echo "device: cuda:0"; echo "dtype: bf16"
       echo "seed: 1"; echo "warmup: 2"; echo "iterations: 5"; echo "launches: ${GPUS0_LAUNCHES:-3}"
-      echo "engines:"; for e in ${GPUS0_ENGINES:-candle}; do [[ -x $BIN/$e ]] && echo "  - {name: $e}"; done
-      echo "cases:"; echo "  - {name: p128-n128, prompt_len: 128, max_new_tokens: 128}"
+      echo "engines:"; for e in ${GPUS0_ENGINES:-candle}; do engine_entry "$e"; done
+      echo "cases:"; echo "  - ${GPUS0_CASE:-{name: p128-n128, prompt_len: 128, max_new_tokens: 128\}}"
       echo "timeouts: {start: 5m, stall: 3m, total: 20m}"
     } >"$S/gpus0.yaml"
-    for round in 1 2; do
+    for round in $(seq "${GPUS0_ROUNDS:-2}"); do
       "$BIN/runner" bench --bin-dir "$BIN" --config "$S/gpus0.yaml" --out "$S/seq-$round" || echo "runner exit $?"
       "$BIN/runner" bench --bin-dir "$BIN" --config "$S/gpus0.yaml" --gpus 0 --out "$S/gpus0-$round" || echo "runner exit $?"
     done
-    for round in 1 2; do
+    for round in $(seq "${GPUS0_ROUNDS:-2}"); do
       "$BIN/runner" compare "$(ls -d "$S"/seq-$round/*/ | head -n1)" "$(ls -d "$S"/gpus0-$round/*/ | head -n1)" || echo "compare exit $?"
     done
     ;;

@@ -34,10 +34,12 @@ bench() { # bench NAME MODEL ENGINES
 }
 
 { lscpu; free -g; nproc; uname -a; } >"$out/env.txt" 2>&1
-step probe-all "$BIN/runner" cpu probe --json
-step probe-1 "$BIN/runner" cpu probe --threads 1 --bytes $((1 << 30)) --json
 step info "$BIN/lmrs" info
-step conformance "$BIN/runner" conformance --bin-dir "$BIN" --device cpu --dtype f32 lmrs
+if [[ ${LMRS_PROBE:-1} == 1 ]]; then # LMRS_PROBE=0: no bandwidth probe and no conformance (a call that repeats them)
+  step probe-all "$BIN/runner" cpu probe --json
+  step probe-1 "$BIN/runner" cpu probe --threads 1 --bytes $((1 << 30)) --json
+  step conformance "$BIN/runner" conformance --bin-dir "$BIN" --device cpu --dtype f32 lmrs
+fi
 variants() { local v=() t; for t in ${LMRS_THREADS:-1 $cores}; do v+=("lmrs:threads=$t"); done; (IFS=,; echo "${v[*]}"); }
 for q in ${LMRS_QUANTS-q8_0 q4_0 f32}; do
   step "convert-$q" "$BIN/runner" models convert --to lmrs --quant "$q" --model "$model" --out "$MODELS/tinyllama-lmrs-$q" --overwrite
