@@ -190,8 +190,13 @@ type Result struct {
 	// tokenizer (at most FirstLineRunes runes); empty when the model
 	// directory has no tokenizer the runner decodes (byte-level BPE).
 	Text string `json:"text,omitempty"`
-	// Deterministic is false when greedy outputs differed between iterations.
+	// Deterministic is false when any comparison of Determinism differs
+	// (greedy outputs differed between iterations, launches or batch rows);
+	// kept for readers of older summaries, Determinism says which.
 	Deterministic bool `json:"deterministic"`
+	// Determinism compares the greedy output tokens within launches, between
+	// launches and between the rows of a batch; nil when there were none.
+	Determinism *Determinism `json:"determinism,omitempty"`
 	// ITL pools every inter-token gap of the timed iterations, in ms: a
 	// descriptive tail-latency view (gaps within an iteration are not
 	// independent, so comparisons use iteration-level metrics).
@@ -465,6 +470,9 @@ func engineSummary(label, dtype string, recs []results.Record) Engine {
 
 func caseResult(label string, ci int, recs []results.Record) Result {
 	res := Result{Engine: label, Metrics: map[string]Stat{}, Deterministic: true}
+	if d := determinism(label, ci, recs); d != nil {
+		res.Determinism, res.Deterministic = d, d.Consistent()
+	}
 	for _, m := range Metrics {
 		var groups [][]float64
 		for _, r := range recs {
@@ -503,13 +511,8 @@ func caseResult(label string, ci int, recs []results.Record) Result {
 				cost += float64(it.Metrics.E2ENs) / 1e9
 			}
 			peak = max(peak, it.Raw.PeakAllocBytes)
-			if len(it.Raw.OutputTokens) > 0 {
-				row := it.Raw.OutputTokens[0]
-				if res.Tokens == nil && !it.Raw.Warmup {
-					res.Tokens = row
-				} else if res.Tokens != nil && !slices.Equal(res.Tokens, row) {
-					res.Deterministic = false
-				}
+			if len(it.Raw.OutputTokens) > 0 && res.Tokens == nil && !it.Raw.Warmup {
+				res.Tokens = it.Raw.OutputTokens[0]
 			}
 			if it.Raw.Warmup {
 				if it.Raw.Index == 0 {
