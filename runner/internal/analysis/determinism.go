@@ -40,11 +40,12 @@ type Determinism struct {
 	// outputs part.
 	FirstDivergence Divergences `json:"first_divergence"`
 	// Launches are the successful launches compared, Iterations their
-	// iterations on this case (warm-ups included), Rows the largest batch
-	// (rows per iteration), Tokens the length of the first launch's first
-	// timed output row.
+	// iterations on this case (Warmups of them warm-ups), Rows the largest
+	// batch (rows per iteration), Tokens the length of the first launch's
+	// first timed output row.
 	Launches   int `json:"launches"`
 	Iterations int `json:"iterations"`
+	Warmups    int `json:"warmups"`
 	Rows       int `json:"rows"`
 	Tokens     int `json:"tokens"`
 	// Distinct is how many different output rows there were among Outputs,
@@ -152,6 +153,9 @@ func determinism(label string, ci int, recs []results.Record) *Determinism {
 				continue
 			}
 			d.Iterations++
+			if it.Raw.Warmup {
+				d.Warmups++
+			}
 			d.Rows = max(d.Rows, len(out))
 			if k != ref {
 				within.add(first, out[0])

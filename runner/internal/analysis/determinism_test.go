@@ -186,7 +186,7 @@ func TestDeterminismH200(t *testing.T) {
 			file: "h200-tinyllama-p128-n256.runs.jsonl.gz", name: "p128-n256", prompt: 128, maxNew: 256, batch: 1, engine: compiled,
 			want: Determinism{WithinLaunch: Identical, BetweenLaunches: Differ, BatchRows: NotApplicable,
 				FirstDivergence: Divergences{BetweenLaunches: &Divergence{Min: 94, Max: 103, Differ: 3, Compared: 3}},
-				Launches:        3, Iterations: 21, Rows: 1, Tokens: 256, Distinct: 3, Outputs: 21},
+				Launches:        3, Iterations: 21, Warmups: 6, Rows: 1, Tokens: 256, Distinct: 3, Outputs: 21},
 		},
 		{
 			file: "h200-tinyllama-p128-n256.runs.jsonl.gz", name: "p128-n256", prompt: 128, maxNew: 256, batch: 1, engine: eager,
@@ -195,13 +195,13 @@ func TestDeterminismH200(t *testing.T) {
 					WithinLaunch:    &Divergence{Min: 146, Max: 203, Differ: 18, Compared: 18},
 					BetweenLaunches: &Divergence{Min: 146, Max: 160, Differ: 3, Compared: 3},
 				},
-				Launches: 3, Iterations: 21, Rows: 1, Tokens: 256, Distinct: 21, Outputs: 21},
+				Launches: 3, Iterations: 21, Warmups: 6, Rows: 1, Tokens: 256, Distinct: 21, Outputs: 21},
 		},
 		{
 			file: "h200-tinyllama-b8-p128-n128.runs.jsonl.gz", name: "b8-p128-n128", prompt: 128, maxNew: 128, batch: 8, engine: compiled,
 			want: Determinism{WithinLaunch: Identical, BetweenLaunches: Differ, BatchRows: Identical,
 				FirstDivergence: Divergences{BetweenLaunches: &Divergence{Min: 16, Max: 21, Differ: 3, Compared: 3}},
-				Launches:        3, Iterations: 21, Rows: 8, Tokens: 128, Distinct: 3, Outputs: 168},
+				Launches:        3, Iterations: 21, Warmups: 6, Rows: 8, Tokens: 128, Distinct: 3, Outputs: 168},
 		},
 		{
 			file: "h200-tinyllama-b8-p128-n128.runs.jsonl.gz", name: "b8-p128-n128", prompt: 128, maxNew: 128, batch: 8, engine: eager,
@@ -211,7 +211,7 @@ func TestDeterminismH200(t *testing.T) {
 					BetweenLaunches: &Divergence{Min: 20, Max: 61, Differ: 3, Compared: 3},
 					BatchRows:       &Divergence{Min: 12, Max: 122, Differ: 147, Compared: 147},
 				},
-				Launches: 3, Iterations: 21, Rows: 8, Tokens: 128, Distinct: 127, Outputs: 168},
+				Launches: 3, Iterations: 21, Warmups: 6, Rows: 8, Tokens: 128, Distinct: 127, Outputs: 168},
 		},
 	}
 	for _, tc := range tests {

@@ -80,6 +80,10 @@ func HTML(w io.Writer, s *analysis.Summary) error {
 			p.f("<p>%s</p>\n", esc(n))
 		}
 		htmlList(p, "<p>Variance components of TPOT (between launches vs within a launch) and the design they recommend:</p>", varianceLines(c))
+		if dl := determinismLines(c); len(dl) > 0 {
+			htmlList(p, "<p>"+esc(determinismHeading)+"</p>", dl)
+			p.f("<p class=\"note\">%s</p>\n", codeMarkdown(esc(determinismNote)))
+		}
 		htmlList(p, "<p class=\"note\">Warnings:</p>", caseWarnings(c))
 	}
 	p.f("<h2>Engines</h2>\n<table>\n%s", htmlHeader(engineHeader))

@@ -70,6 +70,13 @@ func Markdown(w io.Writer, s *analysis.Summary) error {
 			}
 			p.f("\n")
 		}
+		if dl := determinismLines(c); len(dl) > 0 {
+			p.f("%s\n\n", determinismHeading)
+			for _, l := range dl {
+				p.f("- %s\n", l)
+			}
+			p.f("\n%s\n\n", determinismNote)
+		}
 		if ws := caseWarnings(c); len(ws) > 0 {
 			p.f("Warnings:\n")
 			for _, w := range ws {
@@ -290,7 +297,7 @@ func higherIsBetter(key string) bool {
 }
 
 // varianceLines are the per-engine variance components of a case with the
-// recommended design, and a flag for non-deterministic greedy output.
+// recommended design.
 func varianceLines(c analysis.Case) []string {
 	var out []string
 	for _, r := range c.Results {
@@ -309,9 +316,6 @@ func varianceLines(c analysis.Case) []string {
 				}
 			}
 			out = append(out, l)
-		}
-		if !r.Deterministic {
-			out = append(out, fmt.Sprintf("**%s: greedy outputs differ between iterations**", r.Engine))
 		}
 	}
 	return out
