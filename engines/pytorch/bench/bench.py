@@ -6,12 +6,18 @@ ceiling the engine should reach; the gap to the runner's figure is the adapter o
 
     bench.py run --model DIR [--device cuda] [--dtype bf16] [--prompt 128] [--new 256] [--iters 5]
                  [--compile inductor|max-autotune|aot_eager|none] [--cuda-graph on|off] [--check [--eager]]
+                 [--seed 1 --case p128-n256] [--per-iter]
     bench.py run --dry        # the same code on CPU, on a tiny checkpoint written to a temp dir
     bench.py synth --out DIR [--seed 0]   # a tiny random HF Llama checkpoint (f32), for tests
 
 --check (the GPU self-check) compares, before timing, the tokens of: the captured CUDA graph, the same step
 without the graph, and (with --eager) transformers' generate; it prints how many leading tokens agree and
 exits 1 if graph and non-graph disagree at all (they run the same kernels, so they must not).
+
+--case NAME draws the runner's prompt ids for --seed and that case name (runner/internal/workload.Prompt), as
+candle-bench and burn-bench do; without it the prompt is torch.randint from --seed. --per-iter prints, before the
+summary, one JSON line per iteration in burn-bench's form ({"iteration", "warmup", "ttft_ms", "e2e_ms",
+"decode_tok_s"}), which `runner adapter pytorch` reads.
 """
 
 import argparse
@@ -75,6 +81,26 @@ def median_tps(times_list):
     return statistics.median(tps) if tps else float("nan"), statistics.median(ttft)
 
 
+def runner_prompt(seed, name, n, vocab):
+    """runner_prompt mirrors runner/internal/workload.Prompt: n ids in [3, vocab) from splitmix64."""
+    golden, mask = 0x9E3779B97F4A7C15, (1 << 64) - 1
+
+    def mix(z):
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+        return z ^ (z >> 31)
+
+    state = (seed ^ golden) & mask
+    for b in name.encode():
+        state = mix(state ^ b)
+    span = max(vocab - 3, 1)
+    out = []
+    for _ in range(n):
+        state = (state + golden) & mask
+        out.append(3 + mix(state) % span)
+    return out
+
+
 def agree(a, b):
     n = 0
     for x, y in zip(a, b):
@@ -101,8 +127,11 @@ def run(args):
     torch.set_grad_enabled(False)
     dtype = llama.DTYPES[args.dtype]
     cfg, host, params = llama.load_host(args.model, dtype)
-    g = torch.Generator().manual_seed(args.seed)
-    prompt = torch.randint(3, cfg.vocab, (args.prompt,), generator=g).tolist()
+    if args.case:
+        prompt = runner_prompt(args.seed, args.case, args.prompt, cfg.vocab)
+    else:
+        g = torch.Generator().manual_seed(args.seed)
+        prompt = torch.randint(3, cfg.vocab, (args.prompt,), generator=g).tolist()
     max_seq = -(-(args.prompt + args.new) // 64) * 64
     model = llama.build(cfg, host, dev, max_seq)
     del host
@@ -141,11 +170,16 @@ def run(args):
             del e
         report["first_tokens"] = ref[:8]
     times = []
-    for _ in range(args.warmup + args.iters):
+    for i in range(args.warmup + args.iters):
         if dev.type == "cuda":
             torch.cuda.reset_peak_memory_stats(dev)
         _, tt, dev_ns = dec.generate(prompt, 1, args.new, time.perf_counter_ns())
         times.append(tt)
+        if args.per_iter and len(tt) > 1:
+            warm = i < args.warmup
+            print(json.dumps({"iteration": i if warm else i - args.warmup, "warmup": warm, "ttft_ms": round(tt[0] / 1e6, 3),
+                              "e2e_ms": round(tt[-1] / 1e6, 3),
+                              "decode_tok_s": round((len(tt) - 1) / ((tt[-1] - tt[0]) / 1e9), 3)}), flush=True)
     times = times[args.warmup:]
     tps, ttft = median_tps(times)
     report.update({"decode_tok_s": round(tps, 1), "ttft_ms": round(ttft, 2)})
@@ -172,6 +206,8 @@ def main():
     r.add_argument("--iters", type=int, default=5)
     r.add_argument("--warmup", type=int, default=1)
     r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--case", help="draw the runner's prompt ids for --seed and this case name (e.g. p128-n256)")
+    r.add_argument("--per-iter", action="store_true", help="a JSON line per iteration (burn-bench's form) before the summary")
     r.add_argument("--compile", default="inductor", choices=["inductor", "max-autotune", "aot_eager", "none"])
     r.add_argument("--cuda-graph", default="auto", choices=["auto", "on", "off"], help="auto: on for cuda")
     r.add_argument("--lookahead", type=int, choices=[0, 1], default=None, help="queue the next step before reading a token (default: 1 on cuda, 0 on cpu)")

@@ -18,11 +18,14 @@ import (
 
 // Exit codes, mapped in one place.
 const (
-	ExitOK          = 0
-	ExitError       = 1
-	ExitUsage       = 2
-	ExitRunsFailed  = 3
-	ExitInterrupted = 130
+	ExitOK         = 0
+	ExitError      = 1
+	ExitUsage      = 2
+	ExitRunsFailed = 3
+	// ExitOutsideTolerance: runner adapter found the runner's figure outside
+	// the tolerance around the native tool's.
+	ExitOutsideTolerance = 4
+	ExitInterrupted      = 130
 )
 
 // exitError carries an exit code through urfave/cli.
@@ -131,6 +134,7 @@ func newApp(e *env) *ucli.App {
 			cpuCommand(e),
 			slurmCommand(e),
 			suiteCommand(e),
+			adapterCommand(e),
 		},
 		ExitErrHandler: func(*ucli.Context, error) {}, // exit codes are mapped in Run
 	}
@@ -149,8 +153,11 @@ var examples = map[string]string{
 	"runner report":         "runner report --format json results/20261201-230814-decode | jq '.cases[0].comparisons'",
 	"runner conformance":    "runner conformance candle --device cuda:0 --dtype bf16",
 	"runner gpu info":       "runner gpu info",
-	"runner gpu probe":      "runner gpu probe",
-	"runner cpu probe":      "runner cpu probe --threads 16",
+	"runner adapter": "runner adapter candle --model models/tinyllama-1.1b --bin-dir bin   (cuda:0, bf16, p128-n256, 2 rounds)\n   " +
+		"runner adapter burn:attention=padded --model models/llama-3-8b --rounds 3\n   " +
+		"runner adapter llamacpp --model models/tiny --device cpu --dtype f32 --new-tokens 32 --iterations 3",
+	"runner gpu probe": "runner gpu probe",
+	"runner cpu probe": "runner cpu probe --threads 16",
 	"runner suite": "runner suite configs/suite-cpu.yaml --bin-dir bin\n   " +
 		"runner suite configs/suite-h200.yaml --stop-after 8m          (a time budget; then, until it exits 0:)\n   " +
 		"runner suite --resume results/20261202-025500-suite-h200 --stop-after 8m",
@@ -176,10 +183,11 @@ func addExamples(cmds []*ucli.Command, parent string) {
 var valueFlags = map[string]bool{"--bin-dir": true, "--model": true, "--device": true, "--dtype": true, "--timeout": true,
 	"--format": true, "-o": true, "--gpu-price": true, "--energy-price": true, "--plugin": true, "--plugin-timeout": true, "--alpha": true,
 	"--out": true, "--tasks": true, "--engines": true, "-e": true, "--launches": true, "--iterations": true, "--warmup": true, "--stop-after": true, "--models": true, "--workloads": true,
-	"--resume": true, "--idle-timeout": true, "--telemetry-interval": true}
+	"--resume": true, "--idle-timeout": true, "--telemetry-interval": true,
+	"--rounds": true, "--prompt-len": true, "--new-tokens": true, "--tolerance": true, "--seed": true, "--threads": true, "--metrics": true, "--native-timeout": true} // the last line: adapter
 
 // argsLast are the commands whose flags may follow their arguments.
-var argsLast = map[string]bool{"conformance": true, "report": true, "compare": true, "suite": true, "status": true, "resubmit": true} // status, resubmit: runner slurm
+var argsLast = map[string]bool{"conformance": true, "report": true, "compare": true, "suite": true, "status": true, "resubmit": true, "adapter": true} // status, resubmit: runner slurm
 
 // flagsFirst lets `runner conformance ENGINE --device cuda:0` and `runner
 // report DIR --format json` work as users type them: urfave/cli v2 stops

@@ -1,0 +1,116 @@
+package adapter
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/stats"
+)
+
+// Metrics the check compares, by their JSON name.
+const (
+	MetricDecode = "decode_tok_s"
+	MetricTTFT   = "ttft_ms"
+)
+
+// MetricLabel names a metric in reports.
+func MetricLabel(m string) string {
+	switch m {
+	case MetricDecode:
+		return "decode tok/s"
+	case MetricTTFT:
+		return "TTFT ms"
+	}
+	return m
+}
+
+// Verdict compares the runner's figure of one metric with the native tool's.
+//
+// Each run (a native process, a runner launch: both fresh processes) is a
+// group of timed iterations. The figure of a side is the geometric mean of its
+// run medians, and the CI of Ratio = runner / native is the hierarchical
+// bootstrap of stats.Compare (resample runs, then iterations within them): on
+// a GPU the run-to-run variance dominates, so a CI over pooled iterations
+// would claim a precision the runs do not have. PooledRatio, the ratio of the
+// pooled iterations' medians, is descriptive.
+type Verdict struct {
+	Metric string `json:"metric"`
+	// Native and Runner are the sides' figures (unit of the metric).
+	Native float64 `json:"native"`
+	Runner float64 `json:"runner"`
+	// Ratio is Runner/Native; Lo and Hi bound its 95% CI.
+	Ratio float64 `json:"ratio"`
+	Lo    float64 `json:"ratio_lo"`
+	Hi    float64 `json:"ratio_hi"`
+	// PooledRatio is the ratio of the pooled timed iterations' medians.
+	PooledRatio float64 `json:"pooled_ratio"`
+	// Runs and iterations per side.
+	NativeRuns  int `json:"native_runs"`
+	RunnerRuns  int `json:"runner_runs"`
+	NativeIters int `json:"native_iterations"`
+	RunnerIters int `json:"runner_iterations"`
+	// Tolerance is the allowed |Ratio − 1| (0.03: ±3%).
+	Tolerance float64 `json:"tolerance"`
+	// Within is |Ratio − 1| ≤ Tolerance: the exit code rests on it.
+	Within bool `json:"within"`
+	// Resolved is true when the whole CI lies on one side of the tolerance
+	// band's edges (inside it, or outside it): the runs were enough to tell.
+	Resolved bool     `json:"resolved"`
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// Compare computes the verdict of one metric from the per-run timed
+// iterations of each side.
+func Compare(metric string, native, runner [][]float64, tolerance float64) Verdict {
+	v := Verdict{Metric: metric, Tolerance: tolerance}
+	c := stats.Compare(nonEmpty(native), nonEmpty(runner), stats.CompareOptions{Seed: 1})
+	v.NativeRuns, v.RunnerRuns, v.NativeIters, v.RunnerIters = c.LaunchesA, c.LaunchesB, c.NA, c.NB
+	v.Native, v.Runner = c.EstimateA, c.EstimateB
+	v.Warnings = c.Warnings
+	if !c.HasRatio {
+		v.Warnings = append(v.Warnings, "no ratio: a side has no timed iteration")
+		return v
+	}
+	v.Ratio, v.Lo, v.Hi = c.Ratio, c.RatioLo, c.RatioHi
+	if c.MedianA > 0 {
+		v.PooledRatio = c.MedianB / c.MedianA
+	}
+	lo, hi := 1-tolerance, 1+tolerance
+	v.Within = math.Abs(v.Ratio-1) <= tolerance+1e-12
+	v.Resolved = (v.Lo >= lo && v.Hi <= hi) || v.Hi < lo || v.Lo > hi
+	if v.NativeRuns < 2 || v.RunnerRuns < 2 {
+		v.Warnings = append(v.Warnings, "one run on a side: the CI covers iterations only, not run-to-run variation")
+	}
+	return v
+}
+
+func nonEmpty(groups [][]float64) [][]float64 {
+	var out [][]float64
+	for _, g := range groups {
+		if len(g) > 0 {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// Line is the verdict in one line, e.g.
+//
+//	decode tok/s: runner 123.40 / native 125.00 = 0.9872 (95% CI 0.9801–0.9950, 2+2 runs) within ±3%
+func (v Verdict) Line() string {
+	if v.Ratio == 0 {
+		return fmt.Sprintf("%s: no verdict (native %d runs, runner %d runs)", MetricLabel(v.Metric), v.NativeRuns, v.RunnerRuns)
+	}
+	word := "within"
+	if !v.Within {
+		word = "OUTSIDE"
+	}
+	s := fmt.Sprintf("%s: runner %.2f / native %.2f = %.4f (95%% CI %.4f–%.4f, %d+%d runs, hierarchical bootstrap; pooled iterations %.4f) %s ±%s",
+		MetricLabel(v.Metric), v.Runner, v.Native, v.Ratio, v.Lo, v.Hi, v.NativeRuns, v.RunnerRuns, v.PooledRatio, word, pct(v.Tolerance))
+	if !v.Resolved {
+		s += "; the CI crosses ±" + pct(v.Tolerance) + ": more rounds to resolve"
+	}
+	return s
+}
+
+func pct(f float64) string { return fmt.Sprintf("%g%%", math.Round(f*1000)/10) }
