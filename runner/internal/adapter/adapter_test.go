@@ -1,0 +1,249 @@
+package adapter_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/cuda-inference-benchmarks/cib/protocol"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/adapter"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/synth"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/workload"
+)
+
+// TestParse reads each native tool's output (testdata: real CPU outputs, and
+// burn-bench's format written by hand) into its timed and warm-up iterations.
+func TestParse(t *testing.T) {
+	tests := []struct {
+		name, engine, file string
+		warmups            int
+		timed              []float64 // decode tok/s
+		ttft               []float64 // ms; nil: the tool gives none
+	}{
+		{name: "candle-bench text lines", engine: "candle", file: "candle-bench.out", warmups: 2,
+			timed: []float64{3367.53, 4090.44, 3804.56}, ttft: []float64{0.40, 0.34, 0.39}},
+		{name: "llamacpp-bench text lines with prefill", engine: "llamacpp", file: "llamacpp-bench.out", warmups: 2,
+			timed: []float64{4018.40, 18183.90, 5529.74}, ttft: []float64{0.28, 0.46, 0.30}},
+		{name: "burn-bench JSON lines and summary", engine: "burn", file: "burn-bench.out", warmups: 1,
+			timed: []float64{129.024, 129.370}, ttft: []float64{14.125, 13.875}},
+		{name: "bench.py --per-iter", engine: "pytorch", file: "bench-py.out", warmups: 2,
+			timed: []float64{30.464, 23.71, 10.968}, ttft: []float64{68.971, 108.677, 5.248}},
+		{name: "mistralrs native: mistral.rs's own decode rate", engine: "mistralrs", file: "mistralrs-native.out",
+			timed: []float64{4428.571291876086, 6200.000138580802, 6200.000138580802}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n, err := adapter.Lookup(tt.engine)
+			require.NoError(t, err)
+			out, err := os.ReadFile(filepath.Join("testdata", tt.file))
+			require.NoError(t, err)
+			its, err := n.Parse(out)
+			require.NoError(t, err)
+			var warm int
+			var timed, ttft []float64
+			for _, it := range its {
+				if it.Warmup {
+					warm++
+					continue
+				}
+				timed = append(timed, it.DecodeTokS)
+				if it.TTFTMs > 0 {
+					ttft = append(ttft, it.TTFTMs)
+				}
+			}
+			require.Equal(t, tt.warmups, warm, "warm-up iterations")
+			require.InDeltaSlice(t, tt.timed, timed, 1e-6, "Parse(%s) decode tok/s", tt.file)
+			require.InDeltaSlice(t, tt.ttft, ttft, 1e-6, "Parse(%s) TTFT ms", tt.file)
+			require.Equal(t, tt.ttft != nil, n.TTFT, "the registry's TTFT flag matches what the tool prints")
+		})
+	}
+	n, _ := adapter.Lookup("candle")
+	its, err := n.Parse([]byte("bench: load: no such file\n"))
+	require.NoError(t, err)
+	require.Empty(t, its, "an error message is no iteration")
+}
+
+// TestCompare pins the verdict logic on made-up runs (no timing): the ratio
+// is runner/native of geometric means of run medians; within means
+// |ratio − 1| ≤ tolerance; resolved means the CI is on one side of the band's
+// edges.
+func TestCompare(t *testing.T) {
+	flat := func(x float64, runs, n int) [][]float64 {
+		g := make([][]float64, runs)
+		for i := range g {
+			for j := range n {
+				g[i] = append(g[i], x*(1+0.001*float64(j-n/2)))
+			}
+		}
+		return g
+	}
+	tests := []struct {
+		name             string
+		native, runner   [][]float64
+		ratio            float64
+		within, resolved bool
+	}{
+		{name: "2% slower, tight runs: within, resolved", native: flat(100, 3, 5), runner: flat(98, 3, 5), ratio: 0.98, within: true, resolved: true},
+		{name: "10% slower: outside, resolved", native: flat(100, 3, 5), runner: flat(90, 3, 5), ratio: 0.90, within: false, resolved: true},
+		{name: "equal medians, noisy runs: within, not resolved",
+			native: [][]float64{{80, 81, 82}, {120, 121, 119}}, runner: [][]float64{{81, 80, 82}, {119, 120, 121}},
+			ratio: 1, within: true, resolved: false},
+		{name: "3.5% faster: outside", native: flat(100, 2, 5), runner: flat(103.5, 2, 5), ratio: 1.035, within: false, resolved: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := adapter.Compare(adapter.MetricDecode, tt.native, tt.runner, 0.03)
+			require.InDelta(t, tt.ratio, v.Ratio, 1e-3, "Compare ratio")
+			require.Equal(t, tt.within, v.Within, "Within, ratio %.4f", v.Ratio)
+			require.Equal(t, tt.resolved, v.Resolved, "Resolved, CI %.4f–%.4f", v.Lo, v.Hi)
+			require.LessOrEqual(t, v.Lo, v.Ratio)
+			require.GreaterOrEqual(t, v.Hi, v.Ratio)
+			require.Equal(t, len(tt.native), v.NativeRuns)
+			require.Contains(t, v.Line(), map[bool]string{true: "within ±3%", false: "OUTSIDE ±3%"}[tt.within])
+		})
+	}
+	v := adapter.Compare(adapter.MetricDecode, nil, flat(100, 2, 3), 0.03)
+	require.False(t, v.Within)
+	require.Contains(t, v.Line(), "no verdict")
+}
+
+func TestLookup(t *testing.T) {
+	_, err := adapter.Lookup("reference")
+	require.ErrorIs(t, err, adapter.ErrUnknownEngine)
+	require.Contains(t, err.Error(), `engine "reference": no native tool registered`)
+	require.Contains(t, err.Error(), "burn, candle, llamacpp, mistralrs, pytorch")
+}
+
+// TestCommand checks each tool's command line and the missing-tool errors.
+func TestCommand(t *testing.T) {
+	bin := t.TempDir()
+	p := adapter.Params{BinDir: bin, Model: "/m", Device: "cuda:0", DType: "bf16", PromptLen: 128, NewTokens: 256, Warmup: 2,
+		Iterations: 5, Seed: 1, Case: "p128-n256", Options: map[string]string{"attention": "padded"}, WorkDir: t.TempDir()}
+	for _, e := range []string{"candle", "burn", "llamacpp", "mistralrs"} {
+		n, _ := adapter.Lookup(e)
+		_, err := n.Command(t.Context(), p)
+		require.Error(t, err, e)
+		require.Contains(t, err.Error(), "not found in "+bin, e)
+		require.Contains(t, err.Error(), "scripts/build-", e)
+	}
+	n, _ := adapter.Lookup("pytorch")
+	_, err := n.Command(t.Context(), p)
+	require.ErrorContains(t, err, "bench.py not found")
+
+	for _, name := range []string{"candle-bench", "burn-bench"} {
+		require.NoError(t, os.WriteFile(filepath.Join(bin, name), []byte("#!/bin/sh\n"), 0o755))
+	}
+	n, _ = adapter.Lookup("burn")
+	c, err := n.Command(t.Context(), p)
+	require.NoError(t, err)
+	require.Equal(t, "--model /m --device cuda:0 --dtype bf16 --prompt-len 128 --new 256 --warmup 2 --iters 5 --seed 1 --case p128-n256 --attention padded",
+		strings.Join(c.Args, " "))
+	p.Threads = 4
+	n, _ = adapter.Lookup("candle")
+	c, err = n.Command(t.Context(), p)
+	require.NoError(t, err)
+	require.Equal(t, "/m --device cuda:0 --dtype bf16 --prompt-len 128 --new 256 --warmup 2 --iters 5 --seed 1 --case p128-n256 --threads 4",
+		strings.Join(c.Args, " "))
+
+	script := filepath.Join(t.TempDir(), "bench.py")
+	require.NoError(t, os.WriteFile(script, nil, 0o644))
+	p.Getenv = func(k string) string {
+		return map[string]string{"CIB_PYTORCH_BENCH": script, "CIB_PYTHON": "/venv/python"}[k]
+	}
+	n, _ = adapter.Lookup("pytorch")
+	c, err = n.Command(t.Context(), p)
+	require.NoError(t, err)
+	require.Equal(t, "/venv/python", c.Path)
+	require.Equal(t, []string{script, "run"}, c.Args[:2])
+	require.Contains(t, strings.Join(c.Args, " "), "--seed 1 --case p128-n256 --per-iter")
+	p.Options = map[string]string{"mode": "eager"}
+	_, err = n.Command(t.Context(), p)
+	require.ErrorContains(t, err, "compiled mode's loop only")
+}
+
+// TestMistralrsRequest: `mistralrs native` gets the runner's prompt ids.
+func TestMistralrsRequest(t *testing.T) {
+	model := filepath.Join(t.TempDir(), "tiny")
+	_, err := synth.Write(t.Context(), synth.Options{Shape: "tiny", Out: model, DType: "f32", Seed: 1})
+	require.NoError(t, err)
+	bin := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(bin, "mistralrs"), []byte("#!/bin/sh\n"), 0o755))
+	n, _ := adapter.Lookup("mistralrs")
+	c, err := n.Command(t.Context(), adapter.Params{BinDir: bin, Model: model, Device: "cpu", DType: "f32", PromptLen: 16,
+		NewTokens: 8, Warmup: 1, Iterations: 2, Seed: 1, Case: "p16-n8"})
+	require.NoError(t, err)
+	require.Equal(t, []string{"native"}, c.Args)
+	var req protocol.Request
+	require.NoError(t, json.Unmarshal(c.Stdin, &req))
+	require.Equal(t, workload.Prompt(1, "p16-n8", 16, 512), req.Cases[0].PromptTokens)
+	require.Equal(t, 8, req.Cases[0].MaxNewTokens)
+	require.Equal(t, 2, req.Iterations)
+}
+
+// TestRun drives the flow with a real native process (a shell script that
+// prints candle-bench's lines) and a made-up runner side: the order of runs,
+// the files, the summary, and a side with no successful run.
+func TestRun(t *testing.T) {
+	bin, dir := t.TempDir(), t.TempDir()
+	fixture, err := filepath.Abs(filepath.Join("testdata", "candle-bench.out"))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(bin, "candle-bench"),
+		[]byte("#!/bin/sh\necho \"args: $*\" >&2\ncat '"+fixture+"'\n"), 0o755))
+	n, _ := adapter.Lookup("candle")
+	var order []string
+	launch := func(_ context.Context, round int, out string) ([]adapter.Iteration, error) {
+		order = append(order, "runner")
+		require.Equal(t, fmt.Sprintf("runner-r%d", round), filepath.Base(out))
+		return []adapter.Iteration{{Warmup: true, DecodeTokS: 1}, {DecodeTokS: 3900, TTFTMs: 0.4}, {DecodeTokS: 3700, TTFTMs: 0.38}}, nil
+	}
+	o := adapter.Options{Params: adapter.Params{Engine: "candle", BinDir: bin, Model: "/m", Device: "cpu", DType: "f32", PromptLen: 16,
+		NewTokens: 32, Warmup: 2, Iterations: 3, Seed: 1, Case: "p16-n32"}, Rounds: 2, Tolerance: 0.03, Dir: dir}
+	s, err := adapter.Run(t.Context(), n, o, func(ctx context.Context, r int, out string) ([]adapter.Iteration, error) {
+		order = append(order, "native-before-runner")
+		return launch(ctx, r, out)
+	})
+	require.NoError(t, err)
+	require.Equal(t, []string{"native-before-runner", "runner", "native-before-runner", "runner"}, order)
+	require.Len(t, s.Runs, 4)
+	require.Equal(t, []string{"native", "runner", "native", "runner"}, []string{s.Runs[0].Side, s.Runs[1].Side, s.Runs[2].Side, s.Runs[3].Side})
+	require.Len(t, s.Runs[0].Iterations, 3, "warm-ups left out")
+	require.Len(t, s.Runs[1].Iterations, 2)
+	require.Len(t, s.Verdicts, 2, "decode and TTFT")
+	// Native medians 3804.56 (both rounds: the same fixture), runner 3800: the ratio is 3800/3804.56.
+	require.InDelta(t, 3800/3804.56, s.Verdicts[0].Ratio, 1e-6)
+	require.True(t, s.Within)
+	for _, f := range []string{"native-r1.out", "native-r1.err", "native-r2.out", adapter.SummaryFile, adapter.ReportFile} {
+		require.FileExists(t, filepath.Join(dir, f))
+	}
+	errOut, _ := os.ReadFile(filepath.Join(dir, "native-r1.err"))
+	require.Contains(t, string(errOut), "args: /m --device cpu --dtype f32 --prompt-len 16 --new 32")
+	var back adapter.Summary
+	b, _ := os.ReadFile(filepath.Join(dir, adapter.SummaryFile))
+	require.NoError(t, json.Unmarshal(b, &back))
+	require.Equal(t, "candle-bench", back.Tool)
+	require.Equal(t, "p16-n32", back.Params.Case)
+	report, _ := os.ReadFile(filepath.Join(dir, adapter.ReportFile))
+	require.Contains(t, string(report), "hierarchical bootstrap")
+	require.Contains(t, string(report), "| 2 | runner | 3800.00 |")
+
+	// A native tool that fails every time: the rounds go on, the error says which side.
+	require.NoError(t, os.WriteFile(filepath.Join(bin, "candle-bench"), []byte("#!/bin/sh\necho 'bench: load: boom' >&2\nexit 1\n"), 0o755))
+	dir2 := t.TempDir()
+	o.Dir = dir2
+	s, err = adapter.Run(t.Context(), n, o, launch)
+	require.ErrorIs(t, err, adapter.ErrNoRuns)
+	require.Contains(t, err.Error(), "native side")
+	require.Contains(t, s.Runs[0].Error, "bench: load: boom")
+	require.False(t, s.Within)
+	require.FileExists(t, filepath.Join(dir2, adapter.ReportFile))
+	report, _ = os.ReadFile(filepath.Join(dir2, adapter.ReportFile))
+	require.Contains(t, string(report), "FAILED: candle-bench: exit status 1")
+	require.False(t, errors.Is(err, context.Canceled))
+}
