@@ -6,7 +6,7 @@
 # log is $OUT/log.txt (the device tool brings back at most 8 files).
 #   smoke            GPU facts, bandwidth probe, conformance of every engine on cuda:0 bf16
 #   telemetry        real-NVML tests and the sampler-cost check (scripts/gpu/telemetry.sh)
-#   native           engine-native decode timings on the same weights (adapter-overhead check)
+#   native           `runner adapter` of NATIVE_ENGINES (candle burn mistralrs pytorch) × SHAPES (tinyllama-1.1b llama-3-8b)
 #   gpus0            `runner bench --gpus 0` against the sequential path on the one card (GPUS0_ENGINES, default
 #                    candle, entries as PROFILE_ENGINES; GPUS0_LAUNCHES 3; GPUS0_CASE; GPUS0_ROUNDS 2), alternately,
 #                    then `runner compare` of each pair
@@ -21,7 +21,9 @@
 #   verdicts         the launch-level verdict on real launches: pytorch compiled twice under two labels
 #                    (A/A: must not differ) and eager (A/B: must; VERDICT_EAGER=0 leaves it out),
 #                    VERDICT_LAUNCHES (5) each, TinyLlama
-#   adapter          one-card adapter-overhead checks, ADAPTER="engine:shape ..." (scripts/gpu/adapter.sh)
+#   adapter          `runner adapter` (the engine's own decode loop against runner launches, interleaved on the card, ±3%)
+#                    of ADAPTER="ENGINE[:key=value]:SHAPE ..." (default candle:tinyllama-1.1b), ROUNDS (2), WARMUP (2), ITERS (5),
+#                    ADAPTER_FLAGS (more flags, e.g. --native-spin; --device cpu --dtype f32 for a dry run)
 #   mistralrs        scripts/gpu/mistralrs.sh (conformance, native check, runner), MISTRALRS_SHAPES
 #   pytorch          scripts/gpu/pytorch.sh $PYTORCH_PHASES (default: 8b)
 #   libtorch         scripts/gpu/libtorch.sh $LIBTORCH_PHASES (default: conformance export tiny): the libtorch engine
@@ -32,11 +34,8 @@
 #                    llama-3-8b) and GGUF type in LLAMACPP_TYPES (f16) ROUNDS (2) interleaved pairs of the native loop
 #                    (llamacpp-bench on the engine's own GGUF) and the runner (1 launch), p128-n256, WARMUP (2) + ITERS (5)
 #   burn             scripts/gpu/burn.sh (conformance, burn-bench, runner), BURN_SHAPES
-#   burn-diag        burn-bench on TinyLlama with per-token traces and cubecl logs, per attention mode
-#   burn-watch       a cold burn-bench per BURN_WATCH variant (attention:seconds) with stamped cubecl
-#                    logs and a GPU/CPU/thread watchdog (scripts/gpu/burn-watch.sh)
 #   burn-tune        burn's autotune as its authors run it: a cold process per shape (tuning cost on
-#                    record), then the one-card adapter check on the warm cache; BURN_SHAPES, ROUNDS,
+#                    record), then `runner adapter burn` on the warm cache; BURN_SHAPES, ROUNDS,
 #                    BURN_ATTENTION (padded), BURN_TIMEOUT (cold process), BURN_COLD_ONLY=1 (tune only).
 #                    Tuned keys persist (also from a killed process) in $XDG_CACHE_HOME/cubecl, packed
 #                    into $OUT/cubecl-cache.tar.gz; carried back as .gpu/cubecl-cache.tar.gz it pre-warms
@@ -134,27 +133,17 @@ for stage in "$@"; do
     synth tinyllama-1.1b
     OUT=$S TELEMETRY_BENCH=${TELEMETRY_BENCH:-0} scripts/gpu/telemetry.sh || echo "TELEMETRY FAILED"
     ;;
-  native)
-    for s in ${SHAPES-tinyllama-1.1b llama-3-8b}; do
+  native | adapter)
+    # runner adapter: the engine's own decode loop (candle-bench, burn-bench, bench.py, mistralrs native) against
+    # runner launches of the same weights and prompt, alternated on the card; a verdict line per metric (exit 4: outside ±3%).
+    list=${ADAPTER:-candle:tinyllama-1.1b}
+    [[ $stage == native ]] && list=$(for s in ${SHAPES-tinyllama-1.1b llama-3-8b}; do for e in ${NATIVE_ENGINES:-candle burn mistralrs pytorch}; do echo "$e:$s"; done; done)
+    for x in $list; do
+      e=${x%:*} s=${x##*:}
+      [[ -x $BIN/${e%%:*} ]] || { echo "adapter: no ${e%%:*} in the bundle"; continue; }
       synth "$s"
-      want() { [[ " ${NATIVE_ENGINES:-candle burn mistralrs} " == *" $1 "* && -x $BIN/$1-bench ]]; }
-      want candle && { "$BIN/candle-bench" "$MODELS/$s" --device cuda:0 --dtype bf16 --prompt-len 128 --new 256 --warmup 2 --iters 5 || echo "NATIVE FAILED: candle $s"; }
-      want burn && { "$BIN/burn-bench" --model "$MODELS/$s" --device cuda:0 --dtype bf16 --prompt-len 128 --new 256 --warmup 3 --iters 5 --seed 1 --case p128-n256 || echo "NATIVE FAILED: burn $s"; }
-      # mistral.rs: the adapter's streamed timing vs mistral.rs's own usage timing of the same requests.
-      if [[ " ${NATIVE_ENGINES:-candle burn mistralrs} " == *" mistralrs "* && -x $BIN/mistralrs ]]; then
-        python3 -c 'import json,random,sys; m=sys.argv[1]; v=json.load(open(m+"/config.json"))["vocab_size"]; r=random.Random(1)
-print(json.dumps({"protocol":1,"model":m,"device":"cuda:0","dtype":"bf16","seed":1,"warmup":2,"iterations":5,
- "cases":[{"name":"p128-n256","prompt_tokens":[1]+[r.randrange(3,v) for _ in range(127)],"max_new_tokens":256,"batch_size":1,"greedy":True,"ignore_eos":True}]}))' \
-          "$MODELS/$s" > "$S/mistralrs-native-$s.json"
-        "$BIN/mistralrs" native < "$S/mistralrs-native-$s.json" || echo "NATIVE FAILED: mistralrs $s"
-      fi
-    done
-    [[ ${NATIVE_PYTORCH:-1} == 1 && -x $BIN/pytorch ]] && { OUT=$S scripts/gpu/pytorch.sh native || echo "NATIVE FAILED: pytorch"; }
-    ;;
-  adapter)
-    for x in ${ADAPTER:-candle:tinyllama-1.1b}; do
-      synth "${x#*:}"
-      OUT=$S scripts/gpu/adapter.sh "${x%%:*}" "${x#*:}" "${ROUNDS:-2}" || echo "ADAPTER FAILED: $x"
+      "$BIN/runner" adapter "$e" --model "$MODELS/$s" --bin-dir "$BIN" --rounds "${ROUNDS:-2}" --warmup "${WARMUP:-2}" \
+        --iterations "${ITERS:-5}" --out "$S" ${ADAPTER_FLAGS:-} || echo "ADAPTER $x: exit $? (4: outside ±3%)"
     done
     ;;
   mistralrs)
@@ -174,26 +163,6 @@ print(json.dumps({"protocol":1,"model":m,"device":"cuda:0","dtype":"bf16","seed"
   burn)
     for m in ${BURN_SHAPES:-tinyllama-1.1b llama-3-8b}; do synth "$m"; done
     OUT=$S scripts/gpu/burn.sh || echo "BURN FAILED"
-    ;;
-  burn-diag)
-    # Where does the first iteration's time go? Per-token stamps (CIB_BURN_TRACE) and
-    # cubecl's compile/autotune logs (cubecl.toml in the working directory), one
-    # autotune environment per run, so each starts cold unless named "-again".
-    synth tinyllama-1.1b
-    for v in ${BURN_DIAG:-padded grouped grouped-again}; do
-      mode=${v%-again}
-      mkdir -p "$S/$v"
-      printf '[compilation.logger]\nlevel = "basic"\nfile = "%s"\n[autotune.logger]\nlevel = "minimal"\nfile = "%s"\n' \
-        "$S/$v/compile.log" "$S/$v/autotune.log" > "$S/$v/cubecl.toml"
-      start=$(date +%s)
-      (cd "$S/$v" && CUBECL_ENVIRONMENT=diag-$mode CIB_BURN_TRACE=1 timeout "${BURN_DIAG_TIMEOUT:-150}" "$BIN/burn-bench" \
-        --model "$MODELS/tinyllama-1.1b" --device cuda:0 --dtype bf16 --prompt-len 128 --new "${BURN_DIAG_NEW:-64}" \
-        --warmup 0 --iters 3 --attention "$mode" >"$S/$v/out.jsonl" 2>"$S/$v/trace.txt") && rc=0 || rc=$?
-      echo "burn-diag $v: exit $rc after $(($(date +%s) - start)) s; $(grep -c . "$S/$v/compile.log" 2>/dev/null) compile-log lines, $(grep -c . "$S/$v/autotune.log" 2>/dev/null) autotune-log lines"
-      grep -E "token (0|1|2|3|8|32|47|63|127|255) " "$S/$v/trace.txt" | head -n 40 || true
-      tail -n 3 "$S/$v/trace.txt"
-      cat "$S/$v/out.jsonl"
-    done
     ;;
   burn-tune)
     "$BIN/burn" info
@@ -218,14 +187,9 @@ print(json.dumps({"protocol":1,"model":m,"device":"cuda:0","dtype":"bf16","seed"
       tail -n 5 "$c/stderr.txt"
       # Warm cache: every later process finds the tuned kernels (their first warm-up iteration shows it).
       [[ ${BURN_COLD_ONLY:-0} == 1 ]] && continue # tuning only: a cold pass may need more than one call (10 min)
-      OUT=$S ENGINE_OPTS=attention=$attn scripts/gpu/adapter.sh burn "$s" "${ROUNDS:-2}" || echo "ADAPTER FAILED: burn $s"
+      "$BIN/runner" adapter "burn:attention=$attn" --model "$MODELS/$s" --bin-dir "$BIN" --rounds "${ROUNDS:-2}" --out "$S" ||
+        echo "ADAPTER burn $s: exit $? (4: outside ±3%)"
     done
-    pack_store
-    ;;
-  burn-watch)
-    # Where a cold burn process stalls: stamped cubecl logs plus a GPU/CPU/thread watchdog.
-    synth "${BURN_WATCH_SHAPE:-tinyllama-1.1b}"
-    OUT=$S scripts/gpu/burn-watch.sh "${BURN_WATCH_SHAPE:-tinyllama-1.1b}" ${BURN_WATCH:-padded:150 fused:150} || echo "BURN WATCH FAILED"
     pack_store
     ;;
   verdicts)
