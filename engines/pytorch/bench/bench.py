@@ -17,7 +17,7 @@ exits 1 if graph and non-graph disagree at all (they run the same kernels, so th
 --case NAME draws the runner's prompt ids for --seed and that case name (runner/internal/workload.Prompt), as
 candle-bench and burn-bench do; without it the prompt is torch.randint from --seed. --per-iter prints, before the
 summary, one JSON line per iteration in burn-bench's form ({"iteration", "warmup", "ttft_ms", "e2e_ms",
-"decode_tok_s"}), which `runner adapter pytorch` reads.
+"decode_tok_s", "first_ids"}), which `runner adapter pytorch` reads.
 """
 
 import argparse
@@ -173,13 +173,14 @@ def run(args):
     for i in range(args.warmup + args.iters):
         if dev.type == "cuda":
             torch.cuda.reset_peak_memory_stats(dev)
-        _, tt, dev_ns = dec.generate(prompt, 1, args.new, time.perf_counter_ns())
+        steps, tt, dev_ns = dec.generate(prompt, 1, args.new, time.perf_counter_ns())
         times.append(tt)
         if args.per_iter and len(tt) > 1:
             warm = i < args.warmup
             print(json.dumps({"iteration": i if warm else i - args.warmup, "warmup": warm, "ttft_ms": round(tt[0] / 1e6, 3),
                               "e2e_ms": round(tt[-1] / 1e6, 3),
-                              "decode_tok_s": round((len(tt) - 1) / ((tt[-1] - tt[0]) / 1e9), 3)}), flush=True)
+                              "decode_tok_s": round((len(tt) - 1) / ((tt[-1] - tt[0]) / 1e9), 3),
+                              "first_ids": [int(st[0]) for st in steps[:8]]}), flush=True)
     times = times[args.warmup:]
     tps, ttft = median_tps(times)
     report.update({"decode_tok_s": round(tps, 1), "ttft_ms": round(ttft, 2)})

@@ -26,13 +26,14 @@ func TestParse(t *testing.T) {
 		warmups            int
 		timed              []float64 // decode tok/s
 		ttft               []float64 // ms; nil: the tool gives none
+		firstIDs           []int     // of the first timed iteration; nil: the tool prints none
 	}{
 		{name: "candle-bench text lines", engine: "candle", file: "candle-bench.out", warmups: 2,
-			timed: []float64{3367.53, 4090.44, 3804.56}, ttft: []float64{0.40, 0.34, 0.39}},
+			timed: []float64{3367.53, 4090.44, 3804.56}, ttft: []float64{0.40, 0.34, 0.39}, firstIDs: []int{22, 97, 455, 497, 171, 137, 480, 288}},
 		{name: "llamacpp-bench text lines with prefill", engine: "llamacpp", file: "llamacpp-bench.out", warmups: 2,
-			timed: []float64{4018.40, 18183.90, 5529.74}, ttft: []float64{0.28, 0.46, 0.30}},
+			timed: []float64{4018.40, 18183.90, 5529.74}, ttft: []float64{0.28, 0.46, 0.30}, firstIDs: []int{22, 97, 455, 497, 171, 137, 480, 288}},
 		{name: "burn-bench JSON lines and summary", engine: "burn", file: "burn-bench.out", warmups: 1,
-			timed: []float64{129.024, 129.370}, ttft: []float64{14.125, 13.875}},
+			timed: []float64{129.024, 129.370}, ttft: []float64{14.125, 13.875}, firstIDs: []int{22, 97, 455, 497, 171, 137, 480, 288}},
 		{name: "bench.py --per-iter", engine: "pytorch", file: "bench-py.out", warmups: 2,
 			timed: []float64{30.464, 23.71, 10.968}, ttft: []float64{68.971, 108.677, 5.248}},
 		{name: "mistralrs native: mistral.rs's own decode rate", engine: "mistralrs", file: "mistralrs-native.out",
@@ -48,10 +49,14 @@ func TestParse(t *testing.T) {
 			require.NoError(t, err)
 			var warm int
 			var timed, ttft []float64
+			var first []int
 			for _, it := range its {
 				if it.Warmup {
 					warm++
 					continue
+				}
+				if first == nil {
+					first = it.FirstIDs
 				}
 				timed = append(timed, it.DecodeTokS)
 				if it.TTFTMs > 0 {
@@ -62,6 +67,7 @@ func TestParse(t *testing.T) {
 			require.InDeltaSlice(t, tt.timed, timed, 1e-6, "Parse(%s) decode tok/s", tt.file)
 			require.InDeltaSlice(t, tt.ttft, ttft, 1e-6, "Parse(%s) TTFT ms", tt.file)
 			require.Equal(t, tt.ttft != nil, n.TTFT, "the registry's TTFT flag matches what the tool prints")
+			require.Equal(t, tt.firstIDs, first, "first output ids")
 		})
 	}
 	n, _ := adapter.Lookup("candle")
@@ -198,10 +204,15 @@ func TestRun(t *testing.T) {
 		[]byte("#!/bin/sh\necho \"args: $*\" >&2\ncat '"+fixture+"'\n"), 0o755))
 	n, _ := adapter.Lookup("candle")
 	var order []string
+	diverge := false
 	launch := func(_ context.Context, round int, out string) ([]adapter.Iteration, error) {
 		order = append(order, "runner")
 		require.Equal(t, fmt.Sprintf("runner-r%d", round), filepath.Base(out))
-		return []adapter.Iteration{{Warmup: true, DecodeTokS: 1}, {DecodeTokS: 3900, TTFTMs: 0.4}, {DecodeTokS: 3700, TTFTMs: 0.38}}, nil
+		ids := []int{22, 97, 455, 497, 171, 137, 480, 288}
+		if round == 2 && diverge {
+			ids = []int{22, 97, 455, 1}
+		}
+		return []adapter.Iteration{{Warmup: true, DecodeTokS: 1}, {DecodeTokS: 3900, TTFTMs: 0.4, FirstIDs: ids}, {DecodeTokS: 3700, TTFTMs: 0.38, FirstIDs: ids}}, nil
 	}
 	o := adapter.Options{Params: adapter.Params{Engine: "candle", BinDir: bin, Model: "/m", Device: "cpu", DType: "f32", PromptLen: 16,
 		NewTokens: 32, Warmup: 2, Iterations: 3, Seed: 1, Case: "p16-n32"}, Rounds: 2, Tolerance: 0.03, Dir: dir}
@@ -219,6 +230,7 @@ func TestRun(t *testing.T) {
 	// Native medians 3804.56 (both rounds: the same fixture), runner 3800: the ratio is 3800/3804.56.
 	require.InDelta(t, 3800/3804.56, s.Verdicts[0].Ratio, 1e-6)
 	require.True(t, s.Within)
+	require.Equal(t, "first output ids [22 97 455 497 171 137 480 288] agree in all 10 timed iterations that print them (6 native)", s.Tokens)
 	for _, f := range []string{"native-r1.out", "native-r1.err", "native-r2.out", adapter.SummaryFile, adapter.ReportFile} {
 		require.FileExists(t, filepath.Join(dir, f))
 	}
@@ -232,6 +244,15 @@ func TestRun(t *testing.T) {
 	report, _ := os.ReadFile(filepath.Join(dir, adapter.ReportFile))
 	require.Contains(t, string(report), "hierarchical bootstrap")
 	require.Contains(t, string(report), "| 2 | runner | 3800.00 |")
+
+	// A runner launch with other tokens: said, not judged.
+	diverge = true
+	o.Dir = t.TempDir()
+	s, err = adapter.Run(t.Context(), n, o, launch)
+	require.NoError(t, err)
+	require.True(t, s.Within)
+	require.Equal(t, "first output ids differ: runner [22 97 455 497 171 137 480 288], runner round 2 [22 97 455 1]", s.Tokens)
+	diverge = false
 
 	// A native tool that fails every time: the rounds go on, the error says which side.
 	require.NoError(t, os.WriteFile(filepath.Join(bin, "candle-bench"), []byte("#!/bin/sh\necho 'bench: load: boom' >&2\nexit 1\n"), 0o755))

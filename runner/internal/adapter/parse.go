@@ -7,13 +7,14 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
 )
 
 // textIter matches candle-bench's and llamacpp-bench's per-iteration lines:
 //
 //	iter 0: ttft 12.34 ms, decode 56.78 tok/s, e2e 90.12 ms, first ids [...]
 //	warmup 1: ttft 12.34 ms, prefill 1037.4 tok/s, decode 56.78 tok/s, ...
-var textIter = regexp.MustCompile(`^(iter|warmup) \d+: ttft ([0-9.]+) ms,.* decode ([0-9.]+) tok/s`)
+var textIter = regexp.MustCompile(`^(iter|warmup) \d+: ttft ([0-9.]+) ms,.* decode ([0-9.]+) tok/s(?:.*first ids \[([0-9, ]*)\])?`)
 
 // parseTextIters reads candle-bench and llamacpp-bench output.
 func parseTextIters(out []byte) ([]Iteration, error) {
@@ -30,7 +31,13 @@ func parseTextIters(out []byte) ([]Iteration, error) {
 		if err1 != nil || err2 != nil {
 			return nil, fmt.Errorf("bad iteration line %q", sc.Text())
 		}
-		its = append(its, Iteration{Warmup: m[1] == "warmup", DecodeTokS: rate, TTFTMs: ttft})
+		it := Iteration{Warmup: m[1] == "warmup", DecodeTokS: rate, TTFTMs: ttft}
+		for _, f := range strings.Split(m[4], ",") {
+			if id, err := strconv.Atoi(strings.TrimSpace(f)); err == nil {
+				it.FirstIDs = append(it.FirstIDs, id)
+			}
+		}
+		its = append(its, it)
 	}
 	return its, sc.Err()
 }
@@ -52,11 +59,12 @@ func parseJSONIters(out []byte) ([]Iteration, error) {
 			Warmup     bool     `json:"warmup"`
 			DecodeTokS *float64 `json:"decode_tok_s"`
 			TTFTMs     float64  `json:"ttft_ms"`
+			FirstIDs   []int    `json:"first_ids"`
 		}
 		if err := json.Unmarshal(line, &v); err != nil || v.Iteration == nil || v.DecodeTokS == nil {
 			continue
 		}
-		its = append(its, Iteration{Warmup: v.Warmup, DecodeTokS: *v.DecodeTokS, TTFTMs: v.TTFTMs})
+		its = append(its, Iteration{Warmup: v.Warmup, DecodeTokS: *v.DecodeTokS, TTFTMs: v.TTFTMs, FirstIDs: v.FirstIDs})
 	}
 	return its, sc.Err()
 }

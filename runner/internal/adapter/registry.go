@@ -96,6 +96,10 @@ type Iteration struct {
 	Warmup     bool    `json:"warmup"`
 	DecodeTokS float64 `json:"decode_tok_s"`
 	TTFTMs     float64 `json:"ttft_ms,omitempty"`
+	// FirstIDs are the first output token ids (up to 8) where the tool
+	// prints them: with the same weights, prompt and greedy decoding both
+	// sides should agree.
+	FirstIDs []int `json:"first_ids,omitempty"`
 }
 
 // Native is an engine's native tool.

@@ -45,6 +45,9 @@ func Report(s *Summary) string {
 		word = "NOT within"
 	}
 	fmt.Fprintf(&b, "\nResult: %s ±%s.\n\n", word, pct(s.Tolerance))
+	if s.Tokens != "" {
+		fmt.Fprintf(&b, "Tokens: %s.\n\n", s.Tokens)
+	}
 	b.WriteString("## Runs\n\n| round | side | median decode tok/s | median TTFT ms | timed iterations | seconds | output |\n|---|---|---|---|---|---|---|\n")
 	for _, r := range s.Runs {
 		var d, t []float64

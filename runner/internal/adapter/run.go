@@ -79,7 +79,10 @@ type Summary struct {
 	Verdicts     []Verdict `json:"verdicts"`
 	SpinVerdicts []Verdict `json:"spin_verdicts,omitempty"`
 	// Within is true when every verdict is within tolerance.
-	Within bool     `json:"within"`
+	Within bool `json:"within"`
+	// Tokens compares the first output ids of every timed iteration that
+	// printed them with the runner's first one (not gating).
+	Tokens string   `json:"tokens,omitempty"`
 	Notes  []string `json:"notes,omitempty"`
 }
 
@@ -179,6 +182,7 @@ func finish(s *Summary, n *Native, o Options, cause error) error {
 			s.SpinVerdicts = append(s.SpinVerdicts, Compare(m, groups(s.Runs, "native+spin", m), groups(s.Runs, "runner", m), o.Tolerance))
 		}
 	}
+	s.Tokens = tokens(s.Runs)
 	err := cause
 	for _, side := range []string{"native", "runner"} {
 		if len(groups(s.Runs, side, MetricDecode)) == 0 && err == nil {
@@ -219,6 +223,41 @@ func groups(runs []RunResult, side, metric string) [][]float64 {
 		}
 	}
 	return out
+}
+
+// tokens says whether the native and runner sides produced the same first
+// output ids ("" when a side printed none).
+func tokens(runs []RunResult) string {
+	var ref []int
+	for _, r := range runs {
+		if r.Side == "runner" && len(r.Iterations) > 0 && len(r.Iterations[0].FirstIDs) > 0 {
+			ref = r.Iterations[0].FirstIDs
+			break
+		}
+	}
+	if ref == nil {
+		return ""
+	}
+	n, checked := 0, 0
+	for _, r := range runs {
+		for _, it := range r.Iterations {
+			if len(it.FirstIDs) == 0 {
+				continue
+			}
+			checked++
+			k := min(len(ref), len(it.FirstIDs))
+			if !slices.Equal(ref[:k], it.FirstIDs[:k]) {
+				return fmt.Sprintf("first output ids differ: runner %v, %s round %d %v", ref, r.Side, r.Round, it.FirstIDs)
+			}
+			if r.Side != "runner" {
+				n++
+			}
+		}
+	}
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("first output ids %v agree in all %d timed iterations that print them (%d native)", ref, checked, n)
 }
 
 func timed(its []Iteration) []Iteration {

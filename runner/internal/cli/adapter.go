@@ -152,6 +152,9 @@ func adapterCmd(c *ucli.Context, e *env) error {
 		for _, v := range sum.SpinVerdicts {
 			fmt.Fprintf(e.stdout, "adapter %s (native+spin, diagnostic) %s\n", spec.Name, v.Line())
 		}
+		if sum.Tokens != "" {
+			fmt.Fprintf(e.stdout, "adapter %s tokens: %s\n", spec.Name, sum.Tokens)
+		}
 		fmt.Fprintf(e.stdout, "adapter %s: %s\n", spec.Name, dir)
 	}
 	switch {
@@ -222,7 +225,11 @@ func runnerIterations(out string, runErr error) ([]adapter.Iteration, error) {
 			return nil, fmt.Errorf("runner launch failed: %s", r.Error)
 		}
 		for _, it := range r.Iterations {
-			its = append(its, adapter.Iteration{Warmup: it.Raw.Warmup, DecodeTokS: it.Metrics.DecodeTPS, TTFTMs: float64(it.Metrics.TTFTNs) / 1e6})
+			a := adapter.Iteration{Warmup: it.Raw.Warmup, DecodeTokS: it.Metrics.DecodeTPS, TTFTMs: float64(it.Metrics.TTFTNs) / 1e6}
+			if len(it.Raw.OutputTokens) > 0 {
+				a.FirstIDs = it.Raw.OutputTokens[0][:min(8, len(it.Raw.OutputTokens[0]))]
+			}
+			its = append(its, a)
 		}
 	}
 	if runErr != nil && len(its) == 0 {

@@ -121,6 +121,9 @@ func TestAdapterEngines(t *testing.T) {
 			engine, _, _ := strings.Cut(tt.name, ":")
 			require.Contains(t, so.String(), "adapter "+engine+" decode tok/s: runner ")
 			require.Equal(t, tt.hasTTFT, strings.Contains(so.String(), "TTFT ms: runner "), "a TTFT verdict where the tool prints TTFT")
+			if tt.hasTTFT { // the tools that print TTFT print the first output ids too: same weights, prompt ids and greedy loop
+				require.Regexp(t, `adapter `+engine+` tokens: first output ids \[[0-9 ]+\] agree in all`, so.String())
+			}
 			for r := 1; r <= tt.rounds; r++ {
 				require.Contains(t, se.String(), "round "+strconv.Itoa(r)+" native: median decode")
 				require.Contains(t, se.String(), "round "+strconv.Itoa(r)+" runner: median decode")
