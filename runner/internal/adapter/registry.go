@@ -342,7 +342,7 @@ func request(p Params) ([]byte, error) {
 	return json.Marshal(req)
 }
 
-// names of the registry, sorted, for help text.
+// init sorts the registry by engine name, so Engines and errors list them in order.
 func init() {
 	slices.SortFunc(registry, func(a, b *Native) int { return strings.Compare(a.Engine, b.Engine) })
 }

@@ -51,7 +51,7 @@ type Options struct {
 	NativeTimeout time.Duration
 }
 
-// Run is one run of a side: a native process or a runner launch.
+// RunResult is one run of a side: a native process or a runner launch.
 type RunResult struct {
 	Round int    `json:"round"`
 	Side  string `json:"side"` // native, native+spin, runner
