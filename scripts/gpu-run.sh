@@ -6,7 +6,8 @@
 # log is $OUT/log.txt (the device tool brings back at most 8 files).
 #   smoke            GPU facts, bandwidth probe, conformance of every engine on cuda:0 bf16
 #   telemetry        real-NVML tests and the sampler-cost check (scripts/gpu/telemetry.sh)
-#   native           `runner adapter` of NATIVE_ENGINES (candle burn mistralrs pytorch) × SHAPES (tinyllama-1.1b llama-3-8b)
+#   native           `runner adapter` of NATIVE_ENGINES (candle burn mistralrs pytorch) × SHAPES (tinyllama-1.1b llama-3-8b),
+#                    as the adapter stage (long: one call may hold only part of it; narrow it with the two lists)
 #   gpus0            `runner bench --gpus 0` against the sequential path on the one card (GPUS0_ENGINES, default
 #                    candle, entries as PROFILE_ENGINES; GPUS0_LAUNCHES 3; GPUS0_CASE; GPUS0_ROUNDS 2), alternately,
 #                    then `runner compare` of each pair
