@@ -7,6 +7,13 @@ import (
 	"strings"
 )
 
+func orDash(s string) string {
+	if s == "" {
+		return "–"
+	}
+	return s
+}
+
 func writeJSON(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
@@ -23,9 +30,14 @@ func Report(s *Summary) string {
 	fmt.Fprintf(&b, "# Adapter overhead: %s\n\n", s.Engine)
 	fmt.Fprintf(&b, "%s's own decode loop (%s, no Go, no protocol) against `runner bench` launches of the same engine, "+
 		"weights and prompt, alternated native, runner, native, runner… on one device (%s, %s). Case %s: prompt %d, "+
-		"%d new tokens, %d warm-up + %d timed iterations per run, %d rounds; started %s.\n\n",
+		"%d new tokens, %d warm-up + %d timed iterations per run, rounds: %d; started %s.\n\n",
 		s.Engine, s.Tool, p.Device, p.DType, p.Case, p.PromptLen, p.NewTokens, p.Warmup, p.Iterations, s.Rounds,
 		s.StartedAt.Format("2006-01-02 15:04:05 UTC"))
+	card := s.Card
+	if card == "" {
+		card = "no GPU record (NVML absent: a CPU run)"
+	}
+	fmt.Fprintf(&b, "Card: %s. Engine library: %s. Runner commit: %s.\n\n", card, orDash(s.Library), orDash(s.Commit))
 	fmt.Fprintf(&b, "Model: `%s`. Native command: `%s`.\n\n", p.Model, s.Command)
 	b.WriteString("## Verdicts\n\n")
 	for _, v := range s.Verdicts {

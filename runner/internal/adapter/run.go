@@ -3,6 +3,7 @@ package adapter
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/envinfo"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/results"
 )
 
 // Schema is the version of adapter.json.
@@ -80,6 +84,12 @@ type Summary struct {
 	SpinVerdicts []Verdict `json:"spin_verdicts,omitempty"`
 	// Within is true when every verdict is within tolerance.
 	Within bool `json:"within"`
+	// Card is the GPU of the runner's launches ("name uuid", from their
+	// environment.json; "" without NVML), Library the engine's library and
+	// version as its info reports them, Commit the runner's git commit.
+	Card    string `json:"card,omitempty"`
+	Library string `json:"library,omitempty"`
+	Commit  string `json:"git_commit,omitempty"`
 	// Tokens compares the first output ids of every timed iteration that
 	// printed them with the runner's first one (not gating).
 	Tokens string   `json:"tokens,omitempty"`
@@ -183,6 +193,7 @@ func finish(s *Summary, n *Native, o Options, cause error) error {
 		}
 	}
 	s.Tokens = tokens(s.Runs)
+	environment(s, o.Dir)
 	err := cause
 	for _, side := range []string{"native", "runner"} {
 		if len(groups(s.Runs, side, MetricDecode)) == 0 && err == nil {
@@ -223,6 +234,31 @@ func groups(runs []RunResult, side, metric string) [][]float64 {
 		}
 	}
 	return out
+}
+
+// environment fills the card, library and commit from the first runner
+// launch's environment.json.
+func environment(s *Summary, dir string) {
+	files, _ := filepath.Glob(filepath.Join(dir, "runner-r*", "*", results.EnvFile))
+	if len(files) == 0 {
+		return
+	}
+	var env envinfo.Env
+	b, err := os.ReadFile(files[0])
+	if err != nil || json.Unmarshal(b, &env) != nil {
+		return
+	}
+	var gpu struct {
+		Name string `json:"name"`
+		UUID string `json:"uuid"`
+	}
+	if len(env.GPU) > 0 && json.Unmarshal(env.GPU, &gpu) == nil && gpu.Name != "" {
+		s.Card = strings.TrimSpace(gpu.Name + " " + gpu.UUID)
+	}
+	for _, info := range env.Engines {
+		s.Library = strings.TrimSpace(info.Library + " " + info.LibraryVersion)
+	}
+	s.Commit = env.GitCommit
 }
 
 // tokens says whether the native and runner sides produced the same first
