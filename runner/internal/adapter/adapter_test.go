@@ -245,6 +245,16 @@ func TestRun(t *testing.T) {
 	require.Contains(t, string(report), "hierarchical bootstrap")
 	require.Contains(t, string(report), "| 2 | runner | 3800.00 |")
 
+	// --native-spin: a third run per round, judged on its own lines, not gating.
+	o.Dir, o.Spin = t.TempDir(), true
+	s, err = adapter.Run(t.Context(), n, o, launch)
+	require.NoError(t, err)
+	require.Equal(t, []string{"native", "native+spin", "runner"}, []string{s.Runs[0].Side, s.Runs[1].Side, s.Runs[2].Side})
+	require.Len(t, s.SpinVerdicts, 2)
+	require.Equal(t, 2, s.SpinVerdicts[0].NativeRuns)
+	require.FileExists(t, filepath.Join(o.Dir, "native-spin-r2.out"))
+	o.Spin = false
+
 	// A runner launch with other tokens: said, not judged.
 	diverge = true
 	o.Dir = t.TempDir()
