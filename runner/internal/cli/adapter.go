@@ -109,6 +109,9 @@ func adapterCmd(c *ucli.Context, e *env) error {
 	if _, err := native.Command(c.Context, p); err != nil {
 		return withCode(ExitUsage, fmt.Errorf("adapter %s: %w", spec.Name, err))
 	}
+	if err := checkGPUPresent(p.Device); err != nil {
+		return err
+	}
 
 	dir, err := newAdapterDir(c.String("out"), "adapter-"+safeName(spec.Name))
 	if err != nil {

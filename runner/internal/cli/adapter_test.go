@@ -41,6 +41,17 @@ func TestAdapterUsage(t *testing.T) {
 		{name: "bad tolerance", args: []string{"adapter", "candle", "--model", model, "--tolerance", "3"}, want: "--tolerance 3"},
 		{name: "bad metric", args: []string{"adapter", "candle", "--model", model, "--metrics", "tpot"}, want: `--metrics "tpot"`},
 	}
+	if nodes, _ := filepath.Glob("/dev/nvidia[0-9]*"); len(nodes) == 0 {
+		// Every tool present (shell stand-ins that must never run): the device is what is wrong.
+		full := t.TempDir()
+		require.NoError(t, os.WriteFile(filepath.Join(full, "candle"), ref, 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(full, "candle-bench"), []byte("#!/bin/sh\nexit 99\n"), 0o755))
+		tests = append(tests, struct {
+			name string
+			args []string
+			want string
+		}{name: "cuda without a GPU", args: []string{"adapter", "candle", "--model", model, "--bin-dir", full}, want: "device cuda:0: no NVIDIA GPU on this machine"})
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			out := t.TempDir()
