@@ -102,9 +102,14 @@ func adapterCmd(c *ucli.Context, e *env) error {
 		Seed: c.Uint64("seed"), Threads: threads, Options: spec.Options, Getenv: e.getenv, WorkDir: wd,
 	}
 	p.Case = fmt.Sprintf("p%d-n%d", p.PromptLen, p.NewTokens)
-	// Both binaries must be there before anything runs.
-	if _, err := e.findEngine(spec.Name, p.BinDir, c.IsSet("bin-dir")); err != nil {
+	// Both binaries must be there before anything runs; the native tool is
+	// looked for next to the engine (the bin dir, or the runner's own dir).
+	enginePath, err := e.findEngine(spec.Name, p.BinDir, c.IsSet("bin-dir"))
+	if err != nil {
 		return withCode(ExitUsage, fmt.Errorf("adapter: %w", err))
+	}
+	if filepath.Base(enginePath) == spec.Name {
+		p.BinDir = filepath.Dir(enginePath)
 	}
 	if _, err := native.Command(c.Context, p); err != nil {
 		return withCode(ExitUsage, fmt.Errorf("adapter %s: %w", spec.Name, err))
@@ -135,10 +140,7 @@ func adapterCmd(c *ucli.Context, e *env) error {
 		}
 		defer log.Close()
 		args := []string{"runner", "bench", "--config", cfgPath, "--launches", "1", "--out", out, "-q",
-			"--idle-timeout", c.Duration("idle-timeout").String()}
-		if c.IsSet("bin-dir") {
-			args = append(args, "--bin-dir", p.BinDir)
-		}
+			"--idle-timeout", c.Duration("idle-timeout").String(), "--bin-dir", p.BinDir}
 		sub := *e
 		sub.stdout, sub.stderr, sub.args = log, log, args
 		runErr := newApp(&sub).RunContext(ctx, args)
