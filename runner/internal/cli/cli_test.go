@@ -164,8 +164,12 @@ func TestHostCPU(t *testing.T) {
 		require.GreaterOrEqual(t, r.HostCPU.WallSeconds, 0.75, "%s: 4 × 25 tokens × 8 ms", r.Engine)
 		require.Less(t, r.HostCPU.WallSeconds, 10.0, "%s: 4 × 25 tokens × 8 ms", r.Engine)
 	}
-	require.Greater(t, recs[0].HostCPU.Cores(), 0.4, "spinning engine keeps a core busy (less under CPU contention)")
-	require.Less(t, recs[1].HostCPU.Cores(), 0.2, "sleeping engine does not")
+	// Relative, not absolute: under CPU contention (CI's 2 cores running other test packages) the spinning
+	// engine gets a share of a core; it must still use several times what the sleeping one does.
+	busy, idle := recs[0].HostCPU.Cores(), recs[1].HostCPU.Cores()
+	require.Greater(t, busy, 0.1, "spinning engine keeps a core busy")
+	require.Greater(t, busy, 3*idle, "spinning engine %.2f cores vs sleeping %.2f", busy, idle)
+	require.Less(t, idle, 0.2, "sleeping engine does not keep a core busy")
 	require.Contains(t, o.stdout, "host CPU cores while generating")
 }
 
