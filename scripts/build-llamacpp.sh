@@ -4,8 +4,9 @@
 # loop with no Go and no protocol).
 #
 #   scripts/build-llamacpp.sh          CPU: bin/llamacpp and bin/llamacpp-bench
-#   scripts/build-llamacpp.sh --cuda   CUDA 13.0, sm_90: .gpu/bin/llamacpp, .gpu/bin/llamacpp-bench and
-#                                      .gpu/llamacpp.tar.xz (both, stripped, for the GPU host)
+#   scripts/build-llamacpp.sh --cuda   CUDA 13.0, sm_90: .gpu/bin/llamacpp, .gpu/bin/llamacpp-bench, the
+#                                      libcib_llama.so both load (llama.cpp + kernels, once) and .gpu/llamacpp.tar.xz
+#                                      (all three, stripped, for the GPU host)
 #
 # The libraries and headers are copied to engines/llamacpp/lib/{cpu,cuda} (git-ignored), where cgo links them.
 # CIB_JOBS (default: the core count) bounds the library build. CIB_PROFILE=cibtest (scripts/test.sh) writes
@@ -24,7 +25,7 @@ profile="${CIB_PROFILE:-release}"
 flavor=cpu out=bin tags=() libflag=() libs=(-lllama -lggml -lggml-cpu -lggml-base)
 if ((cuda)); then
   flavor=cuda out=.gpu/bin tags=(-tags cuda) libflag=(--cuda) profile=release
-  libs=(-lllama -lggml -lggml-cpu -lggml-cuda -lggml-base -lcublas -lcublasLt -lcudart -lcuda -Wl,-rpath,/usr/local/cuda/lib64)
+  libs=(-lllama -lggml -lggml-cpu -lggml-cuda -lggml-base -lcublas -lcublasLt -lcudart -lcuda)
   eval "$(scripts/cuda-toolkit.sh)"
 fi
 [[ $profile == release ]] || out=bin/$profile
@@ -40,23 +41,36 @@ if [[ ! -f $dst/.built || "$(cat "$dst/.built")" != "$(cat "$prefix/.built")" ]]
   cp "$prefix/.built" "$prefix/BUILD_SECONDS" "$dst/"
 fi
 
+# CUDA: cib_llama.c and the libraries as one shared object that the engine and the bench both load (rpath
+# $ORIGIN), so the ~60 MB of kernels ship once.
+bridge=engines/llamacpp/internal/bridge
+rpath=()
+if ((cuda)); then
+  gcc -shared -fPIC -O2 -std=c11 -Wall -I"$dst/include" "$bridge/cib_llama.c" -L"$dst/lib" "${libs[@]}" \
+    -lstdc++ -lgomp -lm -ldl -lpthread -Wl,--gc-sections -Wl,-rpath,/usr/local/cuda/lib64 -o "$dst/lib/libcib_llama.so"
+  libs=(-lcib_llama -lcublas -lcublasLt -lcudart -lcuda) rpath=(-Wl,-rpath,'$ORIGIN' -Wl,-rpath,/usr/local/cuda/lib64)
+fi
+
 # Go's build cache does not track libraries named in #cgo LDFLAGS: key the
 # build on the libraries' hash so a rebuilt llama.cpp always relinks.
-hash="$(cat "$dst"/lib/*.a | sha256sum | cut -c1-16)"
+hash="$(cat "$dst"/lib/*.a "$bridge/cib_llama.c" | sha256sum | cut -c1-16)"
 mkdir -p "$out"
 CGO_CFLAGS="${CGO_CFLAGS:--O2 -Wno-deprecated-declarations} -DCIB_LLAMACPP_LIB=$hash" \
   go build -trimpath -ldflags="-s -w -extldflags=-Wl,--gc-sections" "${tags[@]}" -o "$out/llamacpp" ./engines/llamacpp
 bench=0
 [[ $profile != release ]] || bench=1
 if ((bench)); then
-  gcc -O2 -std=c11 -Wall -Iengines/llamacpp/internal/bridge -I"$dst/include" \
-    engines/llamacpp/bench/llamacpp-bench.c engines/llamacpp/internal/bridge/cib_llama.c \
-    -L"$dst/lib" "${libs[@]}" -lstdc++ -lgomp -lm -ldl -lpthread -Wl,--gc-sections -o "$out/llamacpp-bench"
+  src=(engines/llamacpp/bench/llamacpp-bench.c)
+  ((cuda)) || src+=("$bridge/cib_llama.c")
+  gcc -O2 -std=c11 -Wall -I"$bridge" -I"$dst/include" "${src[@]}" \
+    -L"$dst/lib" "${libs[@]}" "${rpath[@]}" -lstdc++ -lgomp -lm -ldl -lpthread -Wl,--gc-sections -o "$out/llamacpp-bench"
   strip "$out/llamacpp-bench"
 fi
 
 if ((cuda)); then
-  XZ_OPT="-6 -T$jobs" tar -cJf .gpu/llamacpp.tar.xz -C "$out" llamacpp llamacpp-bench
-  ls -l "$out/llamacpp" "$out/llamacpp-bench" .gpu/llamacpp.tar.xz >&2
+  cp "$dst/lib/libcib_llama.so" "$out/"
+  strip "$out/libcib_llama.so"
+  XZ_OPT="-6 -T$jobs" tar -cJf .gpu/llamacpp.tar.xz -C "$out" llamacpp llamacpp-bench libcib_llama.so
+  ls -l "$out/llamacpp" "$out/llamacpp-bench" "$out/libcib_llama.so" .gpu/llamacpp.tar.xz >&2
 fi
 echo "built $out/llamacpp$( ((bench)) && echo " and $out/llamacpp-bench") ($flavor, $profile; llama.cpp libraries from $prefix)" >&2

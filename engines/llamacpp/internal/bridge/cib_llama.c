@@ -1,7 +1,9 @@
-//go:build cgo
+//go:build cgo && !cuda
 
-// cib_llama.c: see cib_llama.h. Compiled into the engine by cgo (this
-// package) and into bench/llamacpp-bench by scripts/build-llamacpp.sh.
+// cib_llama.c: see cib_llama.h. The CPU build compiles it into the engine
+// by cgo (this package) and into bench/llamacpp-bench; the CUDA build
+// compiles it into libcib_llama.so with llama.cpp's libraries, which the
+// engine and the bench both load (scripts/build-llamacpp.sh).
 #define _POSIX_C_SOURCE 200809L
 #include "cib_llama.h"
 

@@ -2,15 +2,17 @@
 
 package bridge
 
-// The CUDA build links llama.cpp's static libraries from ../../lib/cuda
-// (with libggml-cuda.a, sm_90, nvcc 13.0.88) and the CUDA libraries
-// dynamically: at build time LIBRARY_PATH from scripts/cuda-toolkit.sh finds
-// them (libcuda is a link stub there); at run time they come from
-// /usr/local/cuda/lib64 (rpath below) and the driver's libcuda.so.1.
+// The CUDA build links libcib_llama.so from ../../lib/cuda/lib: cib_llama.c
+// and llama.cpp's static libraries (with libggml-cuda.a, sm_90, nvcc
+// 13.0.88) in one shared object, which the engine and llamacpp-bench share
+// (the kernels are ~60 MB: shipped once, next to both binaries, found through
+// rpath $ORIGIN). scripts/build-llamacpp.sh --cuda builds it. The CUDA
+// libraries it needs come from /usr/local/cuda/lib64 at run time and the
+// driver's libcuda.so.1.
 
 /*
 #cgo CFLAGS: -I${SRCDIR}/../../lib/cuda/include
-#cgo LDFLAGS: -L${SRCDIR}/../../lib/cuda/lib -lllama -lggml -lggml-cpu -lggml-cuda -lggml-base -lcublas -lcublasLt -lcudart -lcuda -lstdc++ -lgomp -lm -ldl -lpthread -Wl,-rpath,/usr/local/cuda/lib64
+#cgo LDFLAGS: -L${SRCDIR}/../../lib/cuda/lib -lcib_llama -lcublas -lcublasLt -lcudart -lcuda -Wl,-rpath,$ORIGIN -Wl,-rpath,/usr/local/cuda/lib64
 */
 import "C"
 
