@@ -102,8 +102,11 @@ fi
 
 step "go vet, go test"
 start=$SECONDS
-pkgs=(./protocol/... ./runner/...)
-for d in engines/*/; do pkgs+=("./${d}..."); done # one pattern per engine module
+# Every module of the workspace (go.work's use list), so a new module is tested without editing this line.
+pkgs=()
+for d in $(go work edit -json | python3 -c 'import json,sys; print(" ".join(u["DiskPath"] for u in json.load(sys.stdin)["Use"]))'); do
+  pkgs+=("${d%/}/...")
+done
 trap 'times+=("go vet + go test $(mmss $((SECONDS - start)))"); finish' EXIT
 go vet "${pkgs[@]}"
 go test -count=1 -timeout 45m "${pkgs[@]}"
