@@ -68,6 +68,9 @@ if [[ ! -f "$t/lib/stubs/libcuda.so" ]]; then
   mv "$root/libcuda.so.tmp" "$t/lib/stubs/libcuda.so"
   rm "$root/cuda-stub.c"
 fi
+# libcuda.so.1 beside it: with lib64/stubs on LD_LIBRARY_PATH a CUDA build starts here (no driver) far enough to
+# print `ENGINE info`, which the build scripts check (the stub's functions do nothing; nothing is run on it).
+[[ -e $t/lib/stubs/libcuda.so.1 ]] || ln -s libcuda.so "$t/lib/stubs/libcuda.so.1"
 # libcib_cuda_compat.a: functions that cudarc 0.19's "cuda-13000" bindings
 # declare but CUDA 13.0.x does not ship (cuBLASLt emulation descriptors
 # arrived in a later cuBLAS; cuProfilerInitialize left cuda.h in 12.0).

@@ -34,6 +34,10 @@ const bestPractice = "candle-transformers models::llama::Llama loaded with VarBu
 
 type engine struct{}
 
+// bridgeLib is the hash of the Rust static library linked in, set by scripts/build-candle.sh (-X) and checked
+// there through `candle info`, so a binary linked against an older library cannot ship unnoticed.
+var bridgeLib string
+
 func (engine) Info() protocol.Info {
 	info := protocol.Info{
 		Name:         "candle",
@@ -46,6 +50,9 @@ func (engine) Info() protocol.Info {
 			StreamingTimestamps: true,
 		},
 		Versions: map[string]string{"go": runtime.Version()},
+	}
+	if bridgeLib != "" {
+		info.Versions["bridge_lib_sha256"] = bridgeLib
 	}
 	v, err := bridge.Versions()
 	if err != nil {

@@ -114,6 +114,10 @@ const bestPractice = "llama.cpp run as llama-bench runs it: llama_model_load_fro
 	"(ggufw, option type, default the request dtype) into a cache and the conversion time is loaded.compile_ns. " +
 	"CUDA build: ggml-cuda for sm_90 by nvcc 13.0.88, llama.cpp's default CMake options (CUDA graphs on, flash-attention kernels built)."
 
+// bridgeLib is the hash of llama.cpp's libraries and cib_llama.c linked in, set by scripts/build-llamacpp.sh (-X)
+// and checked there through `llamacpp info`, so a binary linked against older libraries cannot ship unnoticed.
+var bridgeLib string
+
 type engine struct {
 	cacheDir string
 }
@@ -138,6 +142,9 @@ func (e engine) Info() protocol.Info {
 			StreamingTimestamps: true,
 		},
 		Versions: map[string]string{"go": runtime.Version(), "llama.cpp source": vendored},
+	}
+	if bridgeLib != "" {
+		info.Versions["bridge_lib_sha256"] = bridgeLib
 	}
 	v, err := bridge.Versions()
 	if err != nil {
