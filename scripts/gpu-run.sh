@@ -18,7 +18,8 @@
 #   profile          kernel profile (CUPTI, bench --profile kernels) of PROFILE_ENGINES (default "eager compiled":
 #                    pytorch's modes; also ENGINE or ENGINE:key=value, e.g. "compiled candle mistralrs llamacpp"),
 #                    TinyLlama, profiled twins next to unprofiled (overhead); PROFILE_LAUNCHES (2),
-#                    PROFILE_ITERS (5); raw activity files of one short eager run in profile/fixtures/
+#                    PROFILE_ITERS (5), PROFILE_SHAPE (tinyllama-1.1b); raw activity files of one short eager run in
+#                    profile/fixtures/ (PROFILE_FIXTURE=0: not)
 #   verdicts         the launch-level verdict on real launches: pytorch compiled twice under two labels
 #                    (A/A: must not differ) and eager (A/B: must; VERDICT_EAGER=0 leaves it out),
 #                    VERDICT_LAUNCHES (5) each, TinyLlama
@@ -58,6 +59,42 @@ for a in .gpu/bundle.tar.xz .gpu/*.tar.xz; do
   touch "$mark"
 done
 [[ -x $BIN/runner ]] || { echo "gpu-run: no runner in the carried .gpu/*.tar.xz" >&2; exit 1; }
+# A queue of stages longer than one call (10 min): --detach STAGE... starts them in a new process
+# session (it outlives the call while the machine is held) from a private copy of scripts/ and
+# configs/ (a later call replaces the working tree), one queue after another (flock); their outputs
+# go to $W/queue/ID/. Later calls (carrying more bundles, which the unpack above adds to bin/ at
+# once) run --collect [SECONDS]: it waits up to SECONDS for the queues to finish, prints their
+# progress and copies what they wrote into $OUT. Neither kills anything.
+Q=$W/queue
+case ${1:-} in
+--detach)
+  shift
+  id=$(date -u +%H%M%S)
+  mkdir -p "$Q/$id/tree"
+  cp -r scripts configs "$Q/$id/tree/"
+  (cd "$Q/$id/tree" && setsid nohup flock "$Q.lock" env OUT="$Q/$id" CIB_QUEUED=1 bash scripts/gpu-run.sh "$@" >"$Q/$id.nohup" 2>&1 </dev/null &)
+  sleep 2
+  echo "gpu-run: queue $id started detached: $* (log $Q/$id/log.txt; running queues: $(pgrep -fc 'CIB_QUEUED=1' || true))"
+  exit 0
+  ;;
+--collect)
+  wait_s=${2:-0} t0=$(date +%s)
+  while (($(date +%s) - t0 < wait_s)) && ! flock -n "$Q.lock" true; do sleep 10; done
+  flock -n "$Q.lock" true && echo "gpu-run: no queue running" || echo "gpu-run: a queue is still running"
+  for d in "$Q"/*/; do
+    [[ -d $d ]] || continue
+    id=$(basename "$d")
+    echo "=== queue $id: $(grep -c '^=== stage' "$d/log.txt" 2>/dev/null || echo 0) stages begun"
+    tail -n "${TAIL:-25}" "$d/log.txt" 2>/dev/null | cut -c1-300
+    tail -n 5 "$Q/$id.nohup" 2>/dev/null
+  done
+  # One archive of every queue's outputs (logs and stage archives): $OUT takes 8 files.
+  tar -czf "$OUT/queues.tar.gz" -C "$Q" --exclude=tree . 2>/dev/null && ls -l "$OUT/queues.tar.gz"
+  nvidia-smi --query-gpu=uuid,memory.used,utilization.gpu --format=csv,noheader
+  df -h /tmp | tail -n1
+  exit 0
+  ;;
+esac
 export LD_LIBRARY_PATH="/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export CIB_CACHE=$W/cache CIB_PYTHON=${CIB_PYTHON:-python3} PYTHONUNBUFFERED=1
 export TORCHINDUCTOR_CACHE_DIR=$W/inductor-cache
@@ -73,6 +110,7 @@ exec > >(tee -a "$OUT/log.txt") 2>&1
 # A warm machine may still run an engine that an earlier call's time limit cut off (the
 # device tool ends the command, not always its children): it would share the GPU with
 # everything measured here (and hold cubecl's store). Stop our own leftovers, by PID.
+[[ ${CIB_QUEUED:-0} == 1 ]] || flock -n "$Q.lock" true || { echo "gpu-run: a detached queue is running: run --collect, or wait"; exit 3; }
 for pid in $(pgrep -f "$BIN/(burn|candle|mistralrs|pytorch|reference|runner|llamacpp|libtorch|lmrs)" || true); do
   echo "gpu-run: stopping leftover $(ps -o pid=,etime=,args= -p "$pid" | cut -c1-160)"
   kill "$pid" 2>/dev/null || true
@@ -103,6 +141,15 @@ engine_entry() { # a config's engine line: eager | compiled (pytorch modes) | EN
 }
 bench() { # shape config
   synth "$1"
+  # llama.cpp reads GGUF: convert once before the launches (timed here), so no launch's load carries it.
+  local e ty t0
+  for e in ${ENGINE_LIST:-}; do
+    [[ $e == llamacpp* ]] || continue
+    ty=bf16
+    [[ $e == *type=* ]] && ty=${e##*type=} && ty=${ty%%:*}
+    t0=$(date +%s)
+    "$BIN/llamacpp" gguf "$MODELS/$1" --type "$ty" && echo "gguf $1 $ty: $(($(date +%s) - t0)) s" || echo "LLAMACPP GGUF FAILED: $1 $ty"
+  done
   # STAGE_TIMEOUT (e.g. 240s) interrupts the runner like Ctrl-C: it kills the
   # running engine and still writes the report of every finished launch.
   timeout --signal=INT --kill-after=60 "${STAGE_TIMEOUT:-0}" \
@@ -224,25 +271,30 @@ EOF
     # Kernel profile (CUPTI, bench --profile kernels) of pytorch eager and compiled on
     # TinyLlama, each next to its unprofiled self (the overhead); first a short eager run
     # whose raw activity files are kept as fixtures (profile/fixtures/).
+    ps=${PROFILE_SHAPE:-tinyllama-1.1b}
     synth tinyllama-1.1b
+    synth "$ps"
     "$BIN/runner" gpu probe || echo "PROBE FAILED"
     [[ -f $BIN/libcib_cupti.so ]] || echo "NO libcib_cupti.so in the bundle"
     for f in /usr/local/cuda/extras/CUPTI/lib64/libcupti.so.13 /usr/local/cuda/lib64/libcupti.so.13; do ls -l "$f" 2>&1 || true; done
     profile_cfg() { # name iterations launches case engines...
-      local name=$1 iters=$2 launches=$3 case=$4; shift 4
-      echo "name: $name"; echo "model: $MODELS/tinyllama-1.1b"; echo "device: cuda:0"; echo "dtype: bf16"
+      local name=$1 iters=$2 launches=$3 case=$4 shape=${PROFILE_CFG_SHAPE:-tinyllama-1.1b}; shift 4
+      echo "name: $name"; echo "model: $MODELS/$shape"; echo "device: cuda:0"; echo "dtype: bf16"
       echo "seed: 1"; echo "warmup: 2"; echo "iterations: $iters"; echo "launches: $launches"; echo "profile: kernels"
       echo "engines:"; for e in "$@"; do engine_entry "$e"; done
       echo "cases:"; echo "  - $case"; echo "timeouts: {start: 5m, stall: 3m, total: 20m}"
     }
     profile_cfg profile-fixture 2 1 "{name: p16-n8, prompt_len: 16, max_new_tokens: 8}" eager >"$S/fixture.yaml"
-    "$BIN/runner" bench --bin-dir "$BIN" --config "$S/fixture.yaml" --profile-keep --out "$S/fixture" || echo "runner exit $?"
-    mkdir -p "$S/fixtures" && find "$S/fixture" -name 'cupti-*.bin' -exec cp {} "$S/fixtures/" \; && ls -l "$S/fixtures"
-    profile_cfg profile-tinyllama-1.1b "${PROFILE_ITERS:-5}" "${PROFILE_LAUNCHES:-2}" \
+    if [[ ${PROFILE_FIXTURE:-1} == 1 ]]; then
+      "$BIN/runner" bench --bin-dir "$BIN" --config "$S/fixture.yaml" --profile-keep --out "$S/fixture" || echo "runner exit $?"
+      mkdir -p "$S/fixtures" && find "$S/fixture" -name 'cupti-*.bin' -exec cp {} "$S/fixtures/" \; && ls -l "$S/fixtures"
+    fi
+    [[ ${PROFILE_FIXTURE:-1} == 1 ]] || rm -rf "$S/fixture" "$S/fixtures"
+    PROFILE_CFG_SHAPE=$ps profile_cfg "profile-$ps" "${PROFILE_ITERS:-5}" "${PROFILE_LAUNCHES:-2}" \
       "{name: p128-n128, prompt_len: 128, max_new_tokens: 128}" $(for e in ${PROFILE_ENGINES:-eager compiled}; do [[ $e == eager || $e == compiled || -x $BIN/${e%%:*} ]] && echo "$e"; done) >"$S/profile.yaml"
     timeout --signal=INT --kill-after=60 "${STAGE_TIMEOUT:-0}" \
       "$BIN/runner" bench --bin-dir "$BIN" --config "$S/profile.yaml" --out "$S" || echo "runner exit $?"
-    sed -n '/## Kernel profile/,/## Environment/p' "$S"/*-profile-tinyllama-1.1b/report.md || true
+    sed -n '/## Kernel profile/,/## Environment/p' "$S"/*-profile-"$ps"/report.md || true
     ;;
   gpus0)
     # `--gpus 0` on a one-GPU host must give the figures of the sequential path: the same
