@@ -111,8 +111,13 @@ type Engine struct {
 	// HostCores is, over successful launches, how many host CPU cores the
 	// engine's process tree kept busy from loaded to done (results.HostCPU):
 	// about 1 for a host-bound launch loop, more with CPU threads.
-	HostCores Stat     `json:"host_cpu_cores"`
-	Warnings  []string `json:"warnings,omitempty"`
+	HostCores Stat `json:"host_cpu_cores"`
+	// HostCPUPerStep is, over successful launches, the host CPU time in ms the
+	// engine's process tree spent per generation step (one token per sequence)
+	// from loaded to done, warm-up iterations and prefill included: what the
+	// engine's host side (an interpreter, a launch loop) costs per token.
+	HostCPUPerStep Stat     `json:"host_cpu_ms_per_step"`
+	Warnings       []string `json:"warnings,omitempty"`
 	// GPU is the median over successful launches of their NVML summaries.
 	GPU *GPU `json:"gpu,omitempty"`
 }
@@ -414,7 +419,7 @@ func newLaunchStat(groups [][]float64) Stat {
 
 func engineSummary(label, dtype string, recs []results.Record) Engine {
 	e := Engine{Label: label}
-	var cold, cores []float64
+	var cold, cores, perStep []float64
 	var tels []telemetry.Summary
 	parts := map[string][]float64{}
 	for _, r := range recs {
@@ -441,6 +446,13 @@ func engineSummary(label, dtype string, recs []results.Record) Engine {
 		}
 		if h := r.HostCPU; h != nil && h.WallSeconds > 0 {
 			cores = append(cores, h.Cores())
+			steps := 0
+			for _, it := range r.Iterations {
+				steps += len(it.Raw.TokenNs)
+			}
+			if steps > 0 {
+				perStep = append(perStep, h.CPUSeconds*1e3/float64(steps))
+			}
 		}
 		if l := r.Loaded; l != nil && l.DType != "" && l.DType != dtype {
 			w := fmt.Sprintf("computes in %s although %s was requested (fairness rule 2: compare with care)", l.DType, dtype)
@@ -458,6 +470,7 @@ func engineSummary(label, dtype string, recs []results.Record) Engine {
 	}
 	e.ColdStart = newStat(cold)
 	e.HostCores = newStat(cores)
+	e.HostCPUPerStep = newStat(perStep)
 	e.GPU = gpuStats(tels)
 	if len(parts) > 0 {
 		e.Breakdown = map[string]float64{}

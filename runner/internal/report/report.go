@@ -527,6 +527,18 @@ func hostCores(s analysis.Stat) string {
 	return fmt.Sprintf("%.2f", s.Median)
 }
 
+// cpuPerStep prints host CPU ms per generation step: three significant
+// digits, the launches' range when they differ by 5% or more.
+func cpuPerStep(s analysis.Stat) string {
+	if s.N == 0 {
+		return "—"
+	}
+	if s.N > 1 && s.Max-s.Min >= 0.05*s.Median {
+		return fmt.Sprintf("%s (%s–%s)", num(s.Median, 3), num(s.Min, 3), num(s.Max, 3))
+	}
+	return num(s.Median, 3)
+}
+
 func mib(v float64) string {
 	if v <= 0 {
 		return "—"
@@ -701,7 +713,7 @@ func caseNotes(s *analysis.Summary, c analysis.Case) []string {
 	return out
 }
 
-var engineHeader = []string{"engine", "library", "launches (failed)", "cold start s", "breakdown (engine-reported, median s)", "host CPU cores while generating"}
+var engineHeader = []string{"engine", "library", "launches (failed)", "cold start s", "breakdown (engine-reported, median s)", "host CPU cores while generating", "host CPU ms per step"}
 
 // engineRows are the rows of the engines table.
 func engineRows(s *analysis.Summary) [][]string {
@@ -709,7 +721,7 @@ func engineRows(s *analysis.Summary) [][]string {
 	for _, en := range s.Engines {
 		info := s.Env.Engines[en.Label]
 		lib := strings.TrimSpace(info.Library + " " + info.LibraryVersion)
-		out = append(out, []string{en.Label, lib, fmt.Sprintf("%d (%d)", en.Launches, en.Failed), medCI(en.ColdStart), breakdown(en.Breakdown), hostCores(en.HostCores)})
+		out = append(out, []string{en.Label, lib, fmt.Sprintf("%d (%d)", en.Launches, en.Failed), medCI(en.ColdStart), breakdown(en.Breakdown), hostCores(en.HostCores), cpuPerStep(en.HostCPUPerStep)})
 	}
 	return out
 }

@@ -171,4 +171,8 @@ func TestSummaryVerdicts(t *testing.T) {
 	require.Len(t, s.Failures, 1)
 	require.Equal(t, 4, s.Engines[1].Launches)
 	require.Equal(t, 1, s.Engines[1].Failed)
+	// A's launches: 0.98, 1.02, 1.06 CPU s over 6 iterations × 6 steps (warm-ups count: the window is loaded→done).
+	require.Equal(t, 3, s.Engines[0].HostCPUPerStep.N)
+	require.InDelta(t, 1020.0/36, s.Engines[0].HostCPUPerStep.Median, 1e-9)
+	require.Zero(t, s.Engines[1].HostCPUPerStep.N, "B has no host CPU record")
 }
