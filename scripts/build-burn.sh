@@ -36,11 +36,11 @@ CARGO_TARGET_DIR=$target cargo build --profile "$profile" --locked -j"$jobs" \
 mkdir -p "$crate/lib/$kind" "$out"
 cp "$target/$profile/libcib_burn.a" "$crate/lib/$kind/libcib_burn.a"
 
-# The library's hash goes into the link flags so Go relinks whenever it changes;
+# The library's hash goes into the link and the result is checked (scripts/lib/link-engine.sh);
 # --gc-sections drops the unused parts of the static library (28 MB -> 8 MB).
 sum=$(sha256sum "$crate/lib/$kind/libcib_burn.a" | cut -c1-16)
-(cd "$root/engines/burn" && CGO_ENABLED=1 go build "${tags[@]}" -trimpath \
-  -ldflags "-s -w -X main.bridgeLib=$sum -extldflags=-Wl,--gc-sections" -o "$out/burn" .)
+source "$root/scripts/lib/link-engine.sh"
+link_engine burn "$sum" "$out/burn" ./engines/burn "${tags[@]}"
 
 if [[ $kind == cuda ]]; then
   cp "$target/release/burn-bench" "$out/burn-bench"

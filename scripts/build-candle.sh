@@ -46,14 +46,10 @@ fi
 # Go's build cache does not track libraries named in #cgo LDFLAGS: key the
 # build on the library's hash so a rebuilt crate always relinks.
 hash="$(sha256sum "$crate/lib/$lib" | cut -c1-16)"
-# The hash also goes into the link (-X main.bridgeLib, reported by `candle info`) and the result is checked: the
-# CFLAGS key alone once let lmrs ship a binary linked against an older library.
-mkdir -p "$out"
-rm -f "$out/candle"
-CGO_CFLAGS="${CGO_CFLAGS:--O2 -g} -DCIB_CANDLE_LIB=$hash" \
-  go build -trimpath -ldflags="-s -w -X main.bridgeLib=$hash -extldflags=-Wl,--gc-sections" "${tags[@]}" -o "$out/candle" ./engines/candle
-LD_LIBRARY_PATH="${CUDA_HOME:+$CUDA_HOME/lib64:$CUDA_HOME/lib64/stubs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$out/candle" info |
-  grep -q "\"bridge_lib_sha256\": \"$hash\"" || { echo "build-candle: $out/candle does not report library $hash (stale link?)" >&2; exit 1; }
+# The hash goes into the link and the result is checked (scripts/lib/link-engine.sh).
+root=$PWD
+source scripts/lib/link-engine.sh
+link_engine candle "$hash" "$out/candle" ./engines/candle "${tags[@]}"
 if ((${#bench[@]})); then
   cp "$CARGO_TARGET_DIR/release/examples/bench" "$out/candle-bench"
   strip "$out/candle-bench"

@@ -54,14 +54,10 @@ fi
 # Go's build cache does not track libraries named in #cgo LDFLAGS: key the
 # build on the libraries' hash so a rebuilt llama.cpp always relinks.
 hash="$(cat "$dst"/lib/*.a "$bridge/cib_llama.c" | sha256sum | cut -c1-16)"
-# The hash also goes into the link (-X main.bridgeLib, reported by `llamacpp info`) and the result is checked: the
-# CFLAGS key alone once let lmrs ship a binary linked against an older library.
-mkdir -p "$out"
-rm -f "$out/llamacpp"
-CGO_CFLAGS="${CGO_CFLAGS:--O2 -Wno-deprecated-declarations} -DCIB_LLAMACPP_LIB=$hash" \
-  go build -trimpath -ldflags="-s -w -X main.bridgeLib=$hash -extldflags=-Wl,--gc-sections" "${tags[@]}" -o "$out/llamacpp" ./engines/llamacpp
-LD_LIBRARY_PATH="${CUDA_HOME:+$CUDA_HOME/lib64:$CUDA_HOME/lib64/stubs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$out/llamacpp" info |
-  grep -q "\"bridge_lib_sha256\": \"$hash\"" || { echo "build-llamacpp: $out/llamacpp does not report library $hash (stale link?)" >&2; exit 1; }
+# The hash goes into the link and the result is checked (scripts/lib/link-engine.sh).
+root=$PWD
+source scripts/lib/link-engine.sh
+CGO_CFLAGS="${CGO_CFLAGS:--O2 -Wno-deprecated-declarations}" link_engine llamacpp "$hash" "$out/llamacpp" ./engines/llamacpp "${tags[@]}"
 bench=0
 [[ $profile != release ]] || bench=1
 if ((bench)); then

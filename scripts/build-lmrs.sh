@@ -41,17 +41,11 @@ mkdir -p "$crate/lib" "$out"
 cargo build --profile "$profile" --locked -j"$jobs" --manifest-path "$crate/Cargo.toml" --lib
 cp "$CARGO_TARGET_DIR/$profile/libcib_lmrs.a" "$crate/lib/libcib_lmrs.a"
 
-# Go's build cache does not track libraries named in #cgo LDFLAGS, and `go build -o` leaves an output it
-# considers up to date untouched: a -DCIB_LMRS_LIB=hash in CGO_CFLAGS alone did not make it relink (the binary
-# bundled on 2026-12-01 still had the kernels from before the AVX2 commit, measured at a quarter of the speed).
-# So: the library's hash goes into the link flags (-X main.bridgeLib, reported by `lmrs info`), the old binary is
-# removed first, and the result is checked to contain the library's build marker.
+# The library's hash goes into the link and the result is checked (scripts/lib/link-engine.sh says why).
 hash="$(sha256sum "$crate/lib/libcib_lmrs.a" | cut -c1-16)"
-rm -f "$out/lmrs"
-CGO_CFLAGS="${CGO_CFLAGS:--O2 -g} -DCIB_LMRS_LIB=$hash" \
-  go build -trimpath -ldflags="-s -w -X main.bridgeLib=$hash -extldflags=-Wl,--gc-sections" -o "$out/lmrs" ./engines/lmrs
-"$out/lmrs" info | grep -q "\"bridge_lib_sha256\": \"$hash\"" ||
-  { echo "build-lmrs: $out/lmrs does not report library $hash (stale link?)" >&2; exit 1; }
+root=$PWD
+source scripts/lib/link-engine.sh
+link_engine lmrs "$hash" "$out/lmrs" ./engines/lmrs
 
 if [[ $mode == --gpu ]]; then
   mkdir -p .gpu

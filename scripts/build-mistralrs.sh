@@ -53,10 +53,11 @@ if ((cuda)); then
   done
 fi
 
-# Go's build cache does not track the static library; stamping its hash into the
-# binary makes every new library relink (and records which one it is).
+# The library's hash goes into the link and the result is checked (scripts/lib/link-engine.sh); all sections
+# kept, as this engine has always been linked.
 sum="$(sha256sum "$crate/lib/$lib" | cut -c1-16)"
-(cd "$root/engines/mistralrs" && CGO_ENABLED=1 go build -trimpath -ldflags="-s -w -X main.bridgeLib=$sum" "${tags[@]}" -o "$out/mistralrs" .)
+source "$root/scripts/lib/link-engine.sh"
+LINK_GC_SECTIONS=0 link_engine mistralrs "$sum" "$out/mistralrs" ./engines/mistralrs "${tags[@]}"
 ls -l "$out/mistralrs" >&2
 if ((cuda)); then # what travels to the GPU host: xz -9e packs it to ~23 MB (zstd -19: ~26 MB)
   tar -cf - -C "$out" mistralrs | xz -9e -T"$jobs" > "$root/.gpu/mistralrs.tar.xz.tmp"
