@@ -301,7 +301,8 @@ func Build(name string, env envinfo.Env, req RequestInfo, labels []string, basel
 				meas = env.Bandwidth.BytesPerSec
 			}
 			if dec := r.Metrics["decode_tps"]; dec.N > 0 && (theo > 0 || meas > 0) {
-				row := roofline.Compute(env.Model.WeightBytesPerToken, c.BatchSize, dec.Median, theo, meas)
+				wb := engineWeightBytes(env.Model.WeightBytesPerToken, env.Model.DType, l, recs)
+				row := roofline.Compute(wb, c.BatchSize, dec.Median, theo, meas)
 				r.Roofline = &row
 			}
 			if tok != nil && len(r.Tokens) > 0 {

@@ -87,8 +87,8 @@ func buildProfile(s *Summary, recs []results.Record) *Profile {
 			if !ok {
 				continue
 			}
-			if row.BusyUs > 0 && s.Env.Model.WeightBytesPerToken > 0 {
-				row.WeightGBs = float64(s.Env.Model.WeightBytesPerToken) / (row.BusyUs * 1e3)
+			if wb := engineWeightBytes(s.Env.Model.WeightBytesPerToken, s.Env.Model.DType, r.Engine, recs); row.BusyUs > 0 && wb > 0 {
+				row.WeightGBs = float64(wb) / (row.BusyUs * 1e3)
 				if meas > 0 {
 					row.MeasuredGBs = meas / 1e9
 					row.Pct = 100 * row.WeightGBs / row.MeasuredGBs

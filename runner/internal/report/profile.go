@@ -25,14 +25,14 @@ func profileMarkdown(p *printer, s *analysis.Summary) {
 	p.f("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range pr.Rows {
 		p.f("| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.Engine, r.Case, r.Launches,
-			g(r.WallUs), g(r.BusyUs), g(r.IdleUs), pct(r.IdleUs, r.WallUs), g(r.Kernels), g(r.GraphLaunches), g(r.Memcpys),
-			g(r.MemcpyBytes), dash(r.WeightGBs), dash(r.Pct))
+			sig4(r.WallUs), sig4(r.BusyUs), sig4(r.IdleUs), pct(r.IdleUs, r.WallUs), sig4(r.Kernels), sig4(r.GraphLaunches), sig4(r.Memcpys),
+			sig4(r.MemcpyBytes), dash(r.WeightGBs), dash(r.Pct))
 	}
 	p.f("\n")
 	for _, r := range pr.Rows {
 		p.f("Top kernels, %s / %s (share of kernel time, µs and launches per token):\n\n", r.Engine, r.Case)
 		for _, k := range r.Top {
-			p.f("- `%s` %.1f%%, %s µs, %s×\n", k.Name, 100*k.Share, g(k.Us), g(k.PerStep))
+			p.f("- `%s` %.1f%%, %s µs, %s×\n", k.Name, 100*k.Share, sig4(k.Us), sig4(k.PerStep))
 		}
 		p.f("\n")
 	}
@@ -56,7 +56,7 @@ func overheadText(o analysis.ProfileOverhead) string {
 		return "no ratio (a side has no launch)"
 	}
 	t := fmt.Sprintf("%s → %s tok/s, ratio %.3f [%.3f, %.3f] (%+.1f%%), %d vs %d launches",
-		g(o.EstimateA), g(o.EstimateB), o.Ratio, o.RatioLo, o.RatioHi, 100*(o.Ratio-1), o.LaunchesA, o.LaunchesB)
+		sig4(o.EstimateA), sig4(o.EstimateB), o.Ratio, o.RatioLo, o.RatioHi, 100*(o.Ratio-1), o.LaunchesA, o.LaunchesB)
 	if o.HasTest {
 		t += ", p " + pval(o.P)
 	}
@@ -70,11 +70,21 @@ func pct(a, b float64) string {
 	return fmt.Sprintf("%.0f%%", 100*a/b)
 }
 
+// sig4 prints a profile figure to four significant digits without trailing
+// zeros (11800 µs, 972.8 kernels, 0.9921 graph launches, 8 bytes per token).
+func sig4(v float64) string {
+	s := num(v, 4)
+	if strings.Contains(s, ".") {
+		s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	}
+	return s
+}
+
 func dash(v float64) string {
 	if v <= 0 {
 		return "–"
 	}
-	return g(v)
+	return sig4(v)
 }
 
 // profileHTML writes the kernel profile section of report.html: per engine
@@ -127,20 +137,20 @@ func profileHTML(p *printer, s *analysis.Summary) {
 				return
 			}
 			fmt.Fprintf(&b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.0f\" fill=\"%s\"><title>%s: %s µs</title></rect>\n",
-				x, y, us*scale, barH, colour(name), esc(name), g(us))
+				x, y, us*scale, barH, colour(name), esc(name), sig4(us))
 			x += us * scale
 		}
 		for _, k := range r.Top {
 			seg(k.Name, k.Us*fit)
 		}
 		seg("idle", r.IdleUs)
-		fmt.Fprintf(&b, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\">%s µs</text>\n", x+4, y+barH*0.7, g(r.WallUs))
+		fmt.Fprintf(&b, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\">%s µs</text>\n", x+4, y+barH*0.7, sig4(r.WallUs))
 	}
 	fmt.Fprintf(&b, "<text x=\"%.0f\" y=\"%.0f\" font-size=\"11\" fill=\"#555\">µs per decode token: top kernels, then idle (grey)</text>\n</svg>\n", left, h-6)
 	p.f("%s", b.String())
 	p.f("<table>\n<tr><th>engine</th><th>case</th><th>wall µs</th><th>busy µs</th><th>idle µs</th><th>kernels</th><th>graph launches</th><th>memcpys</th><th>weight GB/s</th><th>%% of measured</th></tr>\n")
 	for _, r := range pr.Rows {
-		p.f("%s", htmlRow([]string{r.Engine, r.Case, g(r.WallUs), g(r.BusyUs), g(r.IdleUs), g(r.Kernels), g(r.GraphLaunches), g(r.Memcpys), dash(r.WeightGBs), dash(r.Pct)}))
+		p.f("%s", htmlRow([]string{r.Engine, r.Case, sig4(r.WallUs), sig4(r.BusyUs), sig4(r.IdleUs), sig4(r.Kernels), sig4(r.GraphLaunches), sig4(r.Memcpys), dash(r.WeightGBs), dash(r.Pct)}))
 	}
 	p.f("</table>\n<ul>\n")
 	for _, r := range pr.Rows {

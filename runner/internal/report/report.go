@@ -695,6 +695,12 @@ func caseNotes(s *analysis.Summary, c analysis.Case) []string {
 		out = append(out, fmt.Sprintf("Inter-token latency over all timed tokens (descriptive): %s.", strings.Join(tails, "; ")))
 	}
 	var roof []string
+	var head int64 // the first engine's weight bytes head the line; engines reading another amount say so
+	for _, r := range c.Results {
+		if rf := r.Roofline; rf != nil && head == 0 {
+			head = rf.WeightBytesPerToken
+		}
+	}
 	for _, r := range c.Results {
 		if rf := r.Roofline; rf != nil {
 			var parts []string
@@ -704,11 +710,15 @@ func caseNotes(s *analysis.Summary, c analysis.Case) []string {
 			if rf.Theoretical.LimitTokPerSec > 0 {
 				parts = append(parts, fmt.Sprintf("%.1f%% of %s tok/s at the datasheet %s GB/s", rf.Theoretical.PercentOfLimit, num(rf.Theoretical.LimitTokPerSec, 4), num(rf.Theoretical.BytesPerSec/1e9, 4)))
 			}
-			roof = append(roof, fmt.Sprintf("%s %s tok/s = %s", r.Engine, num(rf.DecodeTokPerSec, 4), strings.Join(parts, ", ")))
+			reads := ""
+			if rf.WeightBytesPerToken != head {
+				reads = fmt.Sprintf(" (reads %s per step in its format)", bytesStr(rf.WeightBytesPerToken))
+			}
+			roof = append(roof, fmt.Sprintf("%s%s %s tok/s = %s", r.Engine, reads, num(rf.DecodeTokPerSec, 4), strings.Join(parts, ", ")))
 		}
 	}
 	if len(roof) > 0 {
-		out = append(out, fmt.Sprintf("Roofline (decode reads %s of weights per step): %s.", bytesStr(c.Results[0].Roofline.WeightBytesPerToken), strings.Join(roof, "; ")))
+		out = append(out, fmt.Sprintf("Roofline (decode reads %s of weights per step): %s.", bytesStr(head), strings.Join(roof, "; ")))
 	}
 	return out
 }

@@ -102,6 +102,11 @@ func summaryWith(t *testing.T, gpu bool) *analysis.Summary {
 				tel.Throttled, tel.ReasonNames = true, []string{"sw_power_cap"}
 			}
 			recs[i].Telemetry, _ = json.Marshal(tel)
+			if recs[i].Engine == "B" { // B runs a q8_0 file: its roofline counts 34 bytes per 32 weights, not f32's 4 per weight
+				l := *recs[i].Loaded
+				l.DType = "q8_0"
+				recs[i].Loaded = &l
+			}
 		}
 	}
 	s, err := analysis.Build("golden", env, req, []string{"A", "B"}, "", recs)
