@@ -85,11 +85,11 @@ case ${1:-} in
     [[ -d $d ]] || continue
     id=$(basename "$d")
     echo "=== queue $id: $(grep -c '^=== stage' "$d/log.txt" 2>/dev/null || echo 0) stages begun"
-    tail -n "${TAIL:-25}" "$d/log.txt" 2>/dev/null | cut -c1-300
-    tail -n 5 "$Q/$id.nohup" 2>/dev/null
+    tail -n "${TAIL:-25}" "$d/log.txt" 2>/dev/null | cut -c1-300 || true # a queue waiting for its turn has no log yet
   done
   # One archive of every queue's outputs (logs and stage archives): $OUT takes 8 files.
-  tar -czf "$OUT/queues.tar.gz" -C "$Q" --exclude=tree . 2>/dev/null && ls -l "$OUT/queues.tar.gz"
+  tar -czf "$OUT/queues.tar.gz" -C "$Q" --exclude=tree --warning=no-file-changed . || true # logs still growing: exit 1
+  ls -l "$OUT/queues.tar.gz" || true
   nvidia-smi --query-gpu=uuid,memory.used,utilization.gpu --format=csv,noheader
   df -h /tmp | tail -n1
   exit 0
@@ -152,7 +152,10 @@ bench() { # shape config
   done
   # STAGE_TIMEOUT (e.g. 240s) interrupts the runner like Ctrl-C: it kills the
   # running engine and still writes the report of every finished launch.
-  timeout --signal=INT --kill-after=60 "${STAGE_TIMEOUT:-0}" \
+  # END_AT (epoch seconds) does the same at a fixed time: what finished comes back before the machine does.
+  local lim=${STAGE_TIMEOUT:-0}
+  [[ -n ${END_AT:-} ]] && lim=$((END_AT - $(date +%s)))s
+  timeout --signal=INT --kill-after=30 "$lim" \
     "$BIN/runner" bench --bin-dir "$BIN" --config "$2" --model "$MODELS/$1" --engines "$(list)" --out "$S" ${BENCH_FLAGS:-} ||
     echo "runner exit $?"
 }
