@@ -158,6 +158,7 @@ func (e *engine) Info() protocol.Info {
 		DTypes:  []string{"f32", "f16", "bf16"},
 		Options: map[string]string{
 			"cuda_graphs": "on|off (default on for cuda): replay the decode model's run as one at::cuda::CUDAGraph captured at load",
+			"wait":        "spin|block (cuda; default spin, as CUDA's default event): how the host awaits each token — block sleeps on a cudaEventBlockingSync event, so host CPU time counts the loop's work, not the wait",
 			"export":      "auto|never (default auto): run the AOTInductor export with $CIB_PYTHON when the package is missing, or fail",
 			"cache_dir":   "directory of exported packages (default <model>/.aoti; dot-names are outside the runner's model hash)",
 		},
@@ -243,6 +244,7 @@ type loadInfo struct {
 	WarmupNs        int64  `json:"warmup_ns"`
 	Libtorch        string `json:"libtorch"`
 	CUDAGraph       string `json:"cuda_graph"`
+	Wait            string `json:"wait"`
 	Threads         int    `json:"threads"`
 	SharedConstants int    `json:"shared_constants"`
 	DeviceName      string `json:"device_name"`
@@ -269,6 +271,13 @@ func (e *engine) Load(ctx context.Context, req *protocol.Request) (serve.Model, 
 	}
 	if graphs == "on" && kind != "cuda" {
 		return nil, protocol.Loaded{}, serve.Unsupported(errors.New("option cuda_graphs=on needs a cuda device"))
+	}
+	wait, err := opt("wait", "spin", "spin", "block")
+	if err != nil {
+		return nil, protocol.Loaded{}, err
+	}
+	if wait == "block" && kind != "cuda" {
+		return nil, protocol.Loaded{}, serve.Unsupported(errors.New("option wait=block needs a cuda device"))
 	}
 	mode, err := opt("export", "auto", "auto", "never")
 	if err != nil {
@@ -358,7 +367,7 @@ func (e *engine) Load(ctx context.Context, req *protocol.Request) (serve.Model, 
 			l.Settings[fmt.Sprintf("export_b%d", b)] = string(rep)
 		}
 		l.Settings[fmt.Sprintf("package_b%d", b)] = pkg
-		bm, s, err := bridge.Load(pkg, device, b, maxSeq, graphs == "on", req.Threads)
+		bm, s, err := bridge.Load(pkg, device, b, maxSeq, graphs == "on", wait == "block", req.Threads)
 		if err != nil {
 			return fail(classify(err))
 		}
@@ -374,6 +383,7 @@ func (e *engine) Load(ctx context.Context, req *protocol.Request) (serve.Model, 
 		l.CompileNs += li.WarmupNs
 		l.DeviceName = li.DeviceName
 		l.Settings["cuda_graphs"] = li.CUDAGraph
+		l.Settings["wait"] = li.Wait
 		l.Settings["threads"] = strconv.Itoa(li.Threads)
 		l.Settings["libtorch"] = li.Libtorch
 	}

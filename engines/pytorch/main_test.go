@@ -187,7 +187,7 @@ func TestInfo(t *testing.T) {
 		assert.NotEmpty(t, info.Versions[k], "versions[%s]", k)
 	}
 	assert.Contains(t, info.Devices, "cpu")
-	for _, k := range []string{"mode", "compile", "prefill", "cuda_graph", "lookahead"} {
+	for _, k := range []string{"mode", "compile", "prefill", "cuda_graph", "lookahead", "wait"} {
 		assert.Contains(t, info.Options, k)
 	}
 	assert.True(t, info.Capabilities.StreamingTimestamps)
@@ -267,6 +267,12 @@ func TestErrors(t *testing.T) {
 			code: 2, errCode: protocol.CodeBadRequest, contains: "mode"},
 		{name: "bad compile", mutate: func(r *protocol.Request) { r.Options = map[string]string{"mode": "compiled", "compile": "jit"} },
 			code: 2, errCode: protocol.CodeBadRequest, contains: "compile"},
+		{name: "bad wait", mutate: func(r *protocol.Request) { r.Options = map[string]string{"mode": "compiled", "wait": "yield"} },
+			code: 2, errCode: protocol.CodeBadRequest, contains: "wait"},
+		{name: "blocking wait on cpu", mutate: func(r *protocol.Request) { r.Options = map[string]string{"mode": "compiled", "wait": "block"} },
+			code: 2, errCode: protocol.CodeUnsupported, contains: "wait=block needs a cuda device"},
+		{name: "wait in eager mode", mutate: func(r *protocol.Request) { r.Options = map[string]string{"mode": "eager", "wait": "block"} },
+			code: 2, errCode: protocol.CodeBadRequest, contains: "mode=compiled only"},
 		{name: "unknown option", mutate: func(r *protocol.Request) { r.Options = map[string]string{"python": "python3"} },
 			code: 2, errCode: protocol.CodeBadRequest, contains: "option \"python\""},
 		{name: "token outside vocabulary", mutate: func(r *protocol.Request) { r.Cases[0].PromptTokens = []int{1, vocab + 88} },

@@ -153,6 +153,7 @@ struct cib_lt_model {
   std::vector<at::cuda::CUDAEvent> fences;
   std::unique_ptr<at::cuda::CUDAEvent> start;
 #endif
+  unsigned event_flags = 0;  // cudaEventDefault (timing on), | cudaEventBlockingSync with CIB_LT_BLOCKING_WAIT
 
   bool cuda() const { return device.is_cuda(); }
 
@@ -178,7 +179,7 @@ struct cib_lt_model {
     auto opts = at::TensorOptions().dtype(at::kLong).pinned_memory(cuda());
     ring = at::zeros({n, batch}, opts);
 #ifdef CIB_LT_CUDA
-    while (cuda() && static_cast<int32_t>(fences.size()) < n) fences.emplace_back(cudaEventDefault);
+    while (cuda() && static_cast<int32_t>(fences.size()) < n) fences.emplace_back(event_flags);
 #endif
   }
 };
@@ -227,7 +228,7 @@ extern "C" int32_t cib_lt_info(char *buf, size_t len) {
 }
 
 extern "C" int32_t cib_lt_load(const char *package, const char *device, int32_t batch, int32_t max_seq,
-                               int32_t cuda_graphs, int32_t threads, cib_lt_model **out, char *info,
+                               int32_t flags, int32_t threads, cib_lt_model **out, char *info,
                                size_t info_len, char *err, size_t err_len) {
   return guard(err, err_len, [&] {
     if (package == nullptr || device == nullptr || out == nullptr) throw Failure(CIB_LT_BAD_ARG, "load: null argument");
@@ -244,7 +245,10 @@ extern "C" int32_t cib_lt_load(const char *package, const char *device, int32_t 
       throw Failure(CIB_LT_BAD_ARG, "load: device " + quote(dev) + ": want cpu or cuda:N");
     }
     if (m->cuda() && !cuda_available()) throw Failure(CIB_LT_UNSUPPORTED, "load: device " + dev + ": no CUDA device visible to libtorch");
+    if (flags & ~(CIB_LT_CUDA_GRAPHS | CIB_LT_BLOCKING_WAIT)) throw Failure(CIB_LT_BAD_ARG, "load: unknown flags " + std::to_string(flags));
+    const bool cuda_graphs = flags & CIB_LT_CUDA_GRAPHS, blocking = flags & CIB_LT_BLOCKING_WAIT;
     if (cuda_graphs && !m->cuda()) throw Failure(CIB_LT_UNSUPPORTED, "load: cuda_graphs=on needs a cuda device");
+    if (blocking && !m->cuda()) throw Failure(CIB_LT_UNSUPPORTED, "load: wait=block needs a cuda device");
     if (threads > 0) at::set_num_threads(threads);
 
     // The package must come from the same torch as the runtime: AOTI's C shim is only stable within a version.
@@ -275,6 +279,7 @@ extern "C" int32_t cib_lt_load(const char *package, const char *device, int32_t 
       at::zeros({1}, at::TensorOptions().device(m->device));  // context init
       c10::cuda::device_synchronize();
       m->stream = std::make_unique<c10::cuda::CUDAStream>(c10::cuda::getStreamFromPool(false, m->device.index()));
+      m->event_flags = cudaEventDefault | (blocking ? cudaEventBlockingSync : 0);
       m->start = std::make_unique<at::cuda::CUDAEvent>(cudaEventDefault);
     }
 #endif
@@ -358,7 +363,11 @@ extern "C" int32_t cib_lt_load(const char *package, const char *device, int32_t 
     std::ostringstream o;
     o << "{\"context_init_ns\":" << t_ctx << ",\"prefill_load_ns\":" << t_prefill << ",\"decode_load_ns\":" << t_dec
       << ",\"warmup_ns\":" << t_warm << ",\"total_ns\":" << (now_ns() - t0) << ",\"libtorch\":" << quote(rt)
-      << ",\"cuda_graph\":" << quote(graph_setting) << ",\"threads\":" << at::get_num_threads()
+      << ",\"cuda_graph\":" << quote(graph_setting)
+      << ",\"wait\":" << quote(!m->cuda() ? "none (cpu: every op has finished when it returns)"
+                               : blocking ? "block (cudaEventBlockingSync: the host thread sleeps until the token is on the host)"
+                                          : "spin (cudaEventDefault: the host thread polls until the token is on the host)")
+      << ",\"threads\":" << at::get_num_threads()
       << ",\"shared_constants\":" << shared.size() << ",\"device_name\":";
 #ifdef CIB_LT_CUDA
     if (m->cuda()) {

@@ -29,12 +29,18 @@ typedef struct cib_lt_model cib_lt_model;
  * at::show_config) and of the headers the bridge was built with, CUDA version, cuda device count, CXX11 ABI. */
 CIB_LT_API int32_t cib_lt_info(char *buf, size_t len);
 
+/* Flags of cib_lt_load (cuda only; either on cpu is CIB_LT_UNSUPPORTED). */
+enum {
+  CIB_LT_CUDA_GRAPHS = 1,   /* capture the decode step into one CUDA graph, replayed per token */
+  CIB_LT_BLOCKING_WAIT = 2, /* wait for each token on a cudaEventBlockingSync event: the host thread sleeps
+                             * instead of spinning, so its CPU time is the work it does, not the wait */
+};
+
 /* cib_lt_load loads package (a .pt2 with models "prefill" and "decode") on device ("cpu" or "cuda:N") for
- * batch rows and a static KV cache of max_seq positions. cuda_graphs != 0 captures the decode step into one
- * CUDA graph (cuda only); threads > 0 sets the intra-op thread count. It checks the package's torch version
- * against the runtime's. On success *out is the model and info (len info_len) holds a JSON object of load
- * timings (ns) and settings. */
-CIB_LT_API int32_t cib_lt_load(const char *package, const char *device, int32_t batch, int32_t max_seq, int32_t cuda_graphs,
+ * batch rows and a static KV cache of max_seq positions, with flags (CIB_LT_CUDA_GRAPHS | CIB_LT_BLOCKING_WAIT);
+ * threads > 0 sets the intra-op thread count. It checks the package's torch version against the runtime's. On
+ * success *out is the model and info (len info_len) holds a JSON object of load timings (ns) and settings. */
+CIB_LT_API int32_t cib_lt_load(const char *package, const char *device, int32_t batch, int32_t max_seq, int32_t flags,
                     int32_t threads, cib_lt_model **out, char *info, size_t info_len, char *err, size_t err_len);
 
 /* cib_lt_generate runs greedy generation for one prompt (n_prompt ids, the same for every row): prefill, then

@@ -4,11 +4,12 @@ package bridge
 
 /*
 #cgo LDFLAGS: -ldl
+#cgo CFLAGS: -I${SRCDIR}/../../bridge
 #include <dlfcn.h>
 #include <stdint.h>
 #include <stdlib.h>
 
-typedef struct cib_lt_model cib_lt_model;
+#include "cib_libtorch.h" // the ABI's types and flags; the functions are reached through dlsym below
 typedef int32_t (*info_fn)(char *, size_t);
 typedef int32_t (*load_fn)(const char *, const char *, int32_t, int32_t, int32_t, int32_t, cib_lt_model **, char *,
                            size_t, char *, size_t);
@@ -145,9 +146,10 @@ type Model struct {
 }
 
 // Load loads the AOTInductor package pkg on device for batch rows and a static cache of maxSeq positions, with
-// the decode step captured in a CUDA graph when cudaGraphs. It returns the bridge's JSON object of load
-// timings (ns) and settings.
-func Load(pkg, device string, batch, maxSeq int, cudaGraphs bool, threads int) (*Model, string, error) {
+// the decode step captured in a CUDA graph when cudaGraphs and each token awaited on a blocking-sync event
+// (the host thread sleeps) when blockingWait. It returns the bridge's JSON object of load timings (ns) and
+// settings.
+func Load(pkg, device string, batch, maxSeq int, cudaGraphs, blockingWait bool, threads int) (*Model, string, error) {
 	if err := mustOpen(); err != nil {
 		return nil, "", err
 	}
@@ -161,7 +163,10 @@ func Load(pkg, device string, batch, maxSeq int, cudaGraphs bool, threads int) (
 	*info, *errBuf = 0, 0
 	g := C.int32_t(0)
 	if cudaGraphs {
-		g = 1
+		g |= C.CIB_LT_CUDA_GRAPHS
+	}
+	if blockingWait {
+		g |= C.CIB_LT_BLOCKING_WAIT
 	}
 	var h *C.cib_lt_model
 	rc := C.cib_load(cpkg, cdev, C.int32_t(batch), C.int32_t(maxSeq), g, C.int32_t(threads), &h, info, errLen, errBuf, errLen)

@@ -29,8 +29,10 @@ def compile_options(device, name):
 
     inductor: Inductor with gpt-fast's settings on cuda (coordinate-descent tuning turns M=1 matmuls into
     tuned reductions that reach peak memory bandwidth, see torch/_inductor/decomposition.py: mm);
-    max-autotune: the same plus Inductor's max_autotune; aot_eager: Dynamo + AOTAutograd tracing with no
-    code generation (cheap; checks the step traces as one graph); none: plain eager ops."""
+    max-autotune: the same plus Inductor's max_autotune; inductor-cublas: Inductor's defaults, without
+    coordinate-descent tuning, so M=1 matmuls stay cuBLAS calls (GEMV) and only the rest is generated Triton;
+    aot_eager: Dynamo + AOTAutograd tracing with no code generation (cheap; checks the step traces as one
+    graph); none: plain eager ops."""
     if name == "none":
         return None
     kw = {"fullgraph": True, "dynamic": False}
@@ -39,10 +41,10 @@ def compile_options(device, name):
         return kw
     opts = {}
     if device.type == "cuda":
-        opts = {"coordinate_descent_tuning": True, "triton.unique_kernel_names": True}
+        opts = {"coordinate_descent_tuning": name != "inductor-cublas", "triton.unique_kernel_names": True}
     if name == "max-autotune":
         opts["max_autotune"] = True
-    if name not in ("inductor", "max-autotune"):
+    if name not in ("inductor", "max-autotune", "inductor-cublas"):
         raise ValueError(f"unknown compile setting {name!r}")
     kw["options"] = opts
     return kw
@@ -340,8 +342,10 @@ class Decoder:
     idles while the host reads a token; step i+1 needs nothing from the host (its input token and position are
     on the device). With lookahead=0 (cpu) each token is waited for right after its step."""
 
-    def __init__(self, model, device, compile_decode, compile_prefill, cuda_graph, device_events, lookahead=None):
+    def __init__(self, model, device, compile_decode, compile_prefill, cuda_graph, device_events, lookahead=None,
+                 blocking_wait=False):
         self.model, self.device = model, device
+        self.blocking_wait = blocking_wait  # fences with cudaEventBlockingSync: the host sleeps, not spins
         self.compile_decode, self.compile_prefill = compile_decode, compile_prefill
         self.cuda_graph, self.device_events = cuda_graph, device_events
         self.lookahead = (1 if device.type == "cuda" else 0) if lookahead is None else lookahead
@@ -359,7 +363,7 @@ class Decoder:
         """ensure_fences pre-creates n fence events, so creating them never lands in a token time."""
         while len(self.fences) < n:
             if self.device.type == "cuda":
-                self.fences.append(torch.cuda.Event(enable_timing=self.device_events))
+                self.fences.append(torch.cuda.Event(enable_timing=self.device_events, blocking=self.blocking_wait))
             else:
                 self.fences.append(_HostFence())
 

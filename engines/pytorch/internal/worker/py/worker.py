@@ -87,7 +87,7 @@ class Worker:
                     "float32_matmul_precision": torch.get_float32_matmul_precision()}
         compile_ns = 0
         if mode == "eager":
-            for k in ("compile", "prefill", "cuda_graph", "lookahead"):
+            for k in ("compile", "prefill", "cuda_graph", "lookahead", "wait"):
                 if k in opts:
                     raise BadRequest(f"option {k} applies to mode=compiled only")
             import eager
@@ -99,8 +99,8 @@ class Worker:
         elif mode == "compiled":
             # On CPU Inductor compiles C++ with the host compiler, minutes on a small CI machine: default off.
             comp = opts.get("compile", "inductor" if dev.type == "cuda" else "none")
-            if comp not in ("inductor", "max-autotune", "aot_eager", "none"):
-                raise BadRequest(f"option compile={comp!r}: want inductor, max-autotune, aot_eager or none")
+            if comp not in ("inductor", "max-autotune", "inductor-cublas", "aot_eager", "none"):
+                raise BadRequest(f"option compile={comp!r}: want inductor, max-autotune, inductor-cublas, aot_eager or none")
             prefill = opts.get("prefill", "eager")
             if prefill not in ("eager", "compiled"):
                 raise BadRequest(f"option prefill={prefill!r}: want eager or compiled")
@@ -115,6 +115,11 @@ class Worker:
                 raise BadRequest(f"option lookahead={lookahead!r}: want 0 or 1")
             if graph and dev.type != "cuda":
                 raise llama.Unsupported("option cuda_graph=on needs a cuda device")
+            wait = opts.get("wait", "spin")
+            if wait not in ("spin", "block"):
+                raise BadRequest(f"option wait={wait!r}: want spin or block")
+            if wait == "block" and dev.type != "cuda":
+                raise llama.Unsupported("option wait=block needs a cuda device")
             t = time.perf_counter_ns()
             cfg, host, params = llama.load_host(req["model"], dtype)
             host_ns = time.perf_counter_ns() - t
@@ -130,7 +135,7 @@ class Worker:
             pre_opts = llama.compile_options(dev, comp) if prefill == "compiled" and comp != "none" else None
             t = time.perf_counter_ns()
             self.impl = llama.Decoder(model, dev, dec_opts, pre_opts, graph, device_events=dev.type == "cuda",
-                                      lookahead=int(lookahead))
+                                      lookahead=int(lookahead), blocking_wait=wait == "block")
             by_batch = {}
             for c in cases:
                 by_batch.setdefault(c["batch"], []).append(len(c["prompt"]))
@@ -161,6 +166,9 @@ class Worker:
                                  "has waited on that event; the next step is queued first (1 step lookahead), so the GPU never waits for the host")
                                 if self.impl.lookahead else "each token copied to host memory and stamped (perf_counter_ns) right after its step",
                 "device_timing": "the same CUDA events, from an event recorded at the start of the iteration" if dev.type == "cuda" else "none",
+                "wait": ("none (cpu: every op has finished when it returns)" if dev.type != "cuda" else
+                         "block (cudaEventBlockingSync: the host thread sleeps until the token is on the host)" if wait == "block" else
+                         "spin (the host thread polls the event until the token is on the host)"),
                 "decoding": "greedy argmax on device, no EOS check",
             })
         else:
