@@ -132,10 +132,15 @@ progress() { # live progress of a cold burn process for log.txt: tuned keys and 
 pack_store() { # cubecl's autotune store, for the next machine (.gpu/cubecl-cache.tar.gz)
   tar -czf "$OUT/cubecl-cache.tar.gz" -C "$XDG_CACHE_HOME" cubecl 2>/dev/null && ls -l "$OUT/cubecl-cache.tar.gz"
 }
-engine_entry() { # a config's engine line: eager | compiled (pytorch modes) | ENGINE | ENGINE:key=value (a labelled variant)
+engine_entry() { # a config's engine line: eager | compiled (pytorch modes) | ENGINE | ENGINE:key=value[:key=value…] (a labelled variant)
   case $1 in
   eager | compiled) echo "  - {name: pytorch, label: pytorch-$1, options: {mode: $1}}" ;;
-  *:*=*) local kv=${1#*:}; echo "  - {name: ${1%%:*}, label: ${1%%:*}-${kv#*=}, options: {${kv%%=*}: ${kv#*=}}}" ;;
+  *:*=*)
+    local name=${1%%:*} label=${1%%:*} opts=() kv
+    IFS=: read -ra kvs <<<"${1#*:}"
+    for kv in "${kvs[@]}"; do label+=-${kv#*=} && opts+=("${kv%%=*}: \"${kv#*=}\""); done
+    echo "  - {name: $name, label: $label, options: {$(IFS=,; echo "${opts[*]}" | sed 's/,/, /g')}}"
+    ;;
   *) echo "  - {name: $1, label: $1}" ;;
   esac
 }

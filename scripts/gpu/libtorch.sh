@@ -14,7 +14,9 @@
 # DEVICE (cuda:0), DTYPE (bf16) and SHAPE (tinyllama-1.1b) make a CPU dry run possible (DEVICE=cpu DTYPE=f32
 # SHAPE=tiny PROMPT=8 NEW=16 LIBTORCH_VARIANTS="nograph compiled eager"). PROMPT (128), NEW (256),
 # LIBTORCH_LAUNCHES (2), LIBTORCH_ITERS (5) and LIBTORCH_VARIANTS ("graph nograph compiled eager"; also
-# compiled-prefill: pytorch with its prefill compiled too, as libtorch's always is) shape the bench.
+# compiled-prefill: pytorch with its prefill compiled too, as libtorch's always is; graph-block and compiled-block:
+# libtorch and pytorch compiled awaiting tokens with wait=block, so host CPU per step is each loop's own work)
+# shape the bench.
 set -euo pipefail
 : "${BIN:?}" "${MODELS:?}" "${OUT:?}"
 export CIB_PYTHON=${CIB_PYTHON:-$(command -v python3)}
@@ -64,7 +66,9 @@ engines:
 $(for v in ${LIBTORCH_VARIANTS:-graph nograph compiled eager}; do case $v in
   graph) echo "  - {name: libtorch, label: libtorch-graph, options: {cuda_graphs: \"on\"}}" ;;
   nograph) echo "  - {name: libtorch, label: libtorch-nograph, options: {cuda_graphs: \"off\"}}" ;;
+  graph-block) echo "  - {name: libtorch, label: libtorch-graph-block, options: {cuda_graphs: \"on\", wait: block}}" ;;
   compiled) echo "  - {name: pytorch, label: pytorch-compiled, options: {mode: compiled}}" ;;
+  compiled-block) echo "  - {name: pytorch, label: pytorch-compiled-block, options: {mode: compiled, wait: block}}" ;;
   compiled-prefill) echo "  - {name: pytorch, label: pytorch-compiled-prefill, options: {mode: compiled, prefill: compiled}}" ;;
   eager) echo "  - {name: pytorch, label: pytorch-eager, options: {mode: eager}}" ;;
   esac; done)
