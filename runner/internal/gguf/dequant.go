@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+
+	"github.com/cuda-inference-benchmarks/cib/ggufw"
 )
 
 // Type is a ggml tensor type (ggml.h's enum ggml_type, gguf-py's
@@ -105,26 +107,7 @@ func Dequantize(t Type, raw []byte, dst []float32) error {
 }
 
 // f16 decodes the IEEE half at b[0:2].
-func f16(b []byte) float32 { return halfToFloat(binary.LittleEndian.Uint16(b)) }
-
-func halfToFloat(h uint16) float32 {
-	sign := uint32(h>>15) << 31
-	exp := uint32(h>>10) & 0x1f
-	man := uint32(h) & 0x3ff
-	switch {
-	case exp == 0x1f: // inf, nan
-		return math.Float32frombits(sign | 0x7f800000 | man<<13)
-	case exp == 0 && man == 0:
-		return math.Float32frombits(sign)
-	case exp == 0: // subnormal: value man · 2^-24
-		f := float32(man) * (1.0 / (1 << 24))
-		if sign != 0 {
-			f = -f
-		}
-		return f
-	}
-	return math.Float32frombits(sign | (exp+112)<<23 | man<<13)
-}
+func f16(b []byte) float32 { return ggufw.HalfToFloat(binary.LittleEndian.Uint16(b)) }
 
 // Explicit float32 conversions below keep Go from fusing a*b+c into one
 // rounding (it may on arm64), so that every platform rounds as ggml does.

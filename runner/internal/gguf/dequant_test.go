@@ -4,6 +4,8 @@ import (
 	"math"
 	"strings"
 	"testing"
+
+	"github.com/cuda-inference-benchmarks/cib/ggufw"
 )
 
 // TestDequantize checks every supported type against gguf-py's numpy
@@ -85,8 +87,8 @@ func TestHalfToFloat(t *testing.T) {
 		{0x3c00, 1}, {0xc000, -2}, {0x0001, 5.960464477539063e-08}, {0x7bff, 65504}, {0x8000, float32(math.Copysign(0, -1))},
 	}
 	for _, tc := range tests {
-		if got := halfToFloat(tc.h); got != tc.want || math.Signbit(float64(got)) != math.Signbit(float64(tc.want)) {
-			t.Errorf("halfToFloat(%#04x) = %g, want %g", tc.h, got, tc.want)
+		if got := ggufw.HalfToFloat(tc.h); got != tc.want || math.Signbit(float64(got)) != math.Signbit(float64(tc.want)) {
+			t.Errorf("ggufw.HalfToFloat(%#04x) = %g, want %g", tc.h, got, tc.want)
 		}
 	}
 }

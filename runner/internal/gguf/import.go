@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cuda-inference-benchmarks/cib/ggufw"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/modelcfg"
 )
 
@@ -462,52 +463,10 @@ func encode(v []float32, dt modelcfg.DType) []byte {
 		case modelcfg.F32:
 			binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(x))
 		case modelcfg.BF16:
-			binary.LittleEndian.PutUint16(out[2*i:], toBF16(x))
+			binary.LittleEndian.PutUint16(out[2*i:], ggufw.FloatToBF16(x))
 		case modelcfg.F16:
-			binary.LittleEndian.PutUint16(out[2*i:], toF16(x))
+			binary.LittleEndian.PutUint16(out[2*i:], ggufw.FloatToHalf(x))
 		}
 	}
 	return out
-}
-
-func toBF16(x float32) uint16 {
-	b := math.Float32bits(x)
-	if x != x {
-		return uint16(b>>16) | 0x40
-	}
-	return uint16((b + 0x7fff + (b>>16)&1) >> 16)
-}
-
-// toF16 rounds a float32 to the nearest IEEE half (ties to even), with
-// overflow to infinity and gradual underflow.
-func toF16(x float32) uint16 {
-	b := math.Float32bits(x)
-	sign := uint16(b>>16) & 0x8000
-	exp := int32(b>>23&0xff) - 127 + 15
-	man := b & 0x7fffff
-	switch {
-	case b&0x7fffffff > 0x7f800000: // nan
-		return sign | 0x7e00
-	case exp >= 0x1f: // overflow, inf
-		return sign | 0x7c00
-	case exp <= 0: // subnormal or zero
-		if exp < -10 {
-			return sign
-		}
-		man |= 0x800000
-		shift := uint32(14 - exp)
-		h := man >> shift
-		rem := man & (1<<shift - 1)
-		half := uint32(1) << (shift - 1)
-		if rem > half || rem == half && h&1 == 1 {
-			h++
-		}
-		return sign | uint16(h)
-	}
-	h := uint32(exp)<<10 | man>>13
-	rem := man & 0x1fff
-	if rem > 0x1000 || rem == 0x1000 && h&1 == 1 {
-		h++ // may carry into the exponent, up to inf: still correct
-	}
-	return sign | uint16(h)
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cuda-inference-benchmarks/cib/ggufw"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/modelcfg"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/tokenizer"
 )
@@ -110,7 +111,7 @@ func TestToF16(t *testing.T) {
 		{1 + 1.0/2048, 0x3c00}, {1 + 3.0/2048, 0x3c02}, {1e-9, 0},
 	}
 	for _, tc := range tests {
-		if got := toF16(tc.x); got != tc.want {
+		if got := ggufw.FloatToHalf(tc.x); got != tc.want {
 			t.Errorf("toF16(%g) = %#04x, want %#04x", tc.x, got, tc.want)
 		}
 	}

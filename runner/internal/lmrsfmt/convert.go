@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cuda-inference-benchmarks/cib/ggufw"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/modelcfg"
 )
 
@@ -316,26 +317,8 @@ func readF32(f *os.File, t modelcfg.TensorInfo) ([]float32, error) {
 		case "BF16":
 			out[i] = math.Float32frombits(uint32(le.Uint16(raw[2*i:])) << 16)
 		default:
-			out[i] = f16(le.Uint16(raw[2*i:]))
+			out[i] = ggufw.HalfToFloat(le.Uint16(raw[2*i:]))
 		}
 	}
 	return out, nil
-}
-
-// f16 widens an IEEE half-precision value exactly.
-func f16(h uint16) float32 {
-	sign := uint32(h>>15) << 31
-	exp := uint32(h>>10) & 0x1f
-	mant := uint32(h) & 0x3ff
-	switch {
-	case exp == 0x1f:
-		return math.Float32frombits(sign | 0xff<<23 | mant<<13)
-	case exp != 0:
-		return math.Float32frombits(sign | (exp+127-15)<<23 | mant<<13)
-	case mant == 0:
-		return math.Float32frombits(sign)
-	}
-	// Subnormal: value = mant · 2^−24, exact in f32.
-	v := float32(mant) * float32(1.0/(1<<24))
-	return math.Float32frombits(sign | math.Float32bits(v))
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cuda-inference-benchmarks/cib/ggufw"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/modelcfg"
 )
 
@@ -153,7 +154,7 @@ func TestF16(t *testing.T) {
 		h    uint16
 		want float32
 	}{{0x3c00, 1}, {0xc000, -2}, {0x0001, 1.0 / (1 << 24)}, {0x7bff, 65504}, {0x0000, 0}, {0x3555, 0.333251953125}} {
-		assert.Equal(t, tc.want, f16(tc.h), "f16(%#04x)", tc.h)
+		assert.Equal(t, tc.want, ggufw.HalfToFloat(tc.h), "HalfToFloat(%#04x)", tc.h)
 	}
-	assert.True(t, math.IsInf(float64(f16(0x7c00)), 1))
+	assert.True(t, math.IsInf(float64(ggufw.HalfToFloat(0x7c00)), 1))
 }
