@@ -3,17 +3,14 @@ package main
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/cuda-inference-benchmarks/cib/ggufw"
+	"github.com/cuda-inference-benchmarks/cib/protocol/modeldir"
 	"github.com/cuda-inference-benchmarks/cib/protocol/serve"
 )
 
@@ -78,73 +75,16 @@ func resolve(ctx context.Context, model, weights, cacheDir string) (source, erro
 	return source{path: out, how: "converted", convertNs: int64(cs.Duration), warnings: cs.Warnings}, nil
 }
 
-// sampleLen and samples bound the bytes contentKey reads of each weight file:
-// its size, its whole safetensors header, and samples slices of sampleLen
-// spread over it. Random weights of one shape and another seed differ in
-// every slice; reading all of an 8B checkpoint (16 GB) would add seconds to
-// every launch.
-const (
-	sampleLen = 64 << 10
-	samples   = 64
-)
-
-// contentKey identifies an HF directory by config.json, and for each
-// *.safetensors file (sorted) its name, size, header and sampled content.
-// ggufw.Revision is part of it, so a converter that writes other bytes
-// rewrites the file rather than reusing an old one.
+// contentKey names the GGUF converted from the HF directory dir: its
+// modeldir fingerprint (config.json, safetensors headers and sampled weights:
+// a few MiB read per launch, however large the model) and ggufw.Revision, so a
+// converter that writes other bytes rewrites the file rather than reusing an
+// old one.
 func contentKey(dir string) (string, error) {
-	h := sha256.New()
-	fmt.Fprintf(h, "cib-llamacpp-gguf ggufw revision %d\n", ggufw.Revision)
-	cfg, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	fp, err := modeldir.Fingerprint(dir)
 	if err != nil {
 		return "", err
 	}
-	h.Write(cfg)
-	files, _ := filepath.Glob(filepath.Join(dir, "*.safetensors"))
-	if len(files) == 0 {
-		return "", errors.New("no *.safetensors files")
-	}
-	slices.Sort(files)
-	buf := make([]byte, sampleLen)
-	for _, f := range files {
-		if err := sampleFile(h, f, buf); err != nil {
-			return "", err
-		}
-	}
-	return hex.EncodeToString(h.Sum(nil)[:12]), nil
-}
-
-func sampleFile(h io.Writer, path string, buf []byte) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	size := st.Size()
-	fmt.Fprintf(h, "%s %d\n", filepath.Base(path), size)
-	var n8 [8]byte
-	if _, err := io.ReadFull(f, n8[:]); err != nil {
-		return fmt.Errorf("%s: safetensors header: %w", path, err)
-	}
-	hdr := int64(binary.LittleEndian.Uint64(n8[:]))
-	if hdr <= 0 || hdr > size-8 || hdr > 100<<20 {
-		return fmt.Errorf("%s: safetensors header length %d in a file of %d bytes", path, hdr, size)
-	}
-	if _, err := io.CopyN(h, f, hdr); err != nil {
-		return fmt.Errorf("%s: safetensors header: %w", path, err)
-	}
-	data := size - 8 - hdr
-	for i := range int64(samples) {
-		off := 8 + hdr + data*i/samples
-		n, err := f.ReadAt(buf[:min(int64(len(buf)), size-off)], off)
-		if err != nil && !errors.Is(err, io.EOF) {
-			return err
-		}
-		h.Write(buf[:n])
-	}
-	return nil
+	sum := sha256.Sum256(fmt.Appendf(nil, "cib-llamacpp-gguf ggufw revision %d\n%s\n", ggufw.Revision, fp))
+	return hex.EncodeToString(sum[:12]), nil
 }

@@ -18,10 +18,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/cuda-inference-benchmarks/cib/protocol/modeldir"
 )
 
 //go:embed py/*.py
@@ -43,30 +44,15 @@ type Spec struct {
 }
 
 // Key returns the package's cache key: the SHA-256 of everything the package depends on. The model enters
-// through a fingerprint, not a content hash: config.json's bytes and each *.safetensors file's name, size
-// and modification time (hashing 16 GB of weights on every load would land in the cold start).
+// through its modeldir fingerprint (config.json, safetensors headers and sampled weights — the key every engine
+// cache uses; hashing 16 GB of weights on every load would land in the cold start).
 func Key(s Spec) (string, error) {
 	h := sha256.New()
-	cfg, err := os.ReadFile(filepath.Join(s.Model, "config.json"))
+	fp, err := modeldir.Fingerprint(s.Model)
 	if err != nil {
 		return "", err
 	}
-	fmt.Fprintf(h, "config.json %x\n", sha256.Sum256(cfg))
-	files, err := filepath.Glob(filepath.Join(s.Model, "*.safetensors"))
-	if err != nil {
-		return "", err
-	}
-	if len(files) == 0 {
-		return "", fmt.Errorf("%s: no *.safetensors files", s.Model)
-	}
-	sort.Strings(files)
-	for _, f := range files {
-		fi, err := os.Stat(f)
-		if err != nil {
-			return "", err
-		}
-		fmt.Fprintf(h, "%s %d %d\n", filepath.Base(f), fi.Size(), fi.ModTime().UnixNano())
-	}
+	fmt.Fprintf(h, "model %s\n", fp)
 	kind, _, _ := strings.Cut(s.Device, ":")
 	fmt.Fprintf(h, "dtype %s\ndevice %s\ncard %s\ntorch %s\nbatch %d\nmax_seq %d\n", s.DType, kind, s.Card, s.Torch, s.Batch, s.MaxSeq)
 	err = fs.WalkDir(pyFiles, "py", func(p string, d fs.DirEntry, err error) error {
