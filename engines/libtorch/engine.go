@@ -326,7 +326,7 @@ func (e *engine) Load(ctx context.Context, req *protocol.Request) (serve.Model, 
 	cacheDir, _ := opt("cache_dir", filepath.Join(req.Model, ".aoti"))
 	l := protocol.Loaded{ContextInitNs: e.openNs, DType: req.DType, Params: cfg.params(), Settings: map[string]string{
 		"runtime":    "libtorch " + e.info.Libtorch + " via torch::inductor::AOTIModelPackageLoader (no Python in this process once the package exists)",
-		"package":    "one .pt2 per batch size: models prefill (dynamic prompt length 2.." + strconv.Itoa(maxSeq) + ") and decode (static), decode sharing prefill's weights",
+		"package":    "one .pt2 per batch size for every request: models prefill (dynamic prompt length 2..S) and decode, both with the cache length S dynamic (2.." + strconv.Itoa(cfg.MaxPos) + "), decode sharing prefill's weights",
 		"kv_cache":   fmt.Sprintf("static, %d positions per sequence (need rounded up to %d), written in place by both models", maxSeq, seqAlign),
 		"decoding":   "greedy argmax inside the compiled models, on device; the next decode step reads token and position on device",
 		"export_run": "cached",
@@ -343,14 +343,14 @@ func (e *engine) Load(ctx context.Context, req *protocol.Request) (serve.Model, 
 		return nil, protocol.Loaded{}, err
 	}
 	for _, b := range batches {
-		spec := export.Spec{Model: req.Model, DType: req.DType, Device: device, Card: card, Torch: e.info.Libtorch, Batch: b, MaxSeq: maxSeq}
+		spec := export.Spec{Model: req.Model, DType: req.DType, Device: device, Card: card, Torch: e.info.Libtorch, Batch: b, MaxPos: cfg.MaxPos}
 		key, err := export.Key(spec)
 		if err != nil {
 			return fail(err)
 		}
 		pkg := filepath.Join(cacheDir, key[:24]+".pt2")
 		if _, err := os.Stat(pkg); err != nil && mode == "never" {
-			return fail(serve.Unsupported(fmt.Errorf("no exported package %s for batch %d, max_seq %d (option export=never)", pkg, b, maxSeq)))
+			return fail(serve.Unsupported(fmt.Errorf("no exported package %s for batch %d (option export=never)", pkg, b)))
 		}
 		res, err := export.Ensure(ctx, e.python(), e.env, spec, pkg, e.stderr)
 		if err != nil {

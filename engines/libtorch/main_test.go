@@ -213,6 +213,27 @@ func TestParity(t *testing.T) {
 		assert.Equal(t, got, checkRun(t, req, res))
 		assert.Equal(t, "cached", res.Events[0].Loaded.Settings["export_run"])
 	})
+	t.Run("another cache length", func(t *testing.T) {
+		// A 100-token prompt + 60 new tokens needs a 192-position cache (tinyRequest's: 64). The cache length is a
+		// dynamic dimension of the exported models, so export=never still finds the package and runs it, with the
+		// tokens pytorch compiled gives for the same request.
+		long := make([]int, 100)
+		for i := range long {
+			long[i] = (i*37 + 11) % vocab
+		}
+		req := tinyRequest(map[string]string{"export": "never"})
+		req.Cases = []protocol.Case{{Name: "long", PromptTokens: long, MaxNewTokens: 60, BatchSize: 1, Greedy: true, IgnoreEOS: true}}
+		res := runBin(t, binPath, pyEnv(), req)
+		got := checkRun(t, req, res)
+		assert.Equal(t, "cached", res.Events[0].Loaded.Settings["export_run"])
+		assert.Contains(t, res.Events[0].Loaded.Settings["kv_cache"], "192 positions")
+		py := filepath.Join(binDir(), "pytorch")
+		if _, err := os.Stat(py); err != nil {
+			t.Skipf("pytorch engine not built at %s", py)
+		}
+		req.Options = map[string]string{"mode": "compiled"}
+		assert.Equal(t, checkRun(t, req, runBin(t, py, pyEnv(), req)), got, "greedy tokens: pytorch compiled (want) vs libtorch (got)")
+	})
 	t.Run("pytorch compiled", func(t *testing.T) {
 		py := filepath.Join(binDir(), "pytorch")
 		if _, err := os.Stat(py); err != nil {

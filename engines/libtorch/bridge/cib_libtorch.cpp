@@ -267,9 +267,16 @@ extern "C" int32_t cib_lt_load(const char *package, const char *device, int32_t 
     std::string want = m->cuda() ? "cuda" : "cpu";
     if (meta["AOTI_DEVICE_KEY"] != want)
       throw Failure(CIB_LT_BAD_ARG, "load: package " + pkg + " is for " + quote(meta["AOTI_DEVICE_KEY"]) + ", device is " + dev);
-    if (meta["batch"] != std::to_string(batch) || meta["max_seq"] != std::to_string(max_seq))
-      throw Failure(CIB_LT_BAD_ARG, "load: package " + pkg + " has batch " + meta["batch"] + ", max_seq " + meta["max_seq"] +
-                                        "; want " + std::to_string(batch) + ", " + std::to_string(max_seq));
+    // The package serves one batch size and any cache length up to its max_seq (a dynamic dimension).
+    int64_t limit = 0;
+    try {
+      limit = std::stoll(meta["max_seq"]);
+    } catch (const std::exception &) {
+      throw Failure(CIB_LT_BAD_ARG, "load: package " + pkg + " has no readable max_seq (" + quote(meta["max_seq"]) + ")");
+    }
+    if (meta["batch"] != std::to_string(batch) || max_seq > limit)
+      throw Failure(CIB_LT_BAD_ARG, "load: package " + pkg + " has batch " + meta["batch"] + ", caches up to " + meta["max_seq"] +
+                                        " positions; want batch " + std::to_string(batch) + ", " + std::to_string(max_seq));
 
     int64_t t_ctx = now_ns();
 #ifdef CIB_LT_CUDA

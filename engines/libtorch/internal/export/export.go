@@ -39,8 +39,10 @@ type Spec struct {
 	Device, Card string
 	// Torch is the runtime libtorch version, e.g. 2.11.0+cu130.
 	Torch string
-	// Batch is the batch size; MaxSeq the static KV cache length in positions.
-	Batch, MaxSeq int
+	// Batch is the batch size; MaxPos the longest KV cache the package serves (the model's
+	// max_position_embeddings: the cache length is a dynamic dimension of both models, so one package serves
+	// every request of this batch size, and MaxPos comes from config.json, which the key covers already).
+	Batch, MaxPos int
 }
 
 // Key returns the package's cache key: the SHA-256 of everything the package depends on. The model enters
@@ -54,7 +56,7 @@ func Key(s Spec) (string, error) {
 	}
 	fmt.Fprintf(h, "model %s\n", fp)
 	kind, _, _ := strings.Cut(s.Device, ":")
-	fmt.Fprintf(h, "dtype %s\ndevice %s\ncard %s\ntorch %s\nbatch %d\nmax_seq %d\n", s.DType, kind, s.Card, s.Torch, s.Batch, s.MaxSeq)
+	fmt.Fprintf(h, "dtype %s\ndevice %s\ncard %s\ntorch %s\nbatch %d\nmax_pos %d\n", s.DType, kind, s.Card, s.Torch, s.Batch, s.MaxPos)
 	err = fs.WalkDir(pyFiles, "py", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -112,7 +114,7 @@ func Ensure(ctx context.Context, python string, env []string, s Spec, path strin
 		return Result{}, err
 	}
 	args := []string{filepath.Join(dir, "export.py"), "--model", s.Model, "--dtype", s.DType, "--device", s.Device,
-		"--batch", fmt.Sprint(s.Batch), "--max-seq", fmt.Sprint(s.MaxSeq), "--out", path}
+		"--batch", fmt.Sprint(s.Batch), "--max-seq", fmt.Sprint(s.MaxPos), "--out", path}
 	cmd := exec.CommandContext(ctx, python, args...)
 	cmd.Env = env
 	cmd.Stderr = stderr

@@ -1,12 +1,15 @@
 """export.py: the libtorch engine's export step (Python, at model-preparation time, never in a timed process).
 
 It builds the pytorch engine's static-cache Llama (llama.py, a verbatim copy of
-engines/pytorch/internal/worker/py/llama.py) for one model directory, dtype, device, batch size and static
-cache length, exports two entry points with torch.export and compiles each with AOTInductor into one .pt2
-package holding two models:
+engines/pytorch/internal/worker/py/llama.py) for one model directory, dtype, device and batch size, exports two
+entry points with torch.export and compiles each with AOTInductor into one .pt2 package holding two models:
 
-  prefill(ids [B, t], k0, v0, ...) -> next ids [B]     t dynamic in [2, max_seq]; writes the KV cache in place
+  prefill(ids [B, t], k0, v0, ...) -> next ids [B]     t dynamic in [2, S]; writes the KV cache in place
   decode(tok [B, 1], pos [1], k0, v0, ...) -> next [B]  writes the cache, tok (= next) and pos (+1) in place
+
+The caches' length S ([B, kv_heads, S, head_dim]) is a dynamic dimension of both, up to --max-seq (the model's
+max_position_embeddings): the bridge allocates the cache each request needs (its longest prompt + new tokens
+rounded up to 64, as the pytorch engine's static cache), and one package serves every length.
 
 so the decode step needs no host input (one CUDA graph can replay it). The weights are constants of the prefill
 model only; the decode model is compiled without them (aot_inductor.package_constants_in_so=False) and the
@@ -91,7 +94,12 @@ def main():
         raise llama.Unsupported(f"max_seq {a.max_seq} > max_position_embeddings {cfg.max_pos}")
     model = llama.build(cfg, host, dev, a.max_seq)
     del host
-    caches = tuple(t for kv in model.new_caches(a.batch) for t in kv)
+    # Example caches of one length; the exported models take any length in [2, max_seq].
+    s_ex = min(128, a.max_seq)
+    kw = dict(dtype=dtype, device=dev)
+    caches = tuple(torch.zeros((a.batch, cfg.kv_heads, s_ex, cfg.head_dim), **kw) for _ in range(2 * cfg.layers))
+    s_dim = torch.export.Dim("s", min=2, max=a.max_seq)
+    cache_dims = tuple({2: s_dim} for _ in caches)
     meta = {
         "torch_version": torch.__version__, "dtype": a.dtype, "batch": str(a.batch), "max_seq": str(a.max_seq),
         "layers": str(cfg.layers), "kv_heads": str(cfg.kv_heads), "head_dim": str(cfg.head_dim),
@@ -99,15 +107,16 @@ def main():
         "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.machine(),
     }
     t = time.perf_counter_ns()
-    ids = torch.zeros((a.batch, max(2, min(8, a.max_seq))), dtype=torch.long, device=dev)
+    ids = torch.zeros((a.batch, max(2, min(8, s_ex))), dtype=torch.long, device=dev)
     seq = torch.export.Dim("t", min=2, max=a.max_seq)
     # Deferred runtime asserts: the symbolic solver cannot prove some reshape guards (Min(hd, k*t) == hd) that
     # hold for every t >= 2; they become runtime checks instead of export errors.
-    ep_pre = torch.export.export(Prefill(model), (ids, caches), dynamic_shapes=({1: seq}, tuple(None for _ in caches)),
+    ep_pre = torch.export.export(Prefill(model), (ids, caches), dynamic_shapes=({1: seq}, cache_dims),
                                  prefer_deferred_runtime_asserts_over_guards=True)
     tok = torch.zeros((a.batch, 1), dtype=torch.long, device=dev)
     pos = torch.zeros((1,), dtype=torch.long, device=dev)
-    ep_dec = torch.export.export(Decode(model), (tok, pos, caches))
+    ep_dec = torch.export.export(Decode(model), (tok, pos, caches), dynamic_shapes=(None, None, cache_dims),
+                                 prefer_deferred_runtime_asserts_over_guards=True)
     export_ns = time.perf_counter_ns() - t
     t = time.perf_counter_ns()
     pre_files = torch._inductor.aot_compile(ep_pre.module(), (ids, caches), options=inductor_options(dev, dict(meta)))

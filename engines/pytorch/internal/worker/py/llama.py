@@ -181,12 +181,14 @@ class Llama(nn.Module):
         cos, sin = rope_tables(cfg, max_seq, embed.dtype)
         self.register_buffer("cos", cos.to(embed.device), persistent=False)
         self.register_buffer("sin", sin.to(embed.device), persistent=False)
-        causal = torch.tril(torch.ones(max_seq, max_seq, dtype=torch.bool))
-        self.register_buffer("causal", causal.to(embed.device), persistent=False)
 
     def forward(self, idx, pos, caches):
         x = F.embedding(idx, self.embed)
-        cos, sin, mask = self.cos[pos], self.sin[pos], self.causal[pos]
+        cos, sin = self.cos[pos], self.sin[pos]
+        # Causal mask over the cache the caller passes ([t, S], S its length: the static cache here; any length up
+        # to max_seq in the libtorch export, whose cache length is a dynamic dimension): key j is visible to the
+        # query at position p when j <= p.
+        mask = torch.arange(caches[0][0].shape[2], device=pos.device) <= pos.unsqueeze(-1)
         for blk, (kc, vc) in zip(self.blocks, caches):
             x = blk(x, cos, sin, mask, pos, kc, vc)
         x = rms_norm(x[:, -1, :], self.norm, self.cfg.eps)
