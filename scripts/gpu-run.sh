@@ -4,6 +4,12 @@
 # needs (weights never travel), then runs the stages named on the command line.
 # Everything a stage writes is packed into $OUT/<stage>.tar.gz; the combined
 # log is $OUT/log.txt (the device tool brings back at most 8 files).
+#   scripts/gpu-run.sh STAGE...              run the stages now, inside this call
+#   scripts/gpu-run.sh --detach STAGE...     run them in a queue that outlives the call (while the machine is held)
+#   scripts/gpu-run.sh --collect [SECONDS]   wait up to SECONDS for the queues, bring back queues.tar.gz
+# Per engine, the runner does what engine scripts used to: `runner conformance`, `runner adapter ENGINE` (the
+# engine's own loop against the runner, ±3%), `runner bench`/`runner suite`; scripts/gpu/ keeps only what the
+# runner cannot (libtorch's export phases, lmrs on the host CPU, the telemetry checks).
 #   smoke            GPU facts, bandwidth probe, conformance of every engine on cuda:0 bf16
 #   telemetry        real-NVML tests and the sampler-cost check (scripts/gpu/telemetry.sh)
 #   native           `runner adapter` of NATIVE_ENGINES (candle burn mistralrs pytorch) × SHAPES (tinyllama-1.1b llama-3-8b),
@@ -26,16 +32,10 @@
 #   adapter          `runner adapter` (the engine's own decode loop against runner launches, interleaved on the card, ±3%)
 #                    of ADAPTER="ENGINE[:key=value]:SHAPE ..." (default candle:tinyllama-1.1b), ROUNDS (2), WARMUP (2), ITERS (5),
 #                    ADAPTER_FLAGS (more flags, e.g. --native-spin; --device cpu --dtype f32 for a dry run)
-#   mistralrs        scripts/gpu/mistralrs.sh (conformance, native check, runner), MISTRALRS_SHAPES
-#   pytorch          scripts/gpu/pytorch.sh $PYTORCH_PHASES (default: 8b)
 #   libtorch         scripts/gpu/libtorch.sh $LIBTORCH_PHASES (default: conformance export tiny): the libtorch engine
 #                    (AOTInductor, no Python) on cuda:0, then TinyLlama libtorch (CUDA graph on/off) vs pytorch compiled/eager
 #   lmrs             scripts/gpu/lmrs.sh: the lmrs engine on the host's CPU (memory-bandwidth probe, f32/q8_0/q4_0,
 #                    1 thread and all cores, next to reference and candle on the CPU), TinyLlama-1.1B
-#   llamacpp         llama.cpp: info, conformance on cuda:0, then per shape in LLAMACPP_SHAPES (tinyllama-1.1b
-#                    llama-3-8b) and GGUF type in LLAMACPP_TYPES (f16) ROUNDS (2) interleaved pairs of the native loop
-#                    (llamacpp-bench on the engine's own GGUF) and the runner (1 launch), p128-n256, WARMUP (2) + ITERS (5)
-#   burn             scripts/gpu/burn.sh (conformance, burn-bench, runner), BURN_SHAPES
 #   burn-tune        burn's autotune as its authors run it: a cold process per shape (tuning cost on
 #                    record), then `runner adapter burn` on the warm cache; BURN_SHAPES, ROUNDS,
 #                    BURN_ATTENTION (padded), BURN_TIMEOUT (cold process), BURN_COLD_ONLY=1 (tune only).
@@ -202,23 +202,8 @@ for stage in "$@"; do
         --iterations "${ITERS:-5}" --out "$S" ${ADAPTER_FLAGS:-} || echo "ADAPTER $x: exit $? (4: outside ±3%)"
     done
     ;;
-  mistralrs)
-    [[ ${MISTRALRS_CONFORMANCE:-1} == 1 ]] && synth tinyllama-1.1b
-    for m in ${MISTRALRS_SHAPES:-tinyllama-1.1b llama-3-8b}; do synth "$m"; done
-    OUT=$S scripts/gpu/mistralrs.sh || echo "MISTRALRS FAILED"
-    ;;
   libtorch)
     OUT=$S scripts/gpu/libtorch.sh ${LIBTORCH_PHASES:-conformance export tiny} || echo "LIBTORCH FAILED"
-    ;;
-  pytorch)
-    ph=" ${PYTORCH_PHASES:-8b} "
-    [[ $ph == *" tiny "* || $ph == *" native "* ]] && synth tinyllama-1.1b
-    [[ $ph == *" 8b "* || $ph == *" native "* ]] && synth llama-3-8b
-    OUT=$S scripts/gpu/pytorch.sh ${PYTORCH_PHASES:-8b} || echo "PYTORCH FAILED"
-    ;;
-  burn)
-    for m in ${BURN_SHAPES:-tinyllama-1.1b llama-3-8b}; do synth "$m"; done
-    OUT=$S scripts/gpu/burn.sh || echo "BURN FAILED"
     ;;
   burn-tune)
     "$BIN/burn" info
@@ -344,30 +329,6 @@ EOF
   lmrs)
     synth tinyllama-1.1b
     OUT=$S scripts/gpu/lmrs.sh || echo "LMRS FAILED"
-    ;;
-  llamacpp)
-    "$BIN/llamacpp" info
-    "$BIN/runner" conformance --bin-dir "$BIN" --device cuda:0 --dtype bf16 llamacpp || echo "CONFORMANCE FAILED: llamacpp"
-    for s in ${LLAMACPP_SHAPES:-tinyllama-1.1b llama-3-8b}; do
-      synth "$s"
-      for ty in ${LLAMACPP_TYPES:-f16}; do
-        # The engine converts the HF directory once into $CIB_CACHE/gguf; the bench reads that file.
-        g=$("$BIN/llamacpp" gguf "$MODELS/$s" --type "$ty") || { echo "LLAMACPP GGUF FAILED: $s $ty"; continue; }
-        dt=$ty
-        [[ $ty == f32 || $ty == f16 || $ty == bf16 ]] || dt=f16
-        printf 'name: llamacpp-%s-%s\nmodel: %s\ndevice: cuda:0\ndtype: %s\nseed: 1\nengines:\n  - {name: llamacpp, options: {type: %s}}\ncases:\n  - {name: p128-n256, prompt_len: 128, max_new_tokens: 256}\ntimeouts: {start: 15m, stall: 5m, total: 30m}\n' \
-          "$s" "$ty" "$MODELS/$s" "$dt" "$ty" >"$S/$s-$ty.yaml"
-        for ((r = 1; r <= ${ROUNDS:-2}; r++)); do
-          n=$("$BIN/llamacpp-bench" "$g" --device cuda:0 --prompt-len 128 --new 256 --warmup "${WARMUP:-2}" --iters "${ITERS:-5}" \
-            --seed 1 --case p128-n256 2>>"$S/native.log" | tee -a "$S/native.log" | sed -nE 's/^median_decode_tok_s ([0-9.]+).*/\1/p') || true
-          "$BIN/runner" bench --bin-dir "$BIN" --config "$S/$s-$ty.yaml" --launches 1 --warmup "${WARMUP:-2}" \
-            --iterations "${ITERS:-5}" --idle-timeout 10s --out "$S/runs-$s-$ty-$r" -q >>"$S/runner.log" 2>&1 || echo "runner exit $?"
-          x=$(python3 -c 'import json,sys; print("%.2f" % json.load(open(sys.argv[1]))["cases"][0]["results"][0]["metrics"]["decode_tps"]["median"])' \
-            "$(ls -d "$S/runs-$s-$ty-$r"/*/summary.json 2>/dev/null | tail -n1)" 2>>"$S/runner.log") || true
-          echo "llamacpp $s $ty round $r: native ${n:-FAILED} tok/s, runner ${x:-FAILED} tok/s (median decode, p128-n256)"
-        done
-      done
-    done
     ;;
   *) echo "unknown stage $stage" >&2 ;;
   esac
