@@ -62,6 +62,7 @@ var Definitions = []string{
 	"TPOT = (E2E − TTFT) / (N_out − 1) (= vLLM TPOT = AIPerf ITL mean); ITL = each gap between consecutive tokens.",
 	"Decode tok/s = (N_out − 1) / (E2E − TTFT) × batch; prefill tok/s = prompt tokens × batch / TTFT.",
 	"Cold start = process spawn → `loaded` event, measured by the runner; the engine's breakdown is in summary.json.",
+	"Host CPU = CPU time of the engine's process tree from `loaded` to `done` (warm-ups and prefill included), per generation step and as cores busy; an engine that waits for each token by spinning (CUDA's default event wait) counts the wait too — pytorch compiled and libtorch offer wait=block to count only their loop's work.",
 	"All times come from the engine's raw per-token host timestamps (monotonic clock, token id already on the host).",
 	"The launch (one engine process) is the unit: each launch is summarised by the median of its timed iterations; an engine's figure is the geometric mean of its launch medians with a Student-t 95% CI over launches (log scale).",
 	"A vs B = ratio of those figures with a hierarchical bootstrap 95% CI (resample launches, then iterations within them), and Welch's t-test on log launch medians (Holm-adjusted over the report); significant = p < 0.05 and the CI excludes 1, else \"~\". Cliff's δ and the pooled-iteration figures are descriptive.",
