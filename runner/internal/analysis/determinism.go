@@ -2,6 +2,8 @@ package analysis
 
 import (
 	"encoding/binary"
+	"encoding/json"
+	"slices"
 
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/results"
 )
@@ -52,6 +54,77 @@ type Determinism struct {
 	// every row of every iteration of every launch.
 	Distinct int `json:"distinct_outputs"`
 	Outputs  int `json:"outputs"`
+	// KernelConfigs compares the kernel launch configurations the launches
+	// settled on, for engines that report them; nil otherwise.
+	KernelConfigs *KernelConfigs `json:"kernel_configs,omitempty"`
+}
+
+// KernelConfigsSetting is the loaded.settings key under which an engine may
+// report, as a JSON object, each generated kernel's name and the launch
+// configuration it settled on after autotuning (pytorch compiled on cuda: the
+// Triton kernels Inductor loaded, block sizes, warps and stages). It is what
+// tells "kernels chosen per process" from other causes of launches that differ.
+const KernelConfigsSetting = "kernel_configs"
+
+// KernelConfigs is what the launches' KernelConfigsSetting maps show.
+type KernelConfigs struct {
+	// Launches reported a map; Kernels is the number of distinct kernel names
+	// over them, Distinct the number of distinct whole maps.
+	Launches int `json:"launches"`
+	Kernels  int `json:"kernels"`
+	Distinct int `json:"distinct"`
+	// Differ are the kernels (sorted) whose configuration is not the same in
+	// every reporting launch; a kernel missing from a launch counts.
+	Differ []string `json:"differ,omitempty"`
+	// Unreadable counts launches whose setting was not a JSON object of strings.
+	Unreadable int `json:"unreadable,omitempty"`
+}
+
+// kernelConfigs compares label's successful launches' KernelConfigsSetting;
+// nil when none reports it.
+func kernelConfigs(label string, recs []results.Record) *KernelConfigs {
+	var maps []map[string]string
+	kc := &KernelConfigs{}
+	for _, r := range recs {
+		if r.Engine != label || r.Status != results.StatusOK || r.Loaded == nil {
+			continue
+		}
+		raw, ok := r.Loaded.Settings[KernelConfigsSetting]
+		if !ok {
+			continue
+		}
+		var m map[string]string
+		if err := json.Unmarshal([]byte(raw), &m); err != nil {
+			kc.Unreadable++
+			continue
+		}
+		maps = append(maps, m)
+	}
+	if len(maps) == 0 && kc.Unreadable == 0 {
+		return nil
+	}
+	kc.Launches = len(maps)
+	names := map[string]bool{}
+	whole := map[string]bool{}
+	for _, m := range maps {
+		b, _ := json.Marshal(m) // sorted keys: equal maps, equal bytes
+		whole[string(b)] = true
+		for n := range m {
+			names[n] = true
+		}
+	}
+	kc.Kernels, kc.Distinct = len(names), len(whole)
+	for n := range names {
+		v, ok := maps[0][n]
+		for _, m := range maps[1:] {
+			if w, ok2 := m[n]; ok2 != ok || w != v {
+				kc.Differ = append(kc.Differ, n)
+				break
+			}
+		}
+	}
+	slices.Sort(kc.Differ)
+	return kc
 }
 
 // Divergences are the Divergence of each comparison that differs (nil for
@@ -182,6 +255,7 @@ func determinism(label string, ci int, recs []results.Record) *Determinism {
 	d.WithinLaunch, d.FirstDivergence.WithinLaunch = within.verdict()
 	d.BetweenLaunches, d.FirstDivergence.BetweenLaunches = between.verdict()
 	d.BatchRows, d.FirstDivergence.BatchRows = rows.verdict()
+	d.KernelConfigs = kernelConfigs(label, recs)
 	return d
 }
 

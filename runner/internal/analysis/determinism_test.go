@@ -2,6 +2,7 @@ package analysis
 
 import (
 	"compress/gzip"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -228,4 +229,40 @@ func TestDeterminismH200(t *testing.T) {
 			assert.False(t, r.Deterministic, "deterministic stays false for readers of the old field")
 		})
 	}
+}
+
+func TestKernelConfigs(t *testing.T) {
+	ok := results.StatusOK
+	a := []int{1, 2, 3}
+	withConfigs := func(r results.Record, settings map[string]string) results.Record {
+		r.Loaded = &protocol.Loaded{Settings: settings}
+		return r
+	}
+	cfg := func(kv ...string) map[string]string {
+		m := map[string]string{}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		b, err := json.Marshal(m)
+		require.NoError(t, err)
+		return map[string]string{KernelConfigsSetting: string(b)}
+	}
+	recs := []results.Record{
+		withConfigs(launch(0, 0, ok, rows(a)), cfg("mm_1", "XBLOCK=1,R0_BLOCK=2048,num_warps=8", "add_2", "XBLOCK=512,num_warps=4", "mm_3", "XBLOCK=2")),
+		withConfigs(launch(1, 0, ok, rows(a)), cfg("mm_1", "XBLOCK=1,R0_BLOCK=1024,num_warps=8", "add_2", "XBLOCK=512,num_warps=4", "mm_3", "XBLOCK=2")),
+		withConfigs(launch(2, 0, ok, rows(a)), cfg("mm_1", "XBLOCK=1,R0_BLOCK=2048,num_warps=8", "add_2", "XBLOCK=512,num_warps=4")), // mm_3 missing
+		withConfigs(launch(3, 0, ok, rows(a)), map[string]string{KernelConfigsSetting: "not json"}),
+		withConfigs(launch(4, 0, results.StatusFailed, rows(a)), cfg("other", "x")), // failed launches do not count
+		launch(5, 0, ok, rows(a)), // no loaded event recorded
+	}
+	k := determinism("e", 0, recs).KernelConfigs
+	require.NotNil(t, k)
+	assert.Equal(t, KernelConfigs{Launches: 3, Kernels: 3, Distinct: 3, Differ: []string{"mm_1", "mm_3"}, Unreadable: 1}, *k)
+
+	same := []results.Record{
+		withConfigs(launch(0, 0, ok, rows(a)), cfg("mm_1", "A", "add_2", "B")),
+		withConfigs(launch(1, 0, ok, rows(a)), cfg("add_2", "B", "mm_1", "A")),
+	}
+	assert.Equal(t, KernelConfigs{Launches: 2, Kernels: 2, Distinct: 1}, *determinism("e", 0, same).KernelConfigs)
+	assert.Nil(t, determinism("e", 0, []results.Record{launch(0, 0, ok, rows(a))}).KernelConfigs, "no engine report: nil")
 }

@@ -17,7 +17,9 @@ const determinismHeading = "Greedy output determinism (token ids: each iteration
 // runs.jsonl; --profile-keep keeps the activity files with every name.
 const determinismNote = "Token ids show where outputs part, not which kernels make them part: a `--profile kernels` run keeps each " +
 	"profiled launch's top 8 kernels by time, by name, in runs.jsonl (every kernel name with `--profile-keep`), but not their " +
-	"launch configurations — enough to see a different kernel between launches, not a different tuning of one kernel."
+	"launch configurations — enough to see a different kernel between launches, not a different tuning of one kernel. Engines that " +
+	"report the configurations their tuned kernels settled on (loaded.settings.kernel_configs: pytorch compiled on cuda) show that too, " +
+	"in the line above."
 
 // determinismLines are a case's determinism findings in plain words, one per
 // engine whose greedy outputs differ somewhere; none when all agree.
@@ -79,7 +81,30 @@ func determinismLine(engine string, d *analysis.Determinism) string {
 		fmt.Fprintf(&b, ", all %d rows of each batch alike", d.Rows)
 	}
 	b.WriteString(" — " + determinismMeaning(d))
+	if k := kernelConfigText(d.KernelConfigs); k != "" {
+		b.WriteString("; " + k)
+	}
 	return b.String()
+}
+
+// kernelConfigText says what the engine-reported kernel configurations show,
+// "" when the engine reports none.
+func kernelConfigText(k *analysis.KernelConfigs) string {
+	switch {
+	case k == nil:
+		return ""
+	case k.Launches < 2:
+		return fmt.Sprintf("kernel configurations reported by %s only", plural(k.Launches, "launch"))
+	case len(k.Differ) == 0:
+		return fmt.Sprintf("every launch settled on the same configuration for all %d tuned kernels, so their tuning does not explain a difference between launches", k.Kernels)
+	}
+	names := k.Differ
+	more := ""
+	if len(names) > 4 {
+		names, more = names[:4], fmt.Sprintf(" and %d more", len(k.Differ)-4)
+	}
+	return fmt.Sprintf("the launches settled on different configurations for %d of %d tuned kernels (`%s`%s): kernels tuned per process, shown",
+		len(k.Differ), k.Kernels, strings.Join(names, "`, `"), more)
 }
 
 // determinismMeaning is what the comparisons prove about the cause, and what

@@ -103,6 +103,30 @@ func TestDeterminismLines(t *testing.T) {
 				"nondeterministic kernels"},
 		},
 		{
+			name: "launches differ, kernel configurations reported",
+			r: analysis.Result{Engine: "pytorch:mode=compiled", Determinism: &analysis.Determinism{WithinLaunch: id, BetweenLaunches: df, BatchRows: na,
+				FirstDivergence: analysis.Divergences{BetweenLaunches: div(40, 40, 1, 1)},
+				Launches:        2, Iterations: 4, Rows: 1, Tokens: 64, Distinct: 2, Outputs: 4,
+				KernelConfigs: &analysis.KernelConfigs{Launches: 2, Kernels: 30, Distinct: 2, Differ: []string{"a", "b", "c", "d", "e", "f"}}}},
+			want: []string{"pytorch:mode=compiled: greedy outputs identical within every launch (4 iterations in 2 launches) but differ " +
+				"between launches (2 distinct outputs of 4; the first 40 of 64 tokens agree) — so no state carried between iterations " +
+				"changes the output; it suggests kernels chosen per process (compilation, autotuning or library heuristics), not " +
+				"nondeterminism inside a process; the launches settled on different configurations for 6 of 30 tuned kernels " +
+				"(`a`, `b`, `c`, `d` and 2 more): kernels tuned per process, shown"},
+		},
+		{
+			name: "launches differ, the same kernel configurations",
+			r: analysis.Result{Engine: "e", Determinism: &analysis.Determinism{WithinLaunch: id, BetweenLaunches: df, BatchRows: na,
+				FirstDivergence: analysis.Divergences{BetweenLaunches: div(40, 40, 1, 1)},
+				Launches:        2, Iterations: 4, Rows: 1, Tokens: 64, Distinct: 2, Outputs: 4,
+				KernelConfigs: &analysis.KernelConfigs{Launches: 2, Kernels: 30, Distinct: 1}}},
+			want: []string{"e: greedy outputs identical within every launch (4 iterations in 2 launches) but differ between launches " +
+				"(2 distinct outputs of 4; the first 40 of 64 tokens agree) — so no state carried between iterations changes the output; " +
+				"it suggests kernels chosen per process (compilation, autotuning or library heuristics), not nondeterminism inside a " +
+				"process; every launch settled on the same configuration for all 30 tuned kernels, so their tuning does not explain a " +
+				"difference between launches"},
+		},
+		{
 			name: "a summary from before the breakdown",
 			r:    analysis.Result{Engine: "old"},
 			want: []string{"old: greedy outputs differ between iterations or launches (this summary does not say which; `runner report` re-analyses it)"},
