@@ -158,6 +158,7 @@ func (e *engine) Info() protocol.Info {
 		DTypes:  []string{"f32", "f16", "bf16"},
 		Options: map[string]string{
 			"cuda_graphs": "on|off (default on for cuda): replay the decode model's run as one at::cuda::CUDAGraph captured at load",
+			"cache_len":   "dynamic|static (default dynamic): the exported models take any KV cache length up to max_position_embeddings (one package per batch size), or exactly this request's (a package per length: the fallback)",
 			"wait":        "spin|block (cuda; default spin, as CUDA's default event): how the host awaits each token — block sleeps on a cudaEventBlockingSync event, so host CPU time counts the loop's work, not the wait",
 			"export":      "auto|never (default auto): run the AOTInductor export with $CIB_PYTHON when the package is missing, or fail",
 			"cache_dir":   "directory of exported packages (default <model>/.aoti; dot-names are outside the runner's model hash)",
@@ -279,6 +280,10 @@ func (e *engine) Load(ctx context.Context, req *protocol.Request) (serve.Model, 
 	if wait == "block" && kind != "cuda" {
 		return nil, protocol.Loaded{}, serve.Unsupported(errors.New("option wait=block needs a cuda device"))
 	}
+	cacheLen, err := opt("cache_len", "dynamic", "dynamic", "static")
+	if err != nil {
+		return nil, protocol.Loaded{}, err
+	}
 	mode, err := opt("export", "auto", "auto", "never")
 	if err != nil {
 		return nil, protocol.Loaded{}, err
@@ -331,6 +336,9 @@ func (e *engine) Load(ctx context.Context, req *protocol.Request) (serve.Model, 
 		"decoding":   "greedy argmax inside the compiled models, on device; the next decode step reads token and position on device",
 		"export_run": "cached",
 	}}
+	if cacheLen == "static" {
+		l.Settings["package"] = fmt.Sprintf("one .pt2 per batch size and cache length (cache_len=static: %d positions): models prefill (dynamic prompt length 2..%d) and decode (static), decode sharing prefill's weights", maxSeq, maxSeq)
+	}
 	if kind == "cuda" {
 		l.Settings["token_timing"] = "each token copied to pinned host memory behind a CUDA event, stamped (steady_clock) when the host has waited on it; the next step is queued first (1 step lookahead)"
 		l.Settings["device_timing"] = "the same CUDA events, from an event recorded at the start of the iteration"
@@ -343,7 +351,10 @@ func (e *engine) Load(ctx context.Context, req *protocol.Request) (serve.Model, 
 		return nil, protocol.Loaded{}, err
 	}
 	for _, b := range batches {
-		spec := export.Spec{Model: req.Model, DType: req.DType, Device: device, Card: card, Torch: e.info.Libtorch, Batch: b, MaxPos: cfg.MaxPos}
+		spec := export.Spec{Model: req.Model, DType: req.DType, Device: device, Card: card, Torch: e.info.Libtorch, Batch: b, MaxPos: cfg.MaxPos, Static: cacheLen == "static"}
+		if spec.Static {
+			spec.MaxPos = maxSeq
+		}
 		key, err := export.Key(spec)
 		if err != nil {
 			return fail(err)

@@ -234,6 +234,16 @@ func TestParity(t *testing.T) {
 		req.Options = map[string]string{"mode": "compiled"}
 		assert.Equal(t, checkRun(t, req, runBin(t, py, pyEnv(), req)), got, "greedy tokens: pytorch compiled (want) vs libtorch (got)")
 	})
+	t.Run("static cache length", func(t *testing.T) {
+		// cache_len=static, the fallback: a package of its own (exported here), the same tokens.
+		req := tinyRequest(map[string]string{"cache_len": "static"})
+		req.Cases = req.Cases[:1]
+		res := runBin(t, binPath, pyEnv(), req)
+		out := checkRun(t, req, res)
+		assert.Equal(t, got[0], out[0])
+		assert.Contains(t, res.Events[0].Loaded.Settings["package"], "cache_len=static: 64 positions")
+		assert.NotEqual(t, l.Settings["package_b1"], res.Events[0].Loaded.Settings["package_b1"], "a package of its own")
+	})
 	t.Run("pytorch compiled", func(t *testing.T) {
 		py := filepath.Join(binDir(), "pytorch")
 		if _, err := os.Stat(py); err != nil {

@@ -43,6 +43,9 @@ type Spec struct {
 	// max_position_embeddings: the cache length is a dynamic dimension of both models, so one package serves
 	// every request of this batch size, and MaxPos comes from config.json, which the key covers already).
 	Batch, MaxPos int
+	// Static exports the cache length as a fixed dimension, MaxPos (option cache_len=static: one package per
+	// request length, as before 2026-12-02; kept as the fallback should a dynamic length fail or run slower).
+	Static bool
 }
 
 // Key returns the package's cache key: the SHA-256 of everything the package depends on. The model enters
@@ -56,7 +59,7 @@ func Key(s Spec) (string, error) {
 	}
 	fmt.Fprintf(h, "model %s\n", fp)
 	kind, _, _ := strings.Cut(s.Device, ":")
-	fmt.Fprintf(h, "dtype %s\ndevice %s\ncard %s\ntorch %s\nbatch %d\nmax_pos %d\n", s.DType, kind, s.Card, s.Torch, s.Batch, s.MaxPos)
+	fmt.Fprintf(h, "dtype %s\ndevice %s\ncard %s\ntorch %s\nbatch %d\nmax_pos %d\nstatic %t\n", s.DType, kind, s.Card, s.Torch, s.Batch, s.MaxPos, s.Static)
 	err = fs.WalkDir(pyFiles, "py", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -115,6 +118,9 @@ func Ensure(ctx context.Context, python string, env []string, s Spec, path strin
 	}
 	args := []string{filepath.Join(dir, "export.py"), "--model", s.Model, "--dtype", s.DType, "--device", s.Device,
 		"--batch", fmt.Sprint(s.Batch), "--max-seq", fmt.Sprint(s.MaxPos), "--out", path}
+	if s.Static {
+		args = append(args, "--static-cache")
+	}
 	cmd := exec.CommandContext(ctx, python, args...)
 	cmd.Env = env
 	cmd.Stderr = stderr

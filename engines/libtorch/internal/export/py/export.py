@@ -80,6 +80,7 @@ def main():
     ap.add_argument("--max-seq", type=int, required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--key", default="")
+    ap.add_argument("--static-cache", action="store_true", help="the cache length is --max-seq exactly, not a dynamic dimension")
     a = ap.parse_args()
     t_all = time.perf_counter_ns()
     torch.set_grad_enabled(False)
@@ -95,11 +96,11 @@ def main():
     model = llama.build(cfg, host, dev, a.max_seq)
     del host
     # Example caches of one length; the exported models take any length in [2, max_seq].
-    s_ex = min(128, a.max_seq)
+    s_ex = a.max_seq if a.static_cache else min(128, a.max_seq)
     kw = dict(dtype=dtype, device=dev)
     caches = tuple(torch.zeros((a.batch, cfg.kv_heads, s_ex, cfg.head_dim), **kw) for _ in range(2 * cfg.layers))
     s_dim = torch.export.Dim("s", min=2, max=a.max_seq)
-    cache_dims = tuple({2: s_dim} for _ in caches)
+    cache_dims = tuple(None if a.static_cache else {2: s_dim} for _ in caches)
     meta = {
         "torch_version": torch.__version__, "dtype": a.dtype, "batch": str(a.batch), "max_seq": str(a.max_seq),
         "layers": str(cfg.layers), "kv_heads": str(cfg.kv_heads), "head_dim": str(cfg.head_dim),
@@ -115,7 +116,7 @@ def main():
                                  prefer_deferred_runtime_asserts_over_guards=True)
     tok = torch.zeros((a.batch, 1), dtype=torch.long, device=dev)
     pos = torch.zeros((1,), dtype=torch.long, device=dev)
-    ep_dec = torch.export.export(Decode(model), (tok, pos, caches), dynamic_shapes=(None, None, cache_dims),
+    ep_dec = torch.export.export(Decode(model), (tok, pos, caches), dynamic_shapes=None if a.static_cache else (None, None, cache_dims),
                                  prefer_deferred_runtime_asserts_over_guards=True)
     export_ns = time.perf_counter_ns() - t
     t = time.perf_counter_ns()
