@@ -198,8 +198,11 @@ func TestSuiteStopAfter(t *testing.T) {
 	root := filepath.Join(work, "results")
 	cfgPath, err := filepath.Abs("../../../configs/suite-cpu.yaml")
 	require.NoError(t, err)
-	const total = 2 * 3 * 4 // one engine, 2 models × 3 workloads, 4 launches
-	p := startSuite(t, bin, work, cfgPath, "--bin-dir", bin, "--out", root, "--engines", "reference:threads=1", "--stop-after", "1500ms")
+	// The test engine sleeps 3 ms per token, so the suite takes seconds of sleep on any machine (a fast one
+	// finished the reference engine's inside the budget): 2 models × 2 workloads (its batch limit, 4, skips
+	// b8-p32-n32) × 4 launches; p32-n64's launches alone sleep ≥ 0.77 s each.
+	const total = 2 * 2 * 4
+	p := startSuite(t, bin, work, cfgPath, "--bin-dir", bin, "--out", root, "--engines", "testengine:token_us=3000", "--stop-after", "1500ms")
 	require.Equal(t, cli.ExitInterrupted, p.wait(t), p.stderr.String())
 	require.Contains(t, p.stderr.String(), "runner suite --resume")
 	require.Contains(t, p.stderr.String(), "stopped before the next launch")
