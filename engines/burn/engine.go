@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
+	"slices"
+	"strings"
 
 	"github.com/cuda-inference-benchmarks/cib/engines/burn/internal/bridge"
 	"github.com/cuda-inference-benchmarks/cib/protocol"
@@ -36,6 +39,8 @@ func (engine) Info() protocol.Info {
 			"attention": "grouped|padded|fused: grouped (default) = grouped-query matmuls over the KV cache with f32 softmax; " +
 				"padded = the same over the whole fixed-size cache with a position mask (every decode step has one shape); " +
 				"fused = burn::tensor::module::attention (flash attention on CUDA) with K/V heads repeated",
+			"autotune_level": "minimal|balanced|extensive|full (cuda builds with autotune; default: cubecl's, balanced, or " +
+				"$CUBECL_AUTOTUNE_LEVEL): cubecl's [autotune] level — minimal is what burn users pick for short first runs",
 		},
 		Capabilities: protocol.Capabilities{
 			MaxBatch:            1,
@@ -61,7 +66,22 @@ func (engine) Info() protocol.Info {
 	return info
 }
 
+// autotuneLevels are cubecl's [autotune] levels (cubecl-runtime config/autotune.rs).
+var autotuneLevels = []string{"minimal", "balanced", "extensive", "full"}
+
 func (engine) Load(ctx context.Context, req *protocol.Request) (serve.Model, protocol.Loaded, error) {
+	if lv, ok := req.Options["autotune_level"]; ok {
+		if !slices.Contains(autotuneLevels, lv) {
+			return nil, protocol.Loaded{}, serve.BadRequest(fmt.Errorf("option autotune_level=%q: want %s", lv, strings.Join(autotuneLevels, ", ")))
+		}
+		if bi, err := bridge.Info(); err != nil || !bi.CUDA || !bi.Autotune || !strings.HasPrefix(req.Device, "cuda") {
+			return nil, protocol.Loaded{}, serve.Unsupported(errors.New("option autotune_level needs a cuda device and a build with autotune (scripts/build-burn.sh --cuda)"))
+		}
+		// cubecl reads its config, this variable included, when the runtime starts: in bridge.Load below.
+		if err := os.Setenv("CUBECL_AUTOTUNE_LEVEL", lv); err != nil {
+			return nil, protocol.Loaded{}, err
+		}
+	}
 	m, l, err := bridge.Load(req.Model, req.Device, req.DType, req.Threads, req.Options["attention"])
 	if err != nil {
 		return nil, protocol.Loaded{}, classify(err)
