@@ -160,7 +160,11 @@ func TestRunErrors(t *testing.T) {
 		{"unknown option", func() protocol.Request { r := good; r.Options = map[string]string{"graphs": "on"}; return r }(), 2, protocol.CodeBadRequest},
 		{"bad attention mode", func() protocol.Request { r := good; r.Options = map[string]string{"attention": "magic"}; return r }(), 2, protocol.CodeBadRequest},
 		{"bad autotune level", func() protocol.Request { r := good; r.Options = map[string]string{"autotune_level": "max"}; return r }(), 2, protocol.CodeBadRequest},
-		{"autotune level on the cpu", func() protocol.Request { r := good; r.Options = map[string]string{"autotune_level": "minimal"}; return r }(), 2, protocol.CodeUnsupported},
+		{"autotune level on the cpu", func() protocol.Request {
+			r := good
+			r.Options = map[string]string{"autotune_level": "minimal"}
+			return r
+		}(), 2, protocol.CodeUnsupported},
 		{"cuda on a cpu build", func() protocol.Request { r := good; r.Device = "cuda:0"; return r }(), 2, protocol.CodeUnsupported},
 		{"bf16 on a cpu build", func() protocol.Request { r := good; r.DType = "bf16"; return r }(), 2, protocol.CodeUnsupported},
 		{"missing model", request(filepath.Join(t.TempDir(), "nope"), greedyCase("x", []int{1}, 1)), 1, protocol.CodeLoad},
