@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/cuda-inference-benchmarks/cib/ggufw"
 )
@@ -71,6 +72,18 @@ func (t Type) String() string {
 		return n
 	}
 	return fmt.Sprintf("type %d", uint32(t))
+}
+
+// BytesPerValue is the storage cost of one value in the format named name
+// (ggml's type name in any case, "q8_0", "BF16": block bytes / values per
+// block, 34/32 for Q8_0); false for a name Dequantize does not handle.
+func BytesPerValue(name string) (float64, bool) {
+	for _, l := range layouts {
+		if strings.EqualFold(l.name, name) {
+			return float64(l.bytes) / float64(l.values), true
+		}
+	}
+	return 0, false
 }
 
 // Supported says whether Dequantize handles t.
