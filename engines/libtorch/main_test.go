@@ -227,10 +227,7 @@ func TestParity(t *testing.T) {
 		got := checkRun(t, req, res)
 		assert.Equal(t, "cached", res.Events[0].Loaded.Settings["export_run"])
 		assert.Contains(t, res.Events[0].Loaded.Settings["kv_cache"], "192 positions")
-		py := filepath.Join(binDir(), "pytorch")
-		if _, err := os.Stat(py); err != nil {
-			t.Skipf("pytorch engine not built at %s", py)
-		}
+		py := pytorchBin(t)
 		req.Options = map[string]string{"mode": "compiled"}
 		assert.Equal(t, checkRun(t, req, runBin(t, py, pyEnv(), req)), got, "greedy tokens: pytorch compiled (want) vs libtorch (got)")
 	})
@@ -245,13 +242,7 @@ func TestParity(t *testing.T) {
 		assert.NotEqual(t, l.Settings["package_b1"], res.Events[0].Loaded.Settings["package_b1"], "a package of its own")
 	})
 	t.Run("pytorch compiled", func(t *testing.T) {
-		py := filepath.Join(binDir(), "pytorch")
-		if _, err := os.Stat(py); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("pytorch engine not built at %s", py)
-			}
-			t.Skipf("pytorch engine not built at %s", py)
-		}
+		py := pytorchBin(t)
 		req := tinyRequest(map[string]string{"mode": "compiled"})
 		want := checkRun(t, req, runBin(t, py, pyEnv(), req))
 		assert.Equal(t, want, got, "greedy tokens: pytorch compiled (want) vs libtorch (got)")
@@ -263,6 +254,20 @@ func TestParity(t *testing.T) {
 		require.NoError(t, err, "runner conformance:\n%s", out)
 		t.Logf("runner conformance:\n%s", out)
 	})
+}
+
+// pytorchBin is the pytorch engine the parity checks compare with: a failure under CI, where
+// scripts/test.sh builds it, a skip elsewhere.
+func pytorchBin(t *testing.T) string {
+	t.Helper()
+	py := filepath.Join(binDir(), "pytorch")
+	if _, err := os.Stat(py); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("pytorch engine not built at %s", py)
+		}
+		t.Skipf("pytorch engine not built at %s", py)
+	}
+	return py
 }
 
 // tamper rewrites the torch_version in every metadata file of package src into dst.
