@@ -19,7 +19,7 @@ const determinismNote = "Token ids show where outputs part, not which kernels ma
 	"profiled launch's top 8 kernels by time, by name, in runs.jsonl (every kernel name with `--profile-keep`), but not their " +
 	"launch configurations — enough to see a different kernel between launches, not a different tuning of one kernel. Engines that " +
 	"report the configurations their tuned kernels settled on (loaded.settings.kernel_configs: pytorch compiled on cuda) show that too, " +
-	"in the line above."
+	"in the lines above."
 
 // determinismLines are a case's determinism findings in plain words, one per
 // engine whose greedy outputs differ somewhere; none when all agree.
