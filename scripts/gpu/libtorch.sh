@@ -76,7 +76,11 @@ cases:
   - {name: p$prompt-n$new, prompt_len: $prompt, max_new_tokens: $new}
 timeouts: {start: 15m, stall: 5m, total: 30m}
 EOF
-    "$BIN/runner" bench --bin-dir "$BIN" --config "$out/$shape.yaml" --out "$out/results" 2>&1 | tee "$out/runner-tiny.txt" || true
+    # END_AT (epoch seconds) interrupts the runner like Ctrl-C at that time: it still writes the report of every finished launch.
+    lim=0
+    [[ -n ${END_AT:-} ]] && lim=$((END_AT - $(date +%s)))s
+    timeout --signal=INT --kill-after=30 "$lim" \
+      "$BIN/runner" bench --bin-dir "$BIN" --config "$out/$shape.yaml" --out "$out/results" 2>&1 | tee "$out/runner-$shape.txt" || true
     ;;
   *)
     echo "libtorch.sh: unknown phase $phase (want conformance, export, tiny)" >&2
