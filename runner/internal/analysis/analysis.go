@@ -291,7 +291,7 @@ func Build(name string, env envinfo.Env, req RequestInfo, labels []string, basel
 	if env.Model.Dir != "" {
 		tok, _ = tokenizer.Load(env.Model.Dir) // nil: no text, ids only
 	}
-	var family []*stats.Comparison
+	var family []Keyed
 	for ci, c := range req.Cases {
 		cs := Case{Name: c.Name, Prompt: len(c.PromptTokens), MaxNew: c.MaxNewTokens, Batch: c.BatchSize}
 		for _, l := range labels {
@@ -335,10 +335,11 @@ func Build(name string, env envinfo.Env, req RequestInfo, labels []string, basel
 	}
 	for ci := range s.Cases {
 		for k := range s.Cases[ci].Comparisons {
-			family = append(family, &s.Cases[ci].Comparisons[k].Comparison)
+			c := &s.Cases[ci].Comparisons[k]
+			family = append(family, Keyed{Case: s.Cases[ci].Name, Engine: c.Engine, Metric: c.Metric, C: &c.Comparison})
 		}
 	}
-	stats.AdjustHolm(family)
+	hypotheses := AdjustHolm(family)
 	for ci := range s.Cases {
 		for k := range s.Cases[ci].Comparisons {
 			if c := &s.Cases[ci].Comparisons[k]; c.Blocked != nil && c.Blocked.Disagree {
@@ -354,7 +355,7 @@ func Build(name string, env envinfo.Env, req RequestInfo, labels []string, basel
 				k = ok
 			}
 		}
-		if a := stats.DesignAdvice(max(k, 0), len(family), stats.DefaultAlpha); a != "" {
+		if a := stats.DesignAdvice(max(k, 0), hypotheses, stats.DefaultAlpha); a != "" {
 			s.Warnings = append(s.Warnings, a)
 		}
 	}

@@ -331,7 +331,7 @@ func benchCmd(c *ucli.Context, e *env) error {
 	// Before any launch: can this design call a difference significant?
 	// (The report says it again from the launches that succeeded.)
 	if len(variants) > 1 && progress != nil {
-		family := (len(variants) - 1) * len(cases) * len(analysis.Compared)
+		family := (len(variants) - 1) * len(cases) * analysis.Hypotheses()
 		if a := stats.DesignAdvice(cfg.Launches, family, stats.DefaultAlpha); a != "" {
 			if cfg.Adaptive != nil {
 				a += fmt.Sprintf(" (adaptive stopping may add launches up to %d)", cfg.Adaptive.MaxLaunches)

@@ -185,11 +185,11 @@ func compareSummaries(e *env, a, b *analysis.Summary, alpha float64) error {
 	if len(pairs) == 0 {
 		return fmt.Errorf("compare: no case × engine in common between %s and %s", a.Name, b.Name)
 	}
-	family := make([]*stats.Comparison, len(pairs))
-	for i := range pairs {
-		family[i] = &pairs[i].cmp
+	family := make([]analysis.Keyed, len(pairs))
+	for i, p := range pairs {
+		family[i] = analysis.Keyed{Case: p.caseName, Engine: p.engine, Metric: p.metric, C: &pairs[i].cmp}
 	}
-	stats.AdjustHolm(family)
+	analysis.AdjustHolm(family)
 	fmt.Fprintf(w, "Launch-level: A and B are means of launch medians, B/A their ratio with a hierarchical bootstrap CI, p a Welch test on launch medians.\n\n")
 	fmt.Fprintf(w, "| case | engine | metric | A | B | B/A [95%% CI] | launches B vs A | p (Holm) | Cliff's δ (iterations) | verdict |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, p := range pairs {

@@ -60,3 +60,23 @@ func TestHeadlinesOneLaunch(t *testing.T) {
 	require.Len(t, hs, 1)
 	assert.Equal(t, "b vs a: no verdict — 1 vs 1 launches; a launch-level test needs at least 2 per engine", hs[0].Text)
 }
+
+// TestHeadlinesTooFewToDecide: a comparison whose ratio CI excludes 1 but
+// whose launch-level test does not reject (few launches that vary, Holm over
+// many comparisons) says the launches were too few, with the ratio; one whose
+// CI holds 1 keeps "no significant difference".
+func TestHeadlinesTooFewToDecide(t *testing.T) {
+	undecided := stats.Comparison{LaunchesA: 3, LaunchesB: 3, HasTest: true, HasRatio: true, Ratio: 5.97, RatioLo: 5.19, RatioHi: 7.39, P: 0.004, PAdj: 0.087, Alpha: 0.05, Verdict: "~"}
+	level := stats.Comparison{LaunchesA: 3, LaunchesB: 3, HasTest: true, HasRatio: true, Ratio: 1.01, RatioLo: 0.95, RatioHi: 1.08, P: 0.6, PAdj: 1, Alpha: 0.05, Verdict: "~"}
+	s := &analysis.Summary{Baseline: "a", Cases: []analysis.Case{{Name: "c", Comparisons: []analysis.Comparison{
+		{Engine: "b", Baseline: "a", Metric: "tpot_ms", Comparison: undecided},
+		{Engine: "b", Baseline: "a", Metric: "ttft_ms", Comparison: level},
+	}}}}
+	hs := Headlines(s)
+	require.Len(t, hs, 1)
+	assert.Equal(t, "b vs a: not significant with 3 vs 3 launches, too few to decide: TPOT 5.97× [5.19–7.39×] (p = 0.087); no significant difference in TTFT", hs[0].Text)
+	assert.Zero(t, hs[0].Better+hs[0].Worse, "an undecided comparison counts neither way")
+	assert.Equal(t, "b vs a in TPOT: not significant with 3 vs 3 launches, too few to decide (ratio 5.97 [95% CI 5.19–7.39], launch-level p = 0.087 (Holm))",
+		Verdict(s.Cases[0].Comparisons[0]))
+	assert.Equal(t, "b vs a in TTFT: no significant difference (ratio 1.01 [95% CI 0.950–1.08], launch-level p = 1.000 (Holm))", Verdict(s.Cases[0].Comparisons[1]))
+}

@@ -203,7 +203,8 @@ func Headlines(s *analysis.Summary) []Headline {
 		}
 		for _, en := range engines {
 			var h Headline
-			var sig, none []string
+			var sig, none, undecided []string
+			var nA, nB int
 			untestable := ""
 			for _, cm := range c.Comparisons {
 				if cm.Engine != en {
@@ -225,14 +226,24 @@ func Headlines(s *analysis.Summary) []Headline {
 					} else {
 						h.Worse++
 					}
+				} else if undecidedRatio(cm) {
+					undecided = append(undecided, fmt.Sprintf("%s %s× [%s–%s×] (p = %s)", metricWord(cm.Metric), num(cm.Ratio, 3), num(cm.RatioLo, 3), num(cm.RatioHi, 3), strings.TrimPrefix(pval(cm.PAdj), "<")))
+					nA, nB = cm.LaunchesA, cm.LaunchesB
 				} else {
 					none = append(none, metricWord(cm.Metric))
 				}
 			}
 			parts := sig
+			if len(undecided) > 0 {
+				lead := fmt.Sprintf("%s vs %s: ", en, s.Baseline)
+				if len(sig) > 0 {
+					lead = ""
+				}
+				parts = append(parts, fmt.Sprintf("%snot significant with %d vs %d launches, too few to decide: %s", lead, nB, nA, strings.Join(undecided, ", ")))
+			}
 			if len(none) > 0 {
 				lead := fmt.Sprintf("%s vs %s: no significant difference in ", en, s.Baseline)
-				if len(sig) > 0 {
+				if len(sig)+len(undecided) > 0 {
 					lead = "no significant difference in "
 				}
 				parts = append(parts, lead+strings.Join(none, ", "))
@@ -279,12 +290,25 @@ func Verdict(cm analysis.Comparison) string {
 	if !cm.HasRatio {
 		return fmt.Sprintf("%s vs %s in %s: no verdict (ratio undefined)", cm.Engine, cm.Baseline, name)
 	}
+	if !cm.Significant && undecidedRatio(cm) {
+		return fmt.Sprintf("%s vs %s in %s: not significant with %d vs %d launches, too few to decide (ratio %s [95%% CI %s–%s], %s)", cm.Engine, cm.Baseline, name,
+			cm.LaunchesB, cm.LaunchesA, num(cm.Ratio, 3), num(cm.RatioLo, 3), num(cm.RatioHi, 3), p)
+	}
 	if !cm.Significant {
 		return fmt.Sprintf("%s vs %s in %s: no significant difference (ratio %s [95%% CI %s–%s], %s)", cm.Engine, cm.Baseline, name,
 			num(cm.Ratio, 3), num(cm.RatioLo, 3), num(cm.RatioHi, 3), p)
 	}
 	f, word, lo, hi := factor(cm)
 	return fmt.Sprintf("**%s is %s× %s than %s in %s** [95%% CI %s–%s×], %s", cm.Engine, num(f, 3), word, cm.Baseline, name, num(lo, 3), num(hi, 3), p)
+}
+
+// undecidedRatio is a tested comparison that is not significant although its
+// ratio CI excludes 1: the launch-level test, not the data's direction, held
+// it back (few launches that vary, Holm over many comparisons). Saying "no
+// significant difference" there reads as "the same"; the report says the
+// launches were too few instead, with the ratio.
+func undecidedRatio(cm analysis.Comparison) bool {
+	return cm.HasTest && cm.HasRatio && !cm.Significant && cm.Verdict != analysis.CardsDisagree && (cm.RatioLo > 1 || cm.RatioHi < 1)
 }
 
 func higherIsBetter(key string) bool {

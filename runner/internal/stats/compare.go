@@ -232,6 +232,14 @@ func HolmAdjust(ps []float64) []float64 {
 	return adj
 }
 
+// SetPAdj sets the adjusted p-value from outside a family (a comparison that
+// shares another's hypothesis takes that one's) and recomputes Significant
+// and Verdict.
+func (c *Comparison) SetPAdj(p float64) {
+	c.PAdj = p
+	c.decide()
+}
+
 // AdjustHolm applies Holm's correction across the family cs in place: it
 // sets each PAdj from P and recomputes Significant and Verdict. Nil entries
 // are skipped and not counted in the family.
