@@ -32,11 +32,12 @@ const bestPractice = "PyTorch's own deployment path without Python: the pytorch 
 	"(gpt-fast style: fused qkv and gate/up weights, static KV cache written in place, SDPA, greedy argmax on " +
 	"device) exported with torch.export and compiled ahead of time by AOTInductor " +
 	"(torch._inductor.aot_compile + package_aoti: one .pt2 holding a prefill model with a dynamic prompt " +
-	"length and a decode model with static shapes; on cuda with gpt-fast's Inductor settings, coordinate-descent " +
+	"length and a decode model, both with the KV cache length a dynamic dimension; on cuda with gpt-fast's Inductor settings, coordinate-descent " +
 	"tuning), run from C++ through torch::inductor::AOTIModelPackageLoader. The C++ bridge owns the loop: " +
 	"prefill, then one decode run per token reading its token and position on the device (replayed as one " +
 	"at::cuda::CUDAGraph on cuda with cuda_graphs=on), one step of lookahead on cuda. The export runs once per " +
-	"model, dtype, device/card, torch version, batch size and cache length (cached under <model>/.aoti); when " +
+	"model, dtype, device/card, torch version and batch size, for every cache length (cached under <model>/.aoti; " +
+	"cache_len=static: one per length, the fallback); when " +
 	"it runs inside a launch its time is loaded.compile_ns, never load."
 
 // engine implements serve.Engine over the C++ bridge.

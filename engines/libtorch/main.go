@@ -1,6 +1,6 @@
 // Command libtorch is the PyTorch-without-Python engine: a Go binary speaking the benchmark protocol that runs
 // an AOTInductor-compiled Llama (the pytorch engine's static-cache model, exported once per model, dtype,
-// device, batch size and cache length) through libtorch's AOTIModelPackageLoader in a small C++ bridge
+// device and batch size, the KV cache length a dynamic dimension) through libtorch's AOTIModelPackageLoader in a small C++ bridge
 // (libcib_libtorch.so, loaded with dlopen). No Python runs in the benchmark process once the package exists;
 // when it does not, the engine runs the export with $CIB_PYTHON before loading and reports its time as
 // loaded.compile_ns.
