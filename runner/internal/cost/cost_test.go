@@ -126,6 +126,12 @@ func TestCompute(t *testing.T) {
 		"B costs 2.00× as much [95% CI 1.97–2.03×], launch-level p < 0.001 (Holm)", cost.Words(ch, "$"))
 	require.Equal(t, "b1: **A is the cheapest by energy**, $0.0120 per 1M output tokens; B 2.00× as much (medians over launches, no CI)",
 		cost.Words(f.Cheapest[1], "$"))
+	// Not significant: a CI that excludes 1 says too few launches; one that holds 1 says no difference.
+	few := cost.Cheapest{Case: "c", By: "gpu_time", Engine: "A", PerMTok: cost.Interval{Value: 1, Lo: 0.9, Hi: 1.1},
+		Others: []cost.Versus{{Engine: "B", Ratio: 3, RatioLo: 2.5, RatioHi: 3.6, P: 0.09, HasTest: true}, {Engine: "C", Ratio: 1.02, RatioLo: 0.97, RatioHi: 1.08, P: 0.8, HasTest: true}}}
+	require.Equal(t, "c: **A is the cheapest by GPU time**, $1.000 per 1M output tokens; "+
+		"B costs 3.00× as much [95% CI 2.50–3.60×], not significant: too few launches to decide (launch-level p = 0.090, Holm); "+
+		"C costs 1.02× as much [95% CI 0.970–1.08×], no significant difference (launch-level p = 0.800, Holm)", cost.Words(few, "$"))
 }
 
 // TestSection: the section goes through the plugin interface from
