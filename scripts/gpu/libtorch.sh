@@ -50,6 +50,7 @@ print(json.dumps({"protocol":1,"model":m,"device":sys.argv[4],"dtype":sys.argv[5
       { echo "EXPORT FAILED"; tail -n 40 "$out/export-$shape.log"; }
     head -c 3000 "$out/export-$shape.jsonl"; echo
     ls -la "$MODELS/$shape/.aoti" || true
+    df -h "$MODELS" | tail -n1 # the 8B export needs the model (16 GB), the package (16 GB) and, while it packs, the prefill .so (16 GB)
     ;;
   tiny)
     synth "$shape"
