@@ -5,8 +5,11 @@ go 1.26
 require github.com/cuda-inference-benchmarks/cib/protocol v0.0.0
 
 require (
+	github.com/cuda-inference-benchmarks/cib/engines/torchllama v0.0.0
 	github.com/stretchr/testify v1.12.1
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
 )
 
 replace github.com/cuda-inference-benchmarks/cib/protocol => ../../protocol
+
+replace github.com/cuda-inference-benchmarks/cib/engines/torchllama => ../torchllama

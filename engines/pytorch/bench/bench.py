@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """bench.py: the pytorch engine's decode loop with no Go binary and no protocol in between.
 
-It imports the very module the engine's worker runs (../internal/worker/py/llama.py), so its tok/s is the
+It imports the very module the engine's worker runs (engines/torchllama/llama.py), so its tok/s is the
 ceiling the engine should reach; the gap to the runner's figure is the adapter overhead.
 
     bench.py run --model DIR [--device cuda] [--dtype bf16] [--prompt 128] [--new 256] [--iters 5]
@@ -29,7 +29,7 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "internal", "worker", "py"))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "torchllama"))
 
 import torch  # noqa: E402
 

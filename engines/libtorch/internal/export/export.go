@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cuda-inference-benchmarks/cib/engines/torchllama"
 	"github.com/cuda-inference-benchmarks/cib/protocol/modeldir"
 )
 
@@ -60,6 +61,7 @@ func Key(s Spec) (string, error) {
 	fmt.Fprintf(h, "model %s\n", fp)
 	kind, _, _ := strings.Cut(s.Device, ":")
 	fmt.Fprintf(h, "dtype %s\ndevice %s\ncard %s\ntorch %s\nbatch %d\nmax_pos %d\nstatic %t\n", s.DType, kind, s.Card, s.Torch, s.Batch, s.MaxPos, s.Static)
+	fmt.Fprintf(h, "py/%s %x\n", torchllama.Name, torchllama.Sum())
 	err = fs.WalkDir(pyFiles, "py", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -103,6 +105,9 @@ func Ensure(ctx context.Context, python string, env []string, s Spec, path strin
 		return Result{}, err
 	}
 	defer os.RemoveAll(dir)
+	if err := torchllama.Write(dir); err != nil {
+		return Result{}, err
+	}
 	err = fs.WalkDir(pyFiles, "py", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/cuda-inference-benchmarks/cib/engines/torchllama"
 )
 
 //go:embed py/*.py
@@ -122,7 +124,12 @@ func Start(ctx context.Context, cfg Config) (*Worker, error) {
 	return w, nil
 }
 
+// writeFiles writes the worker's Python and the model code it imports (llama.py, shared with the libtorch
+// engine's export: package torchllama) into dir.
 func writeFiles(dir string) error {
+	if err := torchllama.Write(dir); err != nil {
+		return err
+	}
 	entries, err := pyFiles.ReadDir("py")
 	if err != nil {
 		return err

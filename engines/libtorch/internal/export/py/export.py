@@ -1,7 +1,7 @@
 """export.py: the libtorch engine's export step (Python, at model-preparation time, never in a timed process).
 
-It builds the pytorch engine's static-cache Llama (llama.py, a verbatim copy of
-engines/pytorch/internal/worker/py/llama.py) for one model directory, dtype, device and batch size, exports two
+It builds the pytorch engine's static-cache Llama (llama.py from engines/torchllama, the module pytorch compiled
+runs too) for one model directory, dtype, device and batch size, exports two
 entry points with torch.export and compiles each with AOTInductor into one .pt2 package holding two models:
 
   prefill(ids [B, t], k0, v0, ...) -> next ids [B]     t dynamic in [2, S]; writes the KV cache in place

@@ -182,7 +182,7 @@ class Worker:
                 except Exception as e:  # introspection of Inductor internals: report it, never fail the load
                     settings["kernel_configs_error"] = f"{type(e).__name__}: {e}"
             settings.update({
-                "implementation": "own gpt-fast-style Llama (engines/pytorch llama.py)",
+                "implementation": "own gpt-fast-style Llama (engines/torchllama/llama.py, shared with the libtorch engine)",
                 "kv_cache": f"static, {max_seq} positions per sequence, written in place (index_put_)",
                 "attention": "F.scaled_dot_product_attention, bool causal mask over the static cache, GQA by query-head grouping",
                 "fused_weights": "qkv, gate+up",
