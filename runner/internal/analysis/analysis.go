@@ -120,6 +120,68 @@ type Engine struct {
 	Warnings       []string `json:"warnings,omitempty"`
 	// GPU is the median over successful launches of their NVML summaries.
 	GPU *GPU `json:"gpu,omitempty"`
+	// FirstLaunch sets the engine's first successful launch against its
+	// later ones; nil with fewer than 2.
+	FirstLaunch *FirstLaunch `json:"first_launch,omitempty"`
+}
+
+// FirstLaunch is what an engine's first launch paid that later ones did not:
+// the first launch meets cold caches that persist between launches (a
+// compile cache, an autotune store, the driver's kernel JIT cache, the page
+// cache), so its cold start and first warm-up iteration show the one-time
+// cost a user pays on a fresh machine; the medians over the later launches
+// show the warm figure. The launch-level statistics pool all launches.
+type FirstLaunch struct {
+	// Launch is the first launch's index (0 unless it failed).
+	Launch int `json:"launch"`
+	// ColdStartS is its spawn → loaded in s; FirstWarmupS the E2E of the
+	// first warm-up iteration it ran, in s (0 without warm-up).
+	ColdStartS   float64 `json:"cold_start_s"`
+	FirstWarmupS float64 `json:"first_warmup_s,omitempty"`
+	// Later counts the later launches; LaterColdStartS and
+	// LaterFirstWarmupS are their medians.
+	Later             int     `json:"later"`
+	LaterColdStartS   float64 `json:"later_cold_start_s"`
+	LaterFirstWarmupS float64 `json:"later_first_warmup_s,omitempty"`
+}
+
+// firstLaunch builds FirstLaunch from the successful launches of one engine.
+func firstLaunch(recs []results.Record) *FirstLaunch {
+	type launch struct {
+		idx        int
+		cold, warm float64
+	}
+	var ls []launch
+	for _, r := range recs {
+		if r.Status != results.StatusOK {
+			continue
+		}
+		l := launch{idx: r.Launch, cold: float64(r.ColdStartNs) / 1e9}
+		for _, it := range r.Iterations {
+			if it.Raw.Warmup {
+				l.warm = float64(it.Metrics.E2ENs) / 1e9
+				break
+			}
+		}
+		ls = append(ls, l)
+	}
+	if len(ls) < 2 {
+		return nil
+	}
+	slices.SortFunc(ls, func(a, b launch) int { return a.idx - b.idx })
+	var cold, warm []float64
+	for _, l := range ls[1:] {
+		cold = append(cold, l.cold)
+		if l.warm > 0 {
+			warm = append(warm, l.warm)
+		}
+	}
+	f := &FirstLaunch{Launch: ls[0].idx, ColdStartS: ls[0].cold, FirstWarmupS: ls[0].warm, Later: len(ls) - 1,
+		LaterColdStartS: stats.Summarize(cold).Median}
+	if len(warm) > 0 {
+		f.LaterFirstWarmupS = stats.Summarize(warm).Median
+	}
+	return f
 }
 
 // GPU is an engine's NVML figures: medians over its launches.
@@ -471,6 +533,13 @@ func engineSummary(label, dtype string, recs []results.Record) Engine {
 		}
 	}
 	e.ColdStart = newStat(cold)
+	var mine []results.Record
+	for _, r := range recs {
+		if r.Engine == label {
+			mine = append(mine, r)
+		}
+	}
+	e.FirstLaunch = firstLaunch(mine)
 	e.HostCores = newStat(cores)
 	e.HostCPUPerStep = newStat(perStep)
 	e.GPU = gpuStats(tels)

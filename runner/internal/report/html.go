@@ -91,6 +91,9 @@ func HTML(w io.Writer, s *analysis.Summary) error {
 		p.f("%s", htmlRow(row))
 	}
 	p.f("</table>\n")
+	if l := firstLaunchLine(s); l != "" {
+		p.f("<p class=\"note\">%s</p>\n", esc(l))
+	}
 	if hasGPU(s) {
 		p.f("<h2>GPU (NVML, median over launches; energy and power over timed iterations)</h2>\n<table>\n%s", htmlHeader(gpuHeader))
 		for _, row := range gpuRows(s) {

@@ -90,6 +90,9 @@ func Markdown(w io.Writer, s *analysis.Summary) error {
 		p.f("| %s |\n", strings.Join(row, " | "))
 	}
 	p.f("\n")
+	if l := firstLaunchLine(s); l != "" {
+		p.f("%s\n\n", l)
+	}
 	if hasGPU(s) {
 		p.f("## GPU (NVML, median over launches; energy and power over timed iterations)\n\n")
 		p.f("| %s |\n|%s\n", strings.Join(gpuHeader, " | "), strings.Repeat("---|", len(gpuHeader)))
@@ -778,6 +781,28 @@ func gpuRows(s *analysis.Summary) [][]string {
 			num(g.PrefillPowerW, 4), num(g.DecodePowerW, 4), num(g.SMUtilPct, 3), num(g.SMClockMHz, 4), num(g.TempMaxC, 3), throttled})
 	}
 	return out
+}
+
+// firstLaunchLine sets each engine's first launch against its later ones
+// (one-time costs of cold caches); "" when no engine has two launches.
+func firstLaunchLine(s *analysis.Summary) string {
+	var parts []string
+	for _, en := range s.Engines {
+		f := en.FirstLaunch
+		if f == nil {
+			continue
+		}
+		t := fmt.Sprintf("%s cold start %s vs %s s", en.Label, num(f.ColdStartS, 3), num(f.LaterColdStartS, 3))
+		if f.FirstWarmupS > 0 && f.LaterFirstWarmupS > 0 {
+			t += fmt.Sprintf(", first warm-up iteration %s vs %s s", num(f.FirstWarmupS, 3), num(f.LaterFirstWarmupS, 3))
+		}
+		parts = append(parts, t)
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "First launch against the median of the later ones (what a fresh machine pays once: compile and autotune caches, " +
+		"the kernel JIT cache, the page cache; the statistics above pool every launch): " + strings.Join(parts, "; ") + "."
 }
 
 // globalWarnings are the run's and the engines' warnings.
