@@ -162,6 +162,7 @@ func (e *engine) Info() protocol.Info {
 			"cache_len":   "dynamic|static (default dynamic): the exported models take any KV cache length up to max_position_embeddings (one package per batch size), or exactly this request's (a package per length: the fallback)",
 			"wait":        "spin|block (cuda; default spin, as CUDA's default event): how the host awaits each token — block sleeps on a cudaEventBlockingSync event, so host CPU time counts the loop's work, not the wait",
 			"export":      "auto|never (default auto): run the AOTInductor export with $CIB_PYTHON when the package is missing, or fail",
+			"weights":     "file|package (default file): the models' weights in one file per model, dtype and torch that every package (batch size, cache_len) and every model of the process shares, or inside each package's prefill .so (as before 2026-12-02)",
 			"cache_dir":   "directory of exported packages (default <model>/.aoti; dot-names are outside the runner's model hash)",
 		},
 		Capabilities: protocol.Capabilities{
@@ -249,7 +250,13 @@ type loadInfo struct {
 	Wait            string `json:"wait"`
 	Threads         int    `json:"threads"`
 	SharedConstants int    `json:"shared_constants"`
-	DeviceName      string `json:"device_name"`
+	// WeightsReadNs and WeightsToDeviceNs time the weights file (0 when the package carries the weights or an
+	// earlier model of this process loaded the file: WeightsShared).
+	WeightsReadNs     int64  `json:"weights_read_ns"`
+	WeightsToDeviceNs int64  `json:"weights_to_device_ns"`
+	WeightsBytes      int64  `json:"weights_bytes"`
+	WeightsShared     bool   `json:"weights_shared"`
+	DeviceName        string `json:"device_name"`
 }
 
 func (e *engine) Load(ctx context.Context, req *protocol.Request) (serve.Model, protocol.Loaded, error) {
@@ -286,6 +293,10 @@ func (e *engine) Load(ctx context.Context, req *protocol.Request) (serve.Model, 
 		return nil, protocol.Loaded{}, err
 	}
 	mode, err := opt("export", "auto", "auto", "never")
+	if err != nil {
+		return nil, protocol.Loaded{}, err
+	}
+	weightsMode, err := opt("weights", "file", "file", "package")
 	if err != nil {
 		return nil, protocol.Loaded{}, err
 	}
@@ -332,13 +343,13 @@ func (e *engine) Load(ctx context.Context, req *protocol.Request) (serve.Model, 
 	cacheDir, _ := opt("cache_dir", filepath.Join(req.Model, ".aoti"))
 	l := protocol.Loaded{ContextInitNs: e.openNs, DType: req.DType, Params: cfg.params(), Settings: map[string]string{
 		"runtime":    "libtorch " + e.info.Libtorch + " via torch::inductor::AOTIModelPackageLoader (no Python in this process once the package exists)",
-		"package":    "one .pt2 per batch size for every request: models prefill (dynamic prompt length 2..S) and decode, both with the cache length S dynamic (2.." + strconv.Itoa(cfg.MaxPos) + "), decode sharing prefill's weights",
+		"package":    "one .pt2 per batch size for every request: models prefill (dynamic prompt length 2..S) and decode, both with the cache length S dynamic (2.." + strconv.Itoa(cfg.MaxPos) + ")",
 		"kv_cache":   fmt.Sprintf("static, %d positions per sequence (need rounded up to %d), written in place by both models", maxSeq, seqAlign),
 		"decoding":   "greedy argmax inside the compiled models, on device; the next decode step reads token and position on device",
 		"export_run": "cached",
 	}}
 	if cacheLen == "static" {
-		l.Settings["package"] = fmt.Sprintf("one .pt2 per batch size and cache length (cache_len=static: %d positions): models prefill (dynamic prompt length 2..%d) and decode (static), decode sharing prefill's weights", maxSeq, maxSeq)
+		l.Settings["package"] = fmt.Sprintf("one .pt2 per batch size and cache length (cache_len=static: %d positions): models prefill (dynamic prompt length 2..%d) and decode (static)", maxSeq, maxSeq)
 	}
 	if kind == "cuda" {
 		l.Settings["token_timing"] = "each token copied to pinned host memory behind a CUDA event, stamped (steady_clock) when the host has waited on it; the next step is queued first (1 step lookahead)"
@@ -351,8 +362,22 @@ func (e *engine) Load(ctx context.Context, req *protocol.Request) (serve.Model, 
 		m.Close()
 		return nil, protocol.Loaded{}, err
 	}
+	weights := ""
+	if weightsMode == "file" {
+		wkey, err := export.WeightsKey(req.Model, req.DType, e.info.Libtorch)
+		if err != nil {
+			return fail(err)
+		}
+		weights = filepath.Join(cacheDir, wkey[:24]+".weights.pt")
+		l.Settings["weights"] = "one file of the model's weights (torch.save of {fqn: tensor}, made by the export) that every package and model shares, on the device once per process (weights_file)"
+		l.Settings["weights_file"] = weights
+	} else {
+		l.Settings["weights"] = "inside each package's prefill .so (weights=package); the decode model uses the prefill model's tensors"
+	}
+	copies := 0
 	for _, b := range batches {
-		spec := export.Spec{Model: req.Model, DType: req.DType, Device: device, Card: card, Torch: e.info.Libtorch, Batch: b, MaxPos: cfg.MaxPos, Static: cacheLen == "static"}
+		spec := export.Spec{Model: req.Model, DType: req.DType, Device: device, Card: card, Torch: e.info.Libtorch, Batch: b, MaxPos: cfg.MaxPos,
+			Static: cacheLen == "static", Weights: weights}
 		if spec.Static {
 			spec.MaxPos = maxSeq
 		}
@@ -361,8 +386,10 @@ func (e *engine) Load(ctx context.Context, req *protocol.Request) (serve.Model, 
 			return fail(err)
 		}
 		pkg := filepath.Join(cacheDir, key[:24]+".pt2")
-		if _, err := os.Stat(pkg); err != nil && mode == "never" {
-			return fail(serve.Unsupported(fmt.Errorf("no exported package %s for batch %d (option export=never)", pkg, b)))
+		for _, f := range []string{pkg, weights} {
+			if _, err := os.Stat(f); f != "" && err != nil && mode == "never" {
+				return fail(serve.Unsupported(fmt.Errorf("no exported %s for batch %d (option export=never)", f, b)))
+			}
 		}
 		res, err := export.Ensure(ctx, e.python(), e.env, spec, pkg, e.stderr)
 		if err != nil {
@@ -379,7 +406,7 @@ func (e *engine) Load(ctx context.Context, req *protocol.Request) (serve.Model, 
 			l.Settings[fmt.Sprintf("export_b%d", b)] = string(rep)
 		}
 		l.Settings[fmt.Sprintf("package_b%d", b)] = pkg
-		bm, s, err := bridge.Load(pkg, device, b, maxSeq, graphs == "on", wait == "block", req.Threads)
+		bm, s, err := bridge.Load(pkg, weights, device, b, maxSeq, graphs == "on", wait == "block", req.Threads)
 		if err != nil {
 			return fail(classify(err))
 		}
@@ -391,15 +418,23 @@ func (e *engine) Load(ctx context.Context, req *protocol.Request) (serve.Model, 
 		l.ContextInitNs += li.ContextInitNs
 		// AOTI reads the package's weights straight to the device when it loads the prefill model: that is
 		// both weights_to_host and weights_to_device, reported as the latter.
-		l.WeightsToDeviceNs += li.PrefillLoadNs + li.DecodeLoadNs
+		l.WeightsToDeviceNs += li.PrefillLoadNs + li.DecodeLoadNs + li.WeightsToDeviceNs
+		l.WeightsToHostNs += li.WeightsReadNs
 		l.CompileNs += li.WarmupNs
 		l.DeviceName = li.DeviceName
 		l.Settings["cuda_graphs"] = li.CUDAGraph
 		l.Settings["wait"] = li.Wait
 		l.Settings["threads"] = strconv.Itoa(li.Threads)
 		l.Settings["libtorch"] = li.Libtorch
+		if weights != "" && !li.WeightsShared {
+			copies++
+		}
 	}
-	l.Settings["load_split"] = "weights_to_device_ns = AOTIModelPackageLoader construction of both models (unpack, dlopen, weights to device); " +
+	if weights != "" {
+		l.Settings["weights_on_device"] = fmt.Sprintf("%d copy for %d package(s)", copies, len(batches))
+	}
+	l.Settings["load_split"] = "weights_to_device_ns = AOTIModelPackageLoader construction of both models (unpack, dlopen; weights=package: weights to device) " +
+		"+ the weights file's tensors to the device; weights_to_host_ns = reading and unpickling the weights file; " +
 		"compile_ns = export (when it ran here) + warm-up runs and CUDA graph capture"
 	return m, l, nil
 }

@@ -205,6 +205,10 @@ func TestParity(t *testing.T) {
 	assert.Positive(t, l.WeightsToDeviceNs)
 	assert.NotEmpty(t, l.Settings["package_b1"])
 	assert.NotEmpty(t, l.Settings["package_b2"])
+	// weights=file (the default): the packages carry no weights; one file serves both, read once per process.
+	assert.Equal(t, "1 copy for 2 package(s)", l.Settings["weights_on_device"])
+	wf, err := os.Stat(l.Settings["weights_file"])
+	require.NoError(t, err, "the weights file")
 
 	t.Run("cached", func(t *testing.T) {
 		// export=never proves the packages are found, so this launch ran no Python at all.
@@ -240,6 +244,23 @@ func TestParity(t *testing.T) {
 		assert.Equal(t, got[0], out[0])
 		assert.Contains(t, res.Events[0].Loaded.Settings["package"], "cache_len=static: 64 positions")
 		assert.NotEqual(t, l.Settings["package_b1"], res.Events[0].Loaded.Settings["package_b1"], "a package of its own")
+	})
+	t.Run("weights in the package", func(t *testing.T) {
+		// weights=package, as before: the prefill model's .so carries the weights; a package of its own, the same tokens.
+		req := tinyRequest(map[string]string{"weights": "package"})
+		req.Cases = req.Cases[:1]
+		res := runBin(t, binPath, pyEnv(), req)
+		out := checkRun(t, req, res)
+		assert.Equal(t, got[0], out[0])
+		ls := res.Events[0].Loaded.Settings
+		assert.Empty(t, ls["weights_file"])
+		assert.NotEqual(t, l.Settings["package_b1"], ls["package_b1"], "a package of its own")
+		// It is bigger than the weights=file package by about the weights file (the code of both is the same).
+		withW, err := os.Stat(ls["package_b1"])
+		require.NoError(t, err)
+		without, err := os.Stat(l.Settings["package_b1"])
+		require.NoError(t, err)
+		assert.Greater(t, withW.Size()-without.Size(), wf.Size()*8/10, "package sizes %d (weights inside) and %d (weights file %d)", withW.Size(), without.Size(), wf.Size())
 	})
 	t.Run("pytorch compiled", func(t *testing.T) {
 		py := pytorchBin(t)
@@ -314,6 +335,11 @@ func TestErrors(t *testing.T) {
 	pkg := res.Events[0].Loaded.Settings["package_b1"]
 	stale := t.TempDir()
 	tamper(t, pkg, filepath.Join(stale, filepath.Base(pkg)), "2.0.0+cu118")
+	wf := res.Events[0].Loaded.Settings["weights_file"]
+	require.NotEmpty(t, wf, "the default weights=file names its file")
+	wb, err := os.ReadFile(wf)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(stale, filepath.Base(wf)), wb, 0o644))
 
 	single := func(r *protocol.Request) { r.Cases = r.Cases[:1] }
 	tests := []struct {

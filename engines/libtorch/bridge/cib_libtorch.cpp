@@ -14,6 +14,7 @@
 #include <c10/core/Device.h>
 #include <c10/util/Exception.h>
 #include <torch/csrc/inductor/aoti_package/model_package_loader.h>
+#include <torch/csrc/jit/serialization/pickle.h>
 #include <torch/version.h>
 
 #ifdef CIB_LT_CUDA
@@ -26,10 +27,14 @@
 #include <cuda_runtime_api.h>
 #endif
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -138,10 +143,77 @@ bool cuda_available() {
 
 }  // namespace
 
+// Weights are the tensors of a weights file (torch.save of {fqn: tensor}, written by the export step) on one
+// device. Every model of the process loaded from the same file onto the same device shares them: a second
+// batch size costs no second copy.
+struct Weights {
+  std::unordered_map<std::string, at::Tensor> by_fqn;
+  int64_t read_ns = 0, to_device_ns = 0;
+  int64_t bytes = 0;
+};
+
+std::mutex weights_mu;
+std::map<std::string, std::weak_ptr<Weights>> weights_cache;
+
+std::shared_ptr<Weights> load_weights(const std::string &path, const c10::Device &dev, bool *shared) {
+  std::lock_guard<std::mutex> lock(weights_mu);
+  const std::string key = path + "|" + dev.str();
+  if (auto w = weights_cache[key].lock()) {
+    *shared = true;
+    return w;
+  }
+  *shared = false;
+  auto w = std::make_shared<Weights>();
+  int64_t t = now_ns();
+  c10::IValue v;
+  {
+    std::ifstream f(path, std::ios::binary | std::ios::ate);
+    if (!f) throw Failure(CIB_LT_FAILED, "load: open weights file " + path + ": " + std::strerror(errno));
+    std::streamsize n = f.tellg();
+    f.seekg(0);
+    std::vector<char> buf(static_cast<size_t>(n));
+    if (!f.read(buf.data(), n)) throw Failure(CIB_LT_FAILED, "load: read weights file " + path);
+    w->bytes = n;
+    try {
+      v = torch::jit::pickle_load(buf);
+    } catch (const c10::Error &e) {
+      throw Failure(CIB_LT_FAILED, "load: weights file " + path + ": " + e.what_without_backtrace());
+    }
+  }
+  if (!v.isGenericDict()) throw Failure(CIB_LT_FAILED, "load: weights file " + path + " holds no {name: tensor} dict");
+  w->read_ns = now_ns() - t;
+  t = now_ns();
+  for (const auto &kv : v.toGenericDict()) {
+    if (!kv.key().isString() || !kv.value().isTensor())
+      throw Failure(CIB_LT_FAILED, "load: weights file " + path + ": an entry is not name → tensor");
+    w->by_fqn[kv.key().toStringRef()] = kv.value().toTensor().to(dev);
+  }
+#ifdef CIB_LT_CUDA
+  if (dev.is_cuda()) c10::cuda::device_synchronize();
+#endif
+  w->to_device_ns = now_ns() - t;
+  weights_cache[key] = w;
+  return w;
+}
+
+// use_weights hands a model (loaded without constants) the tensors it names, as user-managed constants (no copy).
+void use_weights(torch::inductor::AOTIModelPackageLoader &ldr, const Weights &w, const std::string &path, const char *which) {
+  std::unordered_map<std::string, at::Tensor> mine;
+  for (const auto &fqn : ldr.get_constant_fqns()) {
+    auto it = w.by_fqn.find(fqn);
+    if (it == w.by_fqn.end())
+      throw Failure(CIB_LT_FAILED, std::string("load: constant ") + fqn + " of the " + which + " model is not in the weights file " + path +
+                                       " (export again)");
+    mine[fqn] = it->second;
+  }
+  ldr.load_constants(mine, false, true, true);
+}
+
 struct cib_lt_model {
   c10::Device device{c10::kCPU};
   int32_t batch = 0, max_seq = 0;
   std::unique_ptr<torch::inductor::AOTIModelPackageLoader> prefill, decode;
+  std::shared_ptr<struct Weights> weights;  // the models' constants when they come from a weights file (user-managed)
   std::vector<at::Tensor> caches;  // k0, v0, k1, v1, ... [batch, kv_heads, max_seq, head_dim]
   at::Tensor tok;                  // [batch, 1] int64: the current token, written by decode
   at::Tensor pos;                  // [1] int64: the current position, advanced by decode
@@ -227,7 +299,9 @@ extern "C" int32_t cib_lt_info(char *buf, size_t len) {
   return CIB_LT_OK;
 }
 
-extern "C" int32_t cib_lt_load(const char *package, const char *device, int32_t batch, int32_t max_seq,
+extern "C" int32_t cib_lt_abi_version(void) { return CIB_LT_ABI_VERSION; }
+
+extern "C" int32_t cib_lt_load(const char *package, const char *weights, const char *device, int32_t batch, int32_t max_seq,
                                int32_t flags, int32_t threads, cib_lt_model **out, char *info,
                                size_t info_len, char *err, size_t err_len) {
   return guard(err, err_len, [&] {
@@ -298,6 +372,21 @@ extern "C" int32_t cib_lt_load(const char *package, const char *device, int32_t 
     int64_t t_prefill = now_ns() - t_load;
     int64_t t_dec = now_ns();
     m->decode = std::make_unique<torch::inductor::AOTIModelPackageLoader>(pkg, "decode", true, 1, idx);
+    std::unordered_map<std::string, at::Tensor> shared;
+    int64_t t_wread = 0, t_wdev = 0;
+    bool weights_shared = false;
+    if (weights != nullptr && *weights != 0) {
+      // Both models were exported without weights: they use the weights file's tensors (user-managed, no copy).
+      t_dec = now_ns() - t_dec;
+      if (meta["external_weights"] != "1")
+        throw Failure(CIB_LT_BAD_ARG, "load: package " + pkg + " carries its weights; a weights file was given too");
+      m->weights = load_weights(weights, m->device, &weights_shared);
+      if (!weights_shared) t_wread = m->weights->read_ns, t_wdev = m->weights->to_device_ns;
+      use_weights(*m->prefill, *m->weights, weights, "prefill");
+      use_weights(*m->decode, *m->weights, weights, "decode");
+    } else {
+    if (meta["external_weights"] == "1")
+      throw Failure(CIB_LT_BAD_ARG, "load: package " + pkg + " was exported without weights: it needs its weights file");
     // The decode model was exported without weights: it uses the prefill model's tensors (user-managed, no copy).
     auto runner = m->prefill->get_runner();
     auto consts = runner->extract_constants_map(false);
@@ -307,7 +396,6 @@ extern "C" int32_t cib_lt_load(const char *package, const char *device, int32_t 
       auto it = names.find(kv.first);
       by_fqn[it == names.end() ? kv.first : it->second] = kv.second;
     }
-    std::unordered_map<std::string, at::Tensor> shared;
     for (const auto &fqn : m->decode->get_constant_fqns()) {
       auto it = by_fqn.find(fqn);
       if (it == by_fqn.end()) throw Failure(CIB_LT_FAILED, "load: decode constant " + fqn + " not in the prefill model");
@@ -315,6 +403,7 @@ extern "C" int32_t cib_lt_load(const char *package, const char *device, int32_t 
     }
     m->decode->load_constants(shared, false, true, true);
     t_dec = now_ns() - t_dec;
+    }
 
     int layers = std::stoi(meta["layers"]), kv_heads = std::stoi(meta["kv_heads"]), head_dim = std::stoi(meta["head_dim"]);
     auto dt = meta["dtype"] == "bf16" ? at::kBFloat16 : meta["dtype"] == "f16" ? at::kHalf : at::kFloat;
@@ -375,7 +464,9 @@ extern "C" int32_t cib_lt_load(const char *package, const char *device, int32_t 
                                : blocking ? "block (cudaEventBlockingSync: the host thread sleeps until the token is on the host)"
                                           : "spin (cudaEventDefault: the host thread polls until the token is on the host)")
       << ",\"threads\":" << at::get_num_threads()
-      << ",\"shared_constants\":" << shared.size() << ",\"device_name\":";
+      << ",\"shared_constants\":" << shared.size() << ",\"weights_read_ns\":" << t_wread << ",\"weights_to_device_ns\":" << t_wdev
+      << ",\"weights_bytes\":" << (m->weights ? m->weights->bytes : 0) << ",\"weights_shared\":" << (weights_shared ? "true" : "false")
+      << ",\"device_name\":";
 #ifdef CIB_LT_CUDA
     if (m->cuda()) {
       cudaDeviceProp p;

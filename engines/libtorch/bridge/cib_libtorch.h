@@ -25,6 +25,11 @@ enum {
 
 typedef struct cib_lt_model cib_lt_model;
 
+/* The ABI's version: cib_lt_abi_version returns it, and the Go side refuses a bridge built for another (a stale
+ * libcib_libtorch.so would be called with the wrong arguments). 2: cib_lt_load takes a weights file. */
+#define CIB_LT_ABI_VERSION 2
+CIB_LT_API int32_t cib_lt_abi_version(void);
+
 /* cib_lt_info writes a JSON object about the runtime into buf: libtorch version at run time (from
  * at::show_config) and of the headers the bridge was built with, CUDA version, cuda device count, CXX11 ABI. */
 CIB_LT_API int32_t cib_lt_info(char *buf, size_t len);
@@ -36,11 +41,13 @@ enum {
                              * instead of spinning, so its CPU time is the work it does, not the wait */
 };
 
-/* cib_lt_load loads package (a .pt2 with models "prefill" and "decode") on device ("cpu" or "cuda:N") for
+/* cib_lt_load loads package (a .pt2 with models "prefill" and "decode") on device ("cpu" or "cuda:N"), with the
+ * models' weights from the file weights (torch.save of {fqn: tensor}, for a package exported without weights;
+ * NULL or "" for one whose prefill model carries them; models of one process share a file's tensors), for
  * batch rows and a static KV cache of max_seq positions, with flags (CIB_LT_CUDA_GRAPHS | CIB_LT_BLOCKING_WAIT);
  * threads > 0 sets the intra-op thread count. It checks the package's torch version against the runtime's. On
  * success *out is the model and info (len info_len) holds a JSON object of load timings (ns) and settings. */
-CIB_LT_API int32_t cib_lt_load(const char *package, const char *device, int32_t batch, int32_t max_seq, int32_t flags,
+CIB_LT_API int32_t cib_lt_load(const char *package, const char *weights, const char *device, int32_t batch, int32_t max_seq, int32_t flags,
                     int32_t threads, cib_lt_model **out, char *info, size_t info_len, char *err, size_t err_len);
 
 /* cib_lt_generate runs greedy generation for one prompt (n_prompt ids, the same for every row): prefill, then

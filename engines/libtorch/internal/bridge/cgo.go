@@ -11,12 +11,14 @@ package bridge
 
 #include "cib_libtorch.h" // the ABI's types and flags; the functions are reached through dlsym below
 typedef int32_t (*info_fn)(char *, size_t);
-typedef int32_t (*load_fn)(const char *, const char *, int32_t, int32_t, int32_t, int32_t, cib_lt_model **, char *,
-                           size_t, char *, size_t);
+typedef int32_t (*abi_fn)(void);
+typedef int32_t (*load_fn)(const char *, const char *, const char *, int32_t, int32_t, int32_t, int32_t, cib_lt_model **,
+                           char *, size_t, char *, size_t);
 typedef int32_t (*generate_fn)(cib_lt_model *, const int64_t *, int32_t, int32_t, int64_t *, int64_t *, int64_t *,
                                int64_t *, char *, size_t);
 typedef void (*free_fn)(cib_lt_model *);
 
+static abi_fn p_abi;
 static info_fn p_info;
 static load_fn p_load;
 static generate_fn p_generate;
@@ -29,8 +31,11 @@ static void *cib_open(const char *path, int global, const char **err) {
 	return h;
 }
 
-// cib_bind looks up the bridge's four functions; the missing name, or NULL.
+// cib_bind looks up the bridge's functions and checks its ABI version; the missing name (or "ABI" for another
+// version), or NULL.
 static const char *cib_bind(void *h) {
+	if (!(p_abi = (abi_fn)dlsym(h, "cib_lt_abi_version"))) return "cib_lt_abi_version";
+	if (p_abi() != CIB_LT_ABI_VERSION) return "ABI";
 	if (!(p_info = (info_fn)dlsym(h, "cib_lt_info"))) return "cib_lt_info";
 	if (!(p_load = (load_fn)dlsym(h, "cib_lt_load"))) return "cib_lt_load";
 	if (!(p_generate = (generate_fn)dlsym(h, "cib_lt_generate"))) return "cib_lt_generate";
@@ -39,9 +44,9 @@ static const char *cib_bind(void *h) {
 }
 
 static int32_t cib_info(char *buf, size_t n) { return p_info(buf, n); }
-static int32_t cib_load(const char *pkg, const char *dev, int32_t b, int32_t s, int32_t g, int32_t t, cib_lt_model **m,
-                        char *info, size_t in, char *err, size_t en) {
-	return p_load(pkg, dev, b, s, g, t, m, info, in, err, en);
+static int32_t cib_load(const char *pkg, const char *w, const char *dev, int32_t b, int32_t s, int32_t g, int32_t t,
+                        cib_lt_model **m, char *info, size_t in, char *err, size_t en) {
+	return p_load(pkg, w, dev, b, s, g, t, m, info, in, err, en);
 }
 static int32_t cib_generate(cib_lt_model *m, const int64_t *p, int32_t np, int32_t nn, int64_t *ids, int64_t *hns,
                             int64_t *dns, int64_t *peak, char *err, size_t en) {
@@ -99,6 +104,9 @@ func open(p Paths) error {
 		return &Error{Code: CodeOpen, Message: fmt.Sprintf("libtorch bridge: dlopen: %s", C.GoString(cerr))}
 	}
 	if missing := C.cib_bind(h); missing != nil {
+		if m := C.GoString(missing); m == "ABI" || m == "cib_lt_abi_version" {
+			return &Error{Code: CodeOpen, Message: fmt.Sprintf("libtorch bridge %s was built for another ABI than this engine's (%d): rebuild it (scripts/build-libtorch.sh)", p.Bridge, C.CIB_LT_ABI_VERSION)}
+		}
 		return &Error{Code: CodeOpen, Message: fmt.Sprintf("libtorch bridge %s: no symbol %s", p.Bridge, C.GoString(missing))}
 	}
 	return nil
@@ -145,16 +153,18 @@ type Model struct {
 	batch int
 }
 
-// Load loads the AOTInductor package pkg on device for batch rows and a static cache of maxSeq positions, with
+// Load loads the AOTInductor package pkg on device, with its weights from the file weights ("" for a package
+// that carries them; models of one process share a file's tensors), for batch rows and a static cache of maxSeq positions, with
 // the decode step captured in a CUDA graph when cudaGraphs and each token awaited on a blocking-sync event
 // (the host thread sleeps) when blockingWait. It returns the bridge's JSON object of load timings (ns) and
 // settings.
-func Load(pkg, device string, batch, maxSeq int, cudaGraphs, blockingWait bool, threads int) (*Model, string, error) {
+func Load(pkg, weights, device string, batch, maxSeq int, cudaGraphs, blockingWait bool, threads int) (*Model, string, error) {
 	if err := mustOpen(); err != nil {
 		return nil, "", err
 	}
-	cpkg, cdev := C.CString(pkg), C.CString(device)
+	cpkg, cw, cdev := C.CString(pkg), C.CString(weights), C.CString(device)
 	defer C.free(unsafe.Pointer(cpkg))
+	defer C.free(unsafe.Pointer(cw))
 	defer C.free(unsafe.Pointer(cdev))
 	info := (*C.char)(C.malloc(errLen))
 	defer C.free(unsafe.Pointer(info))
@@ -169,7 +179,7 @@ func Load(pkg, device string, batch, maxSeq int, cudaGraphs, blockingWait bool, 
 		g |= C.CIB_LT_BLOCKING_WAIT
 	}
 	var h *C.cib_lt_model
-	rc := C.cib_load(cpkg, cdev, C.int32_t(batch), C.int32_t(maxSeq), g, C.int32_t(threads), &h, info, errLen, errBuf, errLen)
+	rc := C.cib_load(cpkg, cw, cdev, C.int32_t(batch), C.int32_t(maxSeq), g, C.int32_t(threads), &h, info, errLen, errBuf, errLen)
 	if rc != 0 {
 		return nil, "", &Error{Code: Code(rc), Message: C.GoString(errBuf)}
 	}

@@ -47,6 +47,10 @@ type Spec struct {
 	// Static exports the cache length as a fixed dimension, MaxPos (option cache_len=static: one package per
 	// request length, as before 2026-12-02; kept as the fallback should a dynamic length fail or run slower).
 	Static bool
+	// Weights, when set, is the file the models' weights live in instead of the prefill model's .so (option
+	// weights=file, the default): one file per model, dtype and torch (WeightsKey) that every package of the
+	// model shares, so a second batch size costs no second copy of the weights on disk or on the device.
+	Weights string
 }
 
 // Key returns the package's cache key: the SHA-256 of everything the package depends on. The model enters
@@ -60,8 +64,33 @@ func Key(s Spec) (string, error) {
 	}
 	fmt.Fprintf(h, "model %s\n", fp)
 	kind, _, _ := strings.Cut(s.Device, ":")
-	fmt.Fprintf(h, "dtype %s\ndevice %s\ncard %s\ntorch %s\nbatch %d\nmax_pos %d\nstatic %t\n", s.DType, kind, s.Card, s.Torch, s.Batch, s.MaxPos, s.Static)
+	fmt.Fprintf(h, "dtype %s\ndevice %s\ncard %s\ntorch %s\nbatch %d\nmax_pos %d\nstatic %t\nexternal_weights %t\n", s.DType, kind, s.Card, s.Torch, s.Batch, s.MaxPos, s.Static, s.Weights != "")
 	fmt.Fprintf(h, "py/%s %x\n", torchllama.Name, torchllama.Sum())
+	err = fs.WalkDir(pyFiles, "py", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := pyFiles.ReadFile(p)
+		fmt.Fprintf(h, "%s %x\n", p, sha256.Sum256(b))
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// WeightsKey returns the cache key of a model's weights file: the model, dtype and torch version, and the code
+// that fuses and names the tensors (llama.py, export.py) — not the device, batch size or cache length, which only
+// the compiled models depend on.
+func WeightsKey(model, dtype, torch string) (string, error) {
+	h := sha256.New()
+	fp, err := modeldir.Fingerprint(model)
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprintf(h, "model %s\ndtype %s\ntorch %s\npy/%s %x\n", fp, dtype, torch, torchllama.Name, torchllama.Sum())
+	// export.py names the tensors (the module paths of its wrappers): a change to it may rename them.
 	err = fs.WalkDir(pyFiles, "py", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -98,7 +127,9 @@ func (e *Error) Error() string { return e.Message }
 // the export's log.
 func Ensure(ctx context.Context, python string, env []string, s Spec, path string, stderr io.Writer) (Result, error) {
 	if _, err := os.Stat(path); err == nil {
-		return Result{}, nil
+		if _, err := os.Stat(s.Weights); s.Weights == "" || err == nil {
+			return Result{}, nil
+		}
 	}
 	dir, err := os.MkdirTemp("", "cib-libtorch-export-")
 	if err != nil {
@@ -125,6 +156,9 @@ func Ensure(ctx context.Context, python string, env []string, s Spec, path strin
 		"--batch", fmt.Sprint(s.Batch), "--max-seq", fmt.Sprint(s.MaxPos), "--out", path}
 	if s.Static {
 		args = append(args, "--static-cache")
+	}
+	if s.Weights != "" {
+		args = append(args, "--weights", s.Weights)
 	}
 	cmd := exec.CommandContext(ctx, python, args...)
 	cmd.Env = env

@@ -11,12 +11,14 @@ The caches' length S ([B, kv_heads, S, head_dim]) is a dynamic dimension of both
 max_position_embeddings): the bridge allocates the cache each request needs (its longest prompt + new tokens
 rounded up to 64, as the pytorch engine's static cache), and one package serves every length.
 
-so the decode step needs no host input (one CUDA graph can replay it). The weights are constants of the prefill
-model only; the decode model is compiled without them (aot_inductor.package_constants_in_so=False) and the
-bridge hands it the prefill model's tensors (user-managed, no copy). Metadata (torch version, shapes, dtype)
+so the decode step needs no host input (one CUDA graph can replay it). With --weights FILE (the engine's default)
+neither model carries weights (aot_inductor.package_constants_in_so=False): they go to FILE once (torch.save of
+{fqn: tensor}), which every package of the model shares, and the bridge hands each model the tensors it names
+(user-managed, no copy). Without it the weights are constants of the prefill model only and the bridge hands the
+decode model the prefill model's tensors. Metadata (torch version, shapes, dtype)
 travels in the package and the bridge checks it at load.
 
-Usage: python export.py --model DIR --dtype f32 --device cpu --batch 1 --max-seq 64 --out PKG.pt2 [--key K]
+Usage: python export.py --model DIR --dtype f32 --device cpu --batch 1 --max-seq 64 --out PKG.pt2 [--key K] [--weights FILE]
 Prints one JSON line on stdout: {"ok": true, "export_ns": ..., ...}. Logs on stderr.
 """
 
@@ -81,6 +83,9 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--key", default="")
     ap.add_argument("--static-cache", action="store_true", help="the cache length is --max-seq exactly, not a dynamic dimension")
+    ap.add_argument("--weights", default="", help="export both models without weights and write them here (torch.save of "
+                    "{fqn: tensor}, shared by every package of this model, dtype and torch); without it the prefill model "
+                    "carries them in its .so")
     a = ap.parse_args()
     t_all = time.perf_counter_ns()
     torch.set_grad_enabled(False)
@@ -104,7 +109,7 @@ def main():
     meta = {
         "torch_version": torch.__version__, "dtype": a.dtype, "batch": str(a.batch), "max_seq": str(a.max_seq),
         "layers": str(cfg.layers), "kv_heads": str(cfg.kv_heads), "head_dim": str(cfg.head_dim),
-        "vocab": str(cfg.vocab), "key": a.key,
+        "vocab": str(cfg.vocab), "key": a.key, "external_weights": "1" if a.weights else "0",
         "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.machine(),
     }
     t = time.perf_counter_ns()
@@ -119,8 +124,32 @@ def main():
     ep_dec = torch.export.export(Decode(model), (tok, pos, caches), dynamic_shapes=None if a.static_cache else (None, None, cache_dims),
                                  prefer_deferred_runtime_asserts_over_guards=True)
     export_ns = time.perf_counter_ns() - t
+    weights_ns, weights_bytes = 0, 0
+    if a.weights:
+        # One weights file serves every package of this model (batch sizes, cache_len modes): the models carry none.
+        t = time.perf_counter_ns()
+        if not os.path.exists(a.weights):
+            named = {}
+            for ep in (ep_pre, ep_dec):
+                for k, v in list(ep.state_dict.items()) + list(ep.constants.items()):
+                    if isinstance(v, torch.Tensor):
+                        named.setdefault(k, v.detach().to("cpu").contiguous())
+            os.makedirs(os.path.dirname(os.path.abspath(a.weights)), exist_ok=True)
+            fd, wtmp = tempfile.mkstemp(suffix=".weights.tmp", dir=os.path.dirname(os.path.abspath(a.weights)))
+            os.close(fd)
+            try:
+                torch.save(named, wtmp)
+                os.replace(wtmp, a.weights)
+            finally:
+                if os.path.exists(wtmp):
+                    os.unlink(wtmp)
+            del named
+        weights_ns, weights_bytes = time.perf_counter_ns() - t, os.path.getsize(a.weights)
     t = time.perf_counter_ns()
-    pre_files = torch._inductor.aot_compile(ep_pre.module(), (ids, caches), options=inductor_options(dev, dict(meta)))
+    pre_opts = inductor_options(dev, dict(meta))
+    if a.weights:
+        pre_opts["aot_inductor.package_constants_in_so"] = False
+    pre_files = torch._inductor.aot_compile(ep_pre.module(), (ids, caches), options=pre_opts)
     pre_ns = time.perf_counter_ns() - t
     t = time.perf_counter_ns()
     dec_opts = inductor_options(dev, dict(meta))
@@ -147,6 +176,7 @@ def main():
     _out.write(json.dumps({
         "ok": True, "torch": torch.__version__, "total_ns": time.perf_counter_ns() - t_all, "export_ns": export_ns,
         "aoti_prefill_ns": pre_ns, "aoti_decode_ns": dec_ns, "bytes": os.path.getsize(a.out),
+        "weights_ns": weights_ns, "weights_bytes": weights_bytes,
         "inductor_options": {k: v for k, v in inductor_options(dev, {}).items() if k != "aot_inductor.metadata"},
     }) + "\n")
 
