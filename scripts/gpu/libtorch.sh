@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the libtorch engine on the GPU host, in phases (default: conformance export tiny):
-#   conformance  runner conformance libtorch on cuda:0 bf16, tiny shape ($MODELS/tiny; the first launch exports)
+#   conformance  runner conformance libtorch on cuda:0 bf16, tiny shape ($MODELS/tiny; the first launch exports), with the
+#                CUDA graph, without it, and with the weights inside the package (weights=package)
 #   export       exports TinyLlama's package for the bench case (batch 1, 128+256 tokens) in one launch of
 #                its own, so its cost is on record (export-$shape.jsonl: loaded.compile_ns, settings.export_b1)
 #                and no benchmark launch pays it
@@ -39,6 +40,8 @@ for phase in "${phases[@]}"; do
     synth tiny
     "$BIN/runner" conformance --bin-dir "$BIN" --model "$MODELS/tiny" --device "$device" --dtype "$dtype" libtorch 2>&1 | tee "$out/conformance.txt" || true
     "$BIN/runner" conformance --bin-dir "$BIN" --model "$MODELS/tiny" --device "$device" --dtype "$dtype" libtorch:cuda_graphs=off 2>&1 | tee "$out/conformance-nograph.txt" || true
+    # The weights inside the package (the layout before weights=file became the default): the fallback.
+    "$BIN/runner" conformance --bin-dir "$BIN" --model "$MODELS/tiny" --device "$device" --dtype "$dtype" libtorch:weights=package 2>&1 | tee "$out/conformance-weights-package.txt" || true
     ;;
   export)
     synth "$shape"
