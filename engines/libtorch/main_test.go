@@ -341,6 +341,15 @@ func TestErrors(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(stale, filepath.Base(wf)), wb, 0o644))
 
+	// A bridge built for ABI 1 (before cib_lt_load took a weights file): it has the other functions but no
+	// cib_lt_abi_version, and calling its cib_lt_load with today's arguments would misread them.
+	old := filepath.Join(t.TempDir(), "libcib_libtorch.so")
+	src := filepath.Join(t.TempDir(), "old.c")
+	require.NoError(t, os.WriteFile(src, []byte("int cib_lt_info(void){return 0;} int cib_lt_load(void){return 0;} int cib_lt_generate(void){return 0;} void cib_lt_free(void){}\n"), 0o644))
+	if out, err := exec.Command("gcc", "-shared", "-fPIC", "-o", old, src).CombinedOutput(); err != nil {
+		t.Fatalf("gcc: %v\n%s", err, out)
+	}
+
 	single := func(r *protocol.Request) { r.Cases = r.Cases[:1] }
 	tests := []struct {
 		name     string
@@ -362,6 +371,8 @@ func TestErrors(t *testing.T) {
 			code: 2, errCode: protocol.CodeUnsupported, contains: "CIB_TORCH_LIB"},
 		{name: "missing bridge", env: []string{"CIB_LIBTORCH_BRIDGE=/nonexistent/libcib_libtorch.so"},
 			code: 2, errCode: protocol.CodeUnsupported, contains: "scripts/build-libtorch.sh"},
+		{name: "bridge of an older ABI", env: []string{"CIB_LIBTORCH_BRIDGE=" + old},
+			code: 2, errCode: protocol.CodeUnsupported, contains: "another ABI"},
 		{name: "no interpreter for the export", env: []string{"CIB_PYTHON=/nonexistent/python3", "CIB_TORCH_LIB=" + torchLib(t)},
 			mutate: func(r *protocol.Request) { single(r); r.Options = map[string]string{"cache_dir": t.TempDir()} },
 			code:   1, errCode: protocol.CodeLoad, contains: "CIB_PYTHON"},
