@@ -1,6 +1,10 @@
 package analysis
 
-import "github.com/cuda-inference-benchmarks/cib/runner/internal/stats"
+import (
+	"slices"
+
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/stats"
+)
 
 // DerivedFrom maps a compared metric that is a function of another to that
 // metric: decode tok/s is batch / TPOT in every iteration, so a launch-level
@@ -15,20 +19,11 @@ var DerivedFrom = map[string]string{"decode_tps": "tpot_ms"}
 func Hypotheses() int {
 	n := 0
 	for _, k := range Compared {
-		if base, ok := DerivedFrom[k]; !ok || !containsKey(Compared, base) {
+		if base, ok := DerivedFrom[k]; !ok || !slices.Contains(Compared, base) {
 			n++
 		}
 	}
 	return n
-}
-
-func containsKey(keys []string, k string) bool {
-	for _, x := range keys {
-		if x == k {
-			return true
-		}
-	}
-	return false
 }
 
 // Keyed is one comparison with what identifies its hypothesis: the case, the

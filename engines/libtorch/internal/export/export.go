@@ -66,15 +66,7 @@ func Key(s Spec) (string, error) {
 	kind, _, _ := strings.Cut(s.Device, ":")
 	fmt.Fprintf(h, "dtype %s\ndevice %s\ncard %s\ntorch %s\nbatch %d\nmax_pos %d\nstatic %t\nexternal_weights %t\n", s.DType, kind, s.Card, s.Torch, s.Batch, s.MaxPos, s.Static, s.Weights != "")
 	fmt.Fprintf(h, "py/%s %x\n", torchllama.Name, torchllama.Sum())
-	err = fs.WalkDir(pyFiles, "py", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := pyFiles.ReadFile(p)
-		fmt.Fprintf(h, "%s %x\n", p, sha256.Sum256(b))
-		return err
-	})
-	if err != nil {
+	if err := hashPy(h); err != nil {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
@@ -91,7 +83,15 @@ func WeightsKey(model, dtype, torch string) (string, error) {
 	}
 	fmt.Fprintf(h, "model %s\ndtype %s\ntorch %s\npy/%s %x\n", fp, dtype, torch, torchllama.Name, torchllama.Sum())
 	// export.py names the tensors (the module paths of its wrappers): a change to it may rename them.
-	err = fs.WalkDir(pyFiles, "py", func(p string, d fs.DirEntry, err error) error {
+	if err := hashPy(h); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// hashPy writes the name and SHA-256 of each embedded Python file to h.
+func hashPy(h io.Writer) error {
+	return fs.WalkDir(pyFiles, "py", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
@@ -99,10 +99,6 @@ func WeightsKey(model, dtype, torch string) (string, error) {
 		fmt.Fprintf(h, "%s %x\n", p, sha256.Sum256(b))
 		return err
 	})
-	if err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // Result is what an export reports.
