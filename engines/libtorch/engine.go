@@ -250,9 +250,8 @@ type loadInfo struct {
 	Wait            string `json:"wait"`
 	Threads         int    `json:"threads"`
 	SharedConstants int    `json:"shared_constants"`
-	// WeightsReadNs and WeightsToDeviceNs time the weights file (0 when the package carries the weights or an
-	// earlier model of this process loaded the file: WeightsShared).
-	WeightsReadNs     int64  `json:"weights_read_ns"`
+	// WeightsToDeviceNs times the weights file: mapped, each tensor copied to the device (0 when the package
+	// carries the weights or an earlier model of this process loaded the file: WeightsShared).
 	WeightsToDeviceNs int64  `json:"weights_to_device_ns"`
 	WeightsBytes      int64  `json:"weights_bytes"`
 	WeightsShared     bool   `json:"weights_shared"`
@@ -368,13 +367,13 @@ func (e *engine) Load(ctx context.Context, req *protocol.Request) (serve.Model, 
 		if err != nil {
 			return fail(err)
 		}
-		weights = filepath.Join(cacheDir, wkey[:24]+".weights.pt")
-		l.Settings["weights"] = "one file of the model's weights (torch.save of {fqn: tensor}, made by the export) that every package and model shares, on the device once per process (weights_file)"
+		weights = filepath.Join(cacheDir, wkey[:24]+".weights.safetensors")
+		l.Settings["weights"] = "one safetensors file of the model's weights (tensors named by fqn, made by the export) that every package and model shares, mapped and copied to the device once per process (weights_file)"
 		l.Settings["weights_file"] = weights
 	} else {
 		l.Settings["weights"] = "inside each package's prefill .so (weights=package); the decode model uses the prefill model's tensors"
 	}
-	copies := 0
+	copies, windex := 0, ""
 	for _, b := range batches {
 		spec := export.Spec{Model: req.Model, DType: req.DType, Device: device, Card: card, Torch: e.info.Libtorch, Batch: b, MaxPos: cfg.MaxPos,
 			Static: cacheLen == "static", Weights: weights}
@@ -406,7 +405,12 @@ func (e *engine) Load(ctx context.Context, req *protocol.Request) (serve.Model, 
 			l.Settings[fmt.Sprintf("export_b%d", b)] = string(rep)
 		}
 		l.Settings[fmt.Sprintf("package_b%d", b)] = pkg
-		bm, s, err := bridge.Load(pkg, weights, device, b, maxSeq, graphs == "on", wait == "block", req.Threads)
+		if weights != "" && windex == "" {
+			if windex, err = export.WeightsIndex(weights); err != nil {
+				return fail(err)
+			}
+		}
+		bm, s, err := bridge.Load(pkg, weights, windex, device, b, maxSeq, graphs == "on", wait == "block", req.Threads)
 		if err != nil {
 			return fail(classify(err))
 		}
@@ -419,7 +423,6 @@ func (e *engine) Load(ctx context.Context, req *protocol.Request) (serve.Model, 
 		// AOTI reads the package's weights straight to the device when it loads the prefill model: that is
 		// both weights_to_host and weights_to_device, reported as the latter.
 		l.WeightsToDeviceNs += li.PrefillLoadNs + li.DecodeLoadNs + li.WeightsToDeviceNs
-		l.WeightsToHostNs += li.WeightsReadNs
 		l.CompileNs += li.WarmupNs
 		l.DeviceName = li.DeviceName
 		l.Settings["cuda_graphs"] = li.CUDAGraph
@@ -434,7 +437,7 @@ func (e *engine) Load(ctx context.Context, req *protocol.Request) (serve.Model, 
 		l.Settings["weights_on_device"] = fmt.Sprintf("%d copy for %d package(s)", copies, len(batches))
 	}
 	l.Settings["load_split"] = "weights_to_device_ns = AOTIModelPackageLoader construction of both models (unpack, dlopen; weights=package: weights to device) " +
-		"+ the weights file's tensors to the device; weights_to_host_ns = reading and unpickling the weights file; " +
+		"+ the weights file mapped and its tensors copied to the device; " +
 		"compile_ns = export (when it ran here) + warm-up runs and CUDA graph capture"
 	return m, l, nil
 }

@@ -14,7 +14,6 @@
 #include <c10/core/Device.h>
 #include <c10/util/Exception.h>
 #include <torch/csrc/inductor/aoti_package/model_package_loader.h>
-#include <torch/csrc/jit/serialization/pickle.h>
 #include <torch/version.h>
 
 #ifdef CIB_LT_CUDA
@@ -27,11 +26,15 @@
 #include <cuda_runtime_api.h>
 #endif
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -143,19 +146,35 @@ bool cuda_available() {
 
 }  // namespace
 
-// Weights are the tensors of a weights file (torch.save of {fqn: tensor}, written by the export step) on one
+// Weights are the tensors of a weights file (safetensors written by the export, tensors named by fqn) on one
 // device. Every model of the process loaded from the same file onto the same device shares them: a second
 // batch size costs no second copy.
 struct Weights {
   std::unordered_map<std::string, at::Tensor> by_fqn;
-  int64_t read_ns = 0, to_device_ns = 0;
+  int64_t to_device_ns = 0;
   int64_t bytes = 0;
 };
 
 std::mutex weights_mu;
 std::map<std::string, std::weak_ptr<Weights>> weights_cache;
 
-std::shared_ptr<Weights> load_weights(const std::string &path, const c10::Device &dev, bool *shared) {
+at::ScalarType weight_dtype(const std::string &d) {
+  if (d == "BF16") return at::kBFloat16;
+  if (d == "F16") return at::kHalf;
+  if (d == "F32") return at::kFloat;
+  if (d == "F64") return at::kDouble;
+  if (d == "I64") return at::kLong;
+  if (d == "I32") return at::kInt;
+  if (d == "I8") return at::kChar;
+  if (d == "U8") return at::kByte;
+  if (d == "BOOL") return at::kBool;
+  throw Failure(CIB_LT_BAD_ARG, "load: weights index: dtype " + d);
+}
+
+// load_weights maps path and copies each tensor the index names ("name\tdtype\toffset\tbytes\td0,d1,...\n",
+// offsets from the file's start: the Go side parses the safetensors header) to the device; on cpu into fresh,
+// aligned tensors. The mapping is gone when it returns: the copies are all that stays.
+std::shared_ptr<Weights> load_weights(const std::string &path, const std::string &index, const c10::Device &dev, bool *shared) {
   std::lock_guard<std::mutex> lock(weights_mu);
   const std::string key = path + "|" + dev.str();
   if (auto w = weights_cache[key].lock()) {
@@ -165,28 +184,43 @@ std::shared_ptr<Weights> load_weights(const std::string &path, const c10::Device
   *shared = false;
   auto w = std::make_shared<Weights>();
   int64_t t = now_ns();
-  c10::IValue v;
-  {
-    std::ifstream f(path, std::ios::binary | std::ios::ate);
-    if (!f) throw Failure(CIB_LT_FAILED, "load: open weights file " + path + ": " + std::strerror(errno));
-    std::streamsize n = f.tellg();
-    f.seekg(0);
-    std::vector<char> buf(static_cast<size_t>(n));
-    if (!f.read(buf.data(), n)) throw Failure(CIB_LT_FAILED, "load: read weights file " + path);
-    w->bytes = n;
-    try {
-      v = torch::jit::pickle_load(buf);
-    } catch (const c10::Error &e) {
-      throw Failure(CIB_LT_FAILED, "load: weights file " + path + ": " + e.what_without_backtrace());
-    }
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw Failure(CIB_LT_FAILED, "load: open weights file " + path + ": " + std::strerror(errno));
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    int e = errno;
+    close(fd);
+    throw Failure(CIB_LT_FAILED, "load: stat weights file " + path + ": " + std::strerror(e));
   }
-  if (!v.isGenericDict()) throw Failure(CIB_LT_FAILED, "load: weights file " + path + " holds no {name: tensor} dict");
-  w->read_ns = now_ns() - t;
-  t = now_ns();
-  for (const auto &kv : v.toGenericDict()) {
-    if (!kv.key().isString() || !kv.value().isTensor())
-      throw Failure(CIB_LT_FAILED, "load: weights file " + path + ": an entry is not name → tensor");
-    w->by_fqn[kv.key().toStringRef()] = kv.value().toTensor().to(dev);
+  void *base = mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
+  close(fd);
+  if (base == MAP_FAILED) throw Failure(CIB_LT_FAILED, "load: map weights file " + path + ": " + std::strerror(errno));
+  madvise(base, static_cast<size_t>(st.st_size), MADV_SEQUENTIAL);
+  struct Unmap {
+    void *p;
+    size_t n;
+    ~Unmap() { munmap(p, n); }
+  } unmap{base, static_cast<size_t>(st.st_size)};
+  std::istringstream lines(index);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.empty()) continue;
+    std::istringstream f(line);
+    std::string name, dt, off_s, n_s, dims_s;
+    if (!std::getline(f, name, '\t') || !std::getline(f, dt, '\t') || !std::getline(f, off_s, '\t') || !std::getline(f, n_s, '\t'))
+      throw Failure(CIB_LT_BAD_ARG, "load: weights index line " + quote(line));
+    std::getline(f, dims_s);
+    int64_t off = std::stoll(off_s), n = std::stoll(n_s);
+    std::vector<int64_t> dims;
+    std::istringstream d(dims_s);
+    for (std::string x; std::getline(d, x, ',');)
+      if (!x.empty()) dims.push_back(std::stoll(x));
+    if (off < 0 || n < 0 || off + n > st.st_size)
+      throw Failure(CIB_LT_BAD_ARG, "load: weights index: " + name + " lies outside " + path);
+    auto view = at::from_blob(static_cast<char *>(base) + off, dims, at::TensorOptions().dtype(weight_dtype(dt)));
+    if (view.nbytes() != static_cast<size_t>(n)) throw Failure(CIB_LT_BAD_ARG, "load: weights index: " + name + ": size does not match its shape");
+    w->by_fqn[name] = dev.is_cpu() ? view.clone() : view.to(dev);
+    w->bytes += n;
   }
 #ifdef CIB_LT_CUDA
   if (dev.is_cuda()) c10::cuda::device_synchronize();
@@ -301,7 +335,7 @@ extern "C" int32_t cib_lt_info(char *buf, size_t len) {
 
 extern "C" int32_t cib_lt_abi_version(void) { return CIB_LT_ABI_VERSION; }
 
-extern "C" int32_t cib_lt_load(const char *package, const char *weights, const char *device, int32_t batch, int32_t max_seq,
+extern "C" int32_t cib_lt_load(const char *package, const char *weights, const char *weights_index, const char *device, int32_t batch, int32_t max_seq,
                                int32_t flags, int32_t threads, cib_lt_model **out, char *info,
                                size_t info_len, char *err, size_t err_len) {
   return guard(err, err_len, [&] {
@@ -373,15 +407,15 @@ extern "C" int32_t cib_lt_load(const char *package, const char *weights, const c
     int64_t t_dec = now_ns();
     m->decode = std::make_unique<torch::inductor::AOTIModelPackageLoader>(pkg, "decode", true, 1, idx);
     std::unordered_map<std::string, at::Tensor> shared;
-    int64_t t_wread = 0, t_wdev = 0;
+    int64_t t_wdev = 0;
     bool weights_shared = false;
     if (weights != nullptr && *weights != 0) {
       // Both models were exported without weights: they use the weights file's tensors (user-managed, no copy).
       t_dec = now_ns() - t_dec;
       if (meta["external_weights"] != "1")
         throw Failure(CIB_LT_BAD_ARG, "load: package " + pkg + " carries its weights; a weights file was given too");
-      m->weights = load_weights(weights, m->device, &weights_shared);
-      if (!weights_shared) t_wread = m->weights->read_ns, t_wdev = m->weights->to_device_ns;
+      m->weights = load_weights(weights, weights_index ? weights_index : "", m->device, &weights_shared);
+      if (!weights_shared) t_wdev = m->weights->to_device_ns;
       use_weights(*m->prefill, *m->weights, weights, "prefill");
       use_weights(*m->decode, *m->weights, weights, "decode");
     } else {
@@ -464,7 +498,7 @@ extern "C" int32_t cib_lt_load(const char *package, const char *weights, const c
                                : blocking ? "block (cudaEventBlockingSync: the host thread sleeps until the token is on the host)"
                                           : "spin (cudaEventDefault: the host thread polls until the token is on the host)")
       << ",\"threads\":" << at::get_num_threads()
-      << ",\"shared_constants\":" << shared.size() << ",\"weights_read_ns\":" << t_wread << ",\"weights_to_device_ns\":" << t_wdev
+      << ",\"shared_constants\":" << shared.size() << ",\"weights_to_device_ns\":" << t_wdev
       << ",\"weights_bytes\":" << (m->weights ? m->weights->bytes : 0) << ",\"weights_shared\":" << (weights_shared ? "true" : "false")
       << ",\"device_name\":";
 #ifdef CIB_LT_CUDA

@@ -42,12 +42,14 @@ enum {
 };
 
 /* cib_lt_load loads package (a .pt2 with models "prefill" and "decode") on device ("cpu" or "cuda:N"), with the
- * models' weights from the file weights (torch.save of {fqn: tensor}, for a package exported without weights;
- * NULL or "" for one whose prefill model carries them; models of one process share a file's tensors), for
+ * models' weights from the file weights (safetensors, for a package exported without weights; NULL or "" for one
+ * whose prefill model carries them; models of one process share a file's tensors) as weights_index lists them
+ * ("name\tdtype\toffset\tbytes\td0,d1,...\n" per tensor, offsets from the file's start, dtype as safetensors
+ * names it), for
  * batch rows and a static KV cache of max_seq positions, with flags (CIB_LT_CUDA_GRAPHS | CIB_LT_BLOCKING_WAIT);
  * threads > 0 sets the intra-op thread count. It checks the package's torch version against the runtime's. On
  * success *out is the model and info (len info_len) holds a JSON object of load timings (ns) and settings. */
-CIB_LT_API int32_t cib_lt_load(const char *package, const char *weights, const char *device, int32_t batch, int32_t max_seq, int32_t flags,
+CIB_LT_API int32_t cib_lt_load(const char *package, const char *weights, const char *weights_index, const char *device, int32_t batch, int32_t max_seq, int32_t flags,
                     int32_t threads, cib_lt_model **out, char *info, size_t info_len, char *err, size_t err_len);
 
 /* cib_lt_generate runs greedy generation for one prompt (n_prompt ids, the same for every row): prefill, then

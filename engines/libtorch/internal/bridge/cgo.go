@@ -12,8 +12,8 @@ package bridge
 #include "cib_libtorch.h" // the ABI's types and flags; the functions are reached through dlsym below
 typedef int32_t (*info_fn)(char *, size_t);
 typedef int32_t (*abi_fn)(void);
-typedef int32_t (*load_fn)(const char *, const char *, const char *, int32_t, int32_t, int32_t, int32_t, cib_lt_model **,
-                           char *, size_t, char *, size_t);
+typedef int32_t (*load_fn)(const char *, const char *, const char *, const char *, int32_t, int32_t, int32_t, int32_t,
+                           cib_lt_model **, char *, size_t, char *, size_t);
 typedef int32_t (*generate_fn)(cib_lt_model *, const int64_t *, int32_t, int32_t, int64_t *, int64_t *, int64_t *,
                                int64_t *, char *, size_t);
 typedef void (*free_fn)(cib_lt_model *);
@@ -44,9 +44,9 @@ static const char *cib_bind(void *h) {
 }
 
 static int32_t cib_info(char *buf, size_t n) { return p_info(buf, n); }
-static int32_t cib_load(const char *pkg, const char *w, const char *dev, int32_t b, int32_t s, int32_t g, int32_t t,
-                        cib_lt_model **m, char *info, size_t in, char *err, size_t en) {
-	return p_load(pkg, w, dev, b, s, g, t, m, info, in, err, en);
+static int32_t cib_load(const char *pkg, const char *w, const char *wi, const char *dev, int32_t b, int32_t s, int32_t g,
+                        int32_t t, cib_lt_model **m, char *info, size_t in, char *err, size_t en) {
+	return p_load(pkg, w, wi, dev, b, s, g, t, m, info, in, err, en);
 }
 static int32_t cib_generate(cib_lt_model *m, const int64_t *p, int32_t np, int32_t nn, int64_t *ids, int64_t *hns,
                             int64_t *dns, int64_t *peak, char *err, size_t en) {
@@ -153,18 +153,20 @@ type Model struct {
 	batch int
 }
 
-// Load loads the AOTInductor package pkg on device, with its weights from the file weights ("" for a package
-// that carries them; models of one process share a file's tensors), for batch rows and a static cache of maxSeq positions, with
+// Load loads the AOTInductor package pkg on device, with its weights from the safetensors file weights as
+// weightsIndex lists them (export.WeightsIndex; "" for a package that carries its weights; models of one process
+// share a file's tensors), for batch rows and a static cache of maxSeq positions, with
 // the decode step captured in a CUDA graph when cudaGraphs and each token awaited on a blocking-sync event
 // (the host thread sleeps) when blockingWait. It returns the bridge's JSON object of load timings (ns) and
 // settings.
-func Load(pkg, weights, device string, batch, maxSeq int, cudaGraphs, blockingWait bool, threads int) (*Model, string, error) {
+func Load(pkg, weights, weightsIndex, device string, batch, maxSeq int, cudaGraphs, blockingWait bool, threads int) (*Model, string, error) {
 	if err := mustOpen(); err != nil {
 		return nil, "", err
 	}
-	cpkg, cw, cdev := C.CString(pkg), C.CString(weights), C.CString(device)
+	cpkg, cw, cwi, cdev := C.CString(pkg), C.CString(weights), C.CString(weightsIndex), C.CString(device)
 	defer C.free(unsafe.Pointer(cpkg))
 	defer C.free(unsafe.Pointer(cw))
+	defer C.free(unsafe.Pointer(cwi))
 	defer C.free(unsafe.Pointer(cdev))
 	info := (*C.char)(C.malloc(errLen))
 	defer C.free(unsafe.Pointer(info))
@@ -179,7 +181,7 @@ func Load(pkg, weights, device string, batch, maxSeq int, cudaGraphs, blockingWa
 		g |= C.CIB_LT_BLOCKING_WAIT
 	}
 	var h *C.cib_lt_model
-	rc := C.cib_load(cpkg, cw, cdev, C.int32_t(batch), C.int32_t(maxSeq), g, C.int32_t(threads), &h, info, errLen, errBuf, errLen)
+	rc := C.cib_load(cpkg, cw, cwi, cdev, C.int32_t(batch), C.int32_t(maxSeq), g, C.int32_t(threads), &h, info, errLen, errBuf, errLen)
 	if rc != 0 {
 		return nil, "", &Error{Code: Code(rc), Message: C.GoString(errBuf)}
 	}

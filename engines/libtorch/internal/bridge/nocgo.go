@@ -12,7 +12,7 @@ func Info() (string, error) { return "", ErrNoCgo }
 type Model struct{}
 
 // Load fails: the binary was built without cgo.
-func Load(pkg, weights, device string, batch, maxSeq int, cudaGraphs, blockingWait bool, threads int) (*Model, string, error) {
+func Load(pkg, weights, weightsIndex, device string, batch, maxSeq int, cudaGraphs, blockingWait bool, threads int) (*Model, string, error) {
 	return nil, "", ErrNoCgo
 }
 

@@ -12,8 +12,8 @@ max_position_embeddings): the bridge allocates the cache each request needs (its
 rounded up to 64, as the pytorch engine's static cache), and one package serves every length.
 
 so the decode step needs no host input (one CUDA graph can replay it). With --weights FILE (the engine's default)
-neither model carries weights (aot_inductor.package_constants_in_so=False): they go to FILE once (torch.save of
-{fqn: tensor}), which every package of the model shares, and the bridge hands each model the tensors it names
+neither model carries weights (aot_inductor.package_constants_in_so=False): they go to FILE once (safetensors,
+tensors named by fqn), which every package of the model shares, and the bridge hands each model the tensors it names
 (user-managed, no copy). Without it the weights are constants of the prefill model only and the bridge hands the
 decode model the prefill model's tensors. Metadata (torch version, shapes, dtype)
 travels in the package and the bridge checks it at load.
@@ -83,9 +83,9 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--key", default="")
     ap.add_argument("--static-cache", action="store_true", help="the cache length is --max-seq exactly, not a dynamic dimension")
-    ap.add_argument("--weights", default="", help="export both models without weights and write them here (torch.save of "
-                    "{fqn: tensor}, shared by every package of this model, dtype and torch); without it the prefill model "
-                    "carries them in its .so")
+    ap.add_argument("--weights", default="", help="export both models without weights and write them here (safetensors, "
+                    "tensors named by their fqn, shared by every package of this model, dtype and torch); without it the "
+                    "prefill model carries them in its .so")
     a = ap.parse_args()
     t_all = time.perf_counter_ns()
     torch.set_grad_enabled(False)
@@ -129,16 +129,19 @@ def main():
         # One weights file serves every package of this model (batch sizes, cache_len modes): the models carry none.
         t = time.perf_counter_ns()
         if not os.path.exists(a.weights):
+            from safetensors.torch import save_file
+
             named = {}
             for ep in (ep_pre, ep_dec):
                 for k, v in list(ep.state_dict.items()) + list(ep.constants.items()):
-                    if isinstance(v, torch.Tensor):
-                        named.setdefault(k, v.detach().to("cpu").contiguous())
+                    if isinstance(v, torch.Tensor) and k not in named:
+                        # copy=True: a tied lm_head is the embedding's tensor, and safetensors stores no shared storage.
+                        named[k] = v.detach().to("cpu", copy=True).contiguous()
             os.makedirs(os.path.dirname(os.path.abspath(a.weights)), exist_ok=True)
             fd, wtmp = tempfile.mkstemp(suffix=".weights.tmp", dir=os.path.dirname(os.path.abspath(a.weights)))
             os.close(fd)
             try:
-                torch.save(named, wtmp)
+                save_file(named, wtmp, metadata={"format": "pt", "key": a.key})
                 os.replace(wtmp, a.weights)
             finally:
                 if os.path.exists(wtmp):
