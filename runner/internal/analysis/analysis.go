@@ -121,42 +121,54 @@ type Engine struct {
 	// GPU is the median over successful launches of their NVML summaries.
 	GPU *GPU `json:"gpu,omitempty"`
 	// FirstLaunch sets the engine's first successful launch against its
-	// later ones; nil with fewer than 2.
+	// later ones; nil with fewer than 2 (FirstLaunchOf).
 	FirstLaunch *FirstLaunch `json:"first_launch,omitempty"`
 }
 
 // FirstLaunch is what an engine's first launch paid that later ones did not:
 // the first launch meets cold caches that persist between launches (a
 // compile cache, an autotune store, the driver's kernel JIT cache, the page
-// cache), so its cold start and first warm-up iteration show the one-time
-// cost a user pays on a fresh machine; the medians over the later launches
-// show the warm figure. The launch-level statistics pool all launches.
+// cache), so its cold start, compile time and first warm-up iteration show
+// the one-time cost a user pays on a fresh machine; the medians over the
+// later launches show the warm figure. The launch-level statistics pool all
+// launches. Seconds throughout.
 type FirstLaunch struct {
 	// Launch is the first launch's index (0 unless it failed).
 	Launch int `json:"launch"`
-	// ColdStartS is its spawn → loaded in s; FirstWarmupS the E2E of the
-	// first warm-up iteration it ran, in s (0 without warm-up).
+	// ColdStartS is its spawn → loaded; CompileS the compile time the engine
+	// reported inside that (loaded.compile_ns); LaunchS spawn → exit;
+	// FirstWarmupS the E2E of the first warm-up iteration it ran (0 without
+	// warm-up).
 	ColdStartS   float64 `json:"cold_start_s"`
+	CompileS     float64 `json:"compile_s,omitempty"`
+	LaunchS      float64 `json:"launch_s"`
 	FirstWarmupS float64 `json:"first_warmup_s,omitempty"`
-	// Later counts the later launches; LaterColdStartS and
-	// LaterFirstWarmupS are their medians.
+	// Later counts the later launches; the Later* fields are their medians
+	// (0 when Later is 0).
 	Later             int     `json:"later"`
 	LaterColdStartS   float64 `json:"later_cold_start_s"`
+	LaterCompileS     float64 `json:"later_compile_s,omitempty"`
+	LaterLaunchS      float64 `json:"later_launch_s"`
 	LaterFirstWarmupS float64 `json:"later_first_warmup_s,omitempty"`
 }
 
-// firstLaunch builds FirstLaunch from the successful launches of one engine.
-func firstLaunch(recs []results.Record) *FirstLaunch {
+// FirstLaunchOf sets the first of recs' successful, unprofiled launches (by
+// launch index, then record order) against the others; recs are one
+// engine's. nil when there is none.
+func FirstLaunchOf(recs []results.Record) *FirstLaunch {
 	type launch struct {
-		idx        int
-		cold, warm float64
+		idx                     int
+		cold, comp, total, warm float64
 	}
 	var ls []launch
 	for _, r := range recs {
-		if r.Status != results.StatusOK {
+		if r.Status != results.StatusOK || r.Profiled {
 			continue
 		}
-		l := launch{idx: r.Launch, cold: float64(r.ColdStartNs) / 1e9}
+		l := launch{idx: r.Launch, cold: float64(r.ColdStartNs) / 1e9, total: float64(r.DurationNs) / 1e9}
+		if r.Loaded != nil {
+			l.comp = float64(r.Loaded.CompileNs) / 1e9
+		}
 		for _, it := range r.Iterations {
 			if it.Raw.Warmup {
 				l.warm = float64(it.Metrics.E2ENs) / 1e9
@@ -165,22 +177,28 @@ func firstLaunch(recs []results.Record) *FirstLaunch {
 		}
 		ls = append(ls, l)
 	}
-	if len(ls) < 2 {
+	if len(ls) == 0 {
 		return nil
 	}
-	slices.SortFunc(ls, func(a, b launch) int { return a.idx - b.idx })
-	var cold, warm []float64
+	slices.SortStableFunc(ls, func(a, b launch) int { return a.idx - b.idx })
+	f := &FirstLaunch{Launch: ls[0].idx, ColdStartS: ls[0].cold, CompileS: ls[0].comp, LaunchS: ls[0].total, FirstWarmupS: ls[0].warm, Later: len(ls) - 1}
+	if f.Later == 0 {
+		return f
+	}
+	var cold, comp, total, warm []float64
 	for _, l := range ls[1:] {
-		cold = append(cold, l.cold)
+		cold, comp, total = append(cold, l.cold), append(comp, l.comp), append(total, l.total)
 		if l.warm > 0 {
 			warm = append(warm, l.warm)
 		}
 	}
-	f := &FirstLaunch{Launch: ls[0].idx, ColdStartS: ls[0].cold, FirstWarmupS: ls[0].warm, Later: len(ls) - 1,
-		LaterColdStartS: stats.Summarize(cold).Median}
-	if len(warm) > 0 {
-		f.LaterFirstWarmupS = stats.Summarize(warm).Median
+	med := func(xs []float64) float64 {
+		if len(xs) == 0 {
+			return 0
+		}
+		return stats.Summarize(xs).Median
 	}
+	f.LaterColdStartS, f.LaterCompileS, f.LaterLaunchS, f.LaterFirstWarmupS = med(cold), med(comp), med(total), med(warm)
 	return f
 }
 
@@ -539,7 +557,9 @@ func engineSummary(label, dtype string, recs []results.Record) Engine {
 			mine = append(mine, r)
 		}
 	}
-	e.FirstLaunch = firstLaunch(mine)
+	if f := FirstLaunchOf(mine); f != nil && f.Later > 0 {
+		e.FirstLaunch = f
+	}
 	e.HostCores = newStat(cores)
 	e.HostCPUPerStep = newStat(perStep)
 	e.GPU = gpuStats(tels)

@@ -31,11 +31,12 @@ func TestFirstLaunch(t *testing.T) {
 		rec(2, results.StatusOK, 1.0, 0.7, 0.5),
 		rec(4, results.StatusOK, 3.0, 0.8, 0.5),
 	}
-	f := firstLaunch(recs)
+	f := FirstLaunchOf(recs)
 	require.NotNil(t, f)
 	assert.Equal(t, FirstLaunch{Launch: 1, ColdStartS: 4, FirstWarmupS: 612, Later: 3, LaterColdStartS: 2, LaterFirstWarmupS: 0.8}, *f)
 
-	assert.Nil(t, firstLaunch(recs[:2]), "one successful launch: nothing to set it against")
+	assert.Equal(t, FirstLaunch{Launch: 3, ColdStartS: 2, FirstWarmupS: 0.9}, *FirstLaunchOf(recs[:2]), "one successful launch: no later ones")
+	assert.Nil(t, FirstLaunchOf(recs[1:2]), "no successful launch")
 	noWarm := []results.Record{rec(0, results.StatusOK, 1), rec(1, results.StatusOK, 2)}
-	assert.Equal(t, FirstLaunch{Launch: 0, ColdStartS: 1, Later: 1, LaterColdStartS: 2}, *firstLaunch(noWarm))
+	assert.Equal(t, FirstLaunch{Launch: 0, ColdStartS: 1, Later: 1, LaterColdStartS: 2}, *FirstLaunchOf(noWarm))
 }

@@ -7,9 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/analysis"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/results"
 )
 
@@ -28,53 +28,30 @@ type ColdStart struct {
 }
 
 // ColdStarts reads a cell's launches: one row per engine, in first-launch
-// order. Failed launches are left out.
+// order (analysis.FirstLaunchOf: failed and profiled launches left out).
 func ColdStarts(recs []results.Record) []ColdStart {
-	type acc struct{ load, comp, total []float64 }
 	var order []string
-	by := map[string]*acc{}
+	by := map[string][]results.Record{}
 	for _, r := range recs {
-		if r.Status != results.StatusOK || r.Profiled {
-			continue
-		}
-		a := by[r.Engine]
-		if a == nil {
-			a = &acc{}
-			by[r.Engine] = a
+		if _, ok := by[r.Engine]; !ok {
 			order = append(order, r.Engine)
 		}
-		a.load = append(a.load, float64(r.ColdStartNs)/1e9)
-		var c float64
-		if r.Loaded != nil {
-			c = float64(r.Loaded.CompileNs) / 1e9
-		}
-		a.comp = append(a.comp, c)
-		a.total = append(a.total, float64(r.DurationNs)/1e9)
+		by[r.Engine] = append(by[r.Engine], r)
 	}
 	var out []ColdStart
 	for _, e := range order {
-		a := by[e]
+		f := analysis.FirstLaunchOf(by[e])
+		if f == nil {
+			continue
+		}
 		out = append(out, ColdStart{
-			Engine: e, Launches: len(a.load),
-			FirstLoad: a.load[0], LaterLoad: median(a.load[1:]),
-			FirstCompile: a.comp[0], LaterCompile: median(a.comp[1:]),
-			FirstTotal: a.total[0], LaterTotal: median(a.total[1:]),
+			Engine: e, Launches: f.Later + 1,
+			FirstLoad: f.ColdStartS, LaterLoad: f.LaterColdStartS,
+			FirstCompile: f.CompileS, LaterCompile: f.LaterCompileS,
+			FirstTotal: f.LaunchS, LaterTotal: f.LaterLaunchS,
 		})
 	}
 	return out
-}
-
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if n := len(s); n%2 == 1 {
-		return s[n/2]
-	} else {
-		return (s[n/2-1] + s[n/2]) / 2
-	}
 }
 
 // ReportMD and ReportHTML are the suite's reports, next to StateFile.
