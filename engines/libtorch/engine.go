@@ -405,6 +405,11 @@ func (e *engine) Load(ctx context.Context, req *protocol.Request) (serve.Model, 
 			l.Settings[fmt.Sprintf("export_b%d", b)] = string(rep)
 		}
 		l.Settings[fmt.Sprintf("package_b%d", b)] = pkg
+		// The decode model's Triton kernels' launch configurations the export settled on (cuda; export.py writes them next to the
+		// package), to set against pytorch compiled's kernel_configs.
+		if kc, err := os.ReadFile(pkg + ".kernels.json"); err == nil {
+			l.Settings[fmt.Sprintf("kernel_configs_b%d", b)] = strings.TrimSpace(string(kc))
+		}
 		if weights != "" && windex == "" {
 			if windex, err = export.WeightsIndex(weights); err != nil {
 				return fail(err)

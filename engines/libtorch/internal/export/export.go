@@ -65,7 +65,7 @@ func Key(s Spec) (string, error) {
 	fmt.Fprintf(h, "model %s\n", fp)
 	kind, _, _ := strings.Cut(s.Device, ":")
 	fmt.Fprintf(h, "dtype %s\ndevice %s\ncard %s\ntorch %s\nbatch %d\nmax_pos %d\nstatic %t\nexternal_weights %t\n", s.DType, kind, s.Card, s.Torch, s.Batch, s.MaxPos, s.Static, s.Weights != "")
-	fmt.Fprintf(h, "py/%s %x\n", torchllama.Name, torchllama.Sum())
+	fmt.Fprintf(h, "torchllama %x\n", torchllama.Sum())
 	if err := hashPy(h); err != nil {
 		return "", err
 	}
@@ -81,7 +81,7 @@ func WeightsKey(model, dtype, torch string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	fmt.Fprintf(h, "model %s\ndtype %s\ntorch %s\npy/%s %x\n", fp, dtype, torch, torchllama.Name, torchllama.Sum())
+	fmt.Fprintf(h, "model %s\ndtype %s\ntorch %s\ntorchllama %x\n", fp, dtype, torch, torchllama.Sum())
 	// export.py names the tensors (the module paths of its wrappers): a change to it may rename them.
 	if err := hashPy(h); err != nil {
 		return "", err

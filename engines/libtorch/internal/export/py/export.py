@@ -37,6 +37,7 @@ sys.stdout = sys.stderr
 import torch  # noqa: E402
 
 import llama  # noqa: E402
+from kernels import kernel_configs  # noqa: E402
 
 
 class Prefill(torch.nn.Module):
@@ -154,11 +155,22 @@ def main():
         pre_opts["aot_inductor.package_constants_in_so"] = False
     pre_files = torch._inductor.aot_compile(ep_pre.module(), (ids, caches), options=pre_opts)
     pre_ns = time.perf_counter_ns() - t
+    from torch._inductor.codecache import PyCodeCache
+
+    before_decode = list(PyCodeCache.modules)  # kernel names repeat across graphs: report the decode model's alone
     t = time.perf_counter_ns()
     dec_opts = inductor_options(dev, dict(meta))
     dec_opts["aot_inductor.package_constants_in_so"] = False
     dec_files = torch._inductor.aot_compile(ep_dec.module(), (tok, pos, caches), options=dec_opts)
     dec_ns = time.perf_counter_ns() - t
+    # The launch configurations Inductor settled on for the decode model's Triton kernels (cuda), next to the package:
+    # the engine reports them at every load, to set against pytorch compiled's (its kernel_configs setting).
+    configs = None
+    if dev.type == "cuda":
+        try:
+            configs = kernel_configs(skip=before_decode)
+        except Exception as e:  # introspection of Inductor internals: report it, never fail the export
+            configs = json.dumps({"error": f"{type(e).__name__}: {e}"})
     from torch._inductor.package import package_aoti
 
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
@@ -166,6 +178,9 @@ def main():
     os.close(fd)
     try:
         package_aoti(tmp, {"prefill": pre_files, "decode": dec_files})
+        if configs is not None:
+            with open(a.out + ".kernels.json", "w") as f:
+                f.write(configs + "\n")
         os.replace(tmp, a.out)
     finally:
         if os.path.exists(tmp):

@@ -25,29 +25,7 @@ from importlib import metadata  # noqa: E402
 import torch  # noqa: E402
 
 import llama  # noqa: E402
-
-
-def kernel_configs():
-    """kernel_configs is a JSON object: every Triton kernel Inductor loaded in this process (its generated modules in
-    PyCodeCache) and the launch configuration it settled on after autotuning and coordinate-descent tuning (block
-    sizes, warps, stages). Runs of one model whose greedy outputs differ between launches can then be told apart:
-    the same map in every launch means the tuning is not the cause. Read after warm-up and capture, when each
-    kernel holds the one launcher it kept; a kernel that still holds several says how many."""
-    from torch._inductor.codecache import PyCodeCache
-
-    out = {}
-    for mod in list(PyCodeCache.modules):
-        for name, obj in list(vars(mod).items()):
-            launchers = getattr(obj, "launchers", None)
-            if not launchers:
-                continue
-            c = launchers[0].config
-            parts = [f"{k}={v}" for k, v in sorted(c.kwargs.items())] + [f"num_warps={c.num_warps}", f"num_stages={c.num_stages}"]
-            if len(launchers) > 1:
-                parts.append(f"launchers={len(launchers)}")
-            kname = getattr(getattr(obj, "fn", None), "__name__", None) or name
-            out[kname] = ",".join(parts)
-    return json.dumps(out, sort_keys=True)
+from kernels import kernel_configs  # noqa: E402
 
 
 class BadRequest(Exception):
