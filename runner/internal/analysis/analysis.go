@@ -504,10 +504,12 @@ func engineSummary(label, dtype string, recs []results.Record) Engine {
 	var cold, cores, perStep []float64
 	var tels []telemetry.Summary
 	parts := map[string][]float64{}
+	var mine []results.Record
 	for _, r := range recs {
 		if r.Engine != label {
 			continue
 		}
+		mine = append(mine, r)
 		e.Name = r.Spec.Name
 		e.Launches++
 		for _, w := range r.Warnings {
@@ -551,12 +553,6 @@ func engineSummary(label, dtype string, recs []results.Record) Engine {
 		}
 	}
 	e.ColdStart = newStat(cold)
-	var mine []results.Record
-	for _, r := range recs {
-		if r.Engine == label {
-			mine = append(mine, r)
-		}
-	}
 	if f := FirstLaunchOf(mine); f != nil && f.Later > 0 {
 		e.FirstLaunch = f
 	}
