@@ -408,7 +408,11 @@ func (e *engine) Load(ctx context.Context, req *protocol.Request) (serve.Model, 
 		// The decode model's Triton kernels' launch configurations the export settled on (cuda; export.py writes them next to the
 		// package), to set against pytorch compiled's kernel_configs.
 		if kc, err := os.ReadFile(pkg + ".kernels.json"); err == nil {
-			l.Settings[fmt.Sprintf("kernel_configs_b%d", b)] = strings.TrimSpace(string(kc))
+			v := strings.TrimSpace(string(kc))
+			if v == "{}" {
+				v = "none found by the export (its Inductor kept no record of them)"
+			}
+			l.Settings[fmt.Sprintf("kernel_configs_b%d", b)] = v
 		}
 		if weights != "" && windex == "" {
 			if windex, err = export.WeightsIndex(weights); err != nil {

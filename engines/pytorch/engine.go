@@ -61,6 +61,7 @@ func (e *engine) Info() protocol.Info {
 			"prefill":    "compiled mode: eager|compiled (default eager, as gpt-fast): whether prefill is torch.compiled too, once per prompt length",
 			"cuda_graph": "compiled mode: on|off (default on for cuda): replay the decode step as one manually captured CUDA graph",
 			"wait":       "compiled mode, cuda: spin|block (default spin, CUDA's default event): how the host awaits each token — block sleeps on a cudaEventBlockingSync event, so host CPU time counts the loop's work (the Python interpreter's), not the wait",
+			"tuning":     "compiled mode: cached|per-process (default cached): cached = a launch reuses the coordinate-descent tuning an earlier launch saved in Inductor's cache (torch 2.11 re-tunes every process that hits its FX graph cache unless Triton kernels are left out of it: bundle_triton_into_fx_graph_cache off); per-process = torch's default behaviour, each process draws its own tuning",
 			"lookahead":  "compiled mode: 1|0 (default 1 on cuda, 0 on cpu): queue the next decode step before waiting for the current token (on cpu steps run synchronously, so 1 only delays the stamps)",
 		},
 		Capabilities: protocol.Capabilities{

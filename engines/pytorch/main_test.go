@@ -187,7 +187,7 @@ func TestInfo(t *testing.T) {
 		assert.NotEmpty(t, info.Versions[k], "versions[%s]", k)
 	}
 	assert.Contains(t, info.Devices, "cpu")
-	for _, k := range []string{"mode", "compile", "prefill", "cuda_graph", "lookahead", "wait"} {
+	for _, k := range []string{"mode", "compile", "prefill", "cuda_graph", "lookahead", "wait", "tuning"} {
 		assert.Contains(t, info.Options, k)
 	}
 	assert.True(t, info.Capabilities.StreamingTimestamps)
@@ -271,6 +271,10 @@ func TestErrors(t *testing.T) {
 			code: 2, errCode: protocol.CodeBadRequest, contains: "wait"},
 		{name: "blocking wait on cpu", mutate: func(r *protocol.Request) { r.Options = map[string]string{"mode": "compiled", "wait": "block"} },
 			code: 2, errCode: protocol.CodeUnsupported, contains: "wait=block needs a cuda device"},
+		{name: "bad tuning", mutate: func(r *protocol.Request) { r.Options = map[string]string{"mode": "compiled", "tuning": "never"} },
+			code: 2, errCode: protocol.CodeBadRequest, contains: "tuning"},
+		{name: "tuning in eager mode", mutate: func(r *protocol.Request) { r.Options = map[string]string{"mode": "eager", "tuning": "cached"} },
+			code: 2, errCode: protocol.CodeBadRequest, contains: "tuning"},
 		{name: "wait in eager mode", mutate: func(r *protocol.Request) { r.Options = map[string]string{"mode": "eager", "wait": "block"} },
 			code: 2, errCode: protocol.CodeBadRequest, contains: "mode=compiled only"},
 		{name: "unknown option", mutate: func(r *protocol.Request) { r.Options = map[string]string{"python": "python3"} },

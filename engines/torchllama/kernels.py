@@ -24,9 +24,52 @@ def kernel_configs(skip=()):
             if not launchers:
                 continue
             c = launchers[0].config
-            parts = [f"{k}={v}" for k, v in sorted(c.kwargs.items())] + [f"num_warps={c.num_warps}", f"num_stages={c.num_stages}"]
+            parts = _parts(c.kwargs, c.num_warps, c.num_stages)
             if len(launchers) > 1:
                 parts.append(f"launchers={len(launchers)}")
             kname = getattr(getattr(obj, "fn", None), "__name__", None) or name
             out[kname] = ",".join(parts)
+    return json.dumps(out, sort_keys=True)
+
+
+def inductor_counters():
+    """inductor_counters is Inductor's own count of this process's cache lookups and tuning work (a JSON object):
+    FX graph cache hits, misses and bypasses, coordinate-descent benchmark runs (coordesc_tuning_bench: 0 when every
+    kernel took an earlier process's tuning), Triton bundle loads. Read after compilation and warm-up."""
+    from torch._dynamo.utils import counters
+
+    keep = ("fxgraph_cache", "coordesc", "triton_bundler", "autotune")
+    return json.dumps({k: v for k, v in counters["inductor"].items() if k.startswith(keep)}, sort_keys=True)
+
+
+def _parts(kwargs, num_warps, num_stages):
+    return [f"{k}={v}" for k, v in sorted(kwargs.items())] + [f"num_warps={num_warps}", f"num_stages={num_stages}"]
+
+
+def aoti_mark():
+    """aoti_mark notes the Triton kernels AOTInductor has compiled so far in this process, for aoti_kernel_configs."""
+    from torch._inductor.codecache import CudaKernelParamCache
+
+    return {k: id(v) for k, v in CudaKernelParamCache.cache.items()}
+
+
+def aoti_kernel_configs(since=None):
+    """aoti_kernel_configs is kernel_configs for AOTInductor (libtorch's export), in the same format: AOTInductor
+    tunes its Triton kernels at compile time in a scope of its own (none stays in PyCodeCache) and records each kernel's
+    chosen launcher in CudaKernelParamCache (what its C++ wrapper is generated from: the config's block sizes, warps,
+    stages). since: an aoti_mark() taken before a compilation, to report only the kernels it compiled (or compiled
+    again: names repeat across graphs, and a later compilation replaces the entry)."""
+    from torch._inductor.codecache import CudaKernelParamCache
+
+    since = since or {}
+    out = {}
+    for name, params in list(CudaKernelParamCache.cache.items()):
+        if since.get(name) == id(params):
+            continue
+        c = dict(params.get("config") or {})
+        num_warps, num_stages = c.pop("num_warps", None), c.pop("num_stages", None)
+        for k in ("num_consumer_groups", "num_buffers_warp_spec"):  # warp-specialisation fields, 0 unless used
+            if not c.get(k):
+                c.pop(k, None)
+        out[name] = ",".join(_parts(c, num_warps, num_stages))
     return json.dumps(out, sort_keys=True)

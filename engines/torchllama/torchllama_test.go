@@ -2,9 +2,12 @@ package torchllama
 
 import (
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -30,4 +33,62 @@ func TestWrite(t *testing.T) {
 	}
 	sum := Sum()
 	require.Equal(t, h.Sum(nil), sum[:])
+}
+
+// TestAOTIKernelConfigs: aoti_kernel_configs reads AOTInductor's kernel parameter cache (torch's own class, filled
+// here as its Triton launcher would on a GPU: one entry per kernel, a later compilation replacing a name) and reports
+// only what was compiled after the mark, in kernel_configs' format.
+func TestAOTIKernelConfigs(t *testing.T) {
+	py := torchPython(t)
+	dir := t.TempDir()
+	require.NoError(t, Write(dir))
+	script := `
+import json, sys
+from torch._inductor.codecache import CudaKernelParamCache as C
+import kernels
+C.cache.clear()
+C.cache["triton_red_fused_mm_0"] = {"config": {"XBLOCK": 1, "R0_BLOCK": 2048, "num_warps": 16, "num_stages": 1}}
+C.cache["triton_poi_fused_1"] = {"config": {"XBLOCK": 512, "num_warps": 4, "num_stages": 1}}
+mark = kernels.aoti_mark()
+C.cache["triton_red_fused_mm_0"] = {"config": {"XBLOCK": 2, "R0_BLOCK": 1024, "num_warps": 8, "num_stages": 1, "num_consumer_groups": 0, "num_buffers_warp_spec": 0}}
+C.cache["triton_red_fused_add_2"] = {"config": {"XBLOCK": 1, "R0_BLOCK": 4096, "num_warps": 32, "num_stages": 2}}
+print(kernels.aoti_kernel_configs(since=mark))
+print(kernels.aoti_kernel_configs())
+`
+	cmd := exec.Command(py, "-c", script)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	require.Len(t, lines, 2, "%s", out)
+	var since, all map[string]string
+	require.NoError(t, json.Unmarshal([]byte(lines[0]), &since))
+	require.NoError(t, json.Unmarshal([]byte(lines[1]), &all))
+	require.Equal(t, map[string]string{
+		"triton_red_fused_mm_0":  "R0_BLOCK=1024,XBLOCK=2,num_warps=8,num_stages=1",
+		"triton_red_fused_add_2": "R0_BLOCK=4096,XBLOCK=1,num_warps=32,num_stages=2",
+	}, since)
+	require.Len(t, all, 3)
+	require.Equal(t, "XBLOCK=512,num_warps=4,num_stages=1", all["triton_poi_fused_1"])
+}
+
+// torchPython returns $CIB_PYTHON or the setup-torch.sh venv's interpreter; it skips (fails under CI) without torch.
+func torchPython(t *testing.T) string {
+	t.Helper()
+	p := os.Getenv("CIB_PYTHON")
+	if p == "" {
+		cache := os.Getenv("CIB_CACHE")
+		if cache == "" {
+			home, _ := os.UserHomeDir()
+			cache = filepath.Join(home, ".cache", "cib")
+		}
+		p = filepath.Join(cache, "torch-venv", "bin", "python")
+	}
+	if out, err := exec.Command(p, "-c", "import torch").CombinedOutput(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s cannot import torch under CI: %v\n%s", p, err, out)
+		}
+		t.Skipf("%s cannot import torch (run scripts/setup-torch.sh): %v", p, err)
+	}
+	return p
 }

@@ -37,7 +37,7 @@ sys.stdout = sys.stderr
 import torch  # noqa: E402
 
 import llama  # noqa: E402
-from kernels import kernel_configs  # noqa: E402
+from kernels import aoti_kernel_configs, aoti_mark, kernel_configs  # noqa: E402
 
 
 class Prefill(torch.nn.Module):
@@ -158,6 +158,10 @@ def main():
     from torch._inductor.codecache import PyCodeCache
 
     before_decode = list(PyCodeCache.modules)  # kernel names repeat across graphs: report the decode model's alone
+    try:
+        aoti_before = aoti_mark()
+    except Exception:  # Inductor internals; the configurations are a report, never a reason to fail the export
+        aoti_before = None
     t = time.perf_counter_ns()
     dec_opts = inductor_options(dev, dict(meta))
     dec_opts["aot_inductor.package_constants_in_so"] = False
@@ -168,7 +172,11 @@ def main():
     configs = None
     if dev.type == "cuda":
         try:
+            # AOTInductor's compile-time tuning leaves its kernels out of PyCodeCache (torch 2.11: the H200 export of
+            # 2026-12-02 found none there); its kernel parameter cache has them.
             configs = kernel_configs(skip=before_decode)
+            if configs == "{}":
+                configs = aoti_kernel_configs(since=aoti_before)
         except Exception as e:  # introspection of Inductor internals: report it, never fail the export
             configs = json.dumps({"error": f"{type(e).__name__}: {e}"})
     from torch._inductor.package import package_aoti

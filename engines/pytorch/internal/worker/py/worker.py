@@ -25,7 +25,7 @@ from importlib import metadata  # noqa: E402
 import torch  # noqa: E402
 
 import llama  # noqa: E402
-from kernels import kernel_configs  # noqa: E402
+from kernels import inductor_counters, kernel_configs  # noqa: E402
 
 
 class BadRequest(Exception):
@@ -88,7 +88,7 @@ class Worker:
                     "float32_matmul_precision": torch.get_float32_matmul_precision()}
         compile_ns = 0
         if mode == "eager":
-            for k in ("compile", "prefill", "cuda_graph", "lookahead", "wait"):
+            for k in ("compile", "prefill", "cuda_graph", "lookahead", "wait", "tuning"):
                 if k in opts:
                     raise BadRequest(f"option {k} applies to mode=compiled only")
             import eager
@@ -121,6 +121,16 @@ class Worker:
                 raise BadRequest(f"option wait={wait!r}: want spin or block")
             if wait == "block" and dev.type != "cuda":
                 raise llama.Unsupported("option wait=block needs a cuda device")
+            tuning = opts.get("tuning", "cached")
+            if tuning not in ("cached", "per-process"):
+                raise BadRequest(f"option tuning={tuning!r}: want cached or per-process")
+            if tuning == "cached":
+                # torch 2.11 bundles the Triton kernels into its FX graph cache; a process that hits that cache restores
+                # them as pickled before coordinate-descent tuning ran and does not apply the .best_config the tuning
+                # saved (CachingAutotuner.recheck_autotune_cache acts only on kernels with several configs), so it tunes
+                # again: on the H200 (2026-12-02) 20 of 24 kernels settled differently from launch to launch and TPOT
+                # spread 13%. Unbundled, each kernel is built from its source and reads its .best_config.
+                torch._inductor.config.bundle_triton_into_fx_graph_cache = False
             t = time.perf_counter_ns()
             cfg, host, params = llama.load_host(req["model"], dtype)
             host_ns = time.perf_counter_ns() - t
@@ -155,6 +165,11 @@ class Worker:
             self.sync()
             compile_ns = time.perf_counter_ns() - t
             if dev.type == "cuda" and dec_opts is not None and dec_opts.get("backend") is None:
+                settings["tuning"] = (
+                    "cached: a process reuses the coordinate-descent results an earlier one saved in Inductor's cache "
+                    "(bundle_triton_into_fx_graph_cache off); the first process on a cold cache tunes" if tuning == "cached" else
+                    "per-process: torch's default, where a process that hits the FX graph cache tunes its kernels again")
+                settings["inductor_counters"] = inductor_counters()
                 try:
                     settings["kernel_configs"] = kernel_configs()
                 except Exception as e:  # introspection of Inductor internals: report it, never fail the load
