@@ -11,29 +11,25 @@
 # engine's own loop against the runner, ±3%), `runner bench`/`runner suite`; scripts/gpu/ keeps only what the
 # runner cannot (libtorch's export phases, lmrs on the host CPU, the telemetry checks).
 #   smoke            GPU facts, bandwidth probe, conformance of every engine on cuda:0 bf16
-#   telemetry        real-NVML tests and the sampler-cost check (scripts/gpu/telemetry.sh)
-#   native           `runner adapter` of NATIVE_ENGINES (candle burn mistralrs pytorch) × SHAPES (tinyllama-1.1b llama-3-8b),
-#                    as the adapter stage (long: one call may hold only part of it; narrow it with the two lists)
-#   gpus0            `runner bench --gpus 0` against the sequential path on the one card (GPUS0_ENGINES, default
-#                    candle, entries as PROFILE_ENGINES; GPUS0_LAUNCHES 3; GPUS0_CASE; GPUS0_ROUNDS 2), alternately,
-#                    then `runner compare` of each pair
+#   bench            runner bench of CONFIG (configs/decode-tinyllama.yaml) on the SHAPE model (tinyllama-1.1b):
+#                    ENGINE_LIST (ENGINE[:key=value…] entries, eager/compiled for pytorch's modes; empty: the
+#                    config's engines), BENCH_FLAGS (e.g. --launches 3 --profile kernels); END_AT (epoch seconds) or
+#                    STAGE_TIMEOUT stop it like Ctrl-C, keeping every finished launch
+#   bench-tiny       bench, TinyLlama-1.1B, ENGINE_LIST defaulting to every engine in the bundle
+#   bench-8b         bench, Llama-3-8B (configs/decode.yaml), the same default list
+#   profile          bench with --profile kernels (CUPTI: kernels, copies, graph launches per token, profiled twins
+#                    next to unprofiled): PROFILE_ENGINES (eager compiled), PROFILE_LAUNCHES (1), TinyLlama
+#   verdicts         bench of configs/verdicts-tinyllama.yaml: the launch-level verdict on real launches (A/A:
+#                    pytorch compiled under two labels must not differ; A/B: eager must), VERDICT_LAUNCHES (5)
 #   suite            runner suite configs/suite-h200.yaml, resumed by each later call on a warm machine (SUITE_MODELS,
 #                    SUITE_BUDGET 7m); $OUT/suite.tar.gz
-#   bench-tiny       runner benchmark of every engine, TinyLlama-1.1B shape
-#   bench-8b         runner benchmark of every engine, Llama-3-8B shape
-#   profile          kernel profile (CUPTI, bench --profile kernels) of PROFILE_ENGINES (default "eager compiled":
-#                    pytorch's modes; also ENGINE or ENGINE:key=value, e.g. "compiled candle mistralrs llamacpp"),
-#                    TinyLlama, profiled twins next to unprofiled (overhead); PROFILE_LAUNCHES (2),
-#                    PROFILE_ITERS (5), PROFILE_SHAPE (tinyllama-1.1b); raw activity files of one short eager run in
-#                    profile/fixtures/ (PROFILE_FIXTURE=0: not)
-#   verdicts         the launch-level verdict on real launches: pytorch compiled twice under two labels
-#                    (A/A: must not differ) and eager (A/B: must; VERDICT_EAGER=0 leaves it out),
-#                    VERDICT_LAUNCHES (5) each, TinyLlama
 #   adapter          `runner adapter` (the engine's own decode loop against runner launches, interleaved on the card, ±3%)
 #                    of ADAPTER="ENGINE[:key=value]:SHAPE ..." (default candle:tinyllama-1.1b), ROUNDS (2), WARMUP (2), ITERS (5),
 #                    ADAPTER_FLAGS (more flags, e.g. --native-spin; --device cpu --dtype f32 for a dry run)
+#   native           adapter of NATIVE_ENGINES (candle burn mistralrs pytorch) × SHAPES (tinyllama-1.1b llama-3-8b)
 #   libtorch         scripts/gpu/libtorch.sh $LIBTORCH_PHASES (default: conformance export tiny): the libtorch engine
-#                    (AOTInductor, no Python) on cuda:0, then TinyLlama libtorch (CUDA graph on/off) vs pytorch compiled/eager
+#                    (AOTInductor, no Python) on cuda:0, then libtorch vs pytorch compiled/eager (its header: knobs)
+#   telemetry        real-NVML tests and the sampler-cost check (scripts/gpu/telemetry.sh)
 #   lmrs             scripts/gpu/lmrs.sh: the lmrs engine on the host's CPU (memory-bandwidth probe, f32/q8_0/q4_0,
 #                    1 thread and all cores, next to reference and candle on the CPU), TinyLlama-1.1B
 #   burn-tune        burn's autotune as its authors run it: a cold process per shape (tuning cost on
@@ -42,6 +38,7 @@
 #                    Tuned keys persist (also from a killed process) in $XDG_CACHE_HOME/cubecl, packed
 #                    into $OUT/cubecl-cache.tar.gz; carried back as .gpu/cubecl-cache.tar.gz it pre-warms
 #                    a fresh machine, so a pass longer than one call's 10 minutes resumes where it stopped.
+# Findings of stages deleted since (gpus0: `--gpus 0` against the sequential path) live in results/*/README.md.
 set -euo pipefail
 : "${OUT:?}"
 W=/tmp/cib
@@ -119,9 +116,10 @@ nvidia-smi --query-compute-apps=pid,process_name,used_memory --format=csv,nohead
 engines=()
 for e in pytorch candle burn mistralrs llamacpp libtorch; do [[ -x $BIN/$e ]] && engines+=("$e"); done
 synth() { [[ -f $MODELS/$1/config.json ]] || "$BIN/runner" models synth --shape "$1" --dtype bf16 --out "$MODELS/$1"; }
-list() { # engine variants present in the bundle
+list() { # ENGINE_LIST (default: $1) as --engines wants it: the entries whose binary is in the bundle; eager/compiled are pytorch's modes
   local l=() e
-  for e in ${ENGINE_LIST:-pytorch:mode=eager pytorch:mode=compiled candle burn mistralrs}; do
+  for e in ${ENGINE_LIST-$1}; do
+    case $e in eager | compiled) e=pytorch:mode=$e ;; esac
     [[ -x $BIN/${e%%:*} ]] && l+=("$e")
   done
   (IFS=,; echo "${l[*]}")
@@ -132,28 +130,17 @@ progress() { # live progress of a cold burn process for log.txt: tuned keys and 
 pack_store() { # cubecl's autotune store, for the next machine (.gpu/cubecl-cache.tar.gz)
   tar -czf "$OUT/cubecl-cache.tar.gz" -C "$XDG_CACHE_HOME" cubecl 2>/dev/null && ls -l "$OUT/cubecl-cache.tar.gz"
 }
-engine_entry() { # a config's engine line: eager | compiled (pytorch modes) | ENGINE | ENGINE:key=value[:key=value…] (a labelled variant)
-  case $1 in
-  eager | compiled) echo "  - {name: pytorch, label: pytorch-$1, options: {mode: $1}}" ;;
-  *:*=*)
-    local name=${1%%:*} label=${1%%:*} opts=() kv
-    IFS=: read -ra kvs <<<"${1#*:}"
-    for kv in "${kvs[@]}"; do label+=-${kv#*=} && opts+=("${kv%%=*}: \"${kv#*=}\""); done
-    echo "  - {name: $name, label: $label, options: {$(IFS=,; echo "${opts[*]}" | sed 's/,/, /g')}}"
-    ;;
-  *) echo "  - {name: $1, label: $1}" ;;
-  esac
-}
-bench() { # shape config
-  synth "$1"
+bench() { # runner bench of $CONFIG on $MODELS/$SHAPE, engines: list
+  local shape=${SHAPE:-tinyllama-1.1b} engines e ty t0
+  synth "$shape"
+  engines=$(list "${1:-}")
   # llama.cpp reads GGUF: convert once before the launches (timed here), so no launch's load carries it.
-  local e ty t0
-  for e in ${ENGINE_LIST:-}; do
+  for e in ${engines//,/ }; do
     [[ $e == llamacpp* ]] || continue
     ty=bf16
     [[ $e == *type=* ]] && ty=${e##*type=} && ty=${ty%%:*}
     t0=$(date +%s)
-    "$BIN/llamacpp" gguf "$MODELS/$1" --type "$ty" && echo "gguf $1 $ty: $(($(date +%s) - t0)) s" || echo "LLAMACPP GGUF FAILED: $1 $ty"
+    "$BIN/llamacpp" gguf "$MODELS/$shape" --type "$ty" && echo "gguf $shape $ty: $(($(date +%s) - t0)) s" || echo "LLAMACPP GGUF FAILED: $shape $ty"
   done
   # STAGE_TIMEOUT (e.g. 240s) interrupts the runner like Ctrl-C: it kills the
   # running engine and still writes the report of every finished launch.
@@ -161,9 +148,10 @@ bench() { # shape config
   local lim=${STAGE_TIMEOUT:-0}
   [[ -n ${END_AT:-} ]] && lim=$((END_AT - $(date +%s)))s
   timeout --signal=INT --kill-after=30 "$lim" \
-    "$BIN/runner" bench --bin-dir "$BIN" --config "$2" --model "$MODELS/$1" --engines "$(list)" --out "$S" ${BENCH_FLAGS:-} ||
-    echo "runner exit $?"
+    "$BIN/runner" bench --bin-dir "$BIN" --config "${CONFIG:-configs/decode-tinyllama.yaml}" --model "$MODELS/$shape" \
+    ${engines:+--engines "$engines"} --out "$S" ${BENCH_FLAGS:-} || echo "runner exit $?"
 }
+every="pytorch:mode=eager pytorch:mode=compiled candle burn mistralrs"
 
 # DEADLINE=seconds from now: stages that would start in its last STAGE_MIN (60) seconds
 # are skipped, so what finished comes back inside the device tool's limit.
@@ -233,80 +221,18 @@ for stage in "$@"; do
     done
     pack_store
     ;;
-  verdicts)
-    synth tinyllama-1.1b
-    "$BIN/runner" gpu probe || echo "PROBE FAILED"
-    cat >"$S/verdicts.yaml" <<EOF
-# A/A and A/B on one card: two labels of the same engine and mode (the same
-# binary, options and weights: any significant difference between them is a
-# false positive), and eager against compiled (a real difference).
-name: verdicts-tinyllama-1.1b
-model: $MODELS/tinyllama-1.1b
-device: cuda:0
-dtype: bf16
-seed: 1
-warmup: 2
-iterations: ${VERDICT_ITERS:-6}
-launches: ${VERDICT_LAUNCHES:-5}
-baseline: pytorch-compiled-a
-engines:
-  - {name: pytorch, label: pytorch-compiled-a, options: {mode: compiled}}
-  - {name: pytorch, label: pytorch-compiled-b, options: {mode: compiled}}
-$([[ ${VERDICT_EAGER:-1} == 1 ]] && echo "  - {name: pytorch, label: pytorch-eager, options: {mode: eager}}")
-cases:
-  - {name: p128-n128, prompt_len: 128, max_new_tokens: 128}
-timeouts: {start: 5m, stall: 3m, total: 20m}
-EOF
-    timeout --signal=INT --kill-after=60 "${STAGE_TIMEOUT:-0}" \
-      "$BIN/runner" bench --bin-dir "$BIN" --config "$S/verdicts.yaml" --model "$MODELS/tinyllama-1.1b" --out "$S" || echo "runner exit $?"
-    ;;
+  bench) bench ;;
+  bench-tiny) bench "$every" ;;
+  bench-8b) SHAPE=llama-3-8b CONFIG=configs/decode.yaml bench "$every" ;;
   profile)
-    # Kernel profile (CUPTI, bench --profile kernels) of pytorch eager and compiled on
-    # TinyLlama, each next to its unprofiled self (the overhead); first a short eager run
-    # whose raw activity files are kept as fixtures (profile/fixtures/).
-    ps=${PROFILE_SHAPE:-tinyllama-1.1b}
-    synth tinyllama-1.1b
-    synth "$ps"
     "$BIN/runner" gpu probe || echo "PROBE FAILED"
     [[ -f $BIN/libcib_cupti.so ]] || echo "NO libcib_cupti.so in the bundle"
-    for f in /usr/local/cuda/extras/CUPTI/lib64/libcupti.so.13 /usr/local/cuda/lib64/libcupti.so.13; do ls -l "$f" 2>&1 || true; done
-    profile_cfg() { # name iterations launches case engines...
-      local name=$1 iters=$2 launches=$3 case=$4 shape=${PROFILE_CFG_SHAPE:-tinyllama-1.1b}; shift 4
-      echo "name: $name"; echo "model: $MODELS/$shape"; echo "device: cuda:0"; echo "dtype: bf16"
-      echo "seed: 1"; echo "warmup: 2"; echo "iterations: $iters"; echo "launches: $launches"; echo "profile: kernels"
-      echo "engines:"; for e in "$@"; do engine_entry "$e"; done
-      echo "cases:"; echo "  - $case"; echo "timeouts: {start: 5m, stall: 3m, total: 20m}"
-    }
-    profile_cfg profile-fixture 2 1 "{name: p16-n8, prompt_len: 16, max_new_tokens: 8}" eager >"$S/fixture.yaml"
-    if [[ ${PROFILE_FIXTURE:-1} == 1 ]]; then
-      "$BIN/runner" bench --bin-dir "$BIN" --config "$S/fixture.yaml" --profile-keep --out "$S/fixture" || echo "runner exit $?"
-      mkdir -p "$S/fixtures" && find "$S/fixture" -name 'cupti-*.bin' -exec cp {} "$S/fixtures/" \; && ls -l "$S/fixtures"
-    fi
-    [[ ${PROFILE_FIXTURE:-1} == 1 ]] || rm -rf "$S/fixture" "$S/fixtures"
-    PROFILE_CFG_SHAPE=$ps profile_cfg "profile-$ps" "${PROFILE_ITERS:-5}" "${PROFILE_LAUNCHES:-2}" \
-      "{name: p128-n128, prompt_len: 128, max_new_tokens: 128}" $(for e in ${PROFILE_ENGINES:-eager compiled}; do [[ $e == eager || $e == compiled || -x $BIN/${e%%:*} ]] && echo "$e"; done) >"$S/profile.yaml"
-    timeout --signal=INT --kill-after=60 "${STAGE_TIMEOUT:-0}" \
-      "$BIN/runner" bench --bin-dir "$BIN" --config "$S/profile.yaml" --out "$S" || echo "runner exit $?"
-    sed -n '/## Kernel profile/,/## Environment/p' "$S"/*-profile-"$ps"/report.md || true
+    ENGINE_LIST=${PROFILE_ENGINES:-eager compiled} BENCH_FLAGS="--profile kernels --launches ${PROFILE_LAUNCHES:-1} ${BENCH_FLAGS:-}" bench
+    sed -n '/## Kernel profile/,/## Environment/p' "$S"/*/report.md || true
     ;;
-  gpus0)
-    # `--gpus 0` on a one-GPU host must give the figures of the sequential path: the same
-    # config (GPUS0_ENGINES, TinyLlama, p128-n128) run both ways, alternately, then compared.
-    synth tinyllama-1.1b
-    {
-      echo "name: gpus0-tinyllama-1.1b"; echo "model: $MODELS/tinyllama-1.1b"; echo "device: cuda:0"; echo "dtype: bf16"
-      echo "seed: 1"; echo "warmup: 2"; echo "iterations: 5"; echo "launches: ${GPUS0_LAUNCHES:-3}"
-      echo "engines:"; for e in ${GPUS0_ENGINES:-candle}; do engine_entry "$e"; done
-      echo "cases:"; echo "  - ${GPUS0_CASE:-{name: p128-n128, prompt_len: 128, max_new_tokens: 128\}}"
-      echo "timeouts: {start: 5m, stall: 3m, total: 20m}"
-    } >"$S/gpus0.yaml"
-    for round in $(seq "${GPUS0_ROUNDS:-2}"); do
-      "$BIN/runner" bench --bin-dir "$BIN" --config "$S/gpus0.yaml" --out "$S/seq-$round" || echo "runner exit $?"
-      "$BIN/runner" bench --bin-dir "$BIN" --config "$S/gpus0.yaml" --gpus 0 --out "$S/gpus0-$round" || echo "runner exit $?"
-    done
-    for round in $(seq "${GPUS0_ROUNDS:-2}"); do
-      "$BIN/runner" compare "$(ls -d "$S"/seq-$round/*/ | head -n1)" "$(ls -d "$S"/gpus0-$round/*/ | head -n1)" || echo "compare exit $?"
-    done
+  verdicts)
+    "$BIN/runner" gpu probe || echo "PROBE FAILED"
+    ENGINE_LIST= CONFIG=configs/verdicts-tinyllama.yaml BENCH_FLAGS="--launches ${VERDICT_LAUNCHES:-5} ${BENCH_FLAGS:-}" bench
     ;;
   suite)
     # configs/suite-h200.yaml (every engine × TinyLlama/8B × three workloads), resumable: the first call starts it,
@@ -324,8 +250,6 @@ EOF
     ) || echo "suite exit $?"
     tar -czf "$OUT/suite.tar.gz" -C "$W" suite
     ;;
-  bench-tiny) bench tinyllama-1.1b configs/decode-tinyllama.yaml ;;
-  bench-8b) bench llama-3-8b configs/decode.yaml ;;
   lmrs)
     synth tinyllama-1.1b
     OUT=$S scripts/gpu/lmrs.sh || echo "LMRS FAILED"
