@@ -52,6 +52,11 @@ type Capabilities struct {
 	// DeviceTimings is true when iterations carry device-clock (CUDA event)
 	// token times as well.
 	DeviceTimings bool `json:"device_timings"`
+	// Prepare is true when the engine implements `ENGINE prepare`: the work
+	// derived from a model that its launches would otherwise do at load and
+	// then reuse from a cache (a format conversion, an ahead-of-time export),
+	// done once before the first launch and reported apart from cold start.
+	Prepare bool `json:"prepare,omitempty"`
 }
 
 // Request is the single JSON object an engine reads on stdin for `ENGINE run`.
@@ -104,6 +109,8 @@ const (
 	EventIteration EventType = "iteration"
 	EventDone      EventType = "done"
 	EventError     EventType = "error"
+	// EventPrepared is the one event of `ENGINE prepare` (then exit 0).
+	EventPrepared EventType = "prepared"
 )
 
 // Event is one JSON line an engine writes on stdout during `run`. Exactly the
@@ -114,6 +121,19 @@ type Event struct {
 	Iteration *Iteration `json:"iteration,omitempty"`
 	Done      *Done      `json:"done,omitempty"`
 	Error     *Error     `json:"error,omitempty"`
+	Prepared  *Prepared  `json:"prepared,omitempty"`
+}
+
+// Prepared reports what `ENGINE prepare` did for a request: the model-derived
+// artifacts the engine's launches will find in its cache.
+type Prepared struct {
+	// TotalNs is the engine's own measure of the command, from process start.
+	TotalNs int64 `json:"total_ns"`
+	// Ran is false when every artifact was already cached (nothing was made).
+	Ran bool `json:"ran"`
+	// Steps says, per artifact, what was made or found and how long it took,
+	// in words (e.g. "gguf_f16": "converted in 35.2 s: /models/x/.gguf/…").
+	Steps map[string]string `json:"steps,omitempty"`
 }
 
 // Loaded reports that the model is ready, with the cold-start breakdown. All

@@ -114,7 +114,7 @@ func ParseDevice(s string) (kind string, ordinal int, err error) {
 // it is consistent.
 func (e *Event) Validate() error {
 	set := 0
-	for _, p := range []bool{e.Loaded != nil, e.Iteration != nil, e.Done != nil, e.Error != nil} {
+	for _, p := range []bool{e.Loaded != nil, e.Iteration != nil, e.Done != nil, e.Error != nil, e.Prepared != nil} {
 		if p {
 			set++
 		}
@@ -146,6 +146,13 @@ func (e *Event) Validate() error {
 		}
 		if e.Error.Message == "" {
 			return errors.New("error event with empty message")
+		}
+	case EventPrepared:
+		if e.Prepared == nil {
+			return errors.New("prepared event without prepared payload")
+		}
+		if e.Prepared.TotalNs < 0 {
+			return fmt.Errorf("prepared: negative total_ns %d", e.Prepared.TotalNs)
 		}
 	default:
 		return fmt.Errorf("unknown event type %q", e.Type)

@@ -32,6 +32,15 @@ type Engine interface {
 	Load(ctx context.Context, req *protocol.Request) (Model, protocol.Loaded, error)
 }
 
+// Preparer is an Engine that implements `ENGINE prepare`: Prepare does, for
+// the request, the model-derived work its launches would otherwise do at load
+// and reuse from a cache (a format conversion, an ahead-of-time export), and
+// says what it made or found (TotalNs is filled in by serve). Main declares
+// capabilities.prepare for an engine that implements it.
+type Preparer interface {
+	Prepare(ctx context.Context, req *protocol.Request) (protocol.Prepared, error)
+}
+
 // Model generates tokens for one case at a time.
 type Model interface {
 	// Generate runs one greedy generation of c and reports each step's tokens
@@ -92,13 +101,16 @@ const (
 // Main runs the engine command line: `info` or `run`. It returns the exit code.
 func Main(ctx context.Context, e Engine, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) < 1 {
-		fmt.Fprintf(stderr, "usage: %s info|run\n  info  print capabilities as JSON\n  run   read a JSON request on stdin, stream JSON-lines events on stdout\n", e.Info().Name)
+		fmt.Fprintf(stderr, "usage: %s info|run|prepare\n  info     print capabilities as JSON\n  run      read a JSON request on stdin, stream JSON-lines events on stdout\n"+
+			"  prepare  read a JSON request on stdin, make what its launches reuse from the cache (when capabilities.prepare), print one prepared event\n", e.Info().Name)
 		return ExitUsage
 	}
+	p, canPrepare := e.(Preparer)
 	switch args[0] {
 	case "info":
 		info := e.Info()
 		info.Protocol = protocol.Version
+		info.Capabilities.Prepare = canPrepare
 		b, err := json.MarshalIndent(info, "", "  ")
 		if err != nil {
 			fmt.Fprintf(stderr, "info: %v\n", err)
@@ -107,11 +119,36 @@ func Main(ctx context.Context, e Engine, args []string, stdin io.Reader, stdout,
 		fmt.Fprintf(stdout, "%s\n", b)
 		return ExitOK
 	case "run":
-		return run(ctx, e, stdin, stdout, stderr)
+		enc := protocol.NewEncoder(stdout)
+		return finish(runEvents(ctx, e, stdin, enc), enc, stderr)
+	case "prepare":
+		if !canPrepare {
+			fmt.Fprintf(stderr, "%s has nothing to prepare (capabilities.prepare is false): its launches do all their work\n", e.Info().Name)
+			return ExitUsage
+		}
+		enc := protocol.NewEncoder(stdout)
+		return finish(prepareEvent(ctx, e, p, stdin, enc), enc, stderr)
 	default:
-		fmt.Fprintf(stderr, "unknown command %q: want info or run\n", args[0])
+		fmt.Fprintf(stderr, "unknown command %q: want info, run or prepare\n", args[0])
 		return ExitUsage
 	}
+}
+
+func prepareEvent(ctx context.Context, e Engine, p Preparer, stdin io.Reader, enc *protocol.Encoder) error {
+	req, err := checkedRequest(stdin, e.Info())
+	if err != nil {
+		return err
+	}
+	prep, err := p.Prepare(ctx, req)
+	if err != nil {
+		var f *failure
+		if errors.As(err, &f) {
+			return err
+		}
+		return fail(protocol.CodeLoad, fmt.Errorf("prepare %s: %w", req.Model, err))
+	}
+	prep.TotalNs = Now()
+	return enc.Encode(protocol.Event{Type: protocol.EventPrepared, Prepared: &prep})
 }
 
 type failure struct {
@@ -123,9 +160,8 @@ func (f *failure) Error() string { return f.err.Error() }
 
 func fail(code string, err error) error { return &failure{code: code, err: err} }
 
-func run(ctx context.Context, e Engine, stdin io.Reader, stdout, stderr io.Writer) int {
-	enc := protocol.NewEncoder(stdout)
-	err := runEvents(ctx, e, stdin, enc)
+// finish turns a command's error into an error event and an exit code.
+func finish(err error, enc *protocol.Encoder, stderr io.Writer) int {
 	if err == nil {
 		return ExitOK
 	}
@@ -144,28 +180,37 @@ func run(ctx context.Context, e Engine, stdin io.Reader, stdout, stderr io.Write
 	return ExitFailure
 }
 
-func runEvents(ctx context.Context, e Engine, stdin io.Reader, enc *protocol.Encoder) error {
+// checkedRequest reads the request and checks it against what the engine
+// declares (devices, dtypes, options, batch sizes).
+func checkedRequest(stdin io.Reader, info protocol.Info) (*protocol.Request, error) {
 	req, err := protocol.DecodeRequest(stdin)
 	if err != nil {
-		return fail(protocol.CodeBadRequest, err)
+		return nil, fail(protocol.CodeBadRequest, err)
 	}
-	info := e.Info()
 	kind, _, _ := protocol.ParseDevice(req.Device)
 	if !slices.Contains(info.Devices, kind) {
-		return fail(protocol.CodeUnsupported, fmt.Errorf("device %s: this %s build supports %v", req.Device, info.Name, info.Devices))
+		return nil, fail(protocol.CodeUnsupported, fmt.Errorf("device %s: this %s build supports %v", req.Device, info.Name, info.Devices))
 	}
 	if !slices.Contains(info.DTypes, req.DType) {
-		return fail(protocol.CodeUnsupported, fmt.Errorf("dtype %s: %s supports %v", req.DType, info.Name, info.DTypes))
+		return nil, fail(protocol.CodeUnsupported, fmt.Errorf("dtype %s: %s supports %v", req.DType, info.Name, info.DTypes))
 	}
 	for k := range req.Options {
 		if _, ok := info.Options[k]; !ok {
-			return fail(protocol.CodeBadRequest, fmt.Errorf("option %q: %s knows %v", k, info.Name, keys(info.Options)))
+			return nil, fail(protocol.CodeBadRequest, fmt.Errorf("option %q: %s knows %v", k, info.Name, keys(info.Options)))
 		}
 	}
 	for i, c := range req.Cases {
 		if c.BatchSize > max(info.Capabilities.MaxBatch, 1) {
-			return fail(protocol.CodeUnsupported, fmt.Errorf("cases[%d]: batch_size %d > max %d", i, c.BatchSize, max(info.Capabilities.MaxBatch, 1)))
+			return nil, fail(protocol.CodeUnsupported, fmt.Errorf("cases[%d]: batch_size %d > max %d", i, c.BatchSize, max(info.Capabilities.MaxBatch, 1)))
 		}
+	}
+	return req, nil
+}
+
+func runEvents(ctx context.Context, e Engine, stdin io.Reader, enc *protocol.Encoder) error {
+	req, err := checkedRequest(stdin, e.Info())
+	if err != nil {
+		return err
 	}
 	m, loaded, err := e.Load(ctx, req)
 	if err != nil {

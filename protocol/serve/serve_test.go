@@ -130,3 +130,68 @@ func TestMainInfoAndUsage(t *testing.T) {
 		t.Fatalf("Main(serve) = %d, want %d", code, ExitUsage)
 	}
 }
+
+// preparingEngine implements Preparer: it makes one artifact the first time and finds it after.
+type preparingEngine struct {
+	countingEngine
+	made    bool
+	prepErr error
+}
+
+func (e *preparingEngine) Prepare(ctx context.Context, req *protocol.Request) (protocol.Prepared, error) {
+	if e.prepErr != nil {
+		return protocol.Prepared{}, e.prepErr
+	}
+	ran := !e.made
+	e.made = true
+	return protocol.Prepared{Ran: ran, Steps: map[string]string{"artifact": req.Options["mode"]}}, nil
+}
+
+// TestPrepare: `prepare` exists where the engine implements it (info says so), checks the request as run does,
+// answers one prepared event, and turns a failure into an error event.
+func TestPrepare(t *testing.T) {
+	e := &preparingEngine{}
+	var out, errb bytes.Buffer
+	require0(t, Main(context.Background(), e, []string{"info"}, strings.NewReader(""), &out, &errb))
+	if !strings.Contains(out.String(), `"prepare": true`) {
+		t.Fatalf("info of a Preparer does not declare prepare: %s", out.String())
+	}
+	out.Reset()
+	require0(t, Main(context.Background(), &countingEngine{}, []string{"info"}, strings.NewReader(""), &out, &errb))
+	if strings.Contains(out.String(), `"prepare"`) {
+		t.Fatalf("info of an engine without Prepare declares it: %s", out.String())
+	}
+
+	req := strings.Replace(goodReq, `"cases"`, `"options":{"mode":"a"},"cases"`, 1)
+	for i, wantRan := range []bool{true, false} {
+		code, evs, stderr := runMain(t, e, []string{"prepare"}, req)
+		if code != ExitOK || len(evs) != 1 || evs[0].Type != protocol.EventPrepared {
+			t.Fatalf("prepare %d: exit %d, events %+v, stderr %s", i, code, evs, stderr)
+		}
+		p := evs[0].Prepared
+		if p.Ran != wantRan || p.Steps["artifact"] != "a" || p.TotalNs <= 0 {
+			t.Fatalf("prepare %d: %+v", i, p)
+		}
+	}
+	// The request is checked as for run: an undeclared option is a bad request.
+	code, evs, _ := runMain(t, e, []string{"prepare"}, strings.Replace(goodReq, `"cases"`, `"options":{"x":"1"},"cases"`, 1))
+	if code != ExitBadRequest || len(evs) != 1 || evs[0].Type != protocol.EventError || evs[0].Error.Code != protocol.CodeBadRequest {
+		t.Fatalf("undeclared option: exit %d, events %+v", code, evs)
+	}
+	code, evs, _ = runMain(t, &preparingEngine{prepErr: errors.New("disk full")}, []string{"prepare"}, goodReq)
+	if code != ExitFailure || len(evs) != 1 || evs[0].Error.Code != protocol.CodeLoad || !strings.Contains(evs[0].Error.Message, "disk full") {
+		t.Fatalf("failed prepare: exit %d, events %+v", code, evs)
+	}
+	// An engine without Prepare has no prepare command.
+	code, evs, stderr := runMain(t, &countingEngine{}, []string{"prepare"}, goodReq)
+	if code != ExitUsage || len(evs) != 0 || !strings.Contains(stderr, "nothing to prepare") {
+		t.Fatalf("prepare without Preparer: exit %d, events %+v, stderr %s", code, evs, stderr)
+	}
+}
+
+func require0(t *testing.T, code int) {
+	t.Helper()
+	if code != ExitOK {
+		t.Fatalf("exit %d, want 0", code)
+	}
+}

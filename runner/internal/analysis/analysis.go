@@ -70,6 +70,8 @@ type Summary struct {
 	Config    json.RawMessage `json:"config,omitempty"`
 	// Profile is the kernel profile, when the run had profiled twins.
 	Profile *Profile `json:"profile,omitempty"`
+	// Prepared are the engines' `ENGINE prepare` runs (PreparedOf).
+	Prepared []Prepared `json:"prepared,omitempty"`
 	// Prices are the user's prices for the cost section (inputs, not
 	// measurements), kept so that `runner report` keeps them.
 	Prices *Prices `json:"prices,omitempty"`

@@ -107,6 +107,11 @@ var ErrStopped = errors.New("stopped before the next launch (time budget)")
 // Run executes the benchmark and returns every record written. An interrupt
 // stops it after killing the running engine; records already written stay.
 func Run(ctx context.Context, o Options) ([]results.Record, error) {
+	reqBytes, err := requests(o)
+	if err != nil {
+		return nil, err
+	}
+	prepare(ctx, o, reqBytes)
 	if len(o.Cards) > 0 {
 		return runCards(ctx, o)
 	}
@@ -114,17 +119,6 @@ func Run(ctx context.Context, o Options) ([]results.Record, error) {
 	maxFail := o.MaxConsecutiveFailures
 	if maxFail == 0 {
 		maxFail = 2
-	}
-	reqBytes := make([][]byte, len(o.Variants))
-	for i, v := range o.Variants {
-		req := o.Request
-		req.Threads = v.Spec.Threads
-		req.Options = v.Spec.Options
-		b, err := json.Marshal(req)
-		if err != nil {
-			return nil, fmt.Errorf("encode request for %s: %w", v.Label, err)
-		}
-		reqBytes[i] = b
 	}
 	maxLaunches := cfg.Launches
 	var deadline time.Time
@@ -213,6 +207,22 @@ func Run(ctx context.Context, o Options) ([]results.Record, error) {
 		}
 	}
 	return all, nil
+}
+
+// requests encodes the request each variant's launches receive.
+func requests(o Options) ([][]byte, error) {
+	reqBytes := make([][]byte, len(o.Variants))
+	for i, v := range o.Variants {
+		req := o.Request
+		req.Threads = v.Spec.Threads
+		req.Options = v.Spec.Options
+		b, err := json.Marshal(req)
+		if err != nil {
+			return nil, fmt.Errorf("encode request for %s: %w", v.Label, err)
+		}
+		reqBytes[i] = b
+	}
+	return reqBytes, nil
 }
 
 // adaptiveDone reports whether every variant × case has a launch-level

@@ -57,6 +57,8 @@ func (s *stream) check(ev spawn.Received) error {
 			return errors.New("done without a loaded event")
 		}
 		s.done = true
+	case protocol.EventPrepared:
+		return errors.New("a prepared event in a run (it answers `prepare`)")
 	}
 	return nil
 }

@@ -27,6 +27,9 @@ func writeReports(dir, name string, env envinfo.Env, req protocol.Request, label
 		return nil, fmt.Errorf("analyse %s: %w", dir, err)
 	}
 	sum.Warnings = append(sum.Warnings, warnings...)
+	preps, pw := results.ReadPreparations(dir)
+	sum.Prepared = analysis.PreparedOf(preps)
+	sum.Warnings = append(sum.Warnings, pw...)
 	plugs.post(sum) // prices, plugin sections and failures (plugins.go)
 	if err := results.WriteJSON(dir, results.SummaryFile, sum); err != nil {
 		return nil, err

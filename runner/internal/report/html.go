@@ -91,6 +91,9 @@ func HTML(w io.Writer, s *analysis.Summary) error {
 		p.f("%s", htmlRow(row))
 	}
 	p.f("</table>\n")
+	if l := preparedLine(s); l != "" {
+		p.f("<p class=\"note\">%s</p>\n", esc(l))
+	}
 	if l := firstLaunchLine(s); l != "" {
 		p.f("<p class=\"note\">%s</p>\n", esc(l))
 	}

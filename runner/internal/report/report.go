@@ -90,6 +90,9 @@ func Markdown(w io.Writer, s *analysis.Summary) error {
 		p.f("| %s |\n", strings.Join(row, " | "))
 	}
 	p.f("\n")
+	if l := preparedLine(s); l != "" {
+		p.f("%s\n\n", l)
+	}
 	if l := firstLaunchLine(s); l != "" {
 		p.f("%s\n\n", l)
 	}
@@ -803,6 +806,41 @@ func firstLaunchLine(s *analysis.Summary) string {
 	}
 	return "First launch against the median of the later ones (what a fresh machine pays once: compile and autotune caches, " +
 		"the kernel JIT cache, the page cache; the statistics above pool every launch): " + strings.Join(parts, "; ") + "."
+}
+
+// preparedLine says what each engine's `ENGINE prepare` did before its first
+// launch; "" when none ran.
+func preparedLine(s *analysis.Summary) string {
+	var parts []string
+	for _, p := range s.Prepared {
+		var t string
+		switch {
+		case p.Error != "":
+			t = fmt.Sprintf("%s failed after %s s (%s)", p.Engine, num(p.WallS, 3), p.Error)
+		case p.Ran:
+			t = fmt.Sprintf("%s made it in %s s", p.Engine, num(p.WallS, 3))
+		default:
+			t = fmt.Sprintf("%s found it cached (%s s)", p.Engine, num(p.WallS, 3))
+		}
+		keys := make([]string, 0, len(p.Steps))
+		for k := range p.Steps {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		var steps []string
+		for _, k := range keys {
+			steps = append(steps, k+": "+p.Steps[k])
+		}
+		if len(steps) > 0 {
+			t += " — " + strings.Join(steps, "; ")
+		}
+		parts = append(parts, t)
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "Prepared before the first launch (`ENGINE prepare`: the model-derived work an engine's launches reuse from its cache, " +
+		"a conversion or an ahead-of-time export; in no launch's cold start): " + strings.Join(parts, "; ") + "."
 }
 
 // globalWarnings are the run's and the engines' warnings.

@@ -6,6 +6,7 @@ package results
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,7 +34,68 @@ const (
 	ReportCSV   = "report.csv"
 	ReportHTML  = "report.html"
 	BenchFile   = "bench.txt"
+	// PrepareFile holds one Preparation per `ENGINE prepare` the benchmark ran.
+	PrepareFile = "prepare.jsonl"
 )
+
+// Preparation is one `ENGINE prepare` before a variant's first launch: the
+// model-derived work (a conversion, an export) its launches then find cached,
+// timed apart from any launch's cold start.
+type Preparation struct {
+	Engine    string            `json:"engine"`
+	Spec      config.EngineSpec `json:"spec"`
+	StartedAt time.Time         `json:"started_at"`
+	// WallNs is spawn → exit, measured by the runner.
+	WallNs int64 `json:"wall_ns"`
+	// Prepared is the engine's report (nil when it failed).
+	Prepared   *protocol.Prepared `json:"prepared,omitempty"`
+	Error      string             `json:"error,omitempty"`
+	StderrTail string             `json:"stderr_tail,omitempty"`
+}
+
+// AppendPreparation adds p to dir's prepare.jsonl, synced.
+func AppendPreparation(dir string, p *Preparation) error {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("encode preparation of %s: %w", p.Engine, err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, PrepareFile), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", PrepareFile, err)
+	}
+	defer f.Close()
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("append %s: %w", PrepareFile, err)
+	}
+	return f.Sync()
+}
+
+// ReadPreparations reads dir's prepare.jsonl; none (no file) is no error.
+// A line that does not parse is skipped with a warning: preparations are
+// context for the report, never a reason to lose it.
+func ReadPreparations(dir string) ([]Preparation, []string) {
+	b, err := os.ReadFile(filepath.Join(dir, PrepareFile))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, []string{fmt.Sprintf("%s: %v", PrepareFile, err)}
+	}
+	var out []Preparation
+	var warnings []string
+	for i, line := range bytes.Split(b, []byte("\n")) {
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		var p Preparation
+		if err := json.Unmarshal(line, &p); err != nil {
+			warnings = append(warnings, fmt.Sprintf("%s line %d skipped: %v", PrepareFile, i+1, err))
+			continue
+		}
+		out = append(out, p)
+	}
+	return out, warnings
+}
 
 // Status of a launch.
 const (

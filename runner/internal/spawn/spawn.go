@@ -261,7 +261,7 @@ loop:
 			armIdle(false)
 			err := onEvent(ev)
 			switch ev.Event.Type {
-			case protocol.EventDone:
+			case protocol.EventDone, protocol.EventPrepared: // the last event of `run`, of `prepare`
 				sawDone = true
 				idle.Reset(exitGrace)
 				reap()

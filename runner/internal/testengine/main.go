@@ -38,9 +38,30 @@ func (engine) Info() protocol.Info {
 			"busy":     "1: spend each token's time spinning on the CPU instead of sleeping (a host-bound engine)",
 			"leak":     "setsid | stdout: leave a child behind, in its own session or holding stdout open after done",
 			"pid_file": "file the leaked child's pid is written to",
+			"prepare": "need | fail: `prepare` writes a marker into the model directory (need: a launch without it fails to load); " +
+				"fail: `prepare` fails",
 		},
 		Capabilities: protocol.Capabilities{MaxBatch: 4, StreamingTimestamps: true},
 	}
+}
+
+// Prepare writes the marker a launch with prepare=need looks for; Ran says whether it was new.
+func (engine) Prepare(ctx context.Context, req *protocol.Request) (protocol.Prepared, error) {
+	if req.Options["prepare"] == "fail" {
+		return protocol.Prepared{}, fmt.Errorf("prepare failed as asked (option prepare=fail)")
+	}
+	path := prepareMarker(req)
+	_, err := os.Stat(path)
+	if err != nil {
+		if err := os.WriteFile(path, []byte("prepared\n"), 0o644); err != nil {
+			return protocol.Prepared{}, err
+		}
+	}
+	return protocol.Prepared{Ran: err != nil, Steps: map[string]string{"marker": path}}, nil
+}
+
+func prepareMarker(req *protocol.Request) string {
+	return req.Model + "/.testengine-prepared-" + req.DType
 }
 
 type model struct {
@@ -54,6 +75,11 @@ type model struct {
 func (engine) Load(ctx context.Context, req *protocol.Request) (serve.Model, protocol.Loaded, error) {
 	if _, err := os.Stat(req.Model); err != nil {
 		return nil, protocol.Loaded{}, err
+	}
+	if req.Options["prepare"] == "need" {
+		if _, err := os.Stat(prepareMarker(req)); err != nil {
+			return nil, protocol.Loaded{}, fmt.Errorf("not prepared (run `testengine prepare` first): %w", err)
+		}
 	}
 	m := &model{fail: "none", tokenUs: 200}
 	if f := req.Options["fail"]; f != "" {

@@ -1,0 +1,101 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/cuda-inference-benchmarks/cib/protocol"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/results"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/spawn"
+)
+
+// prepare runs `ENGINE prepare` before any launch for every variant whose
+// engine declares it (capabilities.prepare): the model-derived work its
+// launches would otherwise do at load and reuse from a cache after (llama.cpp's
+// GGUF conversion, libtorch's AOTInductor export). So no launch's cold start
+// carries a one-time cost that the others do not, and the cost is on record
+// apart (prepare.jsonl, the report's Engines section). Once per binary and
+// request: a profiled twin shares its engine's. A failure is recorded and
+// printed, and the launches still run: each then does the work itself or
+// fails with its own error.
+func prepare(ctx context.Context, o Options, reqBytes [][]byte) {
+	seen := map[string]bool{}
+	for i, v := range o.Variants {
+		if v.Info == nil || !v.Info.Capabilities.Prepare {
+			continue
+		}
+		key := v.Path + "\x00" + string(reqBytes[i])
+		if seen[key] || ctx.Err() != nil {
+			continue
+		}
+		seen[key] = true
+		if o.Observer != nil {
+			o.Observer.Phase("preparing " + v.Label)
+		}
+		p := prepareOne(ctx, o, v, reqBytes[i])
+		if o.Writer != nil {
+			if err := results.AppendPreparation(o.Writer.Dir(), &p); err != nil {
+				progress(o.Progress, "  %s: %v\n", v.Label, err)
+			}
+		}
+		progress(o.Progress, "%s\n", PrepareLine(&p))
+	}
+}
+
+func prepareOne(ctx context.Context, o Options, v Variant, req []byte) results.Preparation {
+	p := results.Preparation{Engine: v.Label, Spec: v.Spec, StartedAt: time.Now().UTC()}
+	// One event at the end, after however long the work takes: the run's
+	// total timeout bounds it (an 8B export takes minutes).
+	limit := o.Config.Timeouts.Total.Duration
+	res := spawn.Launch(ctx, spawn.Options{
+		Path: v.Path, Args: []string{"prepare"}, Env: o.Env, Stdin: req,
+		Timeouts: spawn.Timeouts{Start: limit, Stall: limit, Total: limit},
+	}, nil, func(ev spawn.Received) error {
+		if ev.Event.Type != protocol.EventPrepared && ev.Event.Type != protocol.EventError {
+			return fmt.Errorf("protocol: a %s event answering prepare (want one prepared event)", ev.Event.Type)
+		}
+		if ev.Event.Prepared != nil {
+			if p.Prepared != nil {
+				return errors.New("protocol: a second prepared event")
+			}
+			p.Prepared = ev.Event.Prepared
+		}
+		return nil
+	})
+	if !res.Started.IsZero() {
+		p.WallNs = int64(time.Since(res.Started))
+	}
+	if res.Err != nil {
+		p.Error, p.StderrTail, p.Prepared = res.Err.Error(), res.StderrTail, nil
+		if errors.Is(res.Err, spawn.ErrInterrupted) {
+			p.Error = InterruptedError
+		}
+	}
+	return p
+}
+
+// PrepareLine is one line on a preparation: what it made or found, how long.
+func PrepareLine(p *results.Preparation) string {
+	wall := time.Duration(p.WallNs).Round(100 * time.Millisecond)
+	if p.Prepared == nil {
+		return fmt.Sprintf("prepare %s: FAILED after %s: %s (its launches will do the work themselves or fail)", p.Engine, wall, p.Error)
+	}
+	what := "everything was cached"
+	if p.Prepared.Ran {
+		what = "made"
+	}
+	var steps []string
+	for k, s := range p.Prepared.Steps {
+		steps = append(steps, k+": "+s)
+	}
+	sort.Strings(steps)
+	line := fmt.Sprintf("prepare %s: %s in %s", p.Engine, what, wall)
+	if len(steps) > 0 {
+		line += " (" + strings.Join(steps, "; ") + ")"
+	}
+	return line
+}

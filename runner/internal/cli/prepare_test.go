@@ -1,0 +1,97 @@
+package cli_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/analysis"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/cli"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/results"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/testbin"
+)
+
+// privateModel copies the tiny model's files into a directory of the test's own (prepare writes into it).
+func privateModel(t *testing.T) string {
+	t.Helper()
+	src := testbin.TinyModel(t)
+	dst := filepath.Join(t.TempDir(), "tiny")
+	require.NoError(t, os.MkdirAll(dst, 0o755))
+	ents, err := os.ReadDir(src)
+	require.NoError(t, err)
+	for _, e := range ents {
+		if e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644))
+	}
+	return dst
+}
+
+// TestPrepareBeforeLaunches: an engine that declares capabilities.prepare is prepared once per variant before its
+// first launch — the launches of a variant that cannot load unprepared (prepare=need) succeed —, each preparation is
+// in prepare.jsonl, summary.json and the report, a second benchmark finds it cached, and a failed preparation is
+// recorded and printed while the launches still run.
+func TestPrepareBeforeLaunches(t *testing.T) {
+	bin := testbin.Dir(t)
+	model := privateModel(t)
+	root := filepath.Join(t.TempDir(), "results")
+	cfg := filepath.Join(t.TempDir(), "bench.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte("model: "+model+"\nlaunches: 2\nwarmup: 0\niterations: 2\n"+
+		"engines:\n  - {name: testengine, label: a, options: {prepare: need}}\n  - {name: testengine, label: b, options: {prepare: fail}}\n"+
+		"cases: [{name: c, prompt_len: 4, max_new_tokens: 3}]\n"), 0o644))
+
+	bench := func() (string, analysis.Summary, out) {
+		o := runEnv(t, t.Context(), nil, "--bin-dir", bin, "--out", root, "--config", cfg, "--format", "json")
+		require.Equal(t, cli.ExitOK, o.code, o.stderr)
+		dirs, err := filepath.Glob(filepath.Join(root, "*"))
+		require.NoError(t, err)
+		dir := dirs[len(dirs)-1]
+		var sum analysis.Summary
+		require.NoError(t, results.ReadJSON(dir, results.SummaryFile, &sum))
+		return dir, sum, o
+	}
+	dir, sum, o := bench()
+	require.Contains(t, o.stderr, "prepare a: made in")
+	require.Contains(t, o.stderr, "prepare b: FAILED after")
+	require.Contains(t, o.stderr, "prepare failed as asked")
+	preps, warnings := results.ReadPreparations(dir)
+	require.Empty(t, warnings)
+	require.Len(t, preps, 2, "one preparation per variant, not per launch")
+	recs, _, err := results.ReadRuns(filepath.Join(dir, results.RunsFile))
+	require.NoError(t, err)
+	require.Len(t, recs, 4)
+	for _, r := range recs {
+		require.Equal(t, results.StatusOK, r.Status, "%s launch %d: %s", r.Engine, r.Launch, r.Error)
+	}
+	require.Len(t, sum.Prepared, 2)
+	require.Equal(t, "a", sum.Prepared[0].Engine)
+	require.True(t, sum.Prepared[0].Ran)
+	require.Contains(t, sum.Prepared[0].Steps["marker"], ".testengine-prepared-")
+	require.Contains(t, sum.Prepared[1].Error, "prepare failed as asked")
+	md, err := os.ReadFile(filepath.Join(dir, results.ReportMD))
+	require.NoError(t, err)
+	require.Contains(t, string(md), "Prepared before the first launch")
+	require.Contains(t, string(md), "a made it in")
+	require.Contains(t, string(md), "b failed after")
+
+	// A second benchmark of the same model finds a's work cached.
+	_, sum, o = bench()
+	require.Contains(t, o.stderr, "prepare a: everything was cached in")
+	require.False(t, sum.Prepared[0].Ran)
+
+	// Unprepared, a prepare=need launch fails to load: the launches above succeeded because prepare ran first.
+	require.NoError(t, os.Remove(sum.Prepared[0].Steps["marker"]))
+	cmd := exec.Command(filepath.Join(bin, "testengine"), "run")
+	cmd.Stdin = strings.NewReader(`{"protocol":1,"model":"` + model + `","device":"cpu","dtype":"f32","options":{"prepare":"need"},` +
+		`"warmup":0,"iterations":1,"cases":[{"name":"c","prompt_tokens":[1,2],"max_new_tokens":2,"batch_size":1,"greedy":true,"ignore_eos":true}]}`)
+	stdout, err := cmd.Output()
+	require.Error(t, err)
+	require.Contains(t, string(stdout), "not prepared")
+}
