@@ -27,7 +27,7 @@
 #                    of ADAPTER="ENGINE[:key=value]:SHAPE ..." (default candle:tinyllama-1.1b), ROUNDS (2), WARMUP (2), ITERS (5),
 #                    ADAPTER_FLAGS (more flags, e.g. --native-spin; --device cpu --dtype f32 for a dry run)
 #   native           adapter of NATIVE_ENGINES (candle burn mistralrs pytorch) × SHAPES (tinyllama-1.1b llama-3-8b)
-#   libtorch         scripts/gpu/libtorch.sh $LIBTORCH_PHASES (default: conformance export tiny): the libtorch engine
+#   libtorch         scripts/gpu/libtorch.sh $LIBTORCH_PHASES (default: conformance bench): the libtorch engine
 #                    (AOTInductor, no Python) on cuda:0, then libtorch vs pytorch compiled/eager (its header: knobs)
 #   telemetry        real-NVML tests and the sampler-cost check (scripts/gpu/telemetry.sh)
 #   lmrs             scripts/gpu/lmrs.sh: the lmrs engine on the host's CPU (memory-bandwidth probe, f32/q8_0/q4_0,
@@ -131,17 +131,10 @@ pack_store() { # cubecl's autotune store, for the next machine (.gpu/cubecl-cach
   tar -czf "$OUT/cubecl-cache.tar.gz" -C "$XDG_CACHE_HOME" cubecl 2>/dev/null && ls -l "$OUT/cubecl-cache.tar.gz"
 }
 bench() { # runner bench of $CONFIG on $MODELS/$SHAPE, engines: list
-  local shape=${SHAPE:-tinyllama-1.1b} engines e ty t0
+  local shape=${SHAPE:-tinyllama-1.1b} engines
   synth "$shape"
   engines=$(list "${1:-}")
-  # llama.cpp reads GGUF: convert once before the launches (timed here), so no launch's load carries it.
-  for e in ${engines//,/ }; do
-    [[ $e == llamacpp* ]] || continue
-    ty=bf16
-    [[ $e == *type=* ]] && ty=${e##*type=} && ty=${ty%%:*}
-    t0=$(date +%s)
-    "$BIN/llamacpp" gguf "$MODELS/$shape" --type "$ty" && echo "gguf $shape $ty: $(($(date +%s) - t0)) s" || echo "LLAMACPP GGUF FAILED: $shape $ty"
-  done
+  # (llama.cpp's GGUF conversion and libtorch's export run before the first launch: the runner's `ENGINE prepare`.)
   # STAGE_TIMEOUT (e.g. 240s) interrupts the runner like Ctrl-C: it kills the
   # running engine and still writes the report of every finished launch.
   # END_AT (epoch seconds) does the same at a fixed time: what finished comes back before the machine does.
@@ -191,7 +184,7 @@ for stage in "$@"; do
     done
     ;;
   libtorch)
-    OUT=$S scripts/gpu/libtorch.sh ${LIBTORCH_PHASES:-conformance export tiny} || echo "LIBTORCH FAILED"
+    OUT=$S scripts/gpu/libtorch.sh ${LIBTORCH_PHASES:-conformance bench} || echo "LIBTORCH FAILED"
     ;;
   burn-tune)
     "$BIN/burn" info

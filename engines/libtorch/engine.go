@@ -259,6 +259,19 @@ type loadInfo struct {
 }
 
 func (e *engine) Load(ctx context.Context, req *protocol.Request) (serve.Model, protocol.Loaded, error) {
+	return e.load(ctx, req, nil)
+}
+
+// Prepare exports every package the request needs (one per batch size) and the weights file, as Load's first launch
+// would, so the export's minutes are timed apart from every launch's cold start (`libtorch prepare`).
+func (e *engine) Prepare(ctx context.Context, req *protocol.Request) (protocol.Prepared, error) {
+	p := protocol.Prepared{Steps: map[string]string{}}
+	_, _, err := e.load(ctx, req, &p)
+	return p, err
+}
+
+// load is Load, or with prep set Prepare: the same options, checks and packages, without the bridge loading them.
+func (e *engine) load(ctx context.Context, req *protocol.Request, prep *protocol.Prepared) (serve.Model, protocol.Loaded, error) {
 	kind, idx, err := protocol.ParseDevice(req.Device)
 	if err != nil {
 		return nil, protocol.Loaded{}, serve.BadRequest(err)
@@ -398,6 +411,15 @@ func (e *engine) Load(ctx context.Context, req *protocol.Request) (serve.Model, 
 			}
 			return fail(err)
 		}
+		if prep != nil {
+			how := "found in the cache: "
+			if res.Ran {
+				how = fmt.Sprintf("exported in %.1f s: ", float64(res.Ns)/1e9)
+				prep.Ran = true
+			}
+			prep.Steps[fmt.Sprintf("package_b%d", b)] = how + pkg
+			continue
+		}
 		l.CompileNs += res.Ns
 		if res.Ran {
 			rep, _ := json.Marshal(res.Report)
@@ -441,6 +463,12 @@ func (e *engine) Load(ctx context.Context, req *protocol.Request) (serve.Model, 
 		if weights != "" && !li.WeightsShared {
 			copies++
 		}
+	}
+	if prep != nil {
+		if weights != "" {
+			prep.Steps["weights"] = "one file shared by every package: " + weights
+		}
+		return nil, l, nil
 	}
 	if weights != "" {
 		l.Settings["weights_on_device"] = fmt.Sprintf("%d copy for %d package(s)", copies, len(batches))

@@ -237,8 +237,24 @@ func TestParity(t *testing.T) {
 	})
 	t.Run("static cache length", func(t *testing.T) {
 		// cache_len=static, the fallback: a package of its own (exported here), the same tokens.
+		// Exported by `libtorch prepare` (as the runner does before a variant's first launch), then run with export=never.
 		req := tinyRequest(map[string]string{"cache_len": "static"})
 		req.Cases = req.Cases[:1]
+		for i, wantRan := range []bool{true, false} {
+			pr := enginetest.RunEnv(t, binPath, pyEnv(), 25*time.Minute, req, "prepare")
+			require.Equal(t, 0, pr.Code, "prepare %d; stderr:\n%s", i, pr.Stderr)
+			require.Len(t, pr.Events, 1)
+			require.Equal(t, protocol.EventPrepared, pr.Events[0].Type)
+			p := pr.Events[0].Prepared
+			assert.Equal(t, wantRan, p.Ran, "prepare %d: %v", i, p.Steps)
+			want := "found in the cache: "
+			if wantRan {
+				want = "exported in "
+			}
+			assert.Contains(t, p.Steps["package_b1"], want)
+			assert.Contains(t, p.Steps["weights"], l.Settings["weights_file"], "the weights file of every package")
+		}
+		req.Options["export"] = "never"
 		res := runBin(t, binPath, pyEnv(), req)
 		out := checkRun(t, req, res)
 		assert.Equal(t, got[0], out[0])

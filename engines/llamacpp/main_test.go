@@ -527,3 +527,33 @@ func TestSmolLM2F32Parity(t *testing.T) {
 		t.Errorf("%s: token %d = %d, want the reference's %d (margin %.3g)\n got: %v\nwant: %v", c.Name, k, got[i][k], ref[i][k], m.Margin[k], got[i], ref[i])
 	}
 }
+
+// TestPrepare: `llamacpp prepare` converts the HF directory into the GGUF cache once (ran, then cached), and the
+// launch after it loads the cached file with no conversion in its cold start.
+func TestPrepare(t *testing.T) {
+	bin, tiny := llamacppBin(t), enginetest.TinyModel(t)
+	cache, env := cacheEnv(t)
+	req := enginetest.CPURequest(tiny, "f32", promptCase("p", 5, 4, 1))
+	req.Options = map[string]string{"type": "f16"}
+	for i, wantRan := range []bool{true, false} {
+		res := enginetest.RunEnv(t, bin, env, enginetest.RunTimeout, req, "prepare")
+		require.Equal(t, 0, res.Code, "stderr: %s", res.Stderr)
+		require.Len(t, res.Events, 1)
+		require.Equal(t, protocol.EventPrepared, res.Events[0].Type)
+		p := res.Events[0].Prepared
+		assert.Equal(t, wantRan, p.Ran, "prepare %d", i)
+		assert.Contains(t, p.Steps["gguf_f16"], cache, "prepare %d: %v", i, p.Steps)
+		assert.Positive(t, p.TotalNs)
+	}
+	res := run(t, bin, env, req)
+	iterations(t, res)
+	l := res.Events[0].Loaded
+	assert.Equal(t, "cache", l.Settings["gguf_source"])
+	assert.Zero(t, l.CompileNs, "prepared: no conversion in the launch")
+	// A bad option is refused as run refuses it.
+	req.Options = map[string]string{"type": "q2_x"}
+	res = enginetest.RunEnv(t, bin, env, enginetest.RunTimeout, req, "prepare")
+	assert.Equal(t, 2, res.Code, "stderr: %s", res.Stderr)
+	require.NotEmpty(t, res.Events)
+	assert.Equal(t, protocol.EventError, res.Last().Type)
+}

@@ -88,7 +88,7 @@ func RunEnv(t testing.TB, bin string, env []string, timeout time.Duration, req a
 	default:
 		t.Fatalf("run %s %v: %v\nstderr:\n%s", bin, args, err, res.Stderr)
 	}
-	if args[0] == "run" {
+	if args[0] == "run" || args[0] == "prepare" { // both answer in events
 		dec := protocol.NewDecoder(bytes.NewReader(stdout.Bytes()))
 		for dec.Scan() {
 			res.Events = append(res.Events, dec.Event())

@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
-# Runs the libtorch engine on the GPU host, in phases (default: conformance export tiny):
+# Runs the libtorch engine on the GPU host, in phases (default: conformance bench):
 #   conformance  runner conformance libtorch on cuda:0 bf16, tiny shape ($MODELS/tiny; the first launch exports), with the
 #                CUDA graph, without it, and with the weights inside the package (weights=package)
-#   export       exports TinyLlama's package for the bench case (batch 1, 128+256 tokens) in one launch of
-#                its own, so its cost is on record (export-$shape.jsonl: loaded.compile_ns, settings.export_b1)
-#                and no benchmark launch pays it
-#   tiny         runner bench, TinyLlama-1.1B, p128-n256, launches interleaved on the same card: libtorch with
-#                and without the CUDA graph, pytorch compiled, pytorch eager
+#   bench        runner bench of the SHAPE model, p128-n256, launches interleaved on the same card: libtorch with
+#                and without the CUDA graph, pytorch compiled, pytorch eager (LIBTORCH_VARIANTS); the runner's
+#                `libtorch prepare` exports the package before the first launch and records its cost (prepare.jsonl,
+#                the report's Engines section), so no launch's cold start carries it. (`tiny`: the same phase.)
 #
 #   BIN=dir MODELS=dir OUT=dir scripts/gpu/libtorch.sh [phase...]
 #
@@ -28,7 +27,7 @@ mkdir -p "$out"
 export TORCHINDUCTOR_CACHE_DIR=${TORCHINDUCTOR_CACHE_DIR:-/tmp/cib-pytorch-inductor-cache}
 prompt=${PROMPT:-128} new=${NEW:-256} device=${DEVICE:-cuda:0} dtype=${DTYPE:-bf16} shape=${SHAPE:-tinyllama-1.1b}
 phases=("$@")
-[[ ${#phases[@]} -gt 0 ]] || phases=(conformance export tiny)
+[[ ${#phases[@]} -gt 0 ]] || phases=(conformance bench)
 synth() { [[ -f $MODELS/$1/config.json ]] || "$BIN/runner" models synth --shape "$1" --dtype "$dtype" --out "$MODELS/$1"; }
 
 "$BIN/libtorch" info | tee "$out/info.json"
@@ -43,19 +42,7 @@ for phase in "${phases[@]}"; do
     # The weights inside the package (the layout before weights=file became the default): the fallback.
     "$BIN/runner" conformance --bin-dir "$BIN" --model "$MODELS/tiny" --device "$device" --dtype "$dtype" libtorch:weights=package 2>&1 | tee "$out/conformance-weights-package.txt" || true
     ;;
-  export)
-    synth "$shape"
-    "$CIB_PYTHON" -c 'import json,random,sys; m,p,n=sys.argv[1],int(sys.argv[2]),int(sys.argv[3]); v=json.load(open(m+"/config.json"))["vocab_size"]; r=random.Random(1)
-print(json.dumps({"protocol":1,"model":m,"device":sys.argv[4],"dtype":sys.argv[5],"seed":1,"warmup":0,"iterations":1,
- "cases":[{"name":"export","prompt_tokens":[1]+[r.randrange(3,v) for _ in range(p-1)],"max_new_tokens":n,"batch_size":1,"greedy":True,"ignore_eos":True}]}))' \
-      "$MODELS/$shape" "$prompt" "$new" "$device" "$dtype" > "$out/export-request.json"
-    "$BIN/libtorch" run < "$out/export-request.json" > "$out/export-$shape.jsonl" 2> "$out/export-$shape.log" ||
-      { echo "EXPORT FAILED"; tail -n 40 "$out/export-$shape.log"; }
-    head -c 3000 "$out/export-$shape.jsonl"; echo
-    ls -la "$MODELS/$shape/.aoti" || true
-    df -h "$MODELS" | tail -n1 # the 8B export needs the model (16 GB), the package (16 GB) and, while it packs, the prefill .so (16 GB)
-    ;;
-  tiny)
+  bench | tiny)
     synth "$shape"
     cat > "$out/$shape.yaml" <<EOF
 name: libtorch-vs-pytorch-$shape
@@ -87,7 +74,7 @@ EOF
       "$BIN/runner" bench --bin-dir "$BIN" --config "$out/$shape.yaml" --out "$out/results" 2>&1 | tee "$out/runner-$shape.txt" || true
     ;;
   *)
-    echo "libtorch.sh: unknown phase $phase (want conformance, export, tiny)" >&2
+    echo "libtorch.sh: unknown phase $phase (want conformance, bench)" >&2
     exit 64
     ;;
   esac
