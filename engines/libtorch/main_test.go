@@ -63,7 +63,7 @@ func setup(dir string) error {
 	if err := os.WriteFile(filepath.Join(dir, "libcib_libtorch.so"), b, 0o755); err != nil {
 		return err
 	}
-	if python, err = findPython(); err != nil {
+	if python, err = enginetest.TorchPython("torch", "safetensors"); err != nil {
 		return err
 	}
 	runner := filepath.Join(binDir(), "runner")
@@ -81,23 +81,6 @@ func binDir() string {
 	}
 	d, _ := filepath.Abs(filepath.Join("..", "..", "bin"))
 	return d
-}
-
-// findPython returns $CIB_PYTHON or the setup-torch.sh venv's interpreter, checked to import torch.
-func findPython() (string, error) {
-	p := os.Getenv("CIB_PYTHON")
-	if p == "" {
-		cache := os.Getenv("CIB_CACHE")
-		if cache == "" {
-			home, _ := os.UserHomeDir()
-			cache = filepath.Join(home, ".cache", "cib")
-		}
-		p = filepath.Join(cache, "torch-venv", "bin", "python")
-	}
-	if out, err := exec.Command(p, "-c", "import torch, safetensors").CombinedOutput(); err != nil {
-		return "", fmt.Errorf("%s cannot import torch/safetensors (run scripts/setup-torch.sh): %v\n%s", p, err, out)
-	}
-	return p, nil
 }
 
 func need(t *testing.T) {

@@ -48,7 +48,7 @@ func TestMain(m *testing.M) {
 			fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
 			return 1
 		}
-		python, setupErr = findPython()
+		python, setupErr = enginetest.TorchPython("torch", "transformers", "safetensors")
 		if setupErr == nil {
 			modelDir = filepath.Join(dir, "tiny")
 			modelFrom, setupErr = synthTiny(modelDir)
@@ -56,26 +56,6 @@ func TestMain(m *testing.M) {
 		return m.Run()
 	}()
 	os.Exit(code)
-}
-
-// findPython returns $CIB_PYTHON or the setup-torch.sh venv's interpreter, checked to import torch.
-func findPython() (string, error) {
-	p := os.Getenv("CIB_PYTHON")
-	if p == "" {
-		cache := os.Getenv("CIB_CACHE")
-		if cache == "" {
-			home, _ := os.UserHomeDir()
-			cache = filepath.Join(home, ".cache", "cib")
-		}
-		p = filepath.Join(cache, "torch-venv", "bin", "python")
-		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("no torch interpreter: CIB_PYTHON unset and %s absent (run scripts/setup-torch.sh)", p)
-		}
-	}
-	if out, err := exec.Command(p, "-c", "import torch, transformers, safetensors").CombinedOutput(); err != nil {
-		return "", fmt.Errorf("%s cannot import torch/transformers/safetensors: %v\n%s", p, err, out)
-	}
-	return p, nil
 }
 
 // binDir is where the runner and the other engines are built (scripts/build-*.sh).

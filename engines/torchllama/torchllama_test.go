@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/cuda-inference-benchmarks/cib/protocol/enginetest"
 )
 
 // TestWrite: an engine gets the embedded files as they are; Sum changes with any of them.
@@ -39,7 +41,13 @@ func TestWrite(t *testing.T) {
 // here as its Triton launcher would on a GPU: one entry per kernel, a later compilation replacing a name) and reports
 // only what was compiled after the mark, in kernel_configs' format.
 func TestAOTIKernelConfigs(t *testing.T) {
-	py := torchPython(t)
+	py, err := enginetest.TorchPython("torch")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("under CI: %v", err)
+		}
+		t.Skip(err)
+	}
 	dir := t.TempDir()
 	require.NoError(t, Write(dir))
 	script := `
@@ -70,25 +78,4 @@ print(kernels.aoti_kernel_configs())
 	}, since)
 	require.Len(t, all, 3)
 	require.Equal(t, "XBLOCK=512,num_warps=4,num_stages=1", all["triton_poi_fused_1"])
-}
-
-// torchPython returns $CIB_PYTHON or the setup-torch.sh venv's interpreter; it skips (fails under CI) without torch.
-func torchPython(t *testing.T) string {
-	t.Helper()
-	p := os.Getenv("CIB_PYTHON")
-	if p == "" {
-		cache := os.Getenv("CIB_CACHE")
-		if cache == "" {
-			home, _ := os.UserHomeDir()
-			cache = filepath.Join(home, ".cache", "cib")
-		}
-		p = filepath.Join(cache, "torch-venv", "bin", "python")
-	}
-	if out, err := exec.Command(p, "-c", "import torch").CombinedOutput(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s cannot import torch under CI: %v\n%s", p, err, out)
-		}
-		t.Skipf("%s cannot import torch (run scripts/setup-torch.sh): %v", p, err)
-	}
-	return p
 }

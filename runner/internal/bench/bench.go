@@ -113,7 +113,7 @@ func Run(ctx context.Context, o Options) ([]results.Record, error) {
 	}
 	prepare(ctx, o, reqBytes)
 	if len(o.Cards) > 0 {
-		return runCards(ctx, o)
+		return runCards(ctx, o, reqBytes)
 	}
 	cfg := o.Config
 	maxFail := o.MaxConsecutiveFailures

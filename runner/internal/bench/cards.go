@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -78,24 +77,13 @@ func BalancedLaunches(want, cards int) int {
 // Schedule, a round at a time: the launches of a round start together, one
 // per card, and the next round starts when all of them ended. Adaptive
 // stopping and resuming are not supported here (the CLI refuses them).
-func runCards(ctx context.Context, o Options) ([]results.Record, error) {
+func runCards(ctx context.Context, o Options, reqBytes [][]byte) ([]results.Record, error) {
 	cfg := o.Config
 	maxFail := o.MaxConsecutiveFailures
 	if maxFail == 0 {
 		maxFail = 2
 	}
 	o.Observer = nil
-	reqBytes := make([][]byte, len(o.Variants))
-	for i, v := range o.Variants {
-		req := o.Request
-		req.Threads = v.Spec.Threads
-		req.Options = v.Spec.Options
-		b, err := json.Marshal(req)
-		if err != nil {
-			return nil, fmt.Errorf("encode request for %s: %w", v.Label, err)
-		}
-		reqBytes[i] = b
-	}
 	plan := Schedule(len(o.Variants), len(o.Cards), BalancedLaunches(cfg.Launches, len(o.Cards)))
 	var mu sync.Mutex // guards all, failStreak, the writer and progress
 	var all []results.Record
