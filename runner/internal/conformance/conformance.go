@@ -70,6 +70,11 @@ func Run(ctx context.Context, o Options) []Check {
 		{Name: "short", PromptTokens: p1, MaxNewTokens: 3, BatchSize: 1, Greedy: true, IgnoreEOS: true},
 		{Name: "longer", PromptTokens: p2, MaxNewTokens: 7, BatchSize: 1, Greedy: true, IgnoreEOS: true},
 	}
+	if info.Capabilities.Prepare {
+		add("prepare: one prepared event, exit 0; a second finds everything cached (ran false)", checkPrepare(ctx, o, mustJSON(req)))
+	} else {
+		skip("prepare", "engine does not declare capabilities.prepare")
+	}
 	evs, res := launch(ctx, o, mustJSON(req))
 	add("run: stdout is JSON events only, exit 0 after done", res.Err)
 	add("run: loaded first, iterations in order, exact token counts, done last", checkStream(evs, &req))
@@ -135,9 +140,14 @@ func prompt(n, vocab, seed int) []int {
 }
 
 func launch(ctx context.Context, o Options, stdin []byte) ([]protocol.Event, spawn.Result) {
+	return command(ctx, o, "run", stdin)
+}
+
+// command runs `ENGINE cmd` with stdin and collects its events.
+func command(ctx context.Context, o Options, cmd string, stdin []byte) ([]protocol.Event, spawn.Result) {
 	var evs []protocol.Event
 	res := spawn.Launch(ctx, spawn.Options{
-		Path: o.Path, Args: []string{"run"}, Env: o.Env, Stdin: stdin,
+		Path: o.Path, Args: []string{cmd}, Env: o.Env, Stdin: stdin,
 		Timeouts: spawn.Timeouts{Start: o.Timeout, Stall: o.Timeout, Total: 2 * o.Timeout},
 	}, nil, func(r spawn.Received) error {
 		evs = append(evs, r.Event)
@@ -300,6 +310,24 @@ func checkBatchRows(bevs, evs []protocol.Event) error {
 
 // expectError runs a request that must fail: an error event (with code, when
 // given) and a non-zero exit, and nothing but JSON on stdout.
+// checkPrepare runs `ENGINE prepare` twice on req: each must answer one prepared event and exit 0, and the second
+// must find what the first made (ran false), as a benchmark's launches will.
+func checkPrepare(ctx context.Context, o Options, req []byte) error {
+	for i := range 2 {
+		evs, res := command(ctx, o, "prepare", req)
+		if res.Err != nil {
+			return fmt.Errorf("prepare %d: %w", i+1, res.Err)
+		}
+		if len(evs) != 1 || evs[0].Type != protocol.EventPrepared {
+			return fmt.Errorf("prepare %d: events %v, want one prepared", i+1, types(evs))
+		}
+		if i == 1 && evs[0].Prepared.Ran {
+			return fmt.Errorf("prepare 2: ran again (%v): the first did not leave what it made where the engine looks", evs[0].Prepared.Steps)
+		}
+	}
+	return nil
+}
+
 func expectError(ctx context.Context, o Options, stdin []byte, code string) error {
 	evs, res := launch(ctx, o, stdin)
 	if errors.Is(res.Err, spawn.ErrBadOutput) {
