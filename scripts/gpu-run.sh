@@ -197,7 +197,10 @@ for stage in "$@"; do
       # the cubecl.toml there applies to it alone.
       c=$S/cold-$s
       mkdir -p "$c"
-      printf '[compilation.logger]\nlevel = "basic"\nstderr = true\n[autotune.logger]\nlevel = "minimal"\nstderr = true\n' >"$c/cubecl.toml"
+      # [compilation] cache: cubecl's own store of compiled kernels (off by default), written kernel by kernel, so a
+      # process cut off inside a key (2026-11-28: one key compiled 99 candidates in 535 s and was lost) leaves its
+      # compilations for the next pass, which then benchmarks instead of compiling; tuned results are the same.
+      printf '[compilation]\ncache = true\n[compilation.logger]\nlevel = "basic"\nstderr = true\n[autotune.logger]\nlevel = "minimal"\nstderr = true\n' >"$c/cubecl.toml"
       cold=$(date +%s.%N)
       (cd "$c" && CIB_BURN_TRACE=1 timeout "${BURN_TIMEOUT:-600}" "$BIN/burn-bench" --model "$MODELS/$s" --device cuda:0 --dtype bf16 \
         --prompt-len 128 --new 256 --warmup 1 --iters 2 --seed 1 --case p128-n256 --attention "$attn" >out.jsonl 2> >(tee stderr.txt | progress >&2)) || echo "BURN COLD FAILED: $s"
