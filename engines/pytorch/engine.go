@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -126,6 +127,44 @@ func (e *engine) Load(ctx context.Context, req *protocol.Request) (serve.Model, 
 	}
 	l.Settings["python"] = e.python
 	return &model{w: w}, l, nil
+}
+
+// Prepare compiles, tunes and captures the compiled mode's decode step once on cuda — what the first launch on a
+// machine does and later launches find in Inductor's cache (option tuning=cached) — so its cost is reported apart
+// from every launch's cold start, as libtorch's export is. Other modes and devices have nothing to prepare (eager
+// compiles nothing; on cpu the default is compile=none), nor has tuning=per-process (every launch tunes again).
+func (e *engine) Prepare(ctx context.Context, req *protocol.Request) (protocol.Prepared, error) {
+	kind, _, err := protocol.ParseDevice(req.Device)
+	if err != nil {
+		return protocol.Prepared{}, serve.BadRequest(err)
+	}
+	o := req.Options
+	switch {
+	case o["mode"] != "compiled":
+		return nothing("mode " + cmp.Or(o["mode"], "eager") + " compiles nothing")
+	case kind != "cuda":
+		return nothing("Inductor's cache matters on cuda (cpu default compile=none)")
+	case o["tuning"] == "per-process":
+		return nothing("tuning=per-process: every launch compiles and tunes again")
+	case o["compile"] == "none" || o["compile"] == "aot_eager":
+		return nothing("compile=" + o["compile"] + " generates no kernels")
+	}
+	m, l, err := e.Load(ctx, req)
+	if err != nil {
+		return protocol.Prepared{}, err
+	}
+	defer m.Close()
+	counters := l.Settings["inductor_counters"]
+	// Something was made unless every graph came from the FX graph cache and no kernel was tuned.
+	ran := !strings.Contains(counters, "fxgraph_cache_hit") || strings.Contains(counters, "fxgraph_cache_miss") ||
+		strings.Contains(counters, "coordesc_tuning_bench")
+	return protocol.Prepared{Ran: ran, Steps: map[string]string{
+		"inductor_cache": fmt.Sprintf("decode step compiled, tuned and captured in %.1f s; Inductor's counters %s", float64(l.CompileNs)/1e9, counters),
+	}}, nil
+}
+
+func nothing(why string) (protocol.Prepared, error) {
+	return protocol.Prepared{Steps: map[string]string{"nothing": why}}, nil
 }
 
 type model struct {

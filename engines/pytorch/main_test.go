@@ -358,3 +358,20 @@ func childPID(t *testing.T, pid int) int {
 	t.Fatalf("no child process of %d", pid)
 	return 0
 }
+
+// TestPrepare: on cpu (and for eager anywhere) there is nothing to prepare, said in words.
+// (On cuda, compiled mode compiles and tunes once before the first launch.)
+func TestPrepare(t *testing.T) {
+	needTorch(t)
+	for _, opts := range []map[string]string{nil, {"mode": "compiled"}} {
+		req := enginetest.CPURequest(modelDir, "f32", protocol.Case{Name: "p", PromptTokens: []int{1, 2, 3}, MaxNewTokens: 2, BatchSize: 1, Greedy: true, IgnoreEOS: true})
+		req.Options = opts
+		res := enginetest.RunEnv(t, binPath, pyEnv(), time.Minute, req, "prepare")
+		require.Equal(t, 0, res.Code, "stderr: %s", res.Stderr)
+		require.Len(t, res.Events, 1)
+		p := res.Events[0].Prepared
+		require.NotNil(t, p)
+		assert.False(t, p.Ran, "%v", opts)
+		assert.NotEmpty(t, p.Steps["nothing"], "%v", opts)
+	}
+}
