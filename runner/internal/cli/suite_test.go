@@ -172,9 +172,13 @@ func TestSuite(t *testing.T) {
 	require.NoError(t, err)
 	for _, s := range []string{"## tiny × p32-n64", "## tiny × p256-n4", "## tiny × b8-p32-n32", "## tiny-seed2 × p32-n64",
 		"## tiny-seed2 × p256-n4", "## tiny-seed2 × b8-p32-n32", "### Verdicts", "testengine skipped: batch 8",
-		"## Cold start: first launch vs later launches", "| tiny × p32-n64 | testengine |", "over 3 session(s)"} {
+		"## Cold start: first launch vs later launches", "| tiny × p32-n64 | testengine |", "over 3 session(s)",
+		"| cell | engine | prepared |"} {
 		require.Contains(t, string(md), s)
 	}
+	// The test engine declares prepare: each cell prepared it before its first launch (the first made its marker,
+	// later cells of the same model found it).
+	require.Regexp(t, `\| tiny × p32-n64 \| testengine \| [0-9.]+, (made|cached) \|`, string(md))
 	page, err := os.ReadFile(filepath.Join(dir, suite.ReportHTML))
 	require.NoError(t, err)
 	require.Equal(t, 6, strings.Count(string(page), "<section id=\"cell-"))

@@ -54,6 +54,31 @@ func ColdStarts(recs []results.Record) []ColdStart {
 	return out
 }
 
+// preparedIn reads a cell's preparations (`ENGINE prepare` before its first launch), by engine label, each in
+// words for the cold-start table: seconds and whether it made something or found it cached.
+func preparedIn(cellDir string) map[string]string {
+	preps, _ := results.ReadPreparations(cellDir)
+	out := map[string]string{}
+	for _, p := range analysis.PreparedOf(preps) {
+		switch {
+		case p.Error != "":
+			out[p.Engine] = fmt.Sprintf("failed (%.2f)", p.WallS)
+		case p.Ran:
+			out[p.Engine] = fmt.Sprintf("%.2f, made", p.WallS)
+		default:
+			out[p.Engine] = fmt.Sprintf("%.2f, cached", p.WallS)
+		}
+	}
+	return out
+}
+
+func orDash(m map[string]string, k string) string {
+	if v, ok := m[k]; ok {
+		return v
+	}
+	return "—"
+}
+
 // ReportMD and ReportHTML are the suite's reports, next to StateFile.
 const (
 	ReportMD   = "report.md"
@@ -103,11 +128,13 @@ func Markdown(w io.Writer, dir string, st *State) error {
 	}
 	p.f("\n## Cold start: first launch vs later launches\n\n")
 	p.f("Every launch of the suite shares one compile cache (%s); the first launch of an engine pays what later ones reuse. "+
-		"Seconds; later = median of launches 2…K.\n\n", orNone(st.CompileCache))
-	p.f("| cell | engine | load, launch 1 | load, later | compile, launch 1 | compile, later | launch, launch 1 | launch, later |\n|---|---|---|---|---|---|---|---|\n")
+		"Seconds; later = median of launches 2…K; prepared = `ENGINE prepare` before launch 1 (a conversion, an export, a "+
+		"first compilation and tuning), in no launch's figures.\n\n", orNone(st.CompileCache))
+	p.f("| cell | engine | prepared | load, launch 1 | load, later | compile, launch 1 | compile, later | launch, launch 1 | launch, later |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, c := range st.Cells {
+		prep := preparedIn(filepath.Join(dir, c.Name))
 		for _, cs := range ColdStarts(cellRecords(filepath.Join(dir, c.Name))) {
-			p.f("| %s | %s | %.2f | %s | %s | %s | %.2f | %s |\n", c.Label(), cs.Engine, cs.FirstLoad, later(cs, cs.LaterLoad),
+			p.f("| %s | %s | %s | %.2f | %s | %s | %s | %.2f | %s |\n", c.Label(), cs.Engine, orDash(prep, cs.Engine), cs.FirstLoad, later(cs, cs.LaterLoad),
 				compile(cs.FirstCompile), laterCompile(cs), cs.FirstTotal, later(cs, cs.LaterTotal))
 		}
 	}
@@ -247,12 +274,13 @@ func HTML(w io.Writer, dir string, st *State) error {
 	for _, m := range modelTotals(st) {
 		p.f("<li>%s: %s</li>\n", esc(m[0]), esc(m[1]))
 	}
-	p.f("</ul>\n<h2>Cold start: first launch vs later launches</h2>\n<p>Every launch shares one compile cache (%s). Seconds; later = median of launches 2…K.</p>\n", esc(orNone(st.CompileCache)))
-	p.f("<table>\n<tr><th>cell</th><th>engine</th><th>load, launch 1</th><th>load, later</th><th>compile, launch 1</th><th>compile, later</th><th>launch, launch 1</th><th>launch, later</th></tr>\n")
+	p.f("</ul>\n<h2>Cold start: first launch vs later launches</h2>\n<p>Every launch shares one compile cache (%s). Seconds; later = median of launches 2…K; prepared = <code>ENGINE prepare</code> before launch 1, in no launch's figures.</p>\n", esc(orNone(st.CompileCache)))
+	p.f("<table>\n<tr><th>cell</th><th>engine</th><th>prepared</th><th>load, launch 1</th><th>load, later</th><th>compile, launch 1</th><th>compile, later</th><th>launch, launch 1</th><th>launch, later</th></tr>\n")
 	for _, c := range st.Cells {
+		prep := preparedIn(filepath.Join(dir, c.Name))
 		for _, cs := range ColdStarts(cellRecords(filepath.Join(dir, c.Name))) {
-			p.f("<tr><td>%s</td><td>%s</td><td>%.2f</td><td>%s</td><td>%s</td><td>%s</td><td>%.2f</td><td>%s</td></tr>\n", esc(c.Label()), esc(cs.Engine),
-				cs.FirstLoad, later(cs, cs.LaterLoad), compile(cs.FirstCompile), laterCompile(cs), cs.FirstTotal, later(cs, cs.LaterTotal))
+			p.f("<tr><td>%s</td><td>%s</td><td>%s</td><td>%.2f</td><td>%s</td><td>%s</td><td>%s</td><td>%.2f</td><td>%s</td></tr>\n", esc(c.Label()), esc(cs.Engine),
+				esc(orDash(prep, cs.Engine)), cs.FirstLoad, later(cs, cs.LaterLoad), compile(cs.FirstCompile), laterCompile(cs), cs.FirstTotal, later(cs, cs.LaterTotal))
 		}
 	}
 	p.f("</table>\n")
