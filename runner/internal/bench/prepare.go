@@ -42,8 +42,17 @@ func prepare(ctx context.Context, o Options, reqBytes [][]byte) {
 				progress(o.Progress, "  %s: %v\n", v.Label, err)
 			}
 		}
-		progress(o.Progress, "%s\n", PrepareLine(&p))
+		if n, ok := o.Observer.(Noter); ok {
+			n.Note(PrepareLine(&p) + "\n")
+		} else {
+			progress(o.Progress, "%s\n", PrepareLine(&p))
+		}
 	}
+}
+
+// Noter is an Observer that can print a line of its own (above a live progress bar).
+type Noter interface {
+	Note(line string)
 }
 
 func prepareOne(ctx context.Context, o Options, v Variant, req []byte) results.Preparation {

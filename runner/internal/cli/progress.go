@@ -57,7 +57,20 @@ func (p *liveProgress) LaunchStarted(label string, launch, order, planned int) {
 func (p *liveProgress) Phase(phase string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.label == "" { // before the first launch (an engine's preparation)
+		p.bar.Describe(phase)
+		return
+	}
 	p.bar.Describe(p.label + ": " + phase)
+}
+
+// Note implements bench.Noter: a line printed above the bar.
+func (p *liveProgress) Note(line string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_ = p.bar.Clear()
+	fmt.Fprint(p.w, line)
+	_ = p.bar.RenderBlank()
 }
 
 // LaunchDone implements bench.Observer.
