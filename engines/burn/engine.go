@@ -91,6 +91,13 @@ func (engine) Load(ctx context.Context, req *protocol.Request) (serve.Model, pro
 		m.Close()
 		return nil, protocol.Loaded{}, err
 	}
+	if bi, err := bridge.Info(); err == nil && bi.Autotune && strings.HasPrefix(req.Device, "cuda") {
+		// Read by the runner's report (analysis.SettingSharedTuning): launches after the first reuse cubecl's stored tuning.
+		if d.Settings == nil {
+			d.Settings = map[string]string{}
+		}
+		d.Settings["shared_tuning"] = "cubecl's autotune results, made by the first process that meets each shape and kept in its persistent store"
+	}
 	return &model{m: m}, protocol.Loaded{
 		ContextInitNs:     l.ContextInitNs,
 		WeightsToHostNs:   l.WeightsToHostNs,

@@ -364,6 +364,8 @@ func (e *engine) load(ctx context.Context, req *protocol.Request, prep *protocol
 		l.Settings["package"] = fmt.Sprintf("one .pt2 per batch size and cache length (cache_len=static: %d positions): models prefill (dynamic prompt length 2..%d) and decode (static)", maxSeq, maxSeq)
 	}
 	if kind == "cuda" {
+		// Read by the runner's report (analysis.SettingSharedTuning): every launch replays the export's one tuning draw.
+		l.Settings["shared_tuning"] = "AOTInductor's Triton kernel tuning, made once by the export and replayed by every launch of its package"
 		l.Settings["token_timing"] = "each token copied to pinned host memory behind a CUDA event, stamped (steady_clock) when the host has waited on it; the next step is queued first (1 step lookahead)"
 		l.Settings["device_timing"] = "the same CUDA events, from an event recorded at the start of the iteration"
 	} else {

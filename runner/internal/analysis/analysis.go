@@ -125,7 +125,17 @@ type Engine struct {
 	// FirstLaunch sets the engine's first successful launch against its
 	// later ones; nil with fewer than 2 (FirstLaunchOf).
 	FirstLaunch *FirstLaunch `json:"first_launch,omitempty"`
+	// SharedTuning is what the engine said its launches reuse from one
+	// tuning pass (loaded.settings.shared_tuning, protocol/README.md): its
+	// launch-level CI then covers launch-to-launch variation under that one
+	// tuning, not the spread between tunings. "" when it said nothing.
+	SharedTuning string `json:"shared_tuning,omitempty"`
 }
+
+// SettingSharedTuning is the loaded.settings key in which an engine says that
+// its launches replay one tuning made by an earlier process (an autotune
+// store, a compile cache, an ahead-of-time export) and what it is.
+const SettingSharedTuning = "shared_tuning"
 
 // FirstLaunch is what an engine's first launch paid that later ones did not:
 // the first launch meets cold caches that persist between launches (a
@@ -545,6 +555,9 @@ func engineSummary(label, dtype string, recs []results.Record) Engine {
 			if !slices.Contains(e.Warnings, w) {
 				e.Warnings = append(e.Warnings, w)
 			}
+		}
+		if l := r.Loaded; l != nil && e.SharedTuning == "" {
+			e.SharedTuning = l.Settings[SettingSharedTuning]
 		}
 		if l := r.Loaded; l != nil {
 			parts["context_init"] = append(parts["context_init"], float64(l.ContextInitNs)/1e9)

@@ -94,6 +94,9 @@ func HTML(w io.Writer, s *analysis.Summary) error {
 	if l := preparedLine(s); l != "" {
 		p.f("<p class=\"note\">%s</p>\n", esc(l))
 	}
+	if l := sharedTuningLine(s); l != "" {
+		p.f("<p class=\"note\">%s</p>\n", esc(l))
+	}
 	if l := firstLaunchLine(s); l != "" {
 		p.f("<p class=\"note\">%s</p>\n", esc(l))
 	}

@@ -93,6 +93,9 @@ func Markdown(w io.Writer, s *analysis.Summary) error {
 	if l := preparedLine(s); l != "" {
 		p.f("%s\n\n", l)
 	}
+	if l := sharedTuningLine(s); l != "" {
+		p.f("%s\n\n", l)
+	}
 	if l := firstLaunchLine(s); l != "" {
 		p.f("%s\n\n", l)
 	}
@@ -808,6 +811,25 @@ func firstLaunchLine(s *analysis.Summary) string {
 		"the kernel JIT cache, the page cache; the statistics above pool every launch): " + strings.Join(parts, "; ") + "."
 }
 
+// sharedTuningLine names the engines whose launches replay one tuning made by an earlier process: their CIs over
+// launches do not include the spread between tunings, which a user on another machine or an empty cache meets.
+// "" when no engine said so.
+func sharedTuningLine(s *analysis.Summary) string {
+	var parts []string
+	for _, en := range s.Engines {
+		if en.SharedTuning != "" {
+			parts = append(parts, fmt.Sprintf("%s (%s)", en.Label, en.SharedTuning))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "Launches that replay one tuning: " + strings.Join(parts, "; ") + ". Their figures and CIs are for that tuning: " +
+		"the CI covers launch-to-launch variation, not the spread between tunings, which another machine or an empty cache " +
+		"draws again (autotuners time kernels of microseconds, and pick differently from run to run); a difference between " +
+		"engines smaller than that spread may not hold on another tuning."
+}
+
 // preparedLine says what each engine's `ENGINE prepare` did before its first
 // launch; "" when none ran.
 func preparedLine(s *analysis.Summary) string {
@@ -816,11 +838,11 @@ func preparedLine(s *analysis.Summary) string {
 		var t string
 		switch {
 		case p.Error != "":
-			t = fmt.Sprintf("%s failed after %s s (%s)", p.Engine, num(p.WallS, 3), p.Error)
+			t = fmt.Sprintf("%s failed after %.1f s (%s)", p.Engine, p.WallS, p.Error)
 		case p.Ran:
-			t = fmt.Sprintf("%s made it in %s s", p.Engine, num(p.WallS, 3))
+			t = fmt.Sprintf("%s made it in %.1f s", p.Engine, p.WallS)
 		default:
-			t = fmt.Sprintf("%s found it cached (%s s)", p.Engine, num(p.WallS, 3))
+			t = fmt.Sprintf("%s found it cached (%.1f s)", p.Engine, p.WallS)
 		}
 		keys := make([]string, 0, len(p.Steps))
 		for k := range p.Steps {

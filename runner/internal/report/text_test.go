@@ -2,6 +2,7 @@ package report
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/analysis"
@@ -24,5 +25,36 @@ func TestCaseNotesText(t *testing.T) {
 		if len(n) > 14 && n[:14] == "Greedy output," {
 			t.Errorf("caseNotes without text = %q, want no greedy-output sentence", n)
 		}
+	}
+}
+
+// TestSharedTuningAndPreparedLines: engines that say their launches replay one tuning are named with what they
+// replay, and the line says what their CIs do not cover; the prepared line says made, cached or failed; neither
+// line appears when no engine reports anything.
+func TestSharedTuningAndPreparedLines(t *testing.T) {
+	s := &analysis.Summary{Engines: []analysis.Engine{{Label: "a"}, {Label: "b", SharedTuning: "the export's tuning"}}}
+	got := sharedTuningLine(s)
+	for _, want := range []string{"Launches that replay one tuning: b (the export's tuning).", "not the spread between tunings"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("sharedTuningLine = %q, want it to contain %q", got, want)
+		}
+	}
+	if strings.Contains(got, "a (") {
+		t.Errorf("sharedTuningLine names an engine that said nothing: %q", got)
+	}
+	s.Prepared = []analysis.Prepared{
+		{Engine: "b", WallS: 259.5, Ran: true, Steps: map[string]string{"package_b1": "exported", "weights": "one file"}},
+		{Engine: "c", WallS: 0.2},
+		{Engine: "d", WallS: 1, Error: "disk full"},
+	}
+	got = preparedLine(s)
+	for _, want := range []string{"b made it in 259.5 s — package_b1: exported; weights: one file", "c found it cached (0.2 s)", "d failed after 1.0 s (disk full)"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("preparedLine = %q, want it to contain %q", got, want)
+		}
+	}
+	empty := &analysis.Summary{Engines: []analysis.Engine{{Label: "a"}}}
+	if l := sharedTuningLine(empty) + preparedLine(empty); l != "" {
+		t.Errorf("lines without reports = %q, want none", l)
 	}
 }

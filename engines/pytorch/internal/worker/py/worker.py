@@ -170,6 +170,10 @@ class Worker:
                     "(bundle_triton_into_fx_graph_cache off); the first process on a cold cache tunes" if tuning == "cached" else
                     "per-process: torch's default, where a process that hits the FX graph cache tunes its kernels again")
                 settings["inductor_counters"] = inductor_counters()
+                if tuning == "cached":
+                    # Read by the runner's report: launches replay one tuning draw (analysis.SettingSharedTuning).
+                    settings["shared_tuning"] = ("Inductor's Triton kernel tuning, made by the first process on this compile cache "
+                                                 "and read by every later one (tuning=cached)")
                 try:
                     settings["kernel_configs"] = kernel_configs()
                 except Exception as e:  # introspection of Inductor internals: report it, never fail the load
