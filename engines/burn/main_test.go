@@ -308,3 +308,22 @@ func dropTensor(t *testing.T, path, name string) {
 }
 
 func le64(b []byte) int { return int(binary.LittleEndian.Uint64(b)) }
+
+// TestPrepare: info declares prepare; on the CPU (flex backend, no autotune store) there is nothing to prepare, said
+// in words, twice alike. (On cuda the first pass tunes and the report shows its cost: issue 16's GPU session.)
+func TestPrepare(t *testing.T) {
+	bin := burnBin(t)
+	out, err := exec.Command(bin, "info").Output()
+	require.NoError(t, err)
+	require.Contains(t, string(out), `"prepare": true`)
+	req := request(enginetest.TinyModel(t), greedyCase("p", prompt(5, 512, 11), 4))
+	for range 2 {
+		res := enginetest.RunEnv(t, bin, nil, enginetest.RunTimeout, req, "prepare")
+		require.Equal(t, 0, res.Code, "stderr: %s", res.Stderr)
+		require.Len(t, res.Events, 1)
+		p := res.Events[0].Prepared
+		require.NotNil(t, p)
+		require.False(t, p.Ran)
+		require.Contains(t, p.Steps["nothing"], "no autotune store")
+	}
+}
