@@ -143,6 +143,8 @@ bench() { # runner bench of $CONFIG on $MODELS/$SHAPE, engines: list
   timeout --signal=INT --kill-after=30 "$lim" \
     "$BIN/runner" bench --bin-dir "$BIN" --config "${CONFIG:-configs/decode-tinyllama.yaml}" --model "$MODELS/$shape" \
     ${engines:+--engines "$engines"} --out "$S" ${BENCH_FLAGS:-} || echo "runner exit $?"
+  # burn's prepare tunes into cubecl's store: bring it back for the next machine (.gpu/cubecl-cache.tar.gz).
+  [[ $engines != *burn* ]] || pack_store
 }
 every="pytorch:mode=eager pytorch:mode=compiled candle burn mistralrs"
 
