@@ -1,11 +1,13 @@
 package cli_test
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -94,4 +96,25 @@ func TestPrepareBeforeLaunches(t *testing.T) {
 	stdout, err := cmd.Output()
 	require.Error(t, err)
 	require.Contains(t, string(stdout), "not prepared")
+}
+
+// TestInterruptDuringPrepare: Ctrl-C while an engine prepares (and ignores the signal) kills it, records the
+// preparation as interrupted, launches nothing and exits 130 promptly.
+func TestInterruptDuringPrepare(t *testing.T) {
+	bin := testbin.Dir(t)
+	root := filepath.Join(t.TempDir(), "results")
+	ctx, cancel := context.WithCancel(t.Context())
+	time.AfterFunc(time.Second, cancel)
+	start := time.Now()
+	o := runEnv(t, ctx, nil, "--bin-dir", bin, "--out", root, "--config", testConfig(t, ""), "--engines", "testengine:prepare=hang")
+	require.Equal(t, cli.ExitInterrupted, o.code, o.stderr)
+	require.Less(t, time.Since(start), 30*time.Second)
+	dirs, err := filepath.Glob(filepath.Join(root, "*"))
+	require.NoError(t, err)
+	require.Len(t, dirs, 1)
+	preps, _ := results.ReadPreparations(dirs[0])
+	require.Len(t, preps, 1)
+	require.Equal(t, "interrupted by the user", preps[0].Error)
+	recs, _, _ := results.ReadRuns(filepath.Join(dirs[0], results.RunsFile))
+	require.Empty(t, recs, "nothing launched after the interrupt")
 }

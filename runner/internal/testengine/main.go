@@ -38,8 +38,8 @@ func (engine) Info() protocol.Info {
 			"busy":     "1: spend each token's time spinning on the CPU instead of sleeping (a host-bound engine)",
 			"leak":     "setsid | stdout: leave a child behind, in its own session or holding stdout open after done",
 			"pid_file": "file the leaked child's pid is written to",
-			"prepare": "need | fail: `prepare` writes a marker into the model directory (need: a launch without it fails to load); " +
-				"fail: `prepare` fails",
+			"prepare": "need | fail | hang: `prepare` writes a marker into the model directory (need: a launch without it fails to load); " +
+				"fail: `prepare` fails; hang: `prepare` waits until it is killed",
 		},
 		Capabilities: protocol.Capabilities{MaxBatch: 4, StreamingTimestamps: true},
 	}
@@ -47,8 +47,12 @@ func (engine) Info() protocol.Info {
 
 // Prepare writes the marker a launch with prepare=need looks for; Ran says whether it was new.
 func (engine) Prepare(ctx context.Context, req *protocol.Request) (protocol.Prepared, error) {
-	if req.Options["prepare"] == "fail" {
+	switch req.Options["prepare"] {
+	case "fail":
 		return protocol.Prepared{}, fmt.Errorf("prepare failed as asked (option prepare=fail)")
+	case "hang":
+		<-ctx.Done()
+		time.Sleep(time.Hour) // as an engine that ignores the signal: the runner must kill it
 	}
 	path := prepareMarker(req)
 	_, err := os.Stat(path)
