@@ -132,6 +132,12 @@ type Engine struct {
 	SharedTuning string `json:"shared_tuning,omitempty"`
 }
 
+// CIExcludesOne says whether a ratio's CI [lo, hi] (hi > 0: there is one) lies
+// wholly on one side of 1. A comparison whose CI excludes 1 but whose
+// launch-level test does not reject is undecided — too few launches, not "the
+// same" — which the verdicts and the cost section both say.
+func CIExcludesOne(lo, hi float64) bool { return hi > 0 && (lo > 1 || hi < 1) }
+
 // SettingSharedTuning is the loaded.settings key in which an engine says that
 // its launches replay one tuning made by an earlier process (an autotune
 // store, a compile cache, an ahead-of-time export) and what it is.

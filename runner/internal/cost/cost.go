@@ -362,7 +362,7 @@ func Words(ch Cheapest, cur string) string {
 			parts = append(parts, fmt.Sprintf("%s costs %s× as much%s, untested (a launch-level test needs at least 2 launches per engine)", o.Engine, num(o.Ratio, 3), ci))
 		case o.Significant:
 			parts = append(parts, fmt.Sprintf("%s costs %s× as much%s, launch-level p %s (Holm)", o.Engine, num(o.Ratio, 3), ci, pval(o.P)))
-		case o.RatioHi > 0 && (o.RatioLo > 1 || o.RatioHi < 1):
+		case analysis.CIExcludesOne(o.RatioLo, o.RatioHi):
 			// The CI excludes 1 but the test does not reject: too few launches, not "the same" (as the verdicts say it).
 			parts = append(parts, fmt.Sprintf("%s costs %s× as much%s, not significant: too few launches to decide (launch-level p %s, Holm)", o.Engine, num(o.Ratio, 3), ci, pval(o.P)))
 		default:

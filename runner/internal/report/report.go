@@ -317,7 +317,7 @@ func Verdict(cm analysis.Comparison) string {
 // significant difference" there reads as "the same"; the report says the
 // launches were too few instead, with the ratio.
 func undecidedRatio(cm analysis.Comparison) bool {
-	return cm.HasTest && cm.HasRatio && !cm.Significant && cm.Verdict != analysis.CardsDisagree && (cm.RatioLo > 1 || cm.RatioHi < 1)
+	return cm.HasTest && cm.HasRatio && !cm.Significant && cm.Verdict != analysis.CardsDisagree && analysis.CIExcludesOne(cm.RatioLo, cm.RatioHi)
 }
 
 func higherIsBetter(key string) bool {
