@@ -209,6 +209,13 @@ func TestSlurmArray(t *testing.T) {
 	}
 	require.NotNil(t, sum.Env.Slurm)
 	assert.Equal(t, job, sum.Env.Slurm.ArrayJobID)
+	// The test engine declares prepare: each of its tasks prepared it before its first launch, and the merged report
+	// gathers those preparations from the task directories.
+	var prepared []string
+	for _, p := range sum.Prepared {
+		prepared = append(prepared, p.Engine)
+	}
+	assert.Subset(t, prepared, []string{"testengine:fail=crash-after=1", "testengine:token_us=250000"}, "%+v", sum.Prepared)
 
 	// Resubmitted (the failed and the cancelled task), the cancelled task
 	// resumes (runner bench --resume): its finished launches count as done
