@@ -33,11 +33,7 @@ func PreparedOf(preps []results.Preparation) []Prepared {
 			out = append(out, x)
 			continue
 		}
-		cur := out[i]
-		switch {
-		case cur.Ran && cur.Error == "" && !(x.Ran && x.WallS > cur.WallS):
-			// keep the work already on record
-		default:
+		if cur := out[i]; !cur.Ran || cur.Error != "" || (x.Ran && x.WallS > cur.WallS) {
 			out[i] = x
 		}
 	}

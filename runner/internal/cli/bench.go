@@ -373,7 +373,8 @@ func benchCmd(c *ucli.Context, e *env) error {
 		}
 		return results.ErrNoRuns
 	}
-	sum, err := writeReports(dir, cfg.Name, envRec, req, labels, cfg.Baseline, recs, nil, plugs)
+	preps, pw := results.ReadPreparations(dir)
+	sum, err := writeReports(dir, cfg.Name, envRec, req, labels, cfg.Baseline, recs, preps, pw, plugs)
 	if err != nil {
 		return err
 	}

@@ -21,15 +21,15 @@ import (
 // writeReports analyses the records and writes summary.json, report.md,
 // report.html, report.csv and bench.txt into dir. plugs (nil: none) adds the
 // prices, the plugin sections and the plugins that failed.
-func writeReports(dir, name string, env envinfo.Env, req protocol.Request, labels []string, baseline string, recs []results.Record, warnings []string, plugs *plugins) (*analysis.Summary, error) {
+// writeReports analyses recs (and the engines' preparations, preps) and writes summary.json and the reports into dir.
+func writeReports(dir, name string, env envinfo.Env, req protocol.Request, labels []string, baseline string, recs []results.Record,
+	preps []results.Preparation, warnings []string, plugs *plugins) (*analysis.Summary, error) {
 	sum, err := analysis.Build(name, env, requestInfo(req), labels, baseline, recs)
 	if err != nil {
 		return nil, fmt.Errorf("analyse %s: %w", dir, err)
 	}
 	sum.Warnings = append(sum.Warnings, warnings...)
-	preps, pw := results.ReadPreparations(dir)
 	sum.Prepared = analysis.PreparedOf(preps)
-	sum.Warnings = append(sum.Warnings, pw...)
 	plugs.post(sum) // prices, plugin sections and failures (plugins.go)
 	if err := results.WriteJSON(dir, results.SummaryFile, sum); err != nil {
 		return nil, err
@@ -121,7 +121,8 @@ func reportCommand(e *env) *ucli.Command {
 			if err != nil {
 				return err
 			}
-			sum, err := writeReports(dir, name, env, req, nil, baseline, recs, warnings, plugs)
+			preps, pw := results.ReadPreparations(dir)
+			sum, err := writeReports(dir, name, env, req, nil, baseline, recs, preps, append(warnings, pw...), plugs)
 			if err != nil {
 				return err
 			}

@@ -732,7 +732,7 @@ func reportArray(c *ucli.Context, e *env, dir string) error {
 	if len(recs) == 0 {
 		return fmt.Errorf("report %s: %w yet: no task has finished a launch (runner slurm status %s)", dir, results.ErrNoRuns, dir)
 	}
-	// Each task prepared its engines (ENGINE prepare) in its own directory: gather them where the merged report reads them.
+	// Each task prepared its engines (ENGINE prepare) in its own directory: the merged report gathers them.
 	var preps []results.Preparation
 	for _, t := range plan.Tasks {
 		attempts, _ := taskAttempts(plan.TaskDir(t.ID))
@@ -742,9 +742,6 @@ func reportArray(c *ucli.Context, e *env, dir string) error {
 			warnings = append(warnings, ws...)
 		}
 	}
-	if err := results.WritePreparations(dir, preps); err != nil {
-		return err
-	}
 	var prev analysis.Summary
 	if err := results.ReadJSON(dir, results.SummaryFile, &prev); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		fmt.Fprintf(e.stderr, "note: ignoring unreadable previous summary: %v\n", err)
@@ -753,7 +750,7 @@ func reportArray(c *ucli.Context, e *env, dir string) error {
 	if err != nil {
 		return err
 	}
-	sum, err := writeReports(dir, plan.Name, env, req, labels, plan.Baseline, recs, warnings, plugs)
+	sum, err := writeReports(dir, plan.Name, env, req, labels, plan.Baseline, recs, preps, warnings, plugs)
 	if err != nil {
 		return err
 	}

@@ -70,26 +70,6 @@ func AppendPreparation(dir string, p *Preparation) error {
 	return f.Sync()
 }
 
-// WritePreparations replaces dir's prepare.jsonl with ps (a merged view, e.g.
-// of a Slurm array's tasks); none removes it.
-func WritePreparations(dir string, ps []Preparation) error {
-	if len(ps) == 0 {
-		if err := os.Remove(filepath.Join(dir, PrepareFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("remove %s: %w", PrepareFile, err)
-		}
-		return nil
-	}
-	var b []byte
-	for i := range ps {
-		line, err := json.Marshal(&ps[i])
-		if err != nil {
-			return fmt.Errorf("encode preparation of %s: %w", ps[i].Engine, err)
-		}
-		b = append(append(b, line...), '\n')
-	}
-	return WriteFile(dir, PrepareFile, b)
-}
-
 // ReadPreparations reads dir's prepare.jsonl; none (no file) is no error.
 // A line that does not parse is skipped with a warning: preparations are
 // context for the report, never a reason to lose it.
