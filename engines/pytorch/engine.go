@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -155,9 +156,12 @@ func (e *engine) Prepare(ctx context.Context, req *protocol.Request) (protocol.P
 	}
 	defer m.Close()
 	counters := l.Settings["inductor_counters"]
+	var n map[string]int
+	if err := json.Unmarshal([]byte(counters), &n); err != nil {
+		return protocol.Prepared{}, fmt.Errorf("worker's inductor_counters %q: %w", counters, err)
+	}
 	// Something was made unless every graph came from the FX graph cache and no kernel was tuned.
-	ran := !strings.Contains(counters, "fxgraph_cache_hit") || strings.Contains(counters, "fxgraph_cache_miss") ||
-		strings.Contains(counters, "coordesc_tuning_bench")
+	ran := n["fxgraph_cache_hit"] == 0 || n["fxgraph_cache_miss"] > 0 || n["coordesc_tuning_bench"] > 0
 	return protocol.Prepared{Ran: ran, Steps: map[string]string{
 		"inductor_cache": fmt.Sprintf("decode step compiled, tuned and captured in %.1f s; Inductor's counters %s", float64(l.CompileNs)/1e9, counters),
 	}}, nil
