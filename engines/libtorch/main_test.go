@@ -254,12 +254,16 @@ func TestParity(t *testing.T) {
 		ls := res.Events[0].Loaded.Settings
 		assert.Empty(t, ls["weights_file"])
 		assert.NotEqual(t, l.Settings["package_b1"], ls["package_b1"], "a package of its own")
-		// It is bigger than the weights=file package by about the weights file (the code of both is the same).
+		// It is bigger than the weights=file package by about the model's weights (the code of both is about the same).
+		// Measured against the parameters (f32: 4 bytes each), not the weights file: the file also holds the RoPE
+		// cos/sin tables (131 KB for this model), which a package with its weights stores otherwise, so against the
+		// file the margin was within the code size's variation between exports (CI failed once at 77% of it).
 		withW, err := os.Stat(ls["package_b1"])
 		require.NoError(t, err)
 		without, err := os.Stat(l.Settings["package_b1"])
 		require.NoError(t, err)
-		assert.Greater(t, withW.Size()-without.Size(), wf.Size()*8/10, "package sizes %d (weights inside) and %d (weights file %d)", withW.Size(), without.Size(), wf.Size())
+		assert.Greater(t, withW.Size()-without.Size(), 4*l.Params*8/10, "package sizes %d (weights inside) and %d (%d params; weights file %d)",
+			withW.Size(), without.Size(), l.Params, wf.Size())
 	})
 	t.Run("pytorch compiled", func(t *testing.T) {
 		py := pytorchBin(t)
