@@ -32,9 +32,10 @@
 #   telemetry        real-NVML tests and the sampler-cost check (scripts/gpu/telemetry.sh)
 #   lmrs             scripts/gpu/lmrs.sh: the lmrs engine on the host's CPU (memory-bandwidth probe, f32/q8_0/q4_0,
 #                    1 thread and all cores, next to reference and candle on the CPU), TinyLlama-1.1B
-#   burn-tune        burn's autotune as its authors run it: a cold process per shape (tuning cost on
-#                    record), then `runner adapter burn` on the warm cache; BURN_SHAPES, ROUNDS,
-#                    BURN_ATTENTION (padded), BURN_TIMEOUT (cold process), BURN_COLD_ONLY=1 (tune only).
+#   burn-tune        burn's autotune as its authors run it: a cold process per shape × level (tuning cost on
+#                    record), then `runner adapter burn` on the warm cache; BURN_SHAPES, BURN_LEVELS (balanced),
+#                    BURN_PARALLEL=1 (the cold processes side by side), ROUNDS, BURN_ATTENTION (padded),
+#                    BURN_TIMEOUT (cold process), BURN_COLD_ONLY=1 (tune only).
 #                    Tuned keys persist (also from a killed process) in $XDG_CACHE_HOME/cubecl, packed
 #                    into $OUT/cubecl-cache.tar.gz; carried back as .gpu/cubecl-cache.tar.gz it pre-warms
 #                    a fresh machine, so a pass longer than one call's 10 minutes resumes where it stopped.
@@ -52,7 +53,9 @@ for a in .gpu/bundle.tar.xz .gpu/*.tar.xz; do
   mark=$W/unpacked-$(basename "$a")-$(cksum <"$a" | cut -d' ' -f1)
   [[ -f $mark ]] && continue
   first=$(tar -tJf "$a" | sed -n 1p) # archives hold bin/NAME, or bare NAME (extracted into bin/); sed reads it all: no SIGPIPE
-  if [[ $first == bin/* ]]; then tar -xJf "$a" -C "$W"; else mkdir -p "$BIN" && tar -xJf "$a" -C "$BIN"; fi
+  # X-noat.tar.xz (burn without autotune: the same binary names) goes to bin-noat/: BENCH_BIN=$W/bin-noat benches it.
+  if [[ $a == *-noat.tar.xz ]]; then mkdir -p "$W/bin-noat" && tar -xJf "$a" -C "$W/bin-noat"
+  elif [[ $first == bin/* ]]; then tar -xJf "$a" -C "$W"; else mkdir -p "$BIN" && tar -xJf "$a" -C "$BIN"; fi
   touch "$mark"
 done
 [[ -x $BIN/runner ]] || { echo "gpu-run: no runner in the carried .gpu/*.tar.xz" >&2; exit 1; }
@@ -120,7 +123,7 @@ list() { # ENGINE_LIST (default: $1) as --engines wants it: the entries whose bi
   local l=() e
   for e in ${ENGINE_LIST-$1}; do
     case $e in eager | compiled) e=pytorch:mode=$e ;; esac
-    [[ -x $BIN/${e%%:*} ]] && l+=("$e")
+    [[ -x ${BENCH_BIN:-$BIN}/${e%%:*} ]] && l+=("$e")
   done
   (IFS=,; echo "${l[*]}")
 }
@@ -141,7 +144,7 @@ bench() { # runner bench of $CONFIG on $MODELS/$SHAPE, engines: list
   local lim=${STAGE_TIMEOUT:-0}
   [[ -n ${END_AT:-} ]] && lim=$((END_AT - $(date +%s)))s
   timeout --signal=INT --kill-after=30 "$lim" \
-    "$BIN/runner" bench --bin-dir "$BIN" --config "${CONFIG:-configs/decode-tinyllama.yaml}" --model "$MODELS/$shape" \
+    "$BIN/runner" bench --bin-dir "${BENCH_BIN:-$BIN}" --config "${CONFIG:-configs/decode-tinyllama.yaml}" --model "$MODELS/$shape" \
     ${engines:+--engines "$engines"} --out "$S" ${BENCH_FLAGS:-} || echo "runner exit $?"
   # burn's prepare tunes into cubecl's store: bring it back for the next machine (.gpu/cubecl-cache.tar.gz).
   [[ $engines != *burn* ]] || pack_store
@@ -191,33 +194,50 @@ for stage in "$@"; do
   burn-tune)
     "$BIN/burn" info
     attn=${BURN_ATTENTION:-padded} # padded: one decode shape per step, so decode adds no autotune keys (grouped adds ~9 per power of two of the KV length)
+    # One cold process per shape × level (BURN_LEVELS, default balanced = cubecl's default, in its default store; any
+    # other level in a store of its own, autotune-LEVEL, as the engine's autotune_level option does). BURN_PARALLEL=1
+    # runs them side by side: each compiles in one host thread (2026-11-28: the tuning pass is single-threaded
+    # NVRTC, GPU idle), and cubecl's store is one WAL database that processes share safely.
+    pids=()
     for s in ${BURN_SHAPES:-tinyllama-1.1b llama-3-8b}; do
       synth "$s"
-      # A cold process: the warm-up iteration carries NVRTC compiles and the tuning pass.
-      # cubecl's compile and autotune logs and the per-token trace go to stderr (unbuffered:
-      # a process killed by the timeout still leaves them), run from its own directory so
-      # the cubecl.toml there applies to it alone.
-      c=$S/cold-$s
-      mkdir -p "$c"
-      # [compilation] cache: cubecl's own store of compiled kernels (off by default), written kernel by kernel, so a
-      # process cut off inside a key (2026-11-28: one key compiled 99 candidates in 535 s and was lost) leaves its
-      # compilations for the next pass, which then benchmarks instead of compiling; tuned results are the same.
-      printf '[compilation]\ncache = true\n[compilation.logger]\nlevel = "basic"\nstderr = true\n[autotune.logger]\nlevel = "minimal"\nstderr = true\n' >"$c/cubecl.toml"
-      cold=$(date +%s.%N)
-      (cd "$c" && CIB_BURN_TRACE=1 timeout "${BURN_TIMEOUT:-600}" "$BIN/burn-bench" --model "$MODELS/$s" --device cuda:0 --dtype bf16 \
-        --prompt-len 128 --new 256 --warmup 1 --iters 2 --seed 1 --case p128-n256 --attention "$attn" >out.jsonl 2> >(tee stderr.txt | progress >&2)) || echo "BURN COLD FAILED: $s"
-      sleep 1 # let tee finish stderr.txt
-      cat "$c/out.jsonl"
-      echo "burn-tune $s: cold process (load + 1 warm-up + 2 timed iterations) took $(python3 -c "import time; print(round(time.time() - $cold, 1))") s;" \
-        "$(grep -c '^burn-trace: token ' "$c/stderr.txt") token lines, $(grep -ci 'compil' "$c/stderr.txt") compile-log lines, $(grep -c '^Fastest result' "$c/stderr.txt") autotune keys tuned;" \
-        "cubecl store $(du -sh "$XDG_CACHE_HOME/cubecl" 2>/dev/null | cut -f1)"
-      tail -n 5 "$c/stderr.txt"
-      # Warm cache: every later process finds the tuned kernels (their first warm-up iteration shows it).
-      [[ ${BURN_COLD_ONLY:-0} == 1 ]] && continue # tuning only: a cold pass may need more than one call (10 min)
-      "$BIN/runner" adapter "burn:attention=$attn" --model "$MODELS/$s" --bin-dir "$BIN" --rounds "${ROUNDS:-2}" --out "$S" ||
-        echo "ADAPTER burn $s: exit $? (4: outside ±3%)"
+      for lv in ${BURN_LEVELS:-balanced}; do
+        c=$S/cold-$s-$lv
+        mkdir -p "$c"
+        lvenv=()
+        [[ $lv == balanced ]] || lvenv=(CUBECL_AUTOTUNE_LEVEL="$lv" CUBECL_ENVIRONMENT="autotune-$lv")
+        # A cold process: the warm-up iteration carries NVRTC compiles and the tuning pass. cubecl's compile and
+        # autotune logs and the per-token trace go to stderr (unbuffered: a process the timeout kills still leaves
+        # them), run from its own directory so the cubecl.toml there applies to it alone. [compilation] cache:
+        # cubecl's store of compiled kernels (off by default), written kernel by kernel, so a process cut off inside
+        # a key (2026-11-28: one key compiled 99 candidates in 535 s and was lost) leaves its compilations for the
+        # next pass, which then benchmarks instead of compiling; tuned results are the same.
+        printf '[compilation]\ncache = true\n[compilation.logger]\nlevel = "basic"\nstderr = true\n[autotune.logger]\nlevel = "minimal"\nstderr = true\n' >"$c/cubecl.toml"
+        cold() {
+          local t0
+          t0=$(date +%s.%N)
+          (cd "$c" && env "${lvenv[@]}" CIB_BURN_TRACE=1 timeout "${BURN_TIMEOUT:-600}" "$BIN/burn-bench" --model "$MODELS/$s" \
+            --device cuda:0 --dtype bf16 --prompt-len 128 --new 256 --warmup 1 --iters 2 --seed 1 --case p128-n256 \
+            --attention "$attn" >out.jsonl 2> >(tee stderr.txt | progress | sed -u "s/^/[$s $lv] /" >&2)) || echo "BURN COLD FAILED: $s $lv (exit $?; 124: BURN_TIMEOUT)"
+          sleep 1 # let tee finish stderr.txt
+          cat "$c/out.jsonl"
+          echo "burn-tune $s $lv: cold process (load + 1 warm-up + 2 timed iterations) took $(python3 -c "import time; print(round(time.time() - $t0, 1))") s;" \
+            "$(grep -c '^burn-trace: token ' "$c/stderr.txt") token lines, $(grep -ci 'compil' "$c/stderr.txt") compile-log lines, $(grep -c '^Fastest result' "$c/stderr.txt") autotune keys tuned"
+          tail -n 3 "$c/stderr.txt"
+        }
+        if [[ ${BURN_PARALLEL:-0} == 1 ]]; then cold & pids+=($!); else cold; fi
+      done
     done
+    ((${#pids[@]} == 0)) || wait "${pids[@]}"
+    echo "cubecl store: $(du -sh "$XDG_CACHE_HOME/cubecl" 2>/dev/null | cut -f1)"; ls -l "$XDG_CACHE_HOME/cubecl" 2>/dev/null || true
     pack_store
+    # Warm store: every later process finds the tuned kernels (their first warm-up iteration shows it).
+    if [[ ${BURN_COLD_ONLY:-0} != 1 ]]; then # tuning only: a cold pass may need more than one call (10 min)
+      for s in ${BURN_SHAPES:-tinyllama-1.1b llama-3-8b}; do
+        "$BIN/runner" adapter "burn:attention=$attn" --model "$MODELS/$s" --bin-dir "$BIN" --rounds "${ROUNDS:-2}" --out "$S" ||
+          echo "ADAPTER burn $s: exit $? (4: outside ±3%)"
+      done
+    fi
     ;;
   bench) bench ;;
   bench-tiny) bench "$every" ;;

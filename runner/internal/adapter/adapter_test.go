@@ -151,6 +151,14 @@ func TestCommand(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "--model /m --device cuda:0 --dtype bf16 --prompt-len 128 --new 256 --warmup 2 --iters 5 --seed 1 --case p128-n256 --attention padded",
 		strings.Join(c.Args, " "))
+	require.Empty(t, c.Env)
+	// autotune_level reaches burn-bench as the engine applies it: cubecl's level and that level's own store.
+	p.Options = map[string]string{"attention": "padded", "autotune_level": "minimal"}
+	c, err = n.Command(t.Context(), p)
+	require.NoError(t, err)
+	require.Equal(t, []string{"CUBECL_AUTOTUNE_LEVEL=minimal", "CUBECL_ENVIRONMENT=autotune-minimal"}, c.Env)
+	require.True(t, strings.HasPrefix(c.String(), "CUBECL_AUTOTUNE_LEVEL=minimal CUBECL_ENVIRONMENT=autotune-minimal "+filepath.Join(bin, "burn-bench")+" --model /m"), c.String())
+	p.Options = map[string]string{"attention": "padded"}
 	p.Threads = 4
 	n, _ = adapter.Lookup("candle")
 	c, err = n.Command(t.Context(), p)

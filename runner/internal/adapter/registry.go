@@ -63,16 +63,22 @@ func (p Params) getenv(k string) string {
 	return p.Getenv(k)
 }
 
-// Cmd is one native run: argv, and what goes to its stdin.
+// Cmd is one native run: argv, what goes to its stdin, and variables (KEY=value) it gets on top of the check's
+// environment.
 type Cmd struct {
 	Path  string
 	Args  []string
 	Stdin []byte
+	Env   []string
 }
 
 // String is the command line as a shell would take it (for reports).
 func (c Cmd) String() string {
-	parts := []string{quote(c.Path)}
+	var parts []string
+	for _, e := range c.Env {
+		parts = append(parts, quote(e))
+	}
+	parts = append(parts, quote(c.Path))
 	for _, a := range c.Args {
 		parts = append(parts, quote(a))
 	}
@@ -220,7 +226,13 @@ var registry = []*Native{
 			if v, ok := p.Options["attention"]; ok {
 				args = append(args, "--attention", v)
 			}
-			return Cmd{Path: bin, Args: args}, nil
+			// The engine's autotune_level option, as the engine applies it (engines/burn/engine.go): cubecl's level,
+			// in a store of its own per level, so both sides replay the same tuning.
+			var env []string
+			if v, ok := p.Options["autotune_level"]; ok {
+				env = []string{"CUBECL_AUTOTUNE_LEVEL=" + v, "CUBECL_ENVIRONMENT=autotune-" + v}
+			}
+			return Cmd{Path: bin, Args: args, Env: env}, nil
 		},
 		Parse: parseJSONIters,
 	},

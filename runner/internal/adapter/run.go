@@ -322,6 +322,12 @@ func runNative(ctx context.Context, n *Native, cmd Cmd, o Options, round int, si
 	c := exec.CommandContext(ctx, cmd.Path, cmd.Args...)
 	c.Dir = o.WorkDir
 	c.Env = o.Env
+	if len(cmd.Env) > 0 {
+		if c.Env == nil {
+			c.Env = os.Environ()
+		}
+		c.Env = append(slices.Clip(c.Env), cmd.Env...)
+	}
 	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	c.Cancel = func() error { return syscall.Kill(-c.Process.Pid, syscall.SIGKILL) }
 	c.WaitDelay = 2 * time.Second
