@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"runtime"
 	"slices"
@@ -124,9 +125,8 @@ func (engine) Load(ctx context.Context, req *protocol.Request) (serve.Model, pro
 // generations of each distinct case shape. The first JIT-compiles every kernel (NVRTC) and lets cubecl autotune
 // every shape it meets, keeping the results in its persistent store; every launch after starts from that store. The
 // first pass is the cost a fresh machine pays once (issue 16: burn's cold number next to its warm one), reported here
-// per case, apart from every launch's figures. cubecl says nothing to this process about what it tuned, so "ran"
-// is read from the times: a first generation more than 3× the second plus 30 s tuned something (a warm store leaves
-// only the per-process JIT, seconds). On cpu (Burn's flex backend) and in builds without autotune nothing persists
+// per case, apart from every launch's figures, with the autotune keys each case added to cubecl's store (read
+// through cubecl::environment, per operation): "ran" is whether any were added. On cpu (Burn's flex backend) and in builds without autotune nothing persists
 // between processes: nothing to prepare.
 func (e engine) Prepare(ctx context.Context, req *protocol.Request) (protocol.Prepared, error) {
 	bi, err := bridge.Info()
@@ -144,6 +144,12 @@ func (e engine) Prepare(ctx context.Context, req *protocol.Request) (protocol.Pr
 	defer sm.Close()
 	m := sm.(*model).m
 	p := protocol.Prepared{Steps: map[string]string{"load": fmt.Sprintf("%.1f s", time.Since(t0).Seconds())}}
+	// What cubecl's store holds before and after each case: the autotune keys that case's first pass tuned.
+	store, storeErr := bridge.Store()
+	if storeErr != nil {
+		p.Steps["store"] = "unreadable: " + storeErr.Error()
+	}
+	first := store
 	seen := map[[2]int]bool{}
 	for _, c := range req.Cases {
 		shape := [2]int{len(c.PromptTokens), c.MaxNewTokens}
@@ -162,15 +168,57 @@ func (e engine) Prepare(ctx context.Context, req *protocol.Request) (protocol.Pr
 			}
 			took[i] = time.Since(t)
 		}
+		// Tuned: the store gained autotune keys; where it cannot be read, the times say it (a first generation more
+		// than 3× the second plus 30 s: a warm store leaves only the per-process JIT, seconds).
 		tuned := took[0] > 3*took[1]+30*time.Second
+		keys := ""
+		if storeErr == nil {
+			after, err := bridge.Store()
+			if err != nil {
+				storeErr = err
+				p.Steps["store"] = "unreadable: " + err.Error()
+			} else {
+				n, by := newKeys(store, after)
+				tuned = n > 0
+				keys = fmt.Sprintf("; %d autotune keys added to cubecl's store%s", n, by)
+				store = after
+			}
+		}
 		p.Ran = p.Ran || tuned
 		what := "warm: the store held this shape's tuning"
 		if tuned {
 			what = "tuned: JIT compilation and cubecl's autotune of this shape, kept in its store"
 		}
-		p.Steps["case_"+c.Name] = fmt.Sprintf("first generation %.1f s, second %.1f s (%s)", took[0].Seconds(), took[1].Seconds(), what)
+		p.Steps["case_"+c.Name] = fmt.Sprintf("first generation %.1f s, second %.1f s (%s)%s", took[0].Seconds(), took[1].Seconds(), what, keys)
+	}
+	if storeErr == nil {
+		n, _ := newKeys(bridge.StoreSummary{}, first)
+		m, _ := newKeys(bridge.StoreSummary{}, store)
+		p.Steps["store"] = fmt.Sprintf("cubecl environment %q: %d autotune keys before, %d after", store.Environment, n, m)
 	}
 	return p, nil
+}
+
+// newKeys counts the autotune keys after holds beyond before, and names them by operation (the namespace's last
+// part): " (matmul 7, reduce 2)"; "" when none.
+func newKeys(before, after bridge.StoreSummary) (int64, string) {
+	b, a := before.Autotune(), after.Autotune()
+	byOp := map[string]int64{}
+	var total int64
+	for ns, n := range a {
+		if d := n - b[ns]; d > 0 {
+			total += d
+			byOp[ns[strings.LastIndex(ns, "/")+1:]] += d
+		}
+	}
+	if total == 0 {
+		return 0, ""
+	}
+	var parts []string
+	for _, op := range slices.Sorted(maps.Keys(byOp)) {
+		parts = append(parts, fmt.Sprintf("%s %d", op, byOp[op]))
+	}
+	return total, " (" + strings.Join(parts, ", ") + ")"
 }
 
 // classify maps a bridge error onto the protocol's error classes.

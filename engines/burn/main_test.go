@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cuda-inference-benchmarks/cib/engines/burn/internal/bridge"
 	"github.com/cuda-inference-benchmarks/cib/protocol"
 	"github.com/cuda-inference-benchmarks/cib/protocol/enginetest"
 )
@@ -326,4 +327,26 @@ func TestPrepare(t *testing.T) {
 		require.False(t, p.Ran)
 		require.Contains(t, p.Steps["nothing"], "no autotune store")
 	}
+}
+
+// TestNewKeys: what a case's first pass added to cubecl's store, from two summaries (the bridge's JSON), per
+// operation; compiled kernels (other namespaces) are not autotune keys.
+func TestNewKeys(t *testing.T) {
+	parse := func(s string) bridge.StoreSummary {
+		var st bridge.StoreSummary
+		require.NoError(t, json.Unmarshal([]byte(s), &st))
+		return st
+	}
+	before := parse(`{"environment":"default","namespaces":[{"namespace":"autotune/0.11.3/cuda-0/matmul","entries":3,"bytes":9},
+		{"namespace":"compilation/0.11.3/cuda-0","entries":40,"bytes":9}]}`)
+	after := parse(`{"environment":"default","namespaces":[{"namespace":"autotune/0.11.3/cuda-0/matmul","entries":10,"bytes":9},
+		{"namespace":"autotune/0.11.3/cuda-0/reduce","entries":2,"bytes":9},{"namespace":"compilation/0.11.3/cuda-0","entries":90,"bytes":9}]}`)
+	n, by := newKeys(before, after)
+	require.EqualValues(t, 9, n)
+	require.Equal(t, " (matmul 7, reduce 2)", by)
+	n, by = newKeys(after, after)
+	require.Zero(t, n)
+	require.Empty(t, by)
+	n, _ = newKeys(bridge.StoreSummary{}, before)
+	require.EqualValues(t, 3, n)
 }

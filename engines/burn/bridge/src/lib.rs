@@ -217,6 +217,37 @@ pub struct CibBurnLoaded {
     pub params: i64,
 }
 
+/// What cubecl's persistent store (the active environment) holds, as JSON: `{"environment": name, "namespaces":
+/// [{"namespace", "entries", "bytes"}]}` — autotune results under `autotune/…` namespaces, compiled kernels under the
+/// others. Meaningful once a CUDA model is loaded (the runtime activates the environment its config names, e.g.
+/// CUBECL_ENVIRONMENT); builds without autotune keep nothing between processes: no namespaces.
+pub fn store_json() -> String {
+    #[cfg(all(feature = "cuda", feature = "autotune"))]
+    {
+        use burn::cubecl::environment;
+        let ns: Vec<serde_json::Value> = environment::namespaces()
+            .into_iter()
+            .map(|n| serde_json::json!({"namespace": n.namespace, "entries": n.entries, "bytes": n.bytes}))
+            .collect();
+        serde_json::json!({"environment": environment::active().to_string(), "namespaces": ns}).to_string()
+    }
+    #[cfg(not(all(feature = "cuda", feature = "autotune")))]
+    {
+        serde_json::json!({"environment": "", "namespaces": []}).to_string()
+    }
+}
+
+/// Writes cubecl's store summary (JSON, store_json) into buf. Returns OK, ERR_BUFFER if it did not fit, or
+/// ERR_PANIC.
+#[unsafe(no_mangle)]
+pub extern "C" fn cib_burn_store(buf: *mut c_char, cap: usize) -> i32 {
+    match catch_unwind(store_json) {
+        Ok(s) if write_str(&s, buf, cap) => OK,
+        Ok(_) => ERR_BUFFER,
+        Err(_) => ERR_PANIC,
+    }
+}
+
 /// Writes the build description (JSON) into buf. Returns OK or ERR_BUFFER if it did not fit.
 #[unsafe(no_mangle)]
 pub extern "C" fn cib_burn_info(buf: *mut c_char, cap: usize) -> i32 {

@@ -20,6 +20,7 @@ typedef struct {
 typedef struct cib_burn_model cib_burn_model;
 
 int32_t cib_burn_info(char* buf, size_t cap);
+int32_t cib_burn_store(char* buf, size_t cap);
 int32_t cib_burn_load(const char* model_dir, const char* device, const char* dtype, int32_t threads,
 	const char* attention, cib_burn_model** out_handle, cib_burn_loaded* out_loaded, char* err, size_t errcap);
 int32_t cib_burn_describe(const cib_burn_model* h, char* buf, size_t cap);
@@ -83,6 +84,19 @@ func Info() (BuildInfo, error) {
 		return BuildInfo{}, fmt.Errorf("bridge info: %w", err)
 	}
 	return bi, nil
+}
+
+// Store summarizes cubecl's persistent store (the active environment); meaningful after a CUDA Load.
+func Store() (StoreSummary, error) {
+	b, err := jsonCall(func(buf *C.char, n C.size_t) C.int32_t { return C.cib_burn_store(buf, n) })
+	if err != nil {
+		return StoreSummary{}, fmt.Errorf("bridge store: %w", err)
+	}
+	var st StoreSummary
+	if err := json.Unmarshal(b, &st); err != nil {
+		return StoreSummary{}, fmt.Errorf("bridge store: %w", err)
+	}
+	return st, nil
 }
 
 // Model is a loaded model; its methods are safe for one goroutine at a time.

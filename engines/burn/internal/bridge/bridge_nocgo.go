@@ -15,6 +15,9 @@ var errNoCgo = &Error{Code: codeNoBridge, Msg: "burn engine built without cgo: r
 // Info returns the library's build description.
 func Info() (BuildInfo, error) { return BuildInfo{}, errNoCgo }
 
+// Store always fails without cgo.
+func Store() (StoreSummary, error) { return StoreSummary{}, errNoCgo }
+
 // Model is unavailable without cgo.
 type Model struct{}
 

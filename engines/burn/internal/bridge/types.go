@@ -1,5 +1,7 @@
 package bridge
 
+import "strings"
+
 // Return codes of the C ABI (engines/burn/bridge/src/lib.rs).
 const (
 	codeOK          = 0
@@ -40,6 +42,27 @@ type BuildInfo struct {
 	CUDA     bool     `json:"cuda"`
 	Fusion   bool     `json:"fusion"`
 	Autotune bool     `json:"autotune"`
+}
+
+// StoreSummary is what cubecl's persistent store holds: one entry count per namespace of the active environment.
+type StoreSummary struct {
+	Environment string `json:"environment"`
+	Namespaces  []struct {
+		Namespace string `json:"namespace"`
+		Entries   int64  `json:"entries"`
+		Bytes     int64  `json:"bytes"`
+	} `json:"namespaces"`
+}
+
+// Autotune is the number of autotune results per namespace (autotune/<cubecl version>/<device>/<operation>).
+func (s StoreSummary) Autotune() map[string]int64 {
+	m := map[string]int64{}
+	for _, n := range s.Namespaces {
+		if strings.HasPrefix(n.Namespace, "autotune/") {
+			m[n.Namespace] += n.Entries
+		}
+	}
+	return m
 }
 
 // Loaded is the cold-start breakdown in ns plus the parameter count.
