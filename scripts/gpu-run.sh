@@ -127,8 +127,9 @@ list() { # ENGINE_LIST (default: $1) as --engines wants it: the entries whose bi
   done
   (IFS=,; echo "${l[*]}")
 }
-progress() { # live progress of a cold burn process for log.txt: tuned keys and a few token stamps
-  awk '/^Fastest result|^burn-trace: token (0|1|127|255) / { print substr($0, 1, 200); fflush() }'
+progress() { # live progress of a cold burn process for log.txt: tuned keys and a few token stamps (line-buffered: the
+  # host's awk is mawk, which reads a pipe in blocks and printed nothing of a 16-minute pass on 2026-12-02)
+  grep --line-buffered -E '^Fastest result|^burn-trace: token (0|1|127|255) ' | sed -u 's/^\(.\{200\}\).*/\1/'
 }
 pack_store() { # cubecl's autotune store, for the next machine (.gpu/cubecl-cache.tar.gz)
   tar -czf "$OUT/cubecl-cache.tar.gz" -C "$XDG_CACHE_HOME" cubecl 2>/dev/null && ls -l "$OUT/cubecl-cache.tar.gz"
