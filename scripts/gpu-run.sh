@@ -64,7 +64,10 @@ done
 # configs/ (a later call replaces the working tree), one queue after another (flock); their outputs
 # go to $W/queue/ID/. Later calls (carrying more bundles, which the unpack above adds to bin/ at
 # once) run --collect [SECONDS]: it waits up to SECONDS for the queues to finish, prints their
-# progress and copies what they wrote into $OUT. Neither kills anything.
+# progress and copies what they wrote into $OUT. Neither kills anything. A detached queue lives only as long as the
+# machine is held, and the device tool releases it 30 s after a call returns, queue or not (2026-12-02: a 16-minute
+# burn pass was lost at minute 8 to a pause between calls): chain --collect calls back to back, and inspect
+# between them inside a call, never from a pause.
 Q=$W/queue
 case ${1:-} in
 --detach)
@@ -103,7 +106,10 @@ export TORCHINDUCTOR_CACHE_DIR=$W/inductor-cache
 # (from an earlier call's burn-tune) pre-warms it.
 export XDG_CACHE_HOME=$W/xdg-cache
 mkdir -p "$XDG_CACHE_HOME"
-[[ -f .gpu/cubecl-cache.tar.gz && ! -d $XDG_CACHE_HOME/cubecl ]] && tar -xzf .gpu/cubecl-cache.tar.gz -C "$XDG_CACHE_HOME"
+# (results/h200-2026-12-02-s5/cubecl-store.tar.xz, copied to .gpu/cubecl-cache.tar.xz, is such a store.)
+for store in .gpu/cubecl-cache.tar.gz .gpu/cubecl-cache.tar.xz; do
+  if [[ -f $store && ! -d $XDG_CACHE_HOME/cubecl ]]; then tar -xaf "$store" -C "$XDG_CACHE_HOME"; fi
+done
 CIB_GIT_COMMIT=$(cat "$BIN/COMMIT" 2>/dev/null || true)
 export CIB_GIT_COMMIT
 exec > >(tee -a "$OUT/log.txt") 2>&1
