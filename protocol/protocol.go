@@ -133,8 +133,13 @@ type Prepared struct {
 	Ran bool `json:"ran"`
 	// Steps says, per artifact, what was made or found and how long it took,
 	// in words (e.g. "gguf_f16": "converted in 35.2 s: /models/x/.gguf/…").
+	// The one step PreparedNothing says why this request has nothing to prepare.
 	Steps map[string]string `json:"steps,omitempty"`
 }
+
+// PreparedNothing is the Steps key of an engine that declares prepare but has nothing to prepare for this request
+// (another device or option), its value why; Ran is false.
+const PreparedNothing = "nothing"
 
 // Loaded reports that the model is ready, with the cold-start breakdown. All
 // durations are in ns, measured by the engine on its monotonic clock.

@@ -134,7 +134,7 @@ func (e engine) Prepare(ctx context.Context, req *protocol.Request) (protocol.Pr
 		return protocol.Prepared{}, err
 	}
 	if !strings.HasPrefix(req.Device, "cuda") || !bi.CUDA || !bi.Autotune {
-		return protocol.Prepared{Steps: map[string]string{"nothing": "no autotune store on this device or build: every launch compiles what it needs"}}, nil
+		return protocol.Prepared{Steps: map[string]string{protocol.PreparedNothing: "no autotune store on this device or build: every launch compiles what it needs"}}, nil
 	}
 	t0 := time.Now()
 	sm, _, err := e.Load(ctx, req)

@@ -325,7 +325,7 @@ func TestPrepare(t *testing.T) {
 		p := res.Events[0].Prepared
 		require.NotNil(t, p)
 		require.False(t, p.Ran)
-		require.Contains(t, p.Steps["nothing"], "no autotune store")
+		require.Contains(t, p.Steps[protocol.PreparedNothing], "no autotune store")
 	}
 }
 

@@ -168,7 +168,7 @@ func (e *engine) Prepare(ctx context.Context, req *protocol.Request) (protocol.P
 }
 
 func nothing(why string) (protocol.Prepared, error) {
-	return protocol.Prepared{Steps: map[string]string{"nothing": why}}, nil
+	return protocol.Prepared{Steps: map[string]string{protocol.PreparedNothing: why}}, nil
 }
 
 type model struct {

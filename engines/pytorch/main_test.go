@@ -372,6 +372,6 @@ func TestPrepare(t *testing.T) {
 		p := res.Events[0].Prepared
 		require.NotNil(t, p)
 		assert.False(t, p.Ran, "%v", opts)
-		assert.NotEmpty(t, p.Steps["nothing"], "%v", opts)
+		assert.NotEmpty(t, p.Steps[protocol.PreparedNothing], "%v", opts)
 	}
 }

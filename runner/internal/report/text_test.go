@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cuda-inference-benchmarks/cib/protocol"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/analysis"
 )
 
@@ -46,9 +47,11 @@ func TestSharedTuningAndPreparedLines(t *testing.T) {
 		{Engine: "b", WallS: 259.5, Ran: true, Steps: map[string]string{"package_b1": "exported", "weights": "one file"}},
 		{Engine: "c", WallS: 0.2},
 		{Engine: "d", WallS: 1, Error: "disk full"},
+		{Engine: "e", WallS: 0, Steps: map[string]string{protocol.PreparedNothing: "no store on cpu"}},
 	}
 	got = preparedLine(s)
-	for _, want := range []string{"b made it in 259.5 s — package_b1: exported; weights: one file", "c found it cached (0.2 s)", "d failed after 1.0 s (disk full)"} {
+	for _, want := range []string{"b made it in 259.5 s — package_b1: exported; weights: one file", "c found it cached (0.2 s)",
+		"d failed after 1.0 s (disk full)", "e had nothing to prepare (no store on cpu)"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("preparedLine = %q, want it to contain %q", got, want)
 		}
