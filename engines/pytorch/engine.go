@@ -64,7 +64,11 @@ func (e *engine) Info() protocol.Info {
 			"cuda_graph": "compiled mode: on|off (default on for cuda): replay the decode step as one manually captured CUDA graph",
 			"wait":       "compiled mode, cuda: spin|block (default spin, CUDA's default event): how the host awaits each token — block sleeps on a cudaEventBlockingSync event, so host CPU time counts the loop's work (the Python interpreter's), not the wait",
 			"tuning":     "compiled mode: cached|per-process (default cached): cached = a launch reuses the coordinate-descent tuning an earlier launch saved in Inductor's cache (torch 2.11 re-tunes every process that hits its FX graph cache unless Triton kernels are left out of it: bundle_triton_into_fx_graph_cache off); per-process = torch's default behaviour, each process draws its own tuning",
-			"lookahead":  "compiled mode: 1|0 (default 1 on cuda, 0 on cpu): queue the next decode step before waiting for the current token (on cpu steps run synchronously, so 1 only delays the stamps)",
+			"deterministic": "off|on (default off), both modes: on = torch.use_deterministic_algorithms(True, warn_only=True), CUBLAS_WORKSPACE_CONFIG=:4096:8, " +
+				"cudnn.deterministic, and in compiled mode Inductor's deterministic mode (no tuning that changes numerics) — a diagnostic: if greedy outputs " +
+				"agree between iterations and launches with it on, the differences came from nondeterministic kernels; ops with no deterministic " +
+				"implementation are named in the loaded settings (nondeterministic_ops) and the engine's log. Slower; not the engine's best practice.",
+			"lookahead": "compiled mode: 1|0 (default 1 on cuda, 0 on cpu): queue the next decode step before waiting for the current token (on cpu steps run synchronously, so 1 only delays the stamps)",
 		},
 		Capabilities: protocol.Capabilities{
 			MaxBatch:            maxBatch,

@@ -194,6 +194,9 @@ func TestParity(t *testing.T) {
 		{name: "default is eager", opts: nil, mode: "eager"},
 		{name: "compiled", opts: map[string]string{"mode": "compiled"}, mode: "compiled"},
 		{name: "compiled aot_eager", opts: map[string]string{"mode": "compiled", "compile": "aot_eager", "prefill": "compiled", "lookahead": "1"}, mode: "compiled"},
+		// deterministic=on (issue 23's diagnostic) changes which kernels run, never the tokens of a deterministic device.
+		{name: "eager deterministic", opts: map[string]string{"mode": "eager", "deterministic": "on"}, mode: "eager"},
+		{name: "compiled deterministic", opts: map[string]string{"mode": "compiled", "deterministic": "on"}, mode: "compiled"},
 	}
 	var want [][][]int
 	var wantFrom string
@@ -207,6 +210,14 @@ func TestParity(t *testing.T) {
 			assert.Equal(t, "f32", l.DType)
 			assert.Positive(t, l.ContextInitNs)
 			assert.Positive(t, l.WeightsToHostNs)
+			if tt.opts["deterministic"] == "on" {
+				assert.Contains(t, l.Settings["deterministic"], "use_deterministic_algorithms(True")
+				if tt.mode == "compiled" {
+					assert.Contains(t, l.Settings["deterministic"], "_inductor.config.deterministic")
+				}
+			} else {
+				assert.NotContains(t, l.Settings, "deterministic")
+			}
 			if tt.opts["compile"] == "aot_eager" {
 				assert.Contains(t, l.Settings["compile_decode"], "aot_eager")
 				assert.Contains(t, l.Settings["prefill"], "aot_eager")
@@ -257,6 +268,8 @@ func TestErrors(t *testing.T) {
 			code: 2, errCode: protocol.CodeBadRequest, contains: "tuning"},
 		{name: "wait in eager mode", mutate: func(r *protocol.Request) { r.Options = map[string]string{"mode": "eager", "wait": "block"} },
 			code: 2, errCode: protocol.CodeBadRequest, contains: "mode=compiled only"},
+		{name: "bad deterministic", mutate: func(r *protocol.Request) { r.Options = map[string]string{"mode": "eager", "deterministic": "yes"} },
+			code: 2, errCode: protocol.CodeBadRequest, contains: "deterministic"},
 		{name: "unknown option", mutate: func(r *protocol.Request) { r.Options = map[string]string{"python": "python3"} },
 			code: 2, errCode: protocol.CodeBadRequest, contains: "option \"python\""},
 		{name: "token outside vocabulary", mutate: func(r *protocol.Request) { r.Cases[0].PromptTokens = []int{1, vocab + 88} },

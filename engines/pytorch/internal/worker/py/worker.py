@@ -20,6 +20,7 @@ import json  # noqa: E402
 import platform  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
+import warnings  # noqa: E402
 from importlib import metadata  # noqa: E402
 
 import torch  # noqa: E402
@@ -30,6 +31,44 @@ from kernels import inductor_counters, kernel_configs  # noqa: E402
 
 class BadRequest(Exception):
     """BadRequest marks a request the caller got wrong."""
+
+
+# Ops that ran without a deterministic implementation while option deterministic=on asked for one (torch warns once
+# per op with warn_only=True): collected so load's settings and the log name them.
+NONDETERMINISTIC = []
+_showwarning = warnings.showwarning
+
+
+def _collect_warning(message, category, filename, lineno, file=None, line=None):
+    text = str(message)
+    if "does not have a deterministic implementation" in text:
+        op = text.split(" does not have")[0].strip()
+        if op not in NONDETERMINISTIC:
+            NONDETERMINISTIC.append(op)
+    _showwarning(message, category, filename, lineno, file, line)
+
+
+warnings.showwarning = _collect_warning
+
+
+def deterministic_mode(dev, compiled):
+    """deterministic_mode makes every op with a deterministic implementation use it (option deterministic=on): the
+    diagnostic of issue 23's "greedy outputs differ between iterations" — if outputs agree with it on, the differences
+    came from nondeterministic kernels, and NONDETERMINISTIC names the ops that had no deterministic one."""
+    # cuBLAS reproducibility needs a fixed workspace configuration, read when its handle is created (the first matmul,
+    # after this point).
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    what = ("torch.use_deterministic_algorithms(True, warn_only=True), CUBLAS_WORKSPACE_CONFIG="
+            + os.environ["CUBLAS_WORKSPACE_CONFIG"] + ", cudnn.deterministic")
+    if compiled:
+        # Inductor's deterministic mode: no on-device benchmarking where the choice changes numerics (tuned reduction
+        # splits, autotuned configs), so every process compiles the same kernels.
+        torch._inductor.config.deterministic = True
+        what += ", torch._inductor.config.deterministic"
+    return what
 
 
 def log(*a):
@@ -79,6 +118,10 @@ class Worker:
         if req.get("threads"):
             torch.set_num_threads(int(req["threads"]))
         torch.set_grad_enabled(False)
+        det = opts.get("deterministic", "off")
+        if det not in ("off", "on"):
+            raise BadRequest(f"option deterministic={det!r}: want off or on")
+        det_what = deterministic_mode(dev, mode == "compiled") if det == "on" else None
         if mode == "eager":
             import eager  # noqa: F401  (imports transformers: runtime start-up, so it counts as context init)
         self.sync()
@@ -198,6 +241,10 @@ class Worker:
             })
         else:
             raise BadRequest(f"option mode={mode!r}: want eager or compiled")
+        if det_what is not None:
+            settings["deterministic"] = det_what
+            if NONDETERMINISTIC:  # seen so far (compiled mode's warm-up and capture run at load); later ones go to the log
+                settings["nondeterministic_ops"] = ", ".join(NONDETERMINISTIC)
         name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine()
         return {"context_init_ns": ctx_ns, "weights_to_host_ns": host_ns, "weights_to_device_ns": dev_ns,
                 "compile_ns": compile_ns, "device_name": name, "dtype": req["dtype"], "params": params,
@@ -218,8 +265,11 @@ class Worker:
         cuda = self.device.type == "cuda"
         if cuda:
             torch.cuda.reset_peak_memory_stats(self.device)
+        seen = len(NONDETERMINISTIC)
         with torch.no_grad():
             steps, times, dev_ns = self.impl.generate(req["prompt"], req["batch"], req["max_new"], t0)
+        if len(NONDETERMINISTIC) > seen:
+            log("ran without a deterministic implementation (deterministic=on):", ", ".join(NONDETERMINISTIC[seen:]))
         out = {"steps": steps, "token_ns": times}
         if dev_ns is not None:
             out["device_token_ns"] = dev_ns
