@@ -106,8 +106,8 @@ export TORCHINDUCTOR_CACHE_DIR=$W/inductor-cache
 # (from an earlier call's burn-tune) pre-warms it.
 export XDG_CACHE_HOME=$W/xdg-cache
 mkdir -p "$XDG_CACHE_HOME"
-# (results/h200-2026-12-02-s5/cubecl-store.tar.xz, copied to .gpu/cubecl-cache.tar.xz, is such a store.)
-for store in .gpu/cubecl-cache.tar.gz .gpu/cubecl-cache.tar.xz; do
+# CUBECL_STORE=FILE names another (e.g. results/h200-2026-12-02-s5/cubecl-store.tar.xz, which travels with the tree).
+for store in ${CUBECL_STORE:-} .gpu/cubecl-cache.tar.gz .gpu/cubecl-cache.tar.xz; do
   if [[ -f $store && ! -d $XDG_CACHE_HOME/cubecl ]]; then tar -xaf "$store" -C "$XDG_CACHE_HOME"; fi
 done
 CIB_GIT_COMMIT=$(cat "$BIN/COMMIT" 2>/dev/null || true)
