@@ -37,7 +37,7 @@
 #                    BURN_PARALLEL=1 (the cold processes side by side), ROUNDS, BURN_ATTENTION (padded),
 #                    BURN_TIMEOUT (cold process), BURN_COLD_ONLY=1 (tune only).
 #                    Tuned keys persist (also from a killed process) in $XDG_CACHE_HOME/cubecl, packed
-#                    into $OUT/cubecl-cache.tar.gz; carried back as .gpu/cubecl-cache.tar.gz it pre-warms
+#                    into $OUT/cubecl-cache.tar.xz; carried back as .gpu/cubecl-cache.tar.xz it pre-warms
 #                    a fresh machine, so a pass longer than one call's 10 minutes resumes where it stopped.
 # Findings of stages deleted since (gpus0: `--gpus 0` against the sequential path) live in results/*/README.md.
 set -euo pipefail
@@ -59,6 +59,15 @@ for a in .gpu/bundle.tar.xz .gpu/*.tar.xz; do
   touch "$mark"
 done
 [[ -x $BIN/runner ]] || { echo "gpu-run: no runner in the carried .gpu/*.tar.xz" >&2; exit 1; }
+# cubecl (burn) keeps autotune results and compiled kernels in the user cache dir:
+# a known place, so burn-tune can report and pack it. A carried .gpu/cubecl-cache.tar.xz (or .gz)
+# (from an earlier call's burn-tune) pre-warms it, before a --detach: the queue runs from a copy of scripts/ without .gpu/.
+export XDG_CACHE_HOME=$W/xdg-cache
+mkdir -p "$XDG_CACHE_HOME"
+# CUBECL_STORE=FILE names another (e.g. results/h200-2026-12-02-s5/cubecl-store.tar.xz, which travels with the tree).
+for store in ${CUBECL_STORE:-} .gpu/cubecl-cache.tar.gz .gpu/cubecl-cache.tar.xz; do
+  if [[ -f $store && ! -d $XDG_CACHE_HOME/cubecl ]]; then tar -xaf "$store" -C "$XDG_CACHE_HOME"; fi
+done
 # A queue of stages longer than one call (10 min): --detach STAGE... starts them in a new process
 # session (it outlives the call while the machine is held) from a private copy of scripts/ and
 # configs/ (a later call replaces the working tree), one queue after another (flock); their outputs
@@ -101,15 +110,6 @@ esac
 export LD_LIBRARY_PATH="/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export CIB_CACHE=$W/cache CIB_PYTHON=${CIB_PYTHON:-python3} PYTHONUNBUFFERED=1
 export TORCHINDUCTOR_CACHE_DIR=$W/inductor-cache
-# cubecl (burn) keeps autotune results and compiled kernels in the user cache dir:
-# a known place, so burn-tune can report and pack it. A carried .gpu/cubecl-cache.tar.gz
-# (from an earlier call's burn-tune) pre-warms it.
-export XDG_CACHE_HOME=$W/xdg-cache
-mkdir -p "$XDG_CACHE_HOME"
-# CUBECL_STORE=FILE names another (e.g. results/h200-2026-12-02-s5/cubecl-store.tar.xz, which travels with the tree).
-for store in ${CUBECL_STORE:-} .gpu/cubecl-cache.tar.gz .gpu/cubecl-cache.tar.xz; do
-  if [[ -f $store && ! -d $XDG_CACHE_HOME/cubecl ]]; then tar -xaf "$store" -C "$XDG_CACHE_HOME"; fi
-done
 CIB_GIT_COMMIT=$(cat "$BIN/COMMIT" 2>/dev/null || true)
 export CIB_GIT_COMMIT
 exec > >(tee -a "$OUT/log.txt") 2>&1
@@ -137,8 +137,9 @@ progress() { # live progress of a cold burn process for log.txt: tuned keys and 
   # host's awk is mawk, which reads a pipe in blocks and printed nothing of a 16-minute pass on 2026-12-02)
   grep --line-buffered -E '^Fastest result|^burn-trace: token (0|1|127|255) ' | sed -u 's/^\(.\{200\}\).*/\1/'
 }
-pack_store() { # cubecl's autotune store, for the next machine (.gpu/cubecl-cache.tar.gz)
-  tar -czf "$OUT/cubecl-cache.tar.gz" -C "$XDG_CACHE_HOME" cubecl 2>/dev/null && ls -l "$OUT/cubecl-cache.tar.gz"
+pack_store() { # cubecl's store, for the next machine (.gpu/cubecl-cache.tar.xz): xz, as its compiled kernels make it
+  # 200 MB unpacked (gzip 14.5 MB, xz 6.6 MB on 2026-12-02) and a file back from $OUT may hold 16 MiB
+  XZ_OPT="-6 -T0" tar -cJf "$OUT/cubecl-cache.tar.xz" -C "$XDG_CACHE_HOME" cubecl 2>/dev/null && ls -l "$OUT/cubecl-cache.tar.xz"
 }
 bench() { # runner bench of $CONFIG on $MODELS/$SHAPE, engines: list
   local shape=${SHAPE:-tinyllama-1.1b} engines
@@ -153,7 +154,7 @@ bench() { # runner bench of $CONFIG on $MODELS/$SHAPE, engines: list
   timeout --signal=INT --kill-after=30 "$lim" \
     "$BIN/runner" bench --bin-dir "${BENCH_BIN:-$BIN}" --config "${CONFIG:-configs/decode-tinyllama.yaml}" --model "$MODELS/$shape" \
     ${engines:+--engines "$engines"} --out "$S" ${BENCH_FLAGS:-} || echo "runner exit $?"
-  # burn's prepare tunes into cubecl's store: bring it back for the next machine (.gpu/cubecl-cache.tar.gz).
+  # burn's prepare tunes into cubecl's store: bring it back for the next machine (.gpu/cubecl-cache.tar.xz).
   [[ $engines != *burn* ]] || pack_store
 }
 every="pytorch:mode=eager pytorch:mode=compiled candle burn mistralrs"
