@@ -134,7 +134,7 @@ func suiteCmd(c *ucli.Context, e *env) error {
 		infos = is
 		st = &suite.State{Name: sc.Name, Engines: specs, Notes: notes}
 		for _, cell := range sc.Cells() {
-			st.Cells = append(st.Cells, suite.CellState{Name: cell.Name, Model: cell.Model.Name, Workload: cell.Workload.Name, Status: suite.StatusPending})
+			st.Cells = append(st.Cells, suite.CellState{Name: cell.Name, Model: cell.Model.Name, Workload: cell.Workload(), Status: suite.StatusPending})
 		}
 		if dir, err = newSuiteDir(c.String("out"), time.Now().UTC().Format("20060102-150405")+"-"+safeName(sc.Name)); err != nil {
 			return err
@@ -213,8 +213,8 @@ func suiteCmd(c *ucli.Context, e *env) error {
 		cs.Engines, cs.Skipped = nil, nil
 		for _, s := range st.Engines {
 			path, _ := e.findEngine(s.Name, binDir, binGiven)
-			if mb := max(infos[path].Capabilities.MaxBatch, 1); cell.Workload.BatchSize > mb {
-				cs.Skipped = append(cs.Skipped, fmt.Sprintf("%s skipped: batch %d, its info says max batch %d", s.DisplayLabel(), cell.Workload.BatchSize, mb))
+			if mb := max(infos[path].Capabilities.MaxBatch, 1); cell.Batch() > mb {
+				cs.Skipped = append(cs.Skipped, fmt.Sprintf("%s skipped: batch %d, its info says max batch %d", s.DisplayLabel(), cell.Batch(), mb))
 				continue
 			}
 			specs = append(specs, s)

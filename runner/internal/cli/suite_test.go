@@ -257,3 +257,65 @@ func TestSuiteSubset(t *testing.T) {
 	require.Equal(t, cli.ExitUsage, p.wait(t))
 	require.Contains(t, p.stderr.String(), "--models would change the suite being finished")
 }
+
+// TestSuitePerBatch: with `cells: per-batch` a model's workloads of one batch size are one benchmark whose launches
+// run them all as cases (one process start and load per launch for both), the batched workload its own cell, which
+// skips the engine that cannot batch 8; the report titles a grouped cell by its workloads.
+func TestSuitePerBatch(t *testing.T) {
+	bin := testbin.Dir(t)
+	work := t.TempDir()
+	root := filepath.Join(work, "results")
+	cfgPath := filepath.Join(work, "suite.yaml")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(`name: grouped
+device: cpu
+dtype: f32
+seed: 1
+warmup: 1
+iterations: 2
+launches: 2
+cells: per-batch
+engines:
+  - {name: reference, threads: 1}
+  - {name: testengine}
+models:
+  - {name: tiny, dir: models/tiny, synth: {shape: tiny, dtype: f32, seed: 1}}
+workloads:
+  - {name: p16-n8, prompt_len: 16, max_new_tokens: 8}
+  - {name: b8-p16-n8, prompt_len: 16, max_new_tokens: 8, batch_size: 8}
+  - {name: p64-n2, prompt_len: 64, max_new_tokens: 2}
+timeouts: {start: 2m, stall: 1m, total: 5m}
+`), 0o644))
+	p := startSuite(t, bin, work, cfgPath, "--bin-dir", bin, "--out", root)
+	require.Equal(t, 0, p.wait(t), p.stderr.String())
+	dir := resultDir(t, root)
+	var st suite.State
+	require.NoError(t, results.ReadJSON(dir, suite.StateFile, &st))
+	require.Len(t, st.Cells, 2)
+	grouped, batched := st.Cells[0], st.Cells[1]
+	require.Equal(t, [2]string{"tiny-p16-n8+p64-n2", "p16-n8+p64-n2"}, [2]string{grouped.Name, grouped.Workload})
+	require.Equal(t, []string{"reference:threads=1", "testengine"}, grouped.Engines)
+	require.Equal(t, "tiny-b8-p16-n8", batched.Name)
+	require.Equal(t, []string{"testengine skipped: batch 8, its info says max batch 4"}, batched.Skipped)
+	for _, cs := range st.Cells {
+		require.Equal(t, suite.StatusDone, cs.Status, cs.Name)
+	}
+	// Two launches per engine ran both cases: 4 launch records, each with both cases' iterations.
+	recs, _, err := results.ReadRuns(filepath.Join(dir, grouped.Name, results.RunsFile))
+	require.NoError(t, err)
+	require.Len(t, recs, 4)
+	for _, r := range recs {
+		cases := map[string]int{}
+		for _, it := range r.Iterations {
+			cases[it.CaseName]++
+		}
+		require.Equal(t, map[string]int{"p16-n8": 3, "p64-n2": 3}, cases, "%s launch %d: warm-up + 2 timed iterations of each case", r.Engine, r.Launch)
+	}
+	var sum analysis.Summary
+	require.NoError(t, results.ReadJSON(filepath.Join(dir, grouped.Name), results.SummaryFile, &sum))
+	require.Len(t, sum.Cases, 2)
+	md, err := os.ReadFile(filepath.Join(dir, suite.ReportMD))
+	require.NoError(t, err)
+	for _, s := range []string{"## tiny × p16-n8+p64-n2", "## tiny × b8-p16-n8", "testengine skipped: batch 8"} {
+		require.Contains(t, string(md), s)
+	}
+}

@@ -28,9 +28,21 @@ type Config struct {
 	// Models are the model directories, each synthesized when missing if it
 	// has a synth section (once per suite: later cells find it).
 	Models []Model `yaml:"models"`
-	// Workloads are the cases, one cell each per model.
+	// Workloads are the cases, one cell each per model (Grouping per-workload), or one cell per model and batch
+	// size holding every workload of that batch size (per-batch).
 	Workloads []config.Case `yaml:"workloads"`
+	// Grouping is how workloads make cells: per-workload (the default: each workload its own benchmark, its own
+	// launches) or per-batch (the workloads of one batch size run as cases of one benchmark: each launch loads the
+	// model once and runs them all, so a launch's cost — process start, load, compilation — is paid once per batch
+	// size instead of once per workload; comparisons stay per case).
+	Grouping string `yaml:"cells,omitempty"`
 }
+
+// Groupings of workloads into cells (Config.Grouping).
+const (
+	PerWorkload = "per-workload"
+	PerBatch    = "per-batch"
+)
 
 // Model is one model of the matrix.
 type Model struct {
@@ -40,13 +52,25 @@ type Model struct {
 	Synth *config.Synth `yaml:"synth,omitempty"`
 }
 
-// Cell is one model × workload.
+// Cell is one model × workload, or one model × the workloads of one batch size (per-batch).
 type Cell struct {
-	// Name is "<model>-<workload>", the cell's directory in the suite's.
-	Name     string
-	Model    Model
-	Workload config.Case
+	// Name is "<model>-<workload>[+<workload>…]", the cell's directory in the suite's.
+	Name      string
+	Model     Model
+	Workloads []config.Case
 }
+
+// Workload names the cell's workloads ("p128-n256+p2048-n16" when grouped).
+func (c Cell) Workload() string {
+	names := make([]string, len(c.Workloads))
+	for i, w := range c.Workloads {
+		names[i] = w.Name
+	}
+	return strings.Join(names, "+")
+}
+
+// Batch is the cell's batch size (every workload of a cell has the same one).
+func (c Cell) Batch() int { return c.Workloads[0].BatchSize }
 
 // Parse decodes a suite file strictly and checks it.
 func Parse(b []byte) (*Config, error) {
@@ -108,6 +132,9 @@ func (c *Config) Validate() error {
 	if len(c.Workloads) == 0 {
 		add("workloads: need at least one")
 	}
+	if c.Grouping != "" && c.Grouping != PerWorkload && c.Grouping != PerBatch {
+		add("cells: %q: want %s or %s", c.Grouping, PerWorkload, PerBatch)
+	}
 	seen := map[string]bool{}
 	for i, m := range c.Models {
 		if m.Dir == "" {
@@ -149,24 +176,45 @@ func plainName(s string) bool {
 
 // Cells are the model × workload cells, model-major: every workload of the
 // first model, then the next model, so a small model's results come first.
+// Per-batch, a model's workloads of one batch size form one cell, in the
+// order their batch sizes first appear.
 func (c *Config) Cells() []Cell {
+	var groups [][]config.Case
+	if c.Grouping == PerBatch {
+		at := map[int]int{}
+		for _, w := range c.Workloads {
+			i, ok := at[w.BatchSize]
+			if !ok {
+				i = len(groups)
+				at[w.BatchSize] = i
+				groups = append(groups, nil)
+			}
+			groups[i] = append(groups[i], w)
+		}
+	} else {
+		for _, w := range c.Workloads {
+			groups = append(groups, []config.Case{w})
+		}
+	}
 	var out []Cell
 	for _, m := range c.Models {
-		for _, w := range c.Workloads {
-			out = append(out, Cell{Name: m.Name + "-" + w.Name, Model: m, Workload: w})
+		for _, g := range groups {
+			cell := Cell{Model: m, Workloads: g}
+			cell.Name = m.Name + "-" + cell.Workload()
+			out = append(out, cell)
 		}
 	}
 	return out
 }
 
 // CellConfig is the benchmark config of one cell: the suite's settings, the
-// cell's model and its one case, and the engine variants given.
+// cell's model and its cases, and the engine variants given.
 func (c *Config) CellConfig(cell Cell, engines []config.EngineSpec) (*config.Config, error) {
 	base := c.Config
 	base.Name = c.Name + "-" + cell.Name
 	base.Model = cell.Model.Dir
 	base.Synth = cell.Model.Synth
-	base.Cases = []config.Case{cell.Workload}
+	base.Cases = cell.Workloads
 	base.Engines = engines
 	if base.Baseline != "" && !hasLabel(engines, base.Baseline) {
 		base.Baseline = "" // the baseline is skipped in this cell: the first engine is

@@ -20,12 +20,14 @@ func TestCommittedSuites(t *testing.T) {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			c, err := Load(f)
 			require.NoError(t, err)
-			require.Len(t, c.Cells(), len(c.Models)*len(c.Workloads))
+			cases := 0
 			for _, cell := range c.Cells() {
+				cases += len(cell.Workloads)
 				cfg, err := c.CellConfig(cell, c.Engines)
 				require.NoError(t, err, cell.Name)
 				require.GreaterOrEqual(t, cfg.Launches, 4, "the issue asks for at least 4 launches per engine per cell")
 			}
+			require.Equal(t, len(c.Models)*len(c.Workloads), cases, "every model × workload in one cell")
 		})
 	}
 }
@@ -42,6 +44,7 @@ func TestParse(t *testing.T) {
 		{name: "twice", yaml: "models: [{dir: m/a}, {dir: n/a}]\nworkloads: [{name: w, prompt_len: 4, max_new_tokens: 2}]\n", err: `name "a" used twice`},
 		{name: "bad name", yaml: "models: [{dir: m/a}]\nworkloads: [{name: 'w x', prompt_len: 4, max_new_tokens: 2}]\n", err: "want letters"},
 		{name: "unknown field", yaml: "modles: []\n", err: "modles"},
+		{name: "bad grouping", yaml: "cells: per-model\nmodels: [{dir: m/a}]\nworkloads: [{name: w, prompt_len: 4, max_new_tokens: 2}]\n", err: "cells: \"per-model\": want per-workload or per-batch"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := Parse([]byte(tt.yaml))
@@ -79,6 +82,33 @@ func TestCellConfig(t *testing.T) {
 	cfg, err = c.CellConfig(cells[0], both[:1])
 	require.NoError(t, err)
 	require.Equal(t, "", cfg.Baseline)
+}
+
+// TestCellsPerBatch: per-batch, a model's workloads of one batch size make one cell (in the order the batch sizes
+// first appear), whose benchmark runs them as cases; per-workload (the default) keeps a cell per workload.
+func TestCellsPerBatch(t *testing.T) {
+	src := "models: [{name: a, dir: m/a}, {name: b, dir: m/b}]\nworkloads: [{name: d, prompt_len: 8, max_new_tokens: 16}, " +
+		"{name: b8, prompt_len: 8, max_new_tokens: 4, batch_size: 8}, {name: p, prompt_len: 64, max_new_tokens: 2}]\n"
+	names := func(cells []Cell) (out []string) {
+		for _, c := range cells {
+			out = append(out, c.Name)
+		}
+		return out
+	}
+	c, err := Parse([]byte(src))
+	require.NoError(t, err)
+	require.Equal(t, []string{"a-d", "a-b8", "a-p", "b-d", "b-b8", "b-p"}, names(c.Cells()))
+	c, err = Parse([]byte("cells: per-batch\n" + src))
+	require.NoError(t, err)
+	cells := c.Cells()
+	require.Equal(t, []string{"a-d+p", "a-b8", "b-d+p", "b-b8"}, names(cells))
+	require.Equal(t, "d+p", cells[0].Workload())
+	require.Equal(t, [2]int{1, 8}, [2]int{cells[0].Batch(), cells[1].Batch()})
+	cfg, err := c.CellConfig(cells[2], []config.EngineSpec{{Name: "reference"}})
+	require.NoError(t, err)
+	require.Equal(t, "m/b", cfg.Model)
+	require.Len(t, cfg.Cases, 2)
+	require.Equal(t, [2]string{"d", "p"}, [2]string{cfg.Cases[0].Name, cfg.Cases[1].Name})
 }
 
 // TestColdStarts: launch 1 against the median of the later ones, per
