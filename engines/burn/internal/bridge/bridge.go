@@ -75,28 +75,25 @@ func jsonCall(f func(buf *C.char, n C.size_t) C.int32_t) ([]byte, error) {
 
 // Info returns the library's build description.
 func Info() (BuildInfo, error) {
-	b, err := jsonCall(func(buf *C.char, n C.size_t) C.int32_t { return C.cib_burn_info(buf, n) })
+	return jsonInto[BuildInfo]("info", func(buf *C.char, n C.size_t) C.int32_t { return C.cib_burn_info(buf, n) })
+}
+
+// jsonInto decodes the JSON answer of a bridge call (f, through jsonCall) into a T.
+func jsonInto[T any](what string, f func(buf *C.char, n C.size_t) C.int32_t) (T, error) {
+	var v T
+	b, err := jsonCall(f)
+	if err == nil {
+		err = json.Unmarshal(b, &v)
+	}
 	if err != nil {
-		return BuildInfo{}, fmt.Errorf("bridge info: %w", err)
+		return v, fmt.Errorf("bridge %s: %w", what, err)
 	}
-	var bi BuildInfo
-	if err := json.Unmarshal(b, &bi); err != nil {
-		return BuildInfo{}, fmt.Errorf("bridge info: %w", err)
-	}
-	return bi, nil
+	return v, nil
 }
 
 // Store summarizes cubecl's persistent store (the active environment); meaningful after a CUDA Load.
 func Store() (StoreSummary, error) {
-	b, err := jsonCall(func(buf *C.char, n C.size_t) C.int32_t { return C.cib_burn_store(buf, n) })
-	if err != nil {
-		return StoreSummary{}, fmt.Errorf("bridge store: %w", err)
-	}
-	var st StoreSummary
-	if err := json.Unmarshal(b, &st); err != nil {
-		return StoreSummary{}, fmt.Errorf("bridge store: %w", err)
-	}
-	return st, nil
+	return jsonInto[StoreSummary]("store", func(buf *C.char, n C.size_t) C.int32_t { return C.cib_burn_store(buf, n) })
 }
 
 // Model is a loaded model; its methods are safe for one goroutine at a time.
@@ -140,15 +137,7 @@ func (m *Model) Describe() (Description, error) {
 	if m.h == nil {
 		return Description{}, errors.New("bridge describe: model closed")
 	}
-	b, err := jsonCall(func(buf *C.char, n C.size_t) C.int32_t { return C.cib_burn_describe(m.h, buf, n) })
-	if err != nil {
-		return Description{}, fmt.Errorf("bridge describe: %w", err)
-	}
-	var d Description
-	if err := json.Unmarshal(b, &d); err != nil {
-		return Description{}, fmt.Errorf("bridge describe: %w", err)
-	}
-	return d, nil
+	return jsonInto[Description]("describe", func(buf *C.char, n C.size_t) C.int32_t { return C.cib_burn_describe(m.h, buf, n) })
 }
 
 // Generate greedily generates exactly n tokens after prompt. It returns the ids,
