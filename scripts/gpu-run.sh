@@ -64,6 +64,12 @@ done
 # (from an earlier call's burn-tune) pre-warms it, before a --detach: the queue runs from a copy of scripts/ without .gpu/.
 export XDG_CACHE_HOME=$W/xdg-cache
 mkdir -p "$XDG_CACHE_HOME"
+# The driver's JIT cache (PTX → SASS), where cubecl's PTX (and candle's) becomes machine code: kept beside cubecl's
+# store so a resumed pass skips that step too (.gpu/cuda-jit-cache.tar.xz or CUDA_JIT_STORE=FILE pre-warm it).
+export CUDA_CACHE_PATH=$XDG_CACHE_HOME/nv-compute-cache CUDA_CACHE_MAXSIZE=4294967296
+for jit in ${CUDA_JIT_STORE:-} .gpu/cuda-jit-cache.tar.xz; do
+  if [[ -f $jit && ! -d $CUDA_CACHE_PATH ]]; then tar -xaf "$jit" -C "$XDG_CACHE_HOME"; fi
+done
 # CUBECL_STORE=FILE names another (e.g. results/h200-2026-12-02-s5/cubecl-store.tar.xz, which travels with the tree).
 for store in ${CUBECL_STORE:-} .gpu/cubecl-cache.tar.gz .gpu/cubecl-cache.tar.xz; do
   if [[ -f $store && ! -d $XDG_CACHE_HOME/cubecl ]]; then tar -xaf "$store" -C "$XDG_CACHE_HOME"; fi
@@ -99,8 +105,13 @@ case ${1:-} in
     echo "=== queue $id: $(grep -c '^=== stage' "$d/log.txt" 2>/dev/null || echo 0) stages begun"
     tail -n "${TAIL:-25}" "$d/log.txt" 2>/dev/null | cut -c1-300 || true # a queue waiting for its turn has no log yet
   done
-  # One archive of every queue's outputs (logs and stage archives): $OUT takes 8 files.
-  tar -czf "$OUT/queues.tar.gz" -C "$Q" --exclude=tree --warning=no-file-changed . || true # logs still growing: exit 1
+  # One archive of every queue's outputs (logs and stage archives): $OUT takes 8 files, 16 MiB each. The stores a
+  # queue packed (pack_store: several MB each) come back beside it, the newest of each kind.
+  for f in cubecl-cache.tar.xz cuda-jit-cache.tar.xz; do
+    newest=$(ls -t "$Q"/*/"$f" 2>/dev/null | head -n1 || true)
+    [[ -z $newest ]] || cp "$newest" "$OUT/$f"
+  done
+  tar -czf "$OUT/queues.tar.gz" -C "$Q" --exclude=tree --exclude='*-cache.tar.xz' --warning=no-file-changed . || true # logs still growing: exit 1
   ls -l "$OUT/queues.tar.gz" || true
   nvidia-smi --query-gpu=uuid,memory.used,utilization.gpu --format=csv,noheader
   df -h /tmp | tail -n1
@@ -140,6 +151,7 @@ progress() { # live progress of a cold burn process for log.txt: tuned keys and 
 pack_store() { # cubecl's store, for the next machine (.gpu/cubecl-cache.tar.xz): xz, as its compiled kernels make it
   # 200 MB unpacked (gzip 14.5 MB, xz 6.6 MB on 2026-12-02) and a file back from $OUT may hold 16 MiB
   XZ_OPT="-6 -T0" tar -cJf "$OUT/cubecl-cache.tar.xz" -C "$XDG_CACHE_HOME" cubecl 2>/dev/null && ls -l "$OUT/cubecl-cache.tar.xz"
+  [[ ! -d $CUDA_CACHE_PATH ]] || { XZ_OPT="-6 -T0" tar -cJf "$OUT/cuda-jit-cache.tar.xz" -C "$XDG_CACHE_HOME" nv-compute-cache && ls -l "$OUT/cuda-jit-cache.tar.xz"; }
 }
 bench() { # runner bench of $CONFIG on $MODELS/$SHAPE, engines: list
   local shape=${SHAPE:-tinyllama-1.1b} engines

@@ -329,6 +329,22 @@ func TestPrepare(t *testing.T) {
 	}
 }
 
+// TestStoreSummary: the bridge's store summary crosses the C ABI as JSON; a build without autotune (the CPU one the
+// tests link) keeps no store between processes, so it names no namespace.
+func TestStoreSummary(t *testing.T) {
+	if !bridge.Available {
+		t.Skip("built without cgo: no bridge")
+	}
+	bi, err := bridge.Info()
+	require.NoError(t, err)
+	st, err := bridge.Store()
+	require.NoError(t, err)
+	if !bi.Autotune {
+		require.Empty(t, st.Namespaces)
+		require.Empty(t, st.Autotune())
+	}
+}
+
 // TestNewKeys: what a case's first pass added to cubecl's store, from two summaries (the bridge's JSON), per
 // operation; compiled kernels (other namespaces) are not autotune keys.
 func TestNewKeys(t *testing.T) {
