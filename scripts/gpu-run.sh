@@ -74,6 +74,15 @@ done
 for store in ${CUBECL_STORE:-} .gpu/cubecl-cache.tar.gz .gpu/cubecl-cache.tar.xz; do
   if [[ -f $store && ! -d $XDG_CACHE_HOME/cubecl ]]; then tar -xaf "$store" -C "$XDG_CACHE_HOME"; fi
 done
+records() { # what cubecl recorded in each store: per process, every key's start, wall time and candidates (the last
+  # $1 lines of each store, default all)
+  local db
+  for db in "$XDG_CACHE_HOME"/cubecl/*.db; do
+    [[ -f $db ]] || continue
+    echo "--- cubecl records, $(basename "$db" .db) environment"
+    python3 scripts/gpu/cubecl-store.py --records "$db" | cut -c1-200 | tail -n "${1:-+1}" || true
+  done
+}
 # A queue of stages longer than one call (10 min): --detach STAGE... starts them in a new process
 # session (it outlives the call while the machine is held) from a private copy of scripts/ and
 # configs/ (a later call replaces the working tree), one queue after another (flock); their outputs
@@ -99,6 +108,7 @@ case ${1:-} in
   wait_s=${2:-0} t0=$(date +%s)
   while (($(date +%s) - t0 < wait_s)) && ! flock -n "$Q.lock" true; do sleep 10; done
   flock -n "$Q.lock" true && echo "gpu-run: no queue running" || echo "gpu-run: a queue is still running"
+  records "${RECORDS_TAIL:-20}" # a burn pass's progress key by key (its log shows no times)
   for d in "$Q"/*/; do
     [[ -d $d ]] || continue
     id=$(basename "$d")
@@ -249,6 +259,7 @@ for stage in "$@"; do
       done
     done
     ((${#pids[@]} == 0)) || wait "${pids[@]}"
+    records
     echo "cubecl store: $(du -sh "$XDG_CACHE_HOME/cubecl" 2>/dev/null | cut -f1)"; ls -l "$XDG_CACHE_HOME/cubecl" 2>/dev/null || true
     pack_store
     # Warm store: every later process finds the tuned kernels (their first warm-up iteration shows it).

@@ -2,7 +2,7 @@
 """Summarizes a cubecl persistent store and writes a slim copy of its autotune results.
 
     python3 scripts/gpu/cubecl-store.py STORE.db [SLIM.db]
-    python3 scripts/gpu/cubecl-store.py --records STORE.db     (needs the cbor2 package)
+    python3 scripts/gpu/cubecl-store.py --records STORE.db
 
 cubecl 0.11 keeps one database per environment (<cache>/cubecl/<environment>.db, written by Turso in the SQLite
 file format, table entries(namespace, key, value, origin)). This prints one JSON line per namespace (entries,
@@ -24,16 +24,100 @@ import sys
 import tempfile
 
 
+def cbor_loads(b):
+    """cbor_loads decodes one CBOR item (RFC 8949: the subset cubecl's records use — integers, byte and text strings,
+    arrays, maps, tags, simple values and floats), so the GPU host, which has no cbor2 package, can read the records."""
+    import struct
+
+    def item(i):
+        ib = b[i]
+        major, info = ib >> 5, ib & 31
+        i += 1
+        if major == 7:
+            if info == 20:
+                return False, i
+            if info == 21:
+                return True, i
+            if info in (22, 23):
+                return None, i
+            if info == 25:
+                return struct.unpack(">e", b[i:i + 2])[0], i + 2
+            if info == 26:
+                return struct.unpack(">f", b[i:i + 4])[0], i + 4
+            if info == 27:
+                return struct.unpack(">d", b[i:i + 8])[0], i + 8
+            raise ValueError(f"cbor: simple value {info}")
+        if info < 24:
+            n = info
+        elif info in (24, 25, 26, 27):
+            size = 1 << (info - 24)
+            n = int.from_bytes(b[i:i + size], "big")
+            i += size
+        elif info == 31 and major in (2, 3, 4, 5):
+            n = None  # indefinite length, ended by 0xff
+        else:
+            raise ValueError(f"cbor: additional info {info}")
+        if major == 0:
+            return n, i
+        if major == 1:
+            return -1 - n, i
+        if major in (2, 3):
+            if n is None:
+                parts = []
+                while b[i] != 0xFF:
+                    part, i = item(i)
+                    parts.append(part)
+                out = (b"" if major == 2 else "").join(parts)
+                return out, i + 1
+            raw = bytes(b[i:i + n])
+            return (raw if major == 2 else raw.decode("utf-8", "replace")), i + n
+        if major == 4:
+            out = []
+            while (n is None and b[i] != 0xFF) or (n is not None and len(out) < n):
+                v, i = item(i)
+                out.append(v)
+            return out, (i + 1 if n is None else i)
+        if major == 5:
+            out = {}
+            count = 0
+            while (n is None and b[i] != 0xFF) or (n is not None and count < n):
+                k, i = item(i)
+                v, i = item(i)
+                out[k if not isinstance(k, (list, dict)) else str(k)] = v
+                count += 1
+            return out, (i + 1 if n is None else i)
+        if major == 6:
+            v, i = item(i)
+            if n == 2:  # a bignum (cubecl's 128-bit ids)
+                return int.from_bytes(v, "big"), i
+            if n == 3:
+                return -1 - int.from_bytes(v, "big"), i
+            return v, i  # another tag: its item
+        raise ValueError(f"cbor: major type {major}")
+
+    v, _ = item(0)
+    return v
+
+
+def cbor():
+    """cbor is cbor2.loads where that package is installed, else the decoder above."""
+    try:
+        import cbor2
+        return cbor2.loads
+    except ImportError:
+        return cbor_loads
+
+
 def seconds(d):
     return d["secs"] + d["nanos"] / 1e9
 
 
 def records(db):
     import collections
-    import cbor2
+    loads = cbor()
 
     def load(ns):
-        return [cbor2.loads(v) for (v,) in db.execute("select value from entries where namespace = ?", (ns,))]
+        return [loads(v) for (v,) in db.execute("select value from entries where namespace = ?", (ns,))]
 
     tunes, compiles = load("records/v1/autotune"), load("records/v1/compilation")
     for sess in sorted(load("records/v1/sessions"), key=lambda s: s["started_unix_ms"]):
@@ -60,35 +144,40 @@ def records(db):
                   f"max {took[-1]:.1f} s): {kinds}")
 
 
-def main():
-    if len(sys.argv) == 3 and sys.argv[1] == "--records":
-        db = sqlite3.connect(f"file:{sys.argv[2]}?mode=ro", uri=True)
-        records(db)
-        return
-    if len(sys.argv) not in (2, 3):
-        sys.exit(__doc__)
-    src = sys.argv[1]
-    tmp = tempfile.mkdtemp()
+def opened(src, tmp):
+    """opened is a connection to a copy of the store (with its write-ahead log): the store may be in use."""
     copy = os.path.join(tmp, "store.db")
     shutil.copy(src, copy)
     if os.path.exists(src + "-wal"):
         shutil.copy(src + "-wal", copy + "-wal")
-    db = sqlite3.connect(copy)
+    return sqlite3.connect(copy)
+
+
+def main():
+    records_only = len(sys.argv) == 3 and sys.argv[1] == "--records"
+    if not records_only and len(sys.argv) not in (2, 3):
+        sys.exit(__doc__)
+    tmp = tempfile.mkdtemp()
+    try:
+        db = opened(sys.argv[-1] if records_only else sys.argv[1], tmp)
+        if records_only:
+            records(db)
+        else:
+            summary(db, sys.argv[2] if len(sys.argv) == 3 else None)
+    finally:
+        shutil.rmtree(tmp)
+
+
+def summary(db, slim_path):
     for ns, n, size in db.execute(
             "select namespace, count(*), sum(length(key) + length(value)) from entries group by namespace order by namespace"):
         print(json.dumps({"namespace": ns, "entries": n, "bytes": size}))
-    try:  # keys are CBOR (cubecl 0.11): decoded where the cbor2 package is installed, else shown as text
-        import cbor2
-    except ImportError:
-        cbor2 = None
+    loads = cbor()  # keys are CBOR (cubecl 0.11)
     for ns, key in db.execute("select namespace, key from entries where namespace like 'autotune/%' order by namespace"):
-        if cbor2 is not None:
-            text = json.dumps(cbor2.loads(key), default=str)
-        else:
-            text = key.decode("utf-8", "replace") if isinstance(key, bytes) else str(key)
+        text = json.dumps(loads(key), default=str)
         print(json.dumps({"autotune_key": ns, "key": text[:600]}))
-    if len(sys.argv) == 3:
-        slim = sqlite3.connect(sys.argv[2])
+    if slim_path:
+        slim = sqlite3.connect(slim_path)
         for (sql,) in db.execute("select sql from sqlite_master where type = 'table'"):
             slim.execute(sql)
         for row in db.execute("select k, v from meta"):
@@ -97,8 +186,7 @@ def main():
         slim.executemany("insert into entries values (?, ?, ?, ?)", rows)
         slim.commit()
         slim.close()
-        print(json.dumps({"slim": sys.argv[2], "autotune_entries": len(rows), "bytes": os.path.getsize(sys.argv[2])}))
-    shutil.rmtree(tmp)
+        print(json.dumps({"slim": slim_path, "autotune_entries": len(rows), "bytes": os.path.getsize(slim_path)}))
 
 
 if __name__ == "__main__":
