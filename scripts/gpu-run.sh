@@ -37,8 +37,11 @@
 #                    BURN_PARALLEL=1 (the cold processes side by side), ROUNDS, BURN_ATTENTION (padded),
 #                    BURN_TIMEOUT (cold process), BURN_COLD_ONLY=1 (tune only).
 #                    Tuned keys persist (also from a killed process) in $XDG_CACHE_HOME/cubecl, packed
-#                    into $OUT/cubecl-cache.tar.xz; carried back as .gpu/cubecl-cache.tar.xz it pre-warms
-#                    a fresh machine, so a pass longer than one call's 10 minutes resumes where it stopped.
+#                    into $OUT/cubecl-cache.tar.xz; carried back as .gpu/cubecl-cache.tar.xz (or named by
+#                    CUBECL_STORE=FILE) it pre-warms a fresh machine, so a pass longer than one call resumes
+#                    where it stopped; the driver's JIT cache likewise (cuda-jit-cache.tar.xz, CUDA_JIT_STORE).
+#                    cubecl's records (each key's start, time, candidates) are printed after the pass and by
+#                    every --collect (RECORDS_TAIL lines per store).
 # Findings of stages deleted since (gpus0: `--gpus 0` against the sequential path) live in results/*/README.md.
 set -euo pipefail
 : "${OUT:?}"
