@@ -1,6 +1,9 @@
 package analysis
 
-import "github.com/cuda-inference-benchmarks/cib/runner/internal/results"
+import (
+	"github.com/cuda-inference-benchmarks/cib/protocol"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/results"
+)
 
 // Prepared is an engine's `ENGINE prepare` as the report shows it: the
 // one-time, model-derived work (a conversion, an export) done before its
@@ -14,6 +17,10 @@ type Prepared struct {
 	Steps map[string]string `json:"steps,omitempty"`
 	Error string            `json:"error,omitempty"`
 }
+
+// Nothing is why the engine had nothing to prepare for this request (its protocol.PreparedNothing step), "" when it
+// prepared something or found it cached.
+func (p Prepared) Nothing() string { return p.Steps[protocol.PreparedNothing] }
 
 // PreparedOf keeps one preparation per engine, in the order engines were
 // first prepared: the longest that made something (what the work costs), else

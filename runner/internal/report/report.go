@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/cuda-inference-benchmarks/cib/protocol"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/analysis"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/envinfo"
 )
@@ -842,8 +841,8 @@ func preparedLine(s *analysis.Summary) string {
 			t = fmt.Sprintf("%s failed after %.1f s (%s)", p.Engine, p.WallS, p.Error)
 		case p.Ran:
 			t = fmt.Sprintf("%s made it in %.1f s", p.Engine, p.WallS)
-		case p.Steps[protocol.PreparedNothing] != "":
-			parts = append(parts, fmt.Sprintf("%s had nothing to prepare (%s)", p.Engine, p.Steps[protocol.PreparedNothing]))
+		case p.Nothing() != "":
+			parts = append(parts, fmt.Sprintf("%s had nothing to prepare (%s)", p.Engine, p.Nothing()))
 			continue
 		default:
 			t = fmt.Sprintf("%s found it cached (%.1f s)", p.Engine, p.WallS)

@@ -9,7 +9,6 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/cuda-inference-benchmarks/cib/protocol"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/analysis"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/results"
 )
@@ -66,7 +65,7 @@ func preparedIn(cellDir string) map[string]string {
 			out[p.Engine] = fmt.Sprintf("failed (%.2f)", p.WallS)
 		case p.Ran:
 			out[p.Engine] = fmt.Sprintf("%.2f, made", p.WallS)
-		case p.Steps[protocol.PreparedNothing] != "":
+		case p.Nothing() != "":
 			out[p.Engine] = "nothing to prepare"
 		default:
 			out[p.Engine] = fmt.Sprintf("%.2f, cached", p.WallS)

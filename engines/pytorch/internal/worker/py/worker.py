@@ -51,7 +51,7 @@ def _collect_warning(message, category, filename, lineno, file=None, line=None):
 warnings.showwarning = _collect_warning
 
 
-def deterministic_mode(dev, compiled):
+def deterministic_mode(compiled):
     """deterministic_mode makes every op with a deterministic implementation use it (option deterministic=on): the
     diagnostic of issue 23's "greedy outputs differ between iterations" — if outputs agree with it on, the differences
     came from nondeterministic kernels, and NONDETERMINISTIC names the ops that had no deterministic one."""
@@ -121,7 +121,7 @@ class Worker:
         det = opts.get("deterministic", "off")
         if det not in ("off", "on"):
             raise BadRequest(f"option deterministic={det!r}: want off or on")
-        det_what = deterministic_mode(dev, mode == "compiled") if det == "on" else None
+        det_what = deterministic_mode(mode == "compiled") if det == "on" else None
         if mode == "eager":
             import eager  # noqa: F401  (imports transformers: runtime start-up, so it counts as context init)
         self.sync()
