@@ -35,6 +35,8 @@
 #   burn-tune        burn's autotune as its authors run it: a cold process per shape × level (tuning cost on
 #                    record), then `runner adapter burn` on the warm cache; BURN_SHAPES, BURN_LEVELS (balanced),
 #                    BURN_PARALLEL=1 (the cold processes side by side), ROUNDS, BURN_ATTENTION (padded),
+#                    BURN_PROMPTS (128; "128 1" adds a process per shape × level whose 1-token prompt starts at the
+#                    decode step's m=1 keys while the other tunes the prefill's: its new tokens keep the cache at 384),
 #                    BURN_TIMEOUT (cold process), BURN_COLD_ONLY=1 (tune only).
 #                    Tuned keys persist (also from a killed process) in $XDG_CACHE_HOME/cubecl, packed
 #                    into $OUT/cubecl-cache.tar.xz; carried back as .gpu/cubecl-cache.tar.xz (or named by
@@ -73,7 +75,7 @@ export CUDA_CACHE_PATH=$XDG_CACHE_HOME/nv-compute-cache CUDA_CACHE_MAXSIZE=42949
 for jit in ${CUDA_JIT_STORE:-} .gpu/cuda-jit-cache.tar.xz; do
   if [[ -f $jit && ! -d $CUDA_CACHE_PATH ]]; then tar -xaf "$jit" -C "$XDG_CACHE_HOME"; fi
 done
-# CUBECL_STORE=FILE names another (e.g. results/h200-2026-12-02-s5/cubecl-store.tar.xz, which travels with the tree).
+# CUBECL_STORE=FILE names another (e.g. results/h200-2026-12-02-s6/cubecl-store.tar.xz, which travels with the tree).
 for store in ${CUBECL_STORE:-} .gpu/cubecl-cache.tar.gz .gpu/cubecl-cache.tar.xz; do
   if [[ -f $store && ! -d $XDG_CACHE_HOME/cubecl ]]; then tar -xaf "$store" -C "$XDG_CACHE_HOME"; fi
 done
@@ -235,7 +237,9 @@ for stage in "$@"; do
     for s in ${BURN_SHAPES:-tinyllama-1.1b llama-3-8b}; do
       synth "$s"
       for lv in ${BURN_LEVELS:-balanced}; do
+      for pl in ${BURN_PROMPTS:-128}; do
         c=$S/cold-$s-$lv
+        [[ $pl == 128 ]] || c=$c-p$pl
         mkdir -p "$c"
         lvenv=()
         [[ $lv == balanced ]] || lvenv=(CUBECL_AUTOTUNE_LEVEL="$lv" CUBECL_ENVIRONMENT="autotune-$lv")
@@ -250,15 +254,16 @@ for stage in "$@"; do
           local t0
           t0=$(date +%s.%N)
           (cd "$c" && env "${lvenv[@]}" CIB_BURN_TRACE=1 timeout "${BURN_TIMEOUT:-600}" "$BIN/burn-bench" --model "$MODELS/$s" \
-            --device cuda:0 --dtype bf16 --prompt-len 128 --new 256 --warmup 1 --iters 2 --seed 1 --case p128-n256 \
-            --attention "$attn" >out.jsonl 2> >(tee stderr.txt | progress | sed -u "s/^/[$s $lv] /" >&2)) || echo "BURN COLD FAILED: $s $lv (exit $?; 124: BURN_TIMEOUT)"
+            --device cuda:0 --dtype bf16 --prompt-len "$pl" --new $((384 - pl)) --warmup 1 --iters 2 --seed 1 --case p128-n256 \
+            --attention "$attn" >out.jsonl 2> >(tee stderr.txt | progress | sed -u "s/^/[$s $lv p$pl] /" >&2)) || echo "BURN COLD FAILED: $s $lv p$pl (exit $?; 124: BURN_TIMEOUT)"
           sleep 1 # let tee finish stderr.txt
           cat "$c/out.jsonl"
-          echo "burn-tune $s $lv: cold process (load + 1 warm-up + 2 timed iterations) took $(python3 -c "import time; print(round(time.time() - $t0, 1))") s;" \
+          echo "burn-tune $s $lv p$pl: cold process (load + 1 warm-up + 2 timed iterations) took $(python3 -c "import time; print(round(time.time() - $t0, 1))") s;" \
             "$(grep -c '^burn-trace: token ' "$c/stderr.txt") token lines, $(grep -ci 'compil' "$c/stderr.txt") compile-log lines, $(grep -c '^Fastest result' "$c/stderr.txt") autotune keys tuned"
           tail -n 3 "$c/stderr.txt"
         }
         if [[ ${BURN_PARALLEL:-0} == 1 ]]; then cold & pids+=($!); else cold; fi
+      done
       done
     done
     ((${#pids[@]} == 0)) || wait "${pids[@]}"
