@@ -7,44 +7,29 @@
 #   scripts/gpu-run.sh STAGE...              run the stages now, inside this call
 #   scripts/gpu-run.sh --detach STAGE...     run them in a queue that outlives the call (while the machine is held)
 #   scripts/gpu-run.sh --collect [SECONDS]   wait up to SECONDS for the queues, bring back queues.tar.gz
-# Per engine, the runner does what engine scripts used to: `runner conformance`, `runner adapter ENGINE` (the
-# engine's own loop against the runner, ±3%), `runner bench`/`runner suite`; scripts/gpu/ keeps only what the
-# runner cannot (libtorch's export phases, lmrs on the host CPU, the telemetry checks).
-#   smoke            GPU facts, bandwidth probe, conformance of every engine on cuda:0 bf16
+# The runner does the work (`runner conformance`, `bench`, `suite`, `adapter`, each engine's `prepare`); this script
+# only unpacks, keeps engine caches between calls and runs a queue longer than one call. Stages:
+#   smoke            GPU facts, bandwidth probe, conformance of every engine on cuda:0 bf16 (CONF_ENGINES)
 #   bench            runner bench of CONFIG (configs/decode-tinyllama.yaml) on the SHAPE model (tinyllama-1.1b):
-#                    ENGINE_LIST (ENGINE[:key=value…] entries, eager/compiled for pytorch's modes; empty: the
-#                    config's engines), BENCH_FLAGS (e.g. --launches 3 --profile kernels); END_AT (epoch seconds) or
-#                    STAGE_TIMEOUT stop it like Ctrl-C, keeping every finished launch
-#   bench-tiny       bench, TinyLlama-1.1B, ENGINE_LIST defaulting to every engine in the bundle
-#   bench-8b         bench, Llama-3-8B (configs/decode.yaml), the same default list
-#   profile          bench with --profile kernels (CUPTI: kernels, copies, graph launches per token, profiled twins
-#                    next to unprofiled): PROFILE_ENGINES (eager compiled), PROFILE_LAUNCHES (1), TinyLlama
-#   verdicts         bench of configs/verdicts-tinyllama.yaml: the launch-level verdict on real launches (A/A:
-#                    pytorch compiled under two labels must not differ; A/B: eager must), VERDICT_LAUNCHES (5)
+#                    ENGINE_LIST (ENGINE[:key=value[:key=value]] entries, eager/compiled for pytorch's modes; empty: the
+#                    config's engines), BENCH_FLAGS (e.g. --launches 3, --profile kernels, --device cpu --dtype f32);
+#                    END_AT (epoch seconds) or STAGE_TIMEOUT stop it like Ctrl-C, keeping every finished launch.
+#                    burn's prepare tunes into cubecl's store, which comes back as $OUT/cubecl-cache.tar.xz
 #   suite            runner suite configs/suite-h200.yaml, resumed by each later call on a warm machine (SUITE_MODELS,
 #                    SUITE_BUDGET 7m); $OUT/suite.tar.gz
 #   adapter          `runner adapter` (the engine's own decode loop against runner launches, interleaved on the card, ±3%)
 #                    of ADAPTER="ENGINE[:key=value]:SHAPE ..." (default candle:tinyllama-1.1b), ROUNDS (2), WARMUP (2), ITERS (5),
 #                    ADAPTER_FLAGS (more flags, e.g. --native-spin; --device cpu --dtype f32 for a dry run)
-#   native           adapter of NATIVE_ENGINES (candle burn mistralrs pytorch) × SHAPES (tinyllama-1.1b llama-3-8b)
-#   libtorch         scripts/gpu/libtorch.sh $LIBTORCH_PHASES (default: conformance bench): the libtorch engine
-#                    (AOTInductor, no Python) on cuda:0, then libtorch vs pytorch compiled/eager (its header: knobs)
 #   telemetry        real-NVML tests and the sampler-cost check (scripts/gpu/telemetry.sh)
-#   lmrs             scripts/gpu/lmrs.sh: the lmrs engine on the host's CPU (memory-bandwidth probe, f32/q8_0/q4_0,
-#                    1 thread and all cores, next to reference and candle on the CPU), TinyLlama-1.1B
-#   burn-tune        burn's autotune as its authors run it: a cold process per shape × level (tuning cost on
-#                    record), then `runner adapter burn` on the warm cache; BURN_SHAPES, BURN_LEVELS (balanced),
-#                    BURN_PARALLEL=1 (the cold processes side by side), ROUNDS, BURN_ATTENTION (padded),
-#                    BURN_PROMPTS (128; "128 1" adds a process per shape × level whose 1-token prompt starts at the
-#                    decode step's m=1 keys while the other tunes the prefill's: its new tokens keep the cache at 384),
-#                    BURN_TIMEOUT (cold process), BURN_COLD_ONLY=1 (tune only).
-#                    Tuned keys persist (also from a killed process) in $XDG_CACHE_HOME/cubecl, packed
-#                    into $OUT/cubecl-cache.tar.xz; carried back as .gpu/cubecl-cache.tar.xz (or named by
-#                    CUBECL_STORE=FILE) it pre-warms a fresh machine, so a pass longer than one call resumes
-#                    where it stopped; the driver's JIT cache likewise (cuda-jit-cache.tar.xz, CUDA_JIT_STORE).
-#                    cubecl's records (each key's start, time, candidates) are printed after the pass and by
-#                    every --collect (RECORDS_TAIL lines per store).
-# Findings of stages deleted since (gpus0: `--gpus 0` against the sequential path) live in results/*/README.md.
+# Examples: the kernel profile is `BENCH_FLAGS="--profile kernels --launches 1" ENGINE_LIST="eager compiled" … bench`;
+# the launch-level verdicts `CONFIG=configs/verdicts-tinyllama.yaml ENGINE_LIST= … bench`; the 8B
+# `SHAPE=llama-3-8b CONFIG=configs/decode.yaml … bench`; libtorch next to pytorch
+# `ENGINE_LIST="libtorch libtorch:cuda_graph=off compiled eager" … bench`; lmrs on the host's CPU
+# `ENGINE_LIST="lmrs lmrs:quant=q8_0 reference" BENCH_FLAGS="--device cpu --dtype f32" … bench` after `runner cpu probe`.
+# Stages deleted since (their findings live in results/*/README.md, the scripts in git history): gpus0, bench-tiny,
+# bench-8b, profile, verdicts, native, libtorch (scripts/gpu/libtorch.sh), lmrs (scripts/gpu/lmrs.sh) and burn-tune
+# (burn's cold autotune pass, results/h200-2026-12-02-s5 and -s6; last in commit 88d32bb) — each a `bench` or
+# `adapter` with other settings, or a one-off investigation.
 set -euo pipefail
 : "${OUT:?}"
 W=/tmp/cib
@@ -64,30 +49,16 @@ for a in .gpu/bundle.tar.xz .gpu/*.tar.xz; do
   touch "$mark"
 done
 [[ -x $BIN/runner ]] || { echo "gpu-run: no runner in the carried .gpu/*.tar.xz" >&2; exit 1; }
-# cubecl (burn) keeps autotune results and compiled kernels in the user cache dir:
-# a known place, so burn-tune can report and pack it. A carried .gpu/cubecl-cache.tar.xz (or .gz)
-# (from an earlier call's burn-tune) pre-warms it, before a --detach: the queue runs from a copy of scripts/ without .gpu/.
-export XDG_CACHE_HOME=$W/xdg-cache
+# cubecl (burn) keeps autotune results and compiled kernels in the user cache dir, as a burn user's machine does:
+# pre-warmed from the H200's committed store (results/h200-2026-12-02-s6, both levels, TinyLlama and 8B shapes; cubecl
+# keys it by device index, not card model: an H200 store), or CUBECL_STORE=FILE (e.g. a returned
+# .gpu/cubecl-cache.tar.xz), or CUBECL_STORE=none for a cold machine; before a --detach, whose queue runs from a copy
+# of scripts/ without .gpu/. The driver's JIT cache (PTX → SASS) stays on the machine (50–60 MB xz on 2026-12-02:
+# over the 16 MiB a returned file may hold).
+export XDG_CACHE_HOME=$W/xdg-cache CUDA_CACHE_PATH=$W/xdg-cache/nv-compute-cache CUDA_CACHE_MAXSIZE=4294967296
 mkdir -p "$XDG_CACHE_HOME"
-# The driver's JIT cache (PTX → SASS), where cubecl's PTX (and candle's) becomes machine code: kept beside cubecl's
-# store so a resumed pass skips that step too (.gpu/cuda-jit-cache.tar.xz or CUDA_JIT_STORE=FILE pre-warm it).
-export CUDA_CACHE_PATH=$XDG_CACHE_HOME/nv-compute-cache CUDA_CACHE_MAXSIZE=4294967296
-for jit in ${CUDA_JIT_STORE:-} .gpu/cuda-jit-cache.tar.xz; do
-  if [[ -f $jit && ! -d $CUDA_CACHE_PATH ]]; then tar -xaf "$jit" -C "$XDG_CACHE_HOME"; fi
-done
-# CUBECL_STORE=FILE names another (e.g. results/h200-2026-12-02-s6/cubecl-store.tar.xz, which travels with the tree).
-for store in ${CUBECL_STORE:-} .gpu/cubecl-cache.tar.gz .gpu/cubecl-cache.tar.xz; do
-  if [[ -f $store && ! -d $XDG_CACHE_HOME/cubecl ]]; then tar -xaf "$store" -C "$XDG_CACHE_HOME"; fi
-done
-records() { # what cubecl recorded in each store: per process, every key's start, wall time and candidates (the last
-  # $1 lines of each store, default all)
-  local db
-  for db in "$XDG_CACHE_HOME"/cubecl/*.db; do
-    [[ -f $db ]] || continue
-    echo "--- cubecl records, $(basename "$db" .db) environment"
-    python3 scripts/gpu/cubecl-store.py --records "$db" | cut -c1-200 | tail -n "${1:-+1}" || true
-  done
-}
+store=${CUBECL_STORE:-results/h200-2026-12-02-s6/cubecl-store.tar.xz}
+if [[ -f $store && ! -d $XDG_CACHE_HOME/cubecl ]]; then tar -xaf "$store" -C "$XDG_CACHE_HOME"; fi
 # A queue of stages longer than one call (10 min): --detach STAGE... starts them in a new process
 # session (it outlives the call while the machine is held) from a private copy of scripts/ and
 # configs/ (a later call replaces the working tree), one queue after another (flock); their outputs
@@ -113,7 +84,6 @@ case ${1:-} in
   wait_s=${2:-0} t0=$(date +%s)
   while (($(date +%s) - t0 < wait_s)) && ! flock -n "$Q.lock" true; do sleep 10; done
   flock -n "$Q.lock" true && echo "gpu-run: no queue running" || echo "gpu-run: a queue is still running"
-  records "${RECORDS_TAIL:-20}" # a burn pass's progress key by key (its log shows no times)
   for d in "$Q"/*/; do
     [[ -d $d ]] || continue
     id=$(basename "$d")
@@ -121,11 +91,9 @@ case ${1:-} in
     tail -n "${TAIL:-25}" "$d/log.txt" 2>/dev/null | cut -c1-300 || true # a queue waiting for its turn has no log yet
   done
   # One archive of every queue's outputs (logs and stage archives): $OUT takes 8 files, 16 MiB each. The stores a
-  # queue packed (pack_store: several MB each) come back beside it, the newest of each kind.
-  for f in cubecl-cache.tar.xz cuda-jit-cache.tar.xz; do
-    newest=$(ls -t "$Q"/*/"$f" 2>/dev/null | head -n1 || true)
-    [[ -z $newest ]] || cp "$newest" "$OUT/$f"
-  done
+  # queue packed (pack_store: ~10 MB) comes back beside it, the newest.
+  newest=$(ls -t "$Q"/*/cubecl-cache.tar.xz 2>/dev/null | head -n1 || true)
+  [[ -z $newest ]] || cp "$newest" "$OUT/cubecl-cache.tar.xz"
   tar -czf "$OUT/queues.tar.gz" -C "$Q" --exclude=tree --exclude='*-cache.tar.xz' --warning=no-file-changed . || true # logs still growing: exit 1
   ls -l "$OUT/queues.tar.gz" || true
   nvidia-smi --query-gpu=uuid,memory.used,utilization.gpu --format=csv,noheader
@@ -159,14 +127,9 @@ list() { # ENGINE_LIST (default: $1) as --engines wants it: the entries whose bi
   done
   (IFS=,; echo "${l[*]}")
 }
-progress() { # live progress of a cold burn process for log.txt: tuned keys and a few token stamps (line-buffered: the
-  # host's awk is mawk, which reads a pipe in blocks and printed nothing of a 16-minute pass on 2026-12-02)
-  grep --line-buffered -E '^Fastest result|^burn-trace: token (0|1|127|255) ' | sed -u 's/^\(.\{200\}\).*/\1/'
-}
 pack_store() { # cubecl's store, for the next machine (.gpu/cubecl-cache.tar.xz): xz, as its compiled kernels make it
-  # 200 MB unpacked (gzip 14.5 MB, xz 6.6 MB on 2026-12-02) and a file back from $OUT may hold 16 MiB
+  # ~280 MB unpacked (xz 9.6 MB on 2026-12-02) and a file back from $OUT may hold 16 MiB
   XZ_OPT="-6 -T0" tar -cJf "$OUT/cubecl-cache.tar.xz" -C "$XDG_CACHE_HOME" cubecl 2>/dev/null && ls -l "$OUT/cubecl-cache.tar.xz"
-  [[ ! -d $CUDA_CACHE_PATH ]] || { XZ_OPT="-6 -T0" tar -cJf "$OUT/cuda-jit-cache.tar.xz" -C "$XDG_CACHE_HOME" nv-compute-cache && ls -l "$OUT/cuda-jit-cache.tar.xz"; }
 }
 bench() { # runner bench of $CONFIG on $MODELS/$SHAPE, engines: list
   local shape=${SHAPE:-tinyllama-1.1b} engines
@@ -184,7 +147,6 @@ bench() { # runner bench of $CONFIG on $MODELS/$SHAPE, engines: list
   # burn's prepare tunes into cubecl's store: bring it back for the next machine (.gpu/cubecl-cache.tar.xz).
   [[ $engines != *burn* ]] || pack_store
 }
-every="pytorch:mode=eager pytorch:mode=compiled candle burn mistralrs"
 
 # DEADLINE=seconds from now: stages that would start in its last STAGE_MIN (60) seconds
 # are skipped, so what finished comes back inside the device tool's limit.
@@ -210,11 +172,10 @@ for stage in "$@"; do
     synth tinyllama-1.1b
     OUT=$S TELEMETRY_BENCH=${TELEMETRY_BENCH:-0} scripts/gpu/telemetry.sh || echo "TELEMETRY FAILED"
     ;;
-  native | adapter)
+  adapter)
     # runner adapter: the engine's own decode loop (candle-bench, burn-bench, bench.py, mistralrs native) against
     # runner launches of the same weights and prompt, alternated on the card; a verdict line per metric (exit 4: outside ±3%).
     list=${ADAPTER:-candle:tinyllama-1.1b}
-    [[ $stage == native ]] && list=$(for s in ${SHAPES-tinyllama-1.1b llama-3-8b}; do for e in ${NATIVE_ENGINES:-candle burn mistralrs pytorch}; do echo "$e:$s"; done; done)
     for x in $list; do
       e=${x%:*} s=${x##*:}
       [[ -x $BIN/${e%%:*} ]] || { echo "adapter: no ${e%%:*} in the bundle"; continue; }
@@ -223,74 +184,7 @@ for stage in "$@"; do
         --iterations "${ITERS:-5}" --out "$S" ${ADAPTER_FLAGS:-} || echo "ADAPTER $x: exit $? (4: outside ±3%)"
     done
     ;;
-  libtorch)
-    OUT=$S scripts/gpu/libtorch.sh ${LIBTORCH_PHASES:-conformance bench} || echo "LIBTORCH FAILED"
-    ;;
-  burn-tune)
-    "$BIN/burn" info
-    attn=${BURN_ATTENTION:-padded} # padded: one decode shape per step, so decode adds no autotune keys (grouped adds ~9 per power of two of the KV length)
-    # One cold process per shape × level (BURN_LEVELS, default balanced = cubecl's default, in its default store; any
-    # other level in a store of its own, autotune-LEVEL, as the engine's autotune_level option does). BURN_PARALLEL=1
-    # runs them side by side: each compiles in one host thread (2026-11-28: the tuning pass is single-threaded
-    # NVRTC, GPU idle), and cubecl's store is one WAL database that processes share safely.
-    pids=()
-    for s in ${BURN_SHAPES:-tinyllama-1.1b llama-3-8b}; do
-      synth "$s"
-      for lv in ${BURN_LEVELS:-balanced}; do
-      for pl in ${BURN_PROMPTS:-128}; do
-        c=$S/cold-$s-$lv
-        [[ $pl == 128 ]] || c=$c-p$pl
-        mkdir -p "$c"
-        lvenv=()
-        [[ $lv == balanced ]] || lvenv=(CUBECL_AUTOTUNE_LEVEL="$lv" CUBECL_ENVIRONMENT="autotune-$lv")
-        # A cold process: the warm-up iteration carries NVRTC compiles and the tuning pass. cubecl's compile and
-        # autotune logs and the per-token trace go to stderr (unbuffered: a process the timeout kills still leaves
-        # them), run from its own directory so the cubecl.toml there applies to it alone. [compilation] cache:
-        # cubecl's store of compiled kernels (off by default), written kernel by kernel, so a process cut off inside
-        # a key (2026-11-28: one key compiled 99 candidates in 535 s and was lost) leaves its compilations for the
-        # next pass, which then benchmarks instead of compiling; tuned results are the same.
-        printf '[compilation]\ncache = true\n[compilation.logger]\nlevel = "basic"\nstderr = true\n[autotune.logger]\nlevel = "minimal"\nstderr = true\n' >"$c/cubecl.toml"
-        cold() {
-          local t0
-          t0=$(date +%s.%N)
-          (cd "$c" && env "${lvenv[@]}" CIB_BURN_TRACE=1 timeout "${BURN_TIMEOUT:-600}" "$BIN/burn-bench" --model "$MODELS/$s" \
-            --device cuda:0 --dtype bf16 --prompt-len "$pl" --new $((384 - pl)) --warmup 1 --iters 2 --seed 1 --case p128-n256 \
-            --attention "$attn" >out.jsonl 2> >(tee stderr.txt | progress | sed -u "s/^/[$s $lv p$pl] /" >&2)) || echo "BURN COLD FAILED: $s $lv p$pl (exit $?; 124: BURN_TIMEOUT)"
-          sleep 1 # let tee finish stderr.txt
-          cat "$c/out.jsonl"
-          echo "burn-tune $s $lv p$pl: cold process (load + 1 warm-up + 2 timed iterations) took $(python3 -c "import time; print(round(time.time() - $t0, 1))") s;" \
-            "$(grep -c '^burn-trace: token ' "$c/stderr.txt") token lines, $(grep -ci 'compil' "$c/stderr.txt") compile-log lines, $(grep -c '^Fastest result' "$c/stderr.txt") autotune keys tuned"
-          tail -n 3 "$c/stderr.txt"
-        }
-        if [[ ${BURN_PARALLEL:-0} == 1 ]]; then cold & pids+=($!); else cold; fi
-      done
-      done
-    done
-    ((${#pids[@]} == 0)) || wait "${pids[@]}"
-    records
-    echo "cubecl store: $(du -sh "$XDG_CACHE_HOME/cubecl" 2>/dev/null | cut -f1)"; ls -l "$XDG_CACHE_HOME/cubecl" 2>/dev/null || true
-    pack_store
-    # Warm store: every later process finds the tuned kernels (their first warm-up iteration shows it).
-    if [[ ${BURN_COLD_ONLY:-0} != 1 ]]; then # tuning only: a cold pass may need more than one call (10 min)
-      for s in ${BURN_SHAPES:-tinyllama-1.1b llama-3-8b}; do
-        "$BIN/runner" adapter "burn:attention=$attn" --model "$MODELS/$s" --bin-dir "$BIN" --rounds "${ROUNDS:-2}" --out "$S" ||
-          echo "ADAPTER burn $s: exit $? (4: outside ±3%)"
-      done
-    fi
-    ;;
   bench) bench ;;
-  bench-tiny) bench "$every" ;;
-  bench-8b) SHAPE=llama-3-8b CONFIG=configs/decode.yaml bench "$every" ;;
-  profile)
-    "$BIN/runner" gpu probe || echo "PROBE FAILED"
-    [[ -f $BIN/libcib_cupti.so ]] || echo "NO libcib_cupti.so in the bundle"
-    ENGINE_LIST=${PROFILE_ENGINES:-eager compiled} BENCH_FLAGS="--profile kernels --launches ${PROFILE_LAUNCHES:-1} ${BENCH_FLAGS:-}" bench
-    sed -n '/## Kernel profile/,/## Environment/p' "$S"/*/report.md || true
-    ;;
-  verdicts)
-    "$BIN/runner" gpu probe || echo "PROBE FAILED"
-    ENGINE_LIST= CONFIG=configs/verdicts-tinyllama.yaml BENCH_FLAGS="--launches ${VERDICT_LAUNCHES:-5} ${BENCH_FLAGS:-}" bench
-    ;;
   suite)
     # configs/suite-h200.yaml (every engine × TinyLlama/8B × three workloads), resumable: the first call starts it,
     # later calls on the warm machine resume it; SUITE_MODELS (e.g. tinyllama-1.1b) limits a new suite, SUITE_BUDGET
@@ -306,10 +200,6 @@ for stage in "$@"; do
       fi
     ) || echo "suite exit $?"
     tar -czf "$OUT/suite.tar.gz" -C "$W" suite
-    ;;
-  lmrs)
-    synth tinyllama-1.1b
-    OUT=$S scripts/gpu/lmrs.sh || echo "LMRS FAILED"
     ;;
   *) echo "unknown stage $stage" >&2 ;;
   esac

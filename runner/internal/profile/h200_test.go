@@ -15,7 +15,7 @@ import (
 
 // TestH200Fixture runs the real activity file of a pytorch eager launch,
 // captured on an NVIDIA H200 (GPU-50adcf8f…, driver 580.159.04, CUPTI 13.0,
-// 2026-12-01; scripts/gpu-run.sh profile, TinyLlama-1.1B shape, p16-n8, 2
+// 2026-12-01; scripts/gpu-run.sh's profile stage, TinyLlama-1.1B shape, p16-n8, 2
 // timed iterations), through decoding, alignment with the launch's own
 // runs.jsonl and aggregation: every timed iteration is covered, the decode
 // steps launch hundreds of kernels each (eager mode: one per op), the GPU is
