@@ -6,6 +6,7 @@
 # log is $OUT/log.txt (the device tool brings back at most 8 files).
 #   scripts/gpu-run.sh STAGE...              run the stages now, inside this call
 #   scripts/gpu-run.sh --detach STAGE...     run them in a queue that outlives the call (while the machine is held)
+#   (KEY=VALUE among the stages sets a knob for the stages after it)
 #   scripts/gpu-run.sh --collect [SECONDS]   wait up to SECONDS for the queues, bring back queues.tar.gz
 # The runner does the work (`runner conformance`, `bench`, `suite`, `adapter`, each engine's `prepare`); this script
 # only unpacks, keeps engine caches between calls and runs a queue longer than one call. Stages:
@@ -152,6 +153,9 @@ bench() { # runner bench of $CONFIG on $MODELS/$SHAPE, engines: list
 # are skipped, so what finished comes back inside the device tool's limit.
 end=$(($(date +%s) + ${DEADLINE:-100000}))
 for stage in "$@"; do
+  # KEY=VALUE between stages sets it for the stages after it: one queue runs a session's plan back to back, e.g.
+  #   --detach CONFIG=configs/determinism-tinyllama.yaml bench CONFIG=configs/roofline-8b.yaml SHAPE=llama-3-8b bench
+  if [[ $stage =~ ^[A-Z_][A-Z0-9_]*= ]]; then export "$stage" && echo "=== $stage"; continue; fi
   if (($(date +%s) + ${STAGE_MIN:-60} > end)); then echo "=== stage $stage skipped: deadline"; continue; fi
   S=$W/out/$stage
   mkdir -p "$S"
