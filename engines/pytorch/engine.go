@@ -59,7 +59,7 @@ func (e *engine) Info() protocol.Info {
 		DTypes:  []string{"f32", "f16", "bf16"},
 		Options: map[string]string{
 			"mode":       "eager|compiled (default eager): eager = transformers LlamaForCausalLM.generate (sdpa, dynamic cache); compiled = own gpt-fast-style loop with a static KV cache",
-			"compile":    "compiled mode: inductor|max-autotune|inductor-cublas|aot_eager|none (default inductor on cuda, none on cpu): torch.compile of the decode step (fullgraph, static shapes); inductor = gpt-fast's settings (coordinate-descent tuning turns M=1 matmuls into tuned Triton reductions), inductor-cublas = Inductor's defaults (M=1 matmuls stay cuBLAS GEMV calls); aot_eager traces without code generation",
+			"compile":    "compiled mode: inductor|inductor-thorough|max-autotune|inductor-cublas|aot_eager|none (default inductor on cuda, none on cpu): torch.compile of the decode step (fullgraph, static shapes); inductor = gpt-fast's settings (coordinate-descent tuning turns M=1 matmuls into tuned Triton reductions), inductor-thorough = the same with a wider search (every direction at radius 2, the larger reduction config sets), inductor-cublas = Inductor's defaults (M=1 matmuls stay cuBLAS GEMV calls); aot_eager traces without code generation",
 			"prefill":    "compiled mode: eager|compiled (default eager, as gpt-fast): whether prefill is torch.compiled too, once per prompt length",
 			"cuda_graph": "compiled mode: on|off (default on for cuda): replay the decode step as one manually captured CUDA graph",
 			"wait":       "compiled mode, cuda: spin|block (default spin, CUDA's default event): how the host awaits each token — block sleeps on a cudaEventBlockingSync event, so host CPU time counts the loop's work (the Python interpreter's), not the wait",

@@ -24,12 +24,20 @@ from torch import nn
 DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
 
 
+COMPILE_SETTINGS = ("inductor", "inductor-thorough", "max-autotune", "inductor-cublas", "aot_eager", "none")
+
+
 def compile_options(device, name):
     """compile_options maps the "compile" option to torch.compile keyword arguments for a step, or None.
 
     inductor: Inductor with gpt-fast's settings on cuda (coordinate-descent tuning turns M=1 matmuls into
     tuned reductions that reach peak memory bandwidth, see torch/_inductor/decomposition.py: mm);
-    max-autotune: the same plus Inductor's max_autotune; inductor-cublas: Inductor's defaults, without
+    inductor-thorough: the same with a wider tuning search — coordinate descent checks every direction at radius 2
+    (coordinate_descent_check_all_directions, coordinate_descent_search_radius) and starts from the larger
+    pointwise/reduction config sets (max_autotune_pointwise): the reductions' configurations differed from process
+    to process on the H200 (20 of 24 kernels, TPOT 4.92-5.57 ms), a sign that radius-1 descent stops in different
+    local optima; more compile time for, perhaps, the best of them every time;
+    max-autotune: the same as inductor plus Inductor's max_autotune; inductor-cublas: Inductor's defaults, without
     coordinate-descent tuning, so M=1 matmuls stay cuBLAS calls (GEMV) and only the rest is generated Triton;
     aot_eager: Dynamo + AOTAutograd tracing with no code generation (cheap; checks the step traces as one
     graph); none: plain eager ops."""
@@ -44,7 +52,10 @@ def compile_options(device, name):
         opts = {"coordinate_descent_tuning": name != "inductor-cublas", "triton.unique_kernel_names": True}
     if name == "max-autotune":
         opts["max_autotune"] = True
-    if name not in ("inductor", "max-autotune", "inductor-cublas"):
+    if name == "inductor-thorough" and device.type == "cuda":
+        opts.update({"coordinate_descent_check_all_directions": True, "coordinate_descent_search_radius": 2,
+                     "max_autotune_pointwise": True})
+    if name not in COMPILE_SETTINGS or name in ("aot_eager", "none"):
         raise ValueError(f"unknown compile setting {name!r}")
     kw["options"] = opts
     return kw

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cuda-inference-benchmarks/cib/protocol/enginetest"
@@ -78,4 +79,54 @@ print(kernels.aoti_kernel_configs())
 	}, since)
 	require.Len(t, all, 3)
 	require.Equal(t, "XBLOCK=512,num_warps=4,num_stages=1", all["triton_poi_fused_1"])
+}
+
+// TestCompileOptions: each compile setting's torch.compile arguments as llama.py builds them for a cuda device (a
+// torch.device object needs no GPU): inductor-thorough is inductor plus the wider coordinate-descent search, the
+// cpu gets no cuda-only Inductor options, and an unknown name is refused.
+func TestCompileOptions(t *testing.T) {
+	py, err := enginetest.TorchPython("torch")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("under CI: %v", err)
+		}
+		t.Skip(err)
+	}
+	dir := t.TempDir()
+	require.NoError(t, Write(dir))
+	script := `
+import json, torch, llama
+cuda, cpu = torch.device("cuda", 0), torch.device("cpu")
+out = {n: llama.compile_options(cuda, n) for n in llama.COMPILE_SETTINGS}
+out["cpu-inductor-thorough"] = llama.compile_options(cpu, "inductor-thorough")
+try:
+    llama.compile_options(cuda, "jit")
+    out["unknown"] = "accepted"
+except ValueError as e:
+    out["unknown"] = str(e)
+print(json.dumps(out))
+`
+	cmd := exec.Command(py, "-c", script)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	var got map[string]any
+	require.NoError(t, json.Unmarshal(out[strings.LastIndex(strings.TrimSpace(string(out)), "\n")+1:], &got), "%s", out)
+	opts := func(name string) map[string]any {
+		kw, ok := got[name].(map[string]any)
+		require.True(t, ok, "%s: %v", name, got[name])
+		o, _ := kw["options"].(map[string]any)
+		return o
+	}
+	base := map[string]any{"coordinate_descent_tuning": true, "triton.unique_kernel_names": true}
+	assert.Equal(t, base, opts("inductor"))
+	assert.Equal(t, map[string]any{"coordinate_descent_tuning": true, "triton.unique_kernel_names": true,
+		"coordinate_descent_check_all_directions": true, "coordinate_descent_search_radius": float64(2),
+		"max_autotune_pointwise": true}, opts("inductor-thorough"))
+	assert.Equal(t, map[string]any{"coordinate_descent_tuning": true, "triton.unique_kernel_names": true, "max_autotune": true}, opts("max-autotune"))
+	assert.Equal(t, false, opts("inductor-cublas")["coordinate_descent_tuning"])
+	assert.Empty(t, opts("cpu-inductor-thorough"), "cuda-only Inductor options on the cpu")
+	assert.Nil(t, got["none"])
+	assert.Equal(t, "aot_eager", got["aot_eager"].(map[string]any)["backend"])
+	assert.Contains(t, got["unknown"], "unknown compile setting")
 }

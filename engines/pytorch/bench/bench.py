@@ -5,7 +5,7 @@ It imports the very module the engine's worker runs (engines/torchllama/llama.py
 ceiling the engine should reach; the gap to the runner's figure is the adapter overhead.
 
     bench.py run --model DIR [--device cuda] [--dtype bf16] [--prompt 128] [--new 256] [--iters 5]
-                 [--compile inductor|max-autotune|inductor-cublas|aot_eager|none] [--cuda-graph on|off] [--check [--eager]]
+                 [--compile inductor|inductor-thorough|max-autotune|inductor-cublas|aot_eager|none] [--cuda-graph on|off] [--check [--eager]]
                  [--seed 1 --case p128-n256] [--per-iter]
     bench.py run --dry        # the same code on CPU, on a tiny checkpoint written to a temp dir
     bench.py synth --out DIR [--seed 0]   # a tiny random HF Llama checkpoint (f32), for tests
@@ -209,7 +209,7 @@ def main():
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--case", help="draw the runner's prompt ids for --seed and this case name (e.g. p128-n256)")
     r.add_argument("--per-iter", action="store_true", help="a JSON line per iteration (burn-bench's form) before the summary")
-    r.add_argument("--compile", default="inductor", choices=["inductor", "max-autotune", "inductor-cublas", "aot_eager", "none"])
+    r.add_argument("--compile", default="inductor", choices=list(llama.COMPILE_SETTINGS))
     r.add_argument("--cuda-graph", default="auto", choices=["auto", "on", "off"], help="auto: on for cuda")
     r.add_argument("--lookahead", type=int, choices=[0, 1], default=None, help="queue the next step before reading a token (default: 1 on cuda, 0 on cpu)")
     r.add_argument("--eager", action="store_true", help="with --check: also compare with transformers generate")

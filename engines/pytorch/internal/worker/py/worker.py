@@ -143,8 +143,8 @@ class Worker:
         elif mode == "compiled":
             # On CPU Inductor compiles C++ with the host compiler, minutes on a small CI machine: default off.
             comp = opts.get("compile", "inductor" if dev.type == "cuda" else "none")
-            if comp not in ("inductor", "max-autotune", "inductor-cublas", "aot_eager", "none"):
-                raise BadRequest(f"option compile={comp!r}: want inductor, max-autotune, inductor-cublas, aot_eager or none")
+            if comp not in llama.COMPILE_SETTINGS:
+                raise BadRequest(f"option compile={comp!r}: want one of {', '.join(llama.COMPILE_SETTINGS)}")
             prefill = opts.get("prefill", "eager")
             if prefill not in ("eager", "compiled"):
                 raise BadRequest(f"option prefill={prefill!r}: want eager or compiled")
