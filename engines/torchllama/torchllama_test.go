@@ -42,15 +42,6 @@ func TestWrite(t *testing.T) {
 // here as its Triton launcher would on a GPU: one entry per kernel, a later compilation replacing a name) and reports
 // only what was compiled after the mark, in kernel_configs' format.
 func TestAOTIKernelConfigs(t *testing.T) {
-	py, err := enginetest.TorchPython("torch")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("under CI: %v", err)
-		}
-		t.Skip(err)
-	}
-	dir := t.TempDir()
-	require.NoError(t, Write(dir))
 	script := `
 import json, sys
 from torch._inductor.codecache import CudaKernelParamCache as C
@@ -64,10 +55,7 @@ C.cache["triton_red_fused_add_2"] = {"config": {"XBLOCK": 1, "R0_BLOCK": 4096, "
 print(kernels.aoti_kernel_configs(since=mark))
 print(kernels.aoti_kernel_configs())
 `
-	cmd := exec.Command(py, "-c", script)
-	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "%s", out)
+	out := runPython(t, script)
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	require.Len(t, lines, 2, "%s", out)
 	var since, all map[string]string
@@ -85,15 +73,6 @@ print(kernels.aoti_kernel_configs())
 // torch.device object needs no GPU): inductor-thorough is inductor plus the wider coordinate-descent search, the
 // cpu gets no cuda-only Inductor options, and an unknown name is refused.
 func TestCompileOptions(t *testing.T) {
-	py, err := enginetest.TorchPython("torch")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("under CI: %v", err)
-		}
-		t.Skip(err)
-	}
-	dir := t.TempDir()
-	require.NoError(t, Write(dir))
 	script := `
 import json, torch, llama
 cuda, cpu = torch.device("cuda", 0), torch.device("cpu")
@@ -106,10 +85,7 @@ except ValueError as e:
     out["unknown"] = str(e)
 print(json.dumps(out))
 `
-	cmd := exec.Command(py, "-c", script)
-	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "%s", out)
+	out := runPython(t, script)
 	var got map[string]any
 	require.NoError(t, json.Unmarshal(out[strings.LastIndex(strings.TrimSpace(string(out)), "\n")+1:], &got), "%s", out)
 	opts := func(name string) map[string]any {
@@ -129,4 +105,24 @@ print(json.dumps(out))
 	assert.Nil(t, got["none"])
 	assert.Equal(t, "aot_eager", got["aot_eager"].(map[string]any)["backend"])
 	assert.Contains(t, got["unknown"], "unknown compile setting")
+}
+
+// runPython runs script with the torch venv's Python in a directory holding the embedded modules (llama.py,
+// kernels.py) and returns its output; it skips without torch, except under CI.
+func runPython(t *testing.T, script string) []byte {
+	t.Helper()
+	py, err := enginetest.TorchPython("torch")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("under CI: %v", err)
+		}
+		t.Skip(err)
+	}
+	dir := t.TempDir()
+	require.NoError(t, Write(dir))
+	cmd := exec.Command(py, "-c", script)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	return out
 }
