@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the Burn engine: the Rust bridge (static library) and the Go binary.
 #   scripts/build-burn.sh          CPU (flex backend)  -> bin/burn
-#   scripts/build-burn.sh --cuda   + cubecl CUDA       -> .gpu/bin/burn, .gpu/bin/burn-bench, .gpu/burn.tar.xz
-#   scripts/build-burn.sh --cuda --no-autotune         -> .gpu/bin-noat/{burn,burn-bench}, .gpu/burn-noat.tar.xz
+#   scripts/build-burn.sh --cuda   + cubecl CUDA       -> .gpu/bin/burn, .gpu/bin/burn-bench, .gpu/burn.tar.xz, .gpu/burn-bench.tar.xz
+#   scripts/build-burn.sh --cuda --no-autotune         -> .gpu/bin-noat/{burn,burn-bench}, .gpu/burn-noat.tar.xz, .gpu/burn-bench-noat.tar.xz
 # The CUDA build needs no CUDA toolkit: cubecl JIT-compiles kernels with NVRTC at run
 # time and cudarc dlopens libcuda/libnvrtc (CUDA 13.0 bindings pinned below).
 # CIB_JOBS (default: the core count) bounds cargo's parallelism. CIB_PROFILE=cibtest (scripts/test.sh)
@@ -44,9 +44,11 @@ link_engine burn "$sum" "$out/burn" ./engines/burn "${tags[@]}"
 
 if [[ $kind == cuda ]]; then
   cp "$target/release/burn-bench" "$out/burn-bench"
-  # Bare names: scripts/gpu-run.sh unpacks them into its bin/ (carry one of burn, burn-noat).
-  XZ_OPT="-6 -T${jobs}" tar -cJf "$root/.gpu/$archive.tar.xz" -C "$out" burn burn-bench
-  ls -l "$out/burn" "$out/burn-bench" "$root/.gpu/$archive.tar.xz"
+  # Bare names: scripts/gpu-run.sh unpacks them into its bin/ (carry one of burn, burn-noat). The engine and burn-bench
+  # (needed only by `runner adapter burn`) travel apart: ~13 MB each, where a call carries 64 MiB with the tree.
+  XZ_OPT="-6 -T${jobs}" tar -cJf "$root/.gpu/$archive.tar.xz" -C "$out" burn
+  XZ_OPT="-6 -T${jobs}" tar -cJf "$root/.gpu/${archive/burn/burn-bench}.tar.xz" -C "$out" burn-bench
+  ls -l "$out/burn" "$out/burn-bench" "$root/.gpu/$archive.tar.xz" "$root/.gpu/${archive/burn/burn-bench}.tar.xz"
 else
   ls -l "$out/burn"
 fi
