@@ -17,7 +17,7 @@
 #                    END_AT (epoch seconds) or STAGE_TIMEOUT stop it like Ctrl-C, keeping every finished launch.
 #                    burn's prepare tunes into cubecl's store, which comes back as $OUT/cubecl-cache.tar.xz
 #   suite            runner suite configs/suite-h200.yaml, resumed by each later call on a warm machine (SUITE_MODELS,
-#                    SUITE_BUDGET 7m); $OUT/suite.tar.gz
+#                    SUITE_BUDGET 7m, SUITE_TIMEOUT 540 s — longer in a detached queue —, SUITE_CONFIG); $OUT/suite.tar.gz
 #   adapter          `runner adapter` (the engine's own decode loop against runner launches, interleaved on the card, ±3%)
 #                    of ADAPTER="ENGINE[:key=value]:SHAPE ..." (default candle:tinyllama-1.1b), ROUNDS (2), WARMUP (2), ITERS (5),
 #                    ADAPTER_FLAGS (more flags, e.g. --native-spin; --device cpu --dtype f32 for a dry run)
@@ -193,13 +193,13 @@ for stage in "$@"; do
     # configs/suite-h200.yaml (every engine × TinyLlama/8B × three workloads), resumable: the first call starts it,
     # later calls on the warm machine resume it; SUITE_MODELS (e.g. tinyllama-1.1b) limits a new suite, SUITE_BUDGET
     # (7m) stops it between launches so what finished comes back inside the call.
-    d=$(ls -d "$W"/suite/*-suite-h200 2>/dev/null | tail -n1 || true)
+    d=$(ls -d "$W"/suite/*-"$(basename "${SUITE_CONFIG:-configs/suite-h200.yaml}" .yaml)" 2>/dev/null | tail -n1 || true)
     (
       cd "$W"
       if [[ -n $d ]]; then
-        timeout -s INT --kill-after=30 540 "$BIN/runner" suite --resume "$d" --bin-dir "$BIN" --stop-after "${SUITE_BUDGET:-7m}"
+        timeout -s INT --kill-after=30 "${SUITE_TIMEOUT:-540}" "$BIN/runner" suite --resume "$d" --bin-dir "$BIN" --stop-after "${SUITE_BUDGET:-7m}"
       else
-        timeout -s INT --kill-after=30 540 "$BIN/runner" suite "$OLDPWD/configs/suite-h200.yaml" --bin-dir "$BIN" --out "$W/suite" \
+        timeout -s INT --kill-after=30 "${SUITE_TIMEOUT:-540}" "$BIN/runner" suite "$OLDPWD/${SUITE_CONFIG:-configs/suite-h200.yaml}" --bin-dir "$BIN" --out "$W/suite" \
           ${SUITE_MODELS:+--models $SUITE_MODELS} --stop-after "${SUITE_BUDGET:-7m}"
       fi
     ) || echo "suite exit $?"
