@@ -120,6 +120,44 @@ func TestCompare(t *testing.T) {
 	require.Contains(t, v.Line(), "no verdict")
 }
 
+// TestRoundsNeeded pins the planning figure of an unresolved check against an independent computation (SciPy
+// 1.17.1: the smallest k with t.ppf(0.975, 2k−2)·sqrt((s²_native + s²_runner)/k) below the log distance from the
+// ratio to the nearest band edge, s the sample SD of log run medians). The first case is burn's TinyLlama check on
+// the H200 (results/h200-2026-12-02-s6/adapter-tinyllama, run medians as single iterations).
+func TestRoundsNeeded(t *testing.T) {
+	one := func(xs ...float64) [][]float64 {
+		g := make([][]float64, len(xs))
+		for i, x := range xs {
+			g[i] = []float64{x}
+		}
+		return g
+	}
+	tests := []struct {
+		name           string
+		native, runner [][]float64
+		want           int
+	}{
+		{"burn on the H200, ±20% between processes", one(38.42, 59.04), one(49.85, 40.72), 691},
+		{"3.6% slower, ~3% spread", one(100, 104, 98), one(95, 99, 97), 124},
+		{"0.9% faster, 10% spread", one(100, 110), one(100, 112), 101},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := adapter.Compare(adapter.MetricDecode, tt.native, tt.runner, 0.03)
+			require.False(t, v.Resolved, "CI %.4f–%.4f", v.Lo, v.Hi)
+			require.Equal(t, tt.want, v.RoundsNeeded)
+			require.Contains(t, v.Line(), fmt.Sprintf("(about %d per side at this run-to-run spread)", tt.want))
+		})
+	}
+	// Resolved, or a side with one run: no figure.
+	require.Zero(t, adapter.Compare(adapter.MetricDecode, one(100, 100.5, 99.5), one(98, 98.4, 97.6), 0.03).RoundsNeeded)
+	require.Zero(t, adapter.Compare(adapter.MetricDecode, one(100), one(90, 120), 0.03).RoundsNeeded)
+	// A ratio on the band's edge cannot be resolved by any number of rounds.
+	edge := adapter.Compare(adapter.MetricDecode, one(100, 120), one(97, 116.4), 0.03)
+	require.Equal(t, 10000, edge.RoundsNeeded)
+	require.Contains(t, edge.Line(), "not with this check")
+}
+
 func TestLookup(t *testing.T) {
 	_, err := adapter.Lookup("reference")
 	require.ErrorIs(t, err, adapter.ErrUnknownEngine)
