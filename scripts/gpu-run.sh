@@ -52,13 +52,16 @@ done
 [[ -x $BIN/runner ]] || { echo "gpu-run: no runner in the carried .gpu/*.tar.xz" >&2; exit 1; }
 # cubecl (burn) keeps autotune results and compiled kernels in the user cache dir, as a burn user's machine does:
 # pre-warmed from the H200's committed store (results/h200-2026-12-02-s6, both levels, TinyLlama and 8B shapes; cubecl
-# keys it by device index, not card model: an H200 store), or CUBECL_STORE=FILE (e.g. a returned
+# keys it by device index, not card model: used on an H200 only), or CUBECL_STORE=FILE (e.g. a returned
 # .gpu/cubecl-cache.tar.xz), or CUBECL_STORE=none for a cold machine; before a --detach, whose queue runs from a copy
 # of scripts/ without .gpu/. The driver's JIT cache (PTX → SASS) stays on the machine (50–60 MB xz on 2026-12-02:
 # over the 16 MiB a returned file may hold).
 export XDG_CACHE_HOME=$W/xdg-cache CUDA_CACHE_PATH=$W/xdg-cache/nv-compute-cache CUDA_CACHE_MAXSIZE=4294967296
 mkdir -p "$XDG_CACHE_HOME"
 store=${CUBECL_STORE:-results/h200-2026-12-02-s6/cubecl-store.tar.xz}
+if [[ -z ${CUBECL_STORE:-} ]] && ! nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | grep -q H200; then
+  store=none # the committed store holds an H200's choices, which cubecl would replay on any card
+fi
 if [[ -f $store && ! -d $XDG_CACHE_HOME/cubecl ]]; then tar -xaf "$store" -C "$XDG_CACHE_HOME"; fi
 # A queue of stages longer than one call (10 min): --detach STAGE... starts them in a new process
 # session (it outlives the call while the machine is held) from a private copy of scripts/ and
