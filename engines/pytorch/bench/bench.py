@@ -6,7 +6,7 @@ ceiling the engine should reach; the gap to the runner's figure is the adapter o
 
     bench.py run --model DIR [--device cuda] [--dtype bf16] [--prompt 128] [--new 256] [--iters 5]
                  [--compile inductor|inductor-thorough|max-autotune|inductor-cublas|aot_eager|none] [--cuda-graph on|off] [--check [--eager]]
-                 [--seed 1 --case p128-n256] [--per-iter]
+                 [--seed 1 --case p128-n256] [--per-iter] [--nvtx]
     bench.py run --dry        # the same code on CPU, on a tiny checkpoint written to a temp dir
     bench.py synth --out DIR [--seed 0]   # a tiny random HF Llama checkpoint (f32), for tests
 
@@ -173,7 +173,12 @@ def run(args):
     for i in range(args.warmup + args.iters):
         if dev.type == "cuda":
             torch.cuda.reset_peak_memory_stats(dev)
+        timed = args.nvtx and i >= args.warmup and dev.type == "cuda"
+        if timed:  # a range profilers can filter on (ncu --nvtx --nvtx-include "timed/"): not warm-up, compile or tuning
+            torch.cuda.nvtx.range_push("timed")
         steps, tt, dev_ns = dec.generate(prompt, 1, args.new, time.perf_counter_ns())
+        if timed:
+            torch.cuda.nvtx.range_pop()
         times.append(tt)
         if args.per_iter and len(tt) > 1:
             warm = i < args.warmup
@@ -208,6 +213,7 @@ def main():
     r.add_argument("--warmup", type=int, default=1)
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--case", help="draw the runner's prompt ids for --seed and this case name (e.g. p128-n256)")
+    r.add_argument("--nvtx", action="store_true", help="cuda: mark each timed iteration with an NVTX range named timed, for a profiler's filter")
     r.add_argument("--per-iter", action="store_true", help="a JSON line per iteration (burn-bench's form) before the summary")
     r.add_argument("--compile", default="inductor", choices=list(llama.COMPILE_SETTINGS))
     r.add_argument("--cuda-graph", default="auto", choices=["auto", "on", "off"], help="auto: on for cuda")
