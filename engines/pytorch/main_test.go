@@ -194,6 +194,9 @@ func TestParity(t *testing.T) {
 		{name: "default is eager", opts: nil, mode: "eager"},
 		{name: "compiled", opts: map[string]string{"mode": "compiled"}, mode: "compiled"},
 		{name: "compiled aot_eager", opts: map[string]string{"mode": "compiled", "compile": "aot_eager", "prefill": "compiled", "lookahead": "1"}, mode: "compiled"},
+		// FlexAttention in the decode step: the same tokens, in eager ops and traced as one graph (fullgraph).
+		{name: "compiled flex", opts: map[string]string{"mode": "compiled", "attention": "flex"}, mode: "compiled"},
+		{name: "compiled aot_eager flex", opts: map[string]string{"mode": "compiled", "compile": "aot_eager", "attention": "flex"}, mode: "compiled"},
 		// deterministic=on (issue 23's diagnostic) changes which kernels run, never the tokens of a deterministic device.
 		{name: "eager deterministic", opts: map[string]string{"mode": "eager", "deterministic": "on"}, mode: "eager"},
 		{name: "compiled deterministic", opts: map[string]string{"mode": "compiled", "deterministic": "on"}, mode: "compiled"},
@@ -218,9 +221,14 @@ func TestParity(t *testing.T) {
 			} else {
 				assert.NotContains(t, l.Settings, "deterministic")
 			}
+			if tt.opts["attention"] == "flex" {
+				assert.Contains(t, l.Settings["attention"], "FlexAttention")
+			}
 			if tt.opts["compile"] == "aot_eager" {
 				assert.Contains(t, l.Settings["compile_decode"], "aot_eager")
-				assert.Contains(t, l.Settings["prefill"], "aot_eager")
+				if tt.opts["prefill"] == "compiled" {
+					assert.Contains(t, l.Settings["prefill"], "aot_eager")
+				}
 			}
 			if want == nil {
 				want, wantFrom = got, tt.name
@@ -262,6 +270,10 @@ func TestErrors(t *testing.T) {
 			code: 2, errCode: protocol.CodeBadRequest, contains: "wait"},
 		{name: "blocking wait on cpu", mutate: func(r *protocol.Request) { r.Options = map[string]string{"mode": "compiled", "wait": "block"} },
 			code: 2, errCode: protocol.CodeUnsupported, contains: "wait=block needs a cuda device"},
+		{name: "bad attention", mutate: func(r *protocol.Request) { r.Options = map[string]string{"mode": "compiled", "attention": "paged"} },
+			code: 2, errCode: protocol.CodeBadRequest, contains: "attention"},
+		{name: "attention in eager mode", mutate: func(r *protocol.Request) { r.Options = map[string]string{"mode": "eager", "attention": "flex"} },
+			code: 2, errCode: protocol.CodeBadRequest, contains: "mode=compiled only"},
 		{name: "bad tuning", mutate: func(r *protocol.Request) { r.Options = map[string]string{"mode": "compiled", "tuning": "never"} },
 			code: 2, errCode: protocol.CodeBadRequest, contains: "tuning"},
 		{name: "tuning in eager mode", mutate: func(r *protocol.Request) { r.Options = map[string]string{"mode": "eager", "tuning": "cached"} },

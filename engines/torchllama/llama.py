@@ -23,6 +23,24 @@ from torch import nn
 
 DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
 
+# Attention of the one-token decode step (prefill always uses SDPA): sdpa = F.scaled_dot_product_attention with a
+# bool mask over the static cache (gpt-fast's; on the H200 cuDNN's kernel, 6.7 µs a layer for 1.5 MB of KV);
+# flex = FlexAttention (torch.nn.attention.flex_attention) with native GQA and the causal cut as a score_mod on
+# the device-side position, which Inductor lowers to its flex-decoding Triton kernel (split over the KV length).
+ATTENTION = ("sdpa", "flex")
+
+
+def set_tuning(name):
+    """set_tuning applies the "tuning" option: cached (default) keeps Triton kernels out of Inductor's FX graph
+    cache, so a process that hits that cache builds each kernel from its source and reads the .best_config an
+    earlier process's coordinate-descent tuning saved (torch 2.11 otherwise restores them from before tuning and
+    tunes again: on the H200, 20 of 24 kernels settled differently from launch to launch); per-process keeps
+    torch's default, each process drawing its own tuning."""
+    if name not in ("cached", "per-process"):
+        raise ValueError(f"tuning {name!r}: want cached or per-process")
+    if name == "cached":
+        torch._inductor.config.bundle_triton_into_fx_graph_cache = False
+
 
 COMPILE_SETTINGS = ("inductor", "inductor-thorough", "max-autotune", "inductor-cublas", "aot_eager", "none")
 
@@ -143,12 +161,25 @@ def frozen(t):
     return nn.Parameter(t, requires_grad=False)
 
 
+def flex_decode(q, kc, vc, pos):
+    """flex_decode is the decode step's attention with FlexAttention: q [b, heads, t, d] over the whole static cache
+    [b, kv_heads, S, d] with native GQA; key j is visible to the query at position p when j <= p, applied as a
+    score_mod on the device-side positions (no block mask: the cache is short, and one mask serves every step)."""
+    from torch.nn.attention.flex_attention import flex_attention
+
+    def causal(score, b, h, q_idx, kv_idx):
+        return torch.where(kv_idx <= pos[q_idx], score, -float("inf"))
+
+    return flex_attention(q, kc, vc, score_mod=causal, enable_gqa=True)
+
+
 class Block(nn.Module):
     """Block is one decoder layer with fused qkv and gate/up weights."""
 
     def __init__(self, cfg, wqkv, wo, w13, w2, n1, n2):
         super().__init__()
         self.cfg = cfg
+        self.decode_attention = "sdpa"
         self.wqkv, self.wo, self.w13, self.w2 = frozen(wqkv), frozen(wo), frozen(w13), frozen(w2)
         self.n1, self.n2 = frozen(n1), frozen(n2)
 
@@ -165,13 +196,17 @@ class Block(nn.Module):
         # Static cache, written in place at the device-side positions (Inductor re-inplaces index_put).
         kc[:, :, pos] = k
         vc[:, :, pos] = v
-        # Grouped-query attention without repeating K/V: the g query heads of each KV head become g*t rows.
-        g = c.heads // c.kv_heads
-        q = q.reshape(b, c.kv_heads, g * t, c.head_dim)
-        m = mask.repeat(g, 1) if g > 1 else mask
-        y = F.scaled_dot_product_attention(q, kc, vc, attn_mask=m)
-        # reshape, not view: SDPA kernels (e.g. CUDA mem-efficient) may return a transposed, non-contiguous layout.
-        y = y.reshape(b, c.heads, t, c.head_dim).transpose(1, 2).reshape(b, t, c.heads * c.head_dim)
+        if t == 1 and self.decode_attention == "flex":
+            y = flex_decode(q, kc, vc, pos)
+        else:
+            # Grouped-query attention without repeating K/V: the g query heads of each KV head become g*t rows.
+            g = c.heads // c.kv_heads
+            q = q.reshape(b, c.kv_heads, g * t, c.head_dim)
+            m = mask.repeat(g, 1) if g > 1 else mask
+            y = F.scaled_dot_product_attention(q, kc, vc, attn_mask=m)
+            # reshape, not view: SDPA kernels (e.g. CUDA mem-efficient) may return a transposed, non-contiguous layout.
+            y = y.reshape(b, c.heads, t, c.head_dim)
+        y = y.transpose(1, 2).reshape(b, t, c.heads * c.head_dim)
         x = x + F.linear(y, self.wo)
         h = rms_norm(x, self.n2, c.eps)
         gate, up = F.linear(h, self.w13).chunk(2, dim=-1)
@@ -204,6 +239,13 @@ class Llama(nn.Module):
             x = blk(x, cos, sin, mask, pos, kc, vc)
         x = rms_norm(x[:, -1, :], self.norm, self.cfg.eps)
         return F.linear(x, self.lm_head)
+
+    def set_decode_attention(self, name):
+        """set_decode_attention picks the one-token decode step's attention (ATTENTION); prefill keeps SDPA."""
+        if name not in ATTENTION:
+            raise ValueError(f"attention {name!r}: want one of {', '.join(ATTENTION)}")
+        for blk in self.blocks:
+            blk.decode_attention = name
 
     def new_caches(self, batch):
         c = self.cfg

@@ -210,11 +210,20 @@ func TestCommand(t *testing.T) {
 		return map[string]string{"CIB_PYTORCH_BENCH": script, "CIB_PYTHON": "/venv/python"}[k]
 	}
 	n, _ = adapter.Lookup("pytorch")
+	// The engine's loop options reach bench.py as its flags (sorted by option name); the defaults it runs anyway pass.
+	p.Options = map[string]string{"mode": "compiled", "compile": "inductor-cublas", "tuning": "per-process", "attention": "flex",
+		"cuda_graph": "on", "lookahead": "1", "wait": "spin", "prefill": "eager", "deterministic": "off"}
 	c, err = n.Command(t.Context(), p)
 	require.NoError(t, err)
 	require.Equal(t, "/venv/python", c.Path)
 	require.Equal(t, []string{script, "run"}, c.Args[:2])
-	require.Contains(t, strings.Join(c.Args, " "), "--seed 1 --case p128-n256 --per-iter")
+	require.True(t, strings.HasSuffix(strings.Join(c.Args, " "), "--seed 1 --case p128-n256 --per-iter "+
+		"--attention flex --compile inductor-cublas --cuda-graph on --lookahead 1 --tuning per-process"), strings.Join(c.Args, " "))
+	// An option bench.py has no equivalent of would make the two sides run different loops.
+	for _, o := range []map[string]string{{"wait": "block"}, {"prefill": "compiled"}, {"deterministic": "on"}, {"threads_per_op": "2"}} {
+		_, err = n.Command(t.Context(), adapter.Params{BinDir: bin, Model: "/m", Options: o, Getenv: p.Getenv})
+		require.ErrorContains(t, err, "bench.py has no equivalent", "%v", o)
+	}
 	p.Options = map[string]string{"mode": "eager"}
 	_, err = n.Command(t.Context(), p)
 	require.ErrorContains(t, err, "compiled mode's loop only")

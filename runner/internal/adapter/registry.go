@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -239,7 +240,7 @@ var registry = []*Native{
 	{
 		Engine: "pytorch", Tool: "bench.py", Build: "engines/pytorch/bench/bench.py from the repository (or $CIB_PYTORCH_BENCH), run by $CIB_PYTHON (default python3)",
 		TTFT: true, Spec: map[string]string{"mode": "compiled"},
-		Note: "bench.py runs the compiled decode loop of the engine's worker module (llama.py); option compile (inductor, none…) goes to both sides.",
+		Note: "bench.py runs the compiled decode loop of the engine's worker module (llama.py); options compile, tuning, attention, cuda_graph and lookahead go to both sides.",
 		Command: func(_ context.Context, p Params) (Cmd, error) {
 			if m := p.Options["mode"]; m != "" && m != "compiled" {
 				return Cmd{}, fmt.Errorf("pytorch mode=%s: bench.py runs the compiled mode's loop only", m)
@@ -255,11 +256,21 @@ var registry = []*Native{
 			args := []string{script, "run", "--model", p.Model, "--device", p.Device, "--dtype", p.DType,
 				"--prompt", itoa(p.PromptLen), "--new", itoa(p.NewTokens), "--warmup", itoa(p.Warmup), "--iters", itoa(p.Iterations),
 				"--seed", strconv.FormatUint(p.Seed, 10), "--case", p.Case, "--per-iter"}
-			if v, ok := p.Options["compile"]; ok {
-				args = append(args, "--compile", v)
-			}
-			if v, ok := p.Options["cuda_graph"]; ok {
-				args = append(args, "--cuda-graph", v)
+			// The engine's options that change the loop go to bench.py as its flags; one it has no equivalent of would
+			// make the two sides run different loops, so it is refused.
+			flags := map[string]string{"compile": "--compile", "cuda_graph": "--cuda-graph", "lookahead": "--lookahead",
+				"tuning": "--tuning", "attention": "--attention"}
+			for _, k := range slices.Sorted(maps.Keys(p.Options)) {
+				v := p.Options[k]
+				switch {
+				case k == "mode":
+				case flags[k] != "":
+					args = append(args, flags[k], v)
+				case k == "prefill" && v == "eager", k == "deterministic" && v == "off", k == "wait" && v == "spin":
+					// the defaults, which bench.py runs
+				default:
+					return Cmd{}, fmt.Errorf("pytorch %s=%s: bench.py has no equivalent, so the two sides would run different loops", k, v)
+				}
 			}
 			return Cmd{Path: python, Args: args}, nil
 		},

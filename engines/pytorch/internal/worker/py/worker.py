@@ -131,7 +131,7 @@ class Worker:
                     "float32_matmul_precision": torch.get_float32_matmul_precision()}
         compile_ns = 0
         if mode == "eager":
-            for k in ("compile", "prefill", "cuda_graph", "lookahead", "wait", "tuning"):
+            for k in ("compile", "prefill", "cuda_graph", "lookahead", "wait", "tuning", "attention"):
                 if k in opts:
                     raise BadRequest(f"option {k} applies to mode=compiled only")
             import eager
@@ -167,13 +167,15 @@ class Worker:
             tuning = opts.get("tuning", "cached")
             if tuning not in ("cached", "per-process"):
                 raise BadRequest(f"option tuning={tuning!r}: want cached or per-process")
-            if tuning == "cached":
-                # torch 2.11 bundles the Triton kernels into its FX graph cache; a process that hits that cache restores
-                # them as pickled before coordinate-descent tuning ran and does not apply the .best_config the tuning
-                # saved (CachingAutotuner.recheck_autotune_cache acts only on kernels with several configs), so it tunes
-                # again: on the H200 (2026-12-02) 20 of 24 kernels settled differently from launch to launch and TPOT
-                # spread 13%. Unbundled, each kernel is built from its source and reads its .best_config.
-                torch._inductor.config.bundle_triton_into_fx_graph_cache = False
+            # torch 2.11 bundles the Triton kernels into its FX graph cache; a process that hits that cache restores
+            # them as pickled before coordinate-descent tuning ran and does not apply the .best_config the tuning
+            # saved (CachingAutotuner.recheck_autotune_cache acts only on kernels with several configs), so it tunes
+            # again: on the H200 (2026-12-02) 20 of 24 kernels settled differently from launch to launch and TPOT
+            # spread 13%. Unbundled (cached), each kernel is built from its source and reads its .best_config.
+            llama.set_tuning(tuning)
+            attention = opts.get("attention", "sdpa")
+            if attention not in llama.ATTENTION:
+                raise BadRequest(f"option attention={attention!r}: want one of {', '.join(llama.ATTENTION)}")
             t = time.perf_counter_ns()
             cfg, host, params = llama.load_host(req["model"], dtype)
             host_ns = time.perf_counter_ns() - t
@@ -182,6 +184,7 @@ class Worker:
             max_seq = -(-need // 64) * 64
             t = time.perf_counter_ns()
             model = llama.build(cfg, host, dev, max_seq)
+            model.set_decode_attention(attention)
             del host
             self.sync()
             dev_ns = time.perf_counter_ns() - t
@@ -224,7 +227,10 @@ class Worker:
             settings.update({
                 "implementation": "own gpt-fast-style Llama (engines/torchllama/llama.py, shared with the libtorch engine)",
                 "kv_cache": f"static, {max_seq} positions per sequence, written in place (index_put_)",
-                "attention": "F.scaled_dot_product_attention, bool causal mask over the static cache, GQA by query-head grouping",
+                "attention": ("F.scaled_dot_product_attention, bool causal mask over the static cache, GQA by query-head grouping"
+                              if attention == "sdpa" else
+                              "decode step: FlexAttention (flex_attention, native GQA, causal cut as a score_mod on the device-side "
+                              "position) over the static cache; prefill: F.scaled_dot_product_attention with a bool causal mask"),
                 "fused_weights": "qkv, gate+up",
                 "compile_decode": "none (plain torch ops)" if dec_opts is None else f"torch.compile({json.dumps(dec_opts, sort_keys=True)})",
                 "prefill": "eager (plain torch ops)" if pre_opts is None else f"torch.compile({json.dumps(pre_opts, sort_keys=True)}), one graph per prompt length",
