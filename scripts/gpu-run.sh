@@ -51,7 +51,8 @@ for a in .gpu/bundle.tar.xz .gpu/*.tar.xz; do
 done
 [[ -x $BIN/runner ]] || { echo "gpu-run: no runner in the carried .gpu/*.tar.xz" >&2; exit 1; }
 # cubecl (burn) keeps autotune results and compiled kernels in the user cache dir, as a burn user's machine does:
-# pre-warmed from the H200's committed store (results/h200-2026-12-02-s6, both levels, TinyLlama and 8B shapes; cubecl
+# pre-warmed from the H200's committed store (results/h200-2026-12-02-s6: both levels, TinyLlama and 8B shapes — not the
+# 8B prefill at the default level, which fails in cubecl; cubecl
 # keys it by device index, not card model: used on an H200 only), or CUBECL_STORE=FILE (e.g. a returned
 # .gpu/cubecl-cache.tar.xz), or CUBECL_STORE=none for a cold machine; before a --detach, whose queue runs from a copy
 # of scripts/ without .gpu/. The driver's JIT cache (PTX → SASS) stays on the machine (50–60 MB xz on 2026-12-02:
