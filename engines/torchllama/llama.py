@@ -30,6 +30,14 @@ DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
 ATTENTION = ("sdpa", "flex")
 
 
+def cache_length(need, attention):
+    """cache_length is the static KV cache's length for sequences of up to need positions: a multiple of 64, of 128
+    with flex attention (FlexAttention's default block size along the keys: a whole number of blocks leaves its
+    decoding kernel no partial block to handle)."""
+    m = 128 if attention == "flex" else 64
+    return -(-need // m) * m
+
+
 def set_tuning(name):
     """set_tuning applies the "tuning" option: cached (default) keeps Triton kernels out of Inductor's FX graph
     cache, so a process that hits that cache builds each kernel from its source and reads the .best_config an

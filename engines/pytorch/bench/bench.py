@@ -133,7 +133,7 @@ def run(args):
     else:
         g = torch.Generator().manual_seed(args.seed)
         prompt = torch.randint(3, cfg.vocab, (args.prompt,), generator=g).tolist()
-    max_seq = -(-(args.prompt + args.new) // 64) * 64
+    max_seq = llama.cache_length(args.prompt + args.new, args.attention)
     model = llama.build(cfg, host, dev, max_seq)
     model.set_decode_attention(args.attention)
     del host

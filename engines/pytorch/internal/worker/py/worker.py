@@ -181,7 +181,7 @@ class Worker:
             host_ns = time.perf_counter_ns() - t
             self.check_cases(cases, cfg.vocab, cfg.max_pos)
             need = max(len(c["prompt"]) + c["max_new"] for c in cases)
-            max_seq = -(-need // 64) * 64
+            max_seq = llama.cache_length(need, attention)
             t = time.perf_counter_ns()
             model = llama.build(cfg, host, dev, max_seq)
             model.set_decode_attention(attention)
