@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"math"
 
-	mstats "github.com/montanaflynn/stats"
-
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/stats"
 )
 
@@ -59,7 +57,7 @@ type Verdict struct {
 	// band's edges (inside it, or outside it): the runs were enough to tell.
 	Resolved bool `json:"resolved"`
 	// RoundsNeeded, when the CI crosses an edge of the band, estimates the runs per side after which it would
-	// not (see roundsNeeded); 0 when resolved or when a side has fewer than two runs.
+	// not (stats.RunsToResolve); 0 when resolved or when a side has fewer than two runs.
 	RoundsNeeded int      `json:"rounds_needed,omitempty"`
 	Warnings     []string `json:"warnings,omitempty"`
 }
@@ -86,47 +84,9 @@ func Compare(metric string, native, runner [][]float64, tolerance float64) Verdi
 	if v.NativeRuns < 2 || v.RunnerRuns < 2 {
 		v.Warnings = append(v.Warnings, "one run on a side: the CI covers iterations only, not run-to-run variation")
 	} else if !v.Resolved {
-		v.RoundsNeeded = roundsNeeded(nonEmpty(native), nonEmpty(runner), v.Ratio, tolerance)
+		v.RoundsNeeded = stats.RunsToResolve(native, runner, v.Ratio, lo, hi)
 	}
 	return v
-}
-
-// maxRounds caps roundsNeeded: beyond it the answer is "not with this check".
-const maxRounds = 10000
-
-// roundsNeeded estimates how many runs per side would make the ratio's 95% CI stop crossing the band edge nearest
-// the observed ratio, at the run-to-run spread seen so far: the smallest k with
-// t(0.975, 2k−2) · sqrt((s²_native + s²_runner) / k) < d, where s is each side's sample SD of log run medians and
-// d the log distance from the ratio to that edge (a t interval on the difference of mean log medians, k runs a
-// side; the bootstrap CI the verdict reports is of the same width to first order). A rough planning figure from
-// few runs, capped at maxRounds; it grows without bound as the ratio nears an edge.
-func roundsNeeded(native, runner [][]float64, ratio, tolerance float64) int {
-	logSD := func(groups [][]float64) float64 {
-		var logs []float64
-		for _, g := range groups {
-			m, err := mstats.Median(g)
-			if err != nil || m <= 0 {
-				return math.NaN()
-			}
-			logs = append(logs, math.Log(m))
-		}
-		sd, err := mstats.StandardDeviationSample(logs)
-		if err != nil {
-			return math.NaN()
-		}
-		return sd
-	}
-	v := math.Pow(logSD(native), 2) + math.Pow(logSD(runner), 2)
-	d := math.Min(math.Abs(math.Log(ratio)-math.Log(1-tolerance)), math.Abs(math.Log(ratio)-math.Log(1+tolerance)))
-	if math.IsNaN(v) || ratio <= 0 {
-		return 0
-	}
-	for k := 2; k <= maxRounds; k++ {
-		if stats.StudentTQuantile(0.975, float64(2*k-2))*math.Sqrt(v/float64(k)) < d {
-			return k
-		}
-	}
-	return maxRounds
 }
 
 func nonEmpty(groups [][]float64) [][]float64 {
@@ -155,8 +115,8 @@ func (v Verdict) Line() string {
 	if !v.Resolved {
 		s += "; the CI crosses ±" + pct(v.Tolerance) + ": more rounds to resolve"
 		switch {
-		case v.RoundsNeeded >= maxRounds:
-			s += fmt.Sprintf(" (more than %d per side at this run-to-run spread: not with this check)", maxRounds)
+		case v.RoundsNeeded >= stats.MaxRunsToResolve:
+			s += fmt.Sprintf(" (more than %d per side at this run-to-run spread: not with this check)", stats.MaxRunsToResolve)
 		case v.RoundsNeeded > 0:
 			s += fmt.Sprintf(" (about %d per side at this run-to-run spread)", v.RoundsNeeded)
 		}

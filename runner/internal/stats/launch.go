@@ -416,3 +416,35 @@ func logs(xs []float64) []float64 {
 	}
 	return out
 }
+
+// MaxRunsToResolve caps RunsToResolve: beyond it the answer is "not with this many runs".
+const MaxRunsToResolve = 10000
+
+// RunsToResolve estimates how many runs (launches) per side would make the 95% CI of the ratio B/A stop crossing
+// the band edge (lo or hi, ratios) nearest the observed ratio, at the run-to-run spread seen so far: the smallest k
+// with t(0.975, 2k−2) · sqrt((s²_A + s²_B) / k) < d, where s is each side's sample SD of log launch medians and d the
+// log distance from the ratio to that edge (a t interval on the difference of mean log medians, k runs a side; the
+// hierarchical bootstrap CI is of the same width to first order). A rough planning figure from few runs; 0 when a
+// side has fewer than 2 runs or a median is not positive, MaxRunsToResolve when the ratio sits on an edge.
+func RunsToResolve(ga, gb [][]float64, ratio, lo, hi float64) int {
+	ma, mb := launchMedians(ga), launchMedians(gb)
+	if len(ma) < 2 || len(mb) < 2 || !allPositive(ma) || !allPositive(mb) || !(ratio > 0) {
+		return 0
+	}
+	_, sa := meanSD(logs(ma))
+	_, sb := meanSD(logs(mb))
+	v := sa*sa + sb*sb
+	d := math.Min(math.Abs(math.Log(ratio)-math.Log(lo)), math.Abs(math.Log(ratio)-math.Log(hi)))
+	if d == 0 {
+		return MaxRunsToResolve
+	}
+	// t(0.975, df) > z(0.975) for every df, so no k below z²·v/d² can satisfy the condition: start there.
+	const z = 1.959963984540054
+	start := max(2, int(z*z*v/(d*d)))
+	for k := start; k <= MaxRunsToResolve; k++ {
+		if StudentTQuantile(0.975, float64(2*k-2))*math.Sqrt(v/float64(k)) < d {
+			return k
+		}
+	}
+	return MaxRunsToResolve
+}
