@@ -38,14 +38,17 @@ def cache_length(need, attention):
     return -(-need // m) * m
 
 
+TUNING = ("cached", "per-process")
+
+
 def set_tuning(name):
     """set_tuning applies the "tuning" option: cached (default) keeps Triton kernels out of Inductor's FX graph
     cache, so a process that hits that cache builds each kernel from its source and reads the .best_config an
     earlier process's coordinate-descent tuning saved (torch 2.11 otherwise restores them from before tuning and
     tunes again: on the H200, 20 of 24 kernels settled differently from launch to launch); per-process keeps
     torch's default, each process drawing its own tuning."""
-    if name not in ("cached", "per-process"):
-        raise ValueError(f"tuning {name!r}: want cached or per-process")
+    if name not in TUNING:
+        raise ValueError(f"tuning {name!r}: want one of {', '.join(TUNING)}")
     if name == "cached":
         torch._inductor.config.bundle_triton_into_fx_graph_cache = False
 

@@ -219,7 +219,7 @@ def main():
     r.add_argument("--nvtx", action="store_true", help="cuda: mark each timed iteration with an NVTX range named timed, for a profiler's filter")
     r.add_argument("--per-iter", action="store_true", help="a JSON line per iteration (burn-bench's form) before the summary")
     r.add_argument("--compile", default="inductor", choices=list(llama.COMPILE_SETTINGS))
-    r.add_argument("--tuning", default="cached", choices=["cached", "per-process"], help="as the engine's option tuning")
+    r.add_argument("--tuning", default="cached", choices=list(llama.TUNING), help="as the engine's option tuning")
     r.add_argument("--attention", default="sdpa", choices=list(llama.ATTENTION), help="the decode step's attention, as the engine's option")
     r.add_argument("--cuda-graph", default="auto", choices=["auto", "on", "off"], help="auto: on for cuda")
     r.add_argument("--lookahead", type=int, choices=[0, 1], default=None, help="queue the next step before reading a token (default: 1 on cuda, 0 on cpu)")

@@ -165,13 +165,12 @@ class Worker:
             if wait == "block" and dev.type != "cuda":
                 raise llama.Unsupported("option wait=block needs a cuda device")
             tuning = opts.get("tuning", "cached")
-            if tuning not in ("cached", "per-process"):
-                raise BadRequest(f"option tuning={tuning!r}: want cached or per-process")
+            if tuning not in llama.TUNING:
+                raise BadRequest(f"option tuning={tuning!r}: want one of {', '.join(llama.TUNING)}")
             # torch 2.11 bundles the Triton kernels into its FX graph cache; a process that hits that cache restores
             # them as pickled before coordinate-descent tuning ran and does not apply the .best_config the tuning
             # saved (CachingAutotuner.recheck_autotune_cache acts only on kernels with several configs), so it tunes
-            # again: on the H200 (2026-12-02) 20 of 24 kernels settled differently from launch to launch and TPOT
-            # spread 13%. Unbundled (cached), each kernel is built from its source and reads its .best_config.
+            # again: on the H200 (2026-12-02) TPOT spread 13% over launches. llama.set_tuning says what cached does.
             llama.set_tuning(tuning)
             attention = opts.get("attention", "sdpa")
             if attention not in llama.ATTENTION:
