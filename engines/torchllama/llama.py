@@ -24,7 +24,8 @@ from torch import nn
 DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
 
 # Attention of the one-token decode step (prefill always uses SDPA): sdpa = F.scaled_dot_product_attention with a
-# bool mask over the static cache (gpt-fast's; on the H200 cuDNN's kernel, 6.7 µs a layer for 1.5 MB of KV);
+# bool mask over the static cache (gpt-fast's; on the H200 cuDNN's kernel, 6.7 µs a layer for TinyLlama's 0.26 MB of KV at
+# p128-n128, results/h200-2026-12-02-s3);
 # flex = FlexAttention (torch.nn.attention.flex_attention) with native GQA and the causal cut as a score_mod on
 # the device-side position, which Inductor lowers to its flex-decoding Triton kernel (split over the KV length).
 ATTENTION = ("sdpa", "flex")
