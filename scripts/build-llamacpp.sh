@@ -49,6 +49,8 @@ if ((cuda)); then
   gcc -shared -fPIC -O2 -std=c11 -Wall -I"$dst/include" "$bridge/cib_llama.c" -L"$dst/lib" "${libs[@]}" \
     -lstdc++ -lgomp -lm -ldl -lpthread -Wl,--gc-sections -Wl,-rpath,/usr/local/cuda/lib64 -o "$dst/lib/libcib_llama.so"
   libs=(-lcib_llama -lcublas -lcublasLt -lcudart -lcuda) rpath=(-Wl,-rpath,'$ORIGIN' -Wl,-rpath,/usr/local/cuda/lib64)
+  # beside the binaries before the link: link_engine runs `llamacpp info`, which loads it through $ORIGIN
+  mkdir -p "$out" && cp "$dst/lib/libcib_llama.so" "$out/"
 fi
 
 # Go's build cache does not track libraries named in #cgo LDFLAGS: key the
@@ -69,7 +71,6 @@ if ((bench)); then
 fi
 
 if ((cuda)); then
-  cp "$dst/lib/libcib_llama.so" "$out/"
   strip "$out/libcib_llama.so"
   XZ_OPT="-6 -T$jobs" tar -cJf .gpu/llamacpp.tar.xz -C "$out" llamacpp llamacpp-bench libcib_llama.so
   ls -l "$out/llamacpp" "$out/llamacpp-bench" "$out/libcib_llama.so" .gpu/llamacpp.tar.xz >&2
