@@ -106,6 +106,14 @@ func loadConfig(c *ucli.Context) (*config.Config, error) {
 			return nil, usageError("%v", err)
 		}
 		cfg.Engines = specs
+		// The config's baseline names one of the config's engines, which --engines has just replaced: where it names
+		// none of the new ones the first becomes the baseline, as with no baseline at all (a --baseline given on the
+		// command line is still checked below).
+		if c.String("baseline") == "" && checkBaseline(cfg) != nil {
+			fmt.Fprintf(c.App.ErrWriter, "note: the config's baseline %q is none of --engines; the baseline is the first, %s\n",
+				cfg.Baseline, specs[0].DisplayLabel())
+			cfg.Baseline = ""
+		}
 	}
 	if len(cfg.Engines) == 0 {
 		return nil, usageError("no engines: give --engines or an engines list in the config")

@@ -91,6 +91,24 @@ func TestNewUser(t *testing.T) {
 		assert.Contains(t, o.stdout, "## Verdicts")
 	})
 
+	t.Run("engines that replace the config's and its baseline", func(t *testing.T) {
+		// The config's baseline is one of its own engines; --engines replaces them, so the first of the new ones is the
+		// baseline (2026-12-02 on the H200: the run was refused instead), while a --baseline typed with them is checked.
+		cfg := filepath.Join(t.TempDir(), "base.yaml")
+		require.NoError(t, os.WriteFile(cfg, []byte("model: "+model+"\nbaseline: one\nengines: [{name: reference, label: one}]\n"+
+			"cases: [{name: a, prompt_len: 4, max_new_tokens: 4}]\n"), 0o644))
+		args := append([]string{"--out", t.TempDir(), "--config", cfg, "--engines", "reference:threads=2,reference:threads=1", "--format", "json"}, base...)
+		o := run(t, t.Context(), args...)
+		require.Equal(t, 0, o.code, o.stderr)
+		assert.Contains(t, o.stderr, `note: the config's baseline "one" is none of --engines; the baseline is the first, reference:threads=2`)
+		var s analysis.Summary
+		require.NoError(t, json.Unmarshal([]byte(o.stdout), &s))
+		assert.Equal(t, "reference:threads=2", s.Baseline)
+		o = run(t, t.Context(), append(args, "--baseline", "one")...)
+		assert.Equal(t, 2, o.code, o.stderr)
+		assert.Contains(t, o.stderr, `baseline "one" is none of the engines (reference:threads=2, reference:threads=1)`)
+	})
+
 	t.Run("mistakes", func(t *testing.T) {
 		out := t.TempDir()
 		cfg := filepath.Join(t.TempDir(), "my.yaml")
