@@ -6,7 +6,8 @@
 #   .gpu/ENGINE.tar.xz     the CUDA builds of the Rust engines and llama.cpp (nvcc 13.0.88 from PyPI, sm_90; lmrs: its
 #                          CPU build), written by scripts/build-ENGINE.sh --cuda
 #   .gpu/libtorch.tar.xz   libtorch + libcib_libtorch.so (scripts/build-libtorch.sh --gpu: g++ against the torch venv)
-# Pass the device tool carry: [".gpu/go.tar.xz", ".gpu/candle.tar.xz", ...] (64 MiB in all).
+# Pass the device tool carry: [".gpu/go.tar.xz", ".gpu/candle.tar.xz", ...] (64 MiB in all); an archive over 28 MiB is
+# split into NAME.tar.xz.partKofN, one part per call (gpu-run.sh joins them on the warm machine).
 # ENGINES="candle burn" limits the Rust builds (ENGINES= builds only the Go archive).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,4 +23,15 @@ XZ_OPT=-6T2 tar -cJf .gpu/go.tar.xz -C .gpu bin/runner bin/reference bin/pytorch
 for e in ${ENGINES-candle burn mistralrs lmrs llamacpp libtorch}; do
   "scripts/build-$e.sh" --cuda
 done
-ls -l .gpu/*.tar.xz
+# An archive over SPLIT_MIB (28 MiB: the tracked tree is ~27 MB of the 64 MiB a device call carries) travels in parts,
+# one per call, NAME.tar.xz.part1of2 …, which scripts/gpu-run.sh joins on the GPU host once all have arrived.
+for a in .gpu/*.tar.xz; do
+  rm -f "$a".part*of*
+  size=$(stat -c %s "$a") max=$((${SPLIT_MIB:-28} << 20))
+  ((size > max)) || continue
+  n=$(((size + max - 1) / max))
+  split -n "$n" -d -a 1 "$a" "$a.tmp."
+  for ((k = 0; k < n; k++)); do mv "$a.tmp.$k" "$a.part$((k + 1))of$n"; done
+  rm "$a"
+done
+ls -l .gpu/*.tar.xz*

@@ -39,7 +39,21 @@ mkdir -p "$W" "$MODELS"
 # Unpack each carried archive once per machine (a warm machine keeps /tmp/cib between
 # calls, and a later call may carry other archives): bundle.tar.xz first, then the
 # others override it (e.g. go.tar.xz). A marker per archive content says it is done.
-for a in .gpu/bundle.tar.xz .gpu/*.tar.xz; do
+# An archive too big to travel beside the tree (llama.cpp's CUDA build: 41 MB, with the 27 MB tree over the 64 MiB a
+# call carries) comes split by scripts/gpu-bundle.sh as NAME.tar.xz.partKofN, a part per call: the parts gather in
+# $W/parts/ and the archive is joined there once all N have arrived (again when a newer part comes).
+mkdir -p "$W/parts"
+for p in .gpu/*.tar.xz.part*of*; do [[ -f $p ]] && cp "$p" "$W/parts/"; done
+for p1 in "$W"/parts/*.tar.xz.part1of*; do
+  [[ -f $p1 ]] || continue
+  whole=${p1%.part1of*} n=${p1##*of} parts=()
+  for ((k = 1; k <= n; k++)); do [[ -f $whole.part${k}of$n ]] && parts+=("$whole.part${k}of$n"); done
+  if ((${#parts[@]} < n)); then echo "gpu-run: ${#parts[@]} of $n parts of $(basename "$whole") here: carry the others in the next call"; continue; fi
+  stale=0
+  for p in "${parts[@]}"; do [[ -f $whole && ! $p -nt $whole ]] || stale=1; done
+  ((stale)) && cat "${parts[@]}" >"$whole.tmp" && mv "$whole.tmp" "$whole"
+done
+for a in .gpu/bundle.tar.xz .gpu/*.tar.xz "$W"/parts/*.tar.xz; do
   [[ -f $a ]] || continue
   mark=$W/unpacked-$(basename "$a")-$(cksum <"$a" | cut -d' ' -f1)
   [[ -f $mark ]] && continue
@@ -114,9 +128,10 @@ export CIB_GIT_COMMIT
 exec > >(tee -a "$OUT/log.txt") 2>&1
 # A warm machine may still run an engine that an earlier call's time limit cut off (the
 # device tool ends the command, not always its children): it would share the GPU with
-# everything measured here (and hold cubecl's store). Stop our own leftovers, by PID.
+# everything measured here (and hold cubecl's store). Stop our own leftovers, by PID: processes whose command *starts*
+# with one of our binaries (2026-12-02: an unanchored match also hit the caller's shell, whose command line named one).
 [[ ${CIB_QUEUED:-0} == 1 ]] || flock -n "$Q.lock" true || { echo "gpu-run: a detached queue is running: run --collect, or wait"; exit 3; }
-for pid in $(pgrep -f "$BIN/(burn|candle|mistralrs|pytorch|reference|runner|llamacpp|libtorch|lmrs)" || true); do
+for pid in $(pgrep -f "^$W/bin[^/ ]*/(burn|candle|mistralrs|pytorch|reference|runner|llamacpp|libtorch|lmrs)(-bench)?( |$)" || true); do
   echo "gpu-run: stopping leftover $(ps -o pid=,etime=,args= -p "$pid" | cut -c1-160)"
   kill "$pid" 2>/dev/null || true
 done
