@@ -111,8 +111,9 @@ func Run(ctx context.Context, o Options) ([]results.Record, error) {
 	if err != nil {
 		return nil, err
 	}
-	prepare(ctx, o, reqBytes)
+	prep := newPreparer(o, reqBytes)
 	if len(o.Cards) > 0 {
+		prep.all(ctx)
 		return runCards(ctx, o, reqBytes)
 	}
 	cfg := o.Config
@@ -157,6 +158,10 @@ func Run(ctx context.Context, o Options) ([]results.Record, error) {
 			}
 			if o.Stop != nil && o.Stop(v.Label, all) {
 				return all, ErrStopped
+			}
+			prep.variant(ctx, i)
+			if err := ctx.Err(); err != nil {
+				return all, fmt.Errorf("benchmark interrupted: %w", err)
 			}
 			if o.Observer != nil {
 				o.Observer.LaunchStarted(v.Label, launched[i], order, max(round+1, cfg.Launches)*len(o.Variants))

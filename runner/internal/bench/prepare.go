@@ -13,40 +13,61 @@ import (
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/spawn"
 )
 
-// prepare runs `ENGINE prepare` before any launch for every variant whose
-// engine declares it (capabilities.prepare): the model-derived work its
-// launches would otherwise do at load and reuse from a cache after (llama.cpp's
-// GGUF conversion, libtorch's AOTInductor export). So no launch's cold start
-// carries a one-time cost that the others do not, and the cost is on record
-// apart (prepare.jsonl, the report's Engines section). Once per binary and
-// request: a profiled twin shares its engine's. A failure is recorded and
-// printed, and the launches still run: each then does the work itself or
-// fails with its own error.
-func prepare(ctx context.Context, o Options, reqBytes [][]byte) {
-	seen := map[string]bool{}
-	for i, v := range o.Variants {
-		if v.Info == nil || !v.Info.Capabilities.Prepare {
-			continue
+// preparer runs `ENGINE prepare` for every variant whose engine declares it
+// (capabilities.prepare), just before that variant's first launch in the run:
+// the model-derived work its launches would otherwise do at load and reuse
+// from a cache after (llama.cpp's GGUF conversion, libtorch's AOTInductor
+// export, burn's autotune pass). So no launch's cold start carries a one-time
+// cost that the others do not, and the cost is on record apart (prepare.jsonl,
+// the report's Engines section). Once per binary and request: a profiled twin
+// shares its engine's. A failure is recorded and printed, and the launches
+// still run: each then does the work itself or fails with its own error.
+//
+// Just before the first launch, not all before any: an engine whose
+// preparation takes many minutes (burn tuning a shape, 6m39 on the H200 on
+// 2026-12-02) does not hold back the launches of the variants before it, so
+// a run cut short (Ctrl-C, a time limit) keeps their results.
+type preparer struct {
+	o        Options
+	reqBytes [][]byte
+	seen     map[string]bool
+}
+
+func newPreparer(o Options, reqBytes [][]byte) *preparer {
+	return &preparer{o: o, reqBytes: reqBytes, seen: map[string]bool{}}
+}
+
+// all prepares every variant now (runs on several cards, whose launches start together).
+func (p *preparer) all(ctx context.Context) {
+	for i := range p.o.Variants {
+		p.variant(ctx, i)
+	}
+}
+
+// variant prepares variant i unless it needs nothing or was prepared already in this run.
+func (p *preparer) variant(ctx context.Context, i int) {
+	o, v := p.o, p.o.Variants[i]
+	if v.Info == nil || !v.Info.Capabilities.Prepare {
+		return
+	}
+	key := v.Path + "\x00" + string(p.reqBytes[i])
+	if p.seen[key] || ctx.Err() != nil {
+		return
+	}
+	p.seen[key] = true
+	if o.Observer != nil {
+		o.Observer.Phase("preparing " + v.Label)
+	}
+	prep := prepareOne(ctx, o, v, p.reqBytes[i])
+	if o.Writer != nil {
+		if err := results.AppendPreparation(o.Writer.Dir(), &prep); err != nil {
+			progress(o.Progress, "  %s: %v\n", v.Label, err)
 		}
-		key := v.Path + "\x00" + string(reqBytes[i])
-		if seen[key] || ctx.Err() != nil {
-			continue
-		}
-		seen[key] = true
-		if o.Observer != nil {
-			o.Observer.Phase("preparing " + v.Label)
-		}
-		p := prepareOne(ctx, o, v, reqBytes[i])
-		if o.Writer != nil {
-			if err := results.AppendPreparation(o.Writer.Dir(), &p); err != nil {
-				progress(o.Progress, "  %s: %v\n", v.Label, err)
-			}
-		}
-		if n, ok := o.Observer.(Noter); ok {
-			n.Note(PrepareLine(&p) + "\n")
-		} else {
-			progress(o.Progress, "%s\n", PrepareLine(&p))
-		}
+	}
+	if n, ok := o.Observer.(Noter); ok {
+		n.Note(PrepareLine(&prep) + "\n")
+	} else {
+		progress(o.Progress, "%s\n", PrepareLine(&prep))
 	}
 }
 

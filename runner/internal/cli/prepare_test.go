@@ -118,3 +118,44 @@ func TestInterruptDuringPrepare(t *testing.T) {
 	recs, _, _ := results.ReadRuns(filepath.Join(dirs[0], results.RunsFile))
 	require.Empty(t, recs, "nothing launched after the interrupt")
 }
+
+// TestLongPrepareHoldsBackNoEarlierVariant: each variant is prepared just before its own first launch, so a preparation
+// that never ends (burn tuning a shape for minutes) does not keep the variants before it from launching: interrupted
+// there, the run keeps their launches. With every preparation before any launch, this run recorded none.
+func TestLongPrepareHoldsBackNoEarlierVariant(t *testing.T) {
+	bin := testbin.Dir(t)
+	model := privateModel(t)
+	root := filepath.Join(t.TempDir(), "results")
+	cfg := filepath.Join(t.TempDir(), "bench.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte("model: "+model+"\nlaunches: 2\nwarmup: 0\niterations: 2\n"+
+		"engines:\n  - {name: testengine, label: a, options: {prepare: need}}\n  - {name: testengine, label: b, options: {prepare: hang}}\n"+
+		"cases: [{name: c, prompt_len: 4, max_new_tokens: 3}]\n"), 0o644))
+	ctx, cancel := context.WithCancel(t.Context())
+	go func() { // interrupt once a launch is on record (or after 20 s, when none will be)
+		defer cancel()
+		for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+			runs, _ := filepath.Glob(filepath.Join(root, "*", results.RunsFile))
+			if len(runs) == 1 {
+				if b, err := os.ReadFile(runs[0]); err == nil && strings.Contains(string(b), "\n") {
+					return
+				}
+			}
+		}
+	}()
+	o := runEnv(t, ctx, nil, "--bin-dir", bin, "--out", root, "--config", cfg)
+	require.Equal(t, cli.ExitInterrupted, o.code, o.stderr)
+	dirs, err := filepath.Glob(filepath.Join(root, "*"))
+	require.NoError(t, err)
+	require.Len(t, dirs, 1)
+	recs, _, err := results.ReadRuns(filepath.Join(dirs[0], results.RunsFile))
+	require.NoError(t, err)
+	require.Len(t, recs, 1, "a's first launch, made before b's preparation began")
+	require.Equal(t, "a", recs[0].Engine)
+	require.Equal(t, results.StatusOK, recs[0].Status, recs[0].Error)
+	preps, _ := results.ReadPreparations(dirs[0])
+	require.Len(t, preps, 2)
+	require.Equal(t, "a", preps[0].Engine)
+	require.Empty(t, preps[0].Error)
+	require.Equal(t, "b", preps[1].Engine)
+	require.Equal(t, "interrupted by the user", preps[1].Error)
+}
