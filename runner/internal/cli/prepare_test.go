@@ -36,6 +36,17 @@ func privateModel(t *testing.T) string {
 	return dst
 }
 
+// twoPreparedVariants writes a config of two testengine variants on model, 2 launches each: a (prepare=need) and b
+// (prepare=B).
+func twoPreparedVariants(t *testing.T, model, b string) string {
+	t.Helper()
+	cfg := filepath.Join(t.TempDir(), "bench.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte("model: "+model+"\nlaunches: 2\nwarmup: 0\niterations: 2\n"+
+		"engines:\n  - {name: testengine, label: a, options: {prepare: need}}\n  - {name: testengine, label: b, options: {prepare: "+b+"}}\n"+
+		"cases: [{name: c, prompt_len: 4, max_new_tokens: 3}]\n"), 0o644))
+	return cfg
+}
+
 // TestPrepareBeforeLaunches: an engine that declares capabilities.prepare is prepared once per variant before its
 // first launch — the launches of a variant that cannot load unprepared (prepare=need) succeed —, each preparation is
 // in prepare.jsonl, summary.json and the report, a second benchmark finds it cached, and a failed preparation is
@@ -44,10 +55,7 @@ func TestPrepareBeforeLaunches(t *testing.T) {
 	bin := testbin.Dir(t)
 	model := privateModel(t)
 	root := filepath.Join(t.TempDir(), "results")
-	cfg := filepath.Join(t.TempDir(), "bench.yaml")
-	require.NoError(t, os.WriteFile(cfg, []byte("model: "+model+"\nlaunches: 2\nwarmup: 0\niterations: 2\n"+
-		"engines:\n  - {name: testengine, label: a, options: {prepare: need}}\n  - {name: testengine, label: b, options: {prepare: fail}}\n"+
-		"cases: [{name: c, prompt_len: 4, max_new_tokens: 3}]\n"), 0o644))
+	cfg := twoPreparedVariants(t, model, "fail")
 
 	bench := func() (string, analysis.Summary, out) {
 		o := runEnv(t, t.Context(), nil, "--bin-dir", bin, "--out", root, "--config", cfg, "--format", "json")
@@ -126,10 +134,7 @@ func TestLongPrepareHoldsBackNoEarlierVariant(t *testing.T) {
 	bin := testbin.Dir(t)
 	model := privateModel(t)
 	root := filepath.Join(t.TempDir(), "results")
-	cfg := filepath.Join(t.TempDir(), "bench.yaml")
-	require.NoError(t, os.WriteFile(cfg, []byte("model: "+model+"\nlaunches: 2\nwarmup: 0\niterations: 2\n"+
-		"engines:\n  - {name: testengine, label: a, options: {prepare: need}}\n  - {name: testengine, label: b, options: {prepare: hang}}\n"+
-		"cases: [{name: c, prompt_len: 4, max_new_tokens: 3}]\n"), 0o644))
+	cfg := twoPreparedVariants(t, model, "hang")
 	ctx, cancel := context.WithCancel(t.Context())
 	go func() { // interrupt once a launch is on record (or after 20 s, when none will be)
 		defer cancel()
