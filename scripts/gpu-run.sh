@@ -9,7 +9,8 @@
 #   (KEY=VALUE among the stages sets a knob for the stages after it)
 #   scripts/gpu-run.sh --collect [SECONDS]   wait up to SECONDS for the queues, bring back queues.tar.gz
 # The runner does the work (`runner conformance`, `bench`, `suite`, `adapter`, each engine's `prepare`); this script
-# only unpacks, keeps engine caches between calls and runs a queue longer than one call. Stages:
+# only unpacks, keeps engine caches between calls and runs a queue longer than one call (after a preflight: each bench
+# stage as `runner bench --dry-run`, so a mistake in a late stage costs seconds). Stages:
 #   smoke            GPU facts, bandwidth probe, conformance of every engine on cuda:0 bf16 (CONF_ENGINES)
 #   bench            runner bench of CONFIG (configs/decode-tinyllama.yaml) on the SHAPE model (tinyllama-1.1b):
 #                    ENGINE_LIST (ENGINE[:key=value[:key=value]] entries, eager/compiled for pytorch's modes; empty: the
@@ -91,6 +92,12 @@ Q=$W/queue
 case ${1:-} in
 --detach)
   shift
+  # Preflight: every bench stage of the queue as `runner bench --dry-run` (seconds, nothing launched), with the knobs
+  # the queue would have at that point, so a mistake in its last stage is found now, not after the stages before it
+  # (2026-12-02: a roofline stage refused by the runner at minute 18). PREFLIGHT=0 skips it.
+  if [[ ${PREFLIGHT:-1} == 1 ]]; then
+    CIB_PREFLIGHT=1 bash scripts/gpu-run.sh "$@" || { echo "gpu-run: preflight failed (above): no queue started"; exit 2; }
+  fi
   id=$(date -u +%H%M%S)
   mkdir -p "$Q/$id/tree"
   cp -r scripts configs "$Q/$id/tree/"
@@ -125,17 +132,18 @@ export CIB_CACHE=$W/cache CIB_PYTHON=${CIB_PYTHON:-python3} PYTHONUNBUFFERED=1
 export TORCHINDUCTOR_CACHE_DIR=$W/inductor-cache
 CIB_GIT_COMMIT=$(cat "$BIN/COMMIT" 2>/dev/null || true)
 export CIB_GIT_COMMIT
-exec > >(tee -a "$OUT/log.txt") 2>&1
+pre=${CIB_PREFLIGHT:-0} preflight_failed=0
+((pre)) || exec > >(tee -a "$OUT/log.txt") 2>&1
 # A warm machine may still run an engine that an earlier call's time limit cut off (the
 # device tool ends the command, not always its children): it would share the GPU with
 # everything measured here (and hold cubecl's store). Stop our own leftovers, by PID: processes whose command *starts*
 # with one of our binaries (2026-12-02: an unanchored match also hit the caller's shell, whose command line named one).
-[[ ${CIB_QUEUED:-0} == 1 ]] || flock -n "$Q.lock" true || { echo "gpu-run: a detached queue is running: run --collect, or wait"; exit 3; }
-for pid in $(pgrep -f "^$W/bin[^/ ]*/(burn|candle|mistralrs|pytorch|reference|runner|llamacpp|libtorch|lmrs)(-bench)?( |$)" || true); do
+((pre)) || [[ ${CIB_QUEUED:-0} == 1 ]] || flock -n "$Q.lock" true || { echo "gpu-run: a detached queue is running: run --collect, or wait"; exit 3; }
+((pre)) || for pid in $(pgrep -f "^$W/bin[^/ ]*/(burn|candle|mistralrs|pytorch|reference|runner|llamacpp|libtorch|lmrs)(-bench)?( |$)" || true); do
   echo "gpu-run: stopping leftover $(ps -o pid=,etime=,args= -p "$pid" | cut -c1-160)"
   kill "$pid" 2>/dev/null || true
 done
-nvidia-smi --query-compute-apps=pid,process_name,used_memory --format=csv,noheader | sed 's/^/gpu-run: compute process at start: /'
+((pre)) || nvidia-smi --query-compute-apps=pid,process_name,used_memory --format=csv,noheader | sed 's/^/gpu-run: compute process at start: /'
 engines=()
 for e in pytorch candle burn mistralrs llamacpp libtorch; do [[ -x $BIN/$e ]] && engines+=("$e"); done
 synth() { [[ -f $MODELS/$1/config.json ]] || "$BIN/runner" models synth --shape "$1" --dtype bf16 --out "$MODELS/$1"; }
@@ -143,7 +151,7 @@ list() { # ENGINE_LIST (default: $1) as --engines wants it: the entries whose bi
   local l=() e
   for e in ${ENGINE_LIST-$1}; do
     case $e in eager | compiled) e=pytorch:mode=$e ;; esac
-    [[ -x ${BENCH_BIN:-$BIN}/${e%%:*} ]] && l+=("$e")
+    if [[ -x ${BENCH_BIN:-$BIN}/${e%%:*} ]]; then l+=("$e"); else echo "gpu-run: $e left out: no ${e%%:*} in ${BENCH_BIN:-$BIN}" >&2; fi
   done
   (IFS=,; echo "${l[*]}")
 }
@@ -153,8 +161,15 @@ pack_store() { # cubecl's store, for the next machine (.gpu/cubecl-cache.tar.xz)
 }
 bench() { # runner bench of $CONFIG on $MODELS/$SHAPE, engines: list
   local shape=${SHAPE:-tinyllama-1.1b} engines
-  synth "$shape"
   engines=$(list "${1:-}")
+  if ((pre)); then # the model may not be there yet: the dry run is told how the stage would synthesize it
+    local m=(--model "$MODELS/$shape")
+    [[ -f $MODELS/$shape/config.json ]] || m=(--set "model=$MODELS/$shape" --set "synth.shape=$shape" --set synth.dtype=bf16 --set synth.seed=1)
+    "$BIN/runner" bench --bin-dir "${BENCH_BIN:-$BIN}" --config "${CONFIG:-configs/decode-tinyllama.yaml}" "${m[@]}" \
+      ${engines:+--engines "$engines"} --out "$S" ${BENCH_FLAGS:-} --dry-run || preflight_failed=1
+    return
+  fi
+  synth "$shape"
   # (llama.cpp's GGUF conversion and libtorch's export run before the first launch: the runner's `ENGINE prepare`.)
   # STAGE_TIMEOUT (e.g. 240s) interrupts the runner like Ctrl-C: it kills the
   # running engine and still writes the report of every finished launch.
@@ -178,7 +193,8 @@ for stage in "$@"; do
   if (($(date +%s) + ${STAGE_MIN:-60} > end)); then echo "=== stage $stage skipped: deadline"; continue; fi
   S=$W/out/$stage
   mkdir -p "$S"
-  echo "=== stage $stage ($(date -u +%H:%M:%S))"
+  echo "=== ${CIB_PREFLIGHT:+preflight of }stage $stage ($(date -u +%H:%M:%S))"
+  if ((pre)) && [[ $stage != bench ]]; then echo "(not checked: only bench stages have a dry run)"; continue; fi
   case $stage in
   smoke)
     nvidia-smi --query-gpu=name,uuid,driver_version,memory.total,power.limit,clocks.max.sm,clocks.max.mem --format=csv
@@ -226,6 +242,7 @@ for stage in "$@"; do
     ;;
   *) echo "unknown stage $stage" >&2 ;;
   esac
-  tar -czf "$OUT/$stage.tar.gz" -C "$W/out" "$stage"
+  ((pre)) || tar -czf "$OUT/$stage.tar.gz" -C "$W/out" "$stage"
 done
+if ((pre)); then exit $((preflight_failed ? 2 : 0)); fi
 echo "=== done ($(date -u +%H:%M:%S))"

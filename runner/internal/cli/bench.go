@@ -42,6 +42,7 @@ func benchFlags(e *env) []ucli.Flag {
 		&ucli.BoolFlag{Name: "allow-busy", Usage: "run even when another process holds the GPU"},
 		&ucli.DurationFlag{Name: "idle-timeout", Value: 60 * time.Second, Usage: "longest wait for the GPU to return to rest before a launch (then a warning)"},
 		&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress lines, only the report"},
+		&ucli.BoolFlag{Name: "dry-run", Usage: "check the config, engines, options and baseline as a run does, print what it would run, launch and write nothing"},
 		gpusFlag(),
 	}, append(append(overrideFlags(), pluginFlags()...), profileFlags()...)...)
 }
@@ -230,6 +231,9 @@ func benchCmd(c *ucli.Context, e *env) error {
 		case profiler != nil:
 			return usageError("--gpus with --profile: profile on one GPU")
 		}
+	}
+	if c.Bool("dry-run") {
+		return dryRun(e.stdout, cfg, variants) // dryrun.go
 	}
 	if err := checkGPUPresent(cfg.Device); err != nil {
 		return err

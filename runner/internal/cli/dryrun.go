@@ -1,0 +1,103 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/bench"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/config"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/modelcfg"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/synth"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/workload"
+)
+
+// dryRun prints what `runner bench` would run — the model, the cases, each variant's binary and library, the
+// launches and iterations — after every check a run makes before its first launch (config, engines found and
+// answering info, options they know, device and dtype they serve, the baseline), and the checks that would
+// otherwise only fail inside a launch: prompt ids within the vocabulary (an error), batch sizes within each
+// engine's max_batch (a warning: the run starts, and the other engines' launches may be what is wanted). Nothing is launched or written. Its error is the run's: a device minute is not spent finding out that
+// a config names a baseline none of its engines has (2026-12-02, on the H200).
+func dryRun(w io.Writer, cfg *config.Config, variants []bench.Variant) error {
+	var errs []error
+	fmt.Fprintf(w, "dry run of %s: nothing launched, nothing written\n", cfg.Name)
+	dir, _ := filepath.Abs(cfg.Model)
+	var mc *modelcfg.Config
+	switch _, err := os.Stat(filepath.Join(dir, modelcfg.ConfigFile)); {
+	case err == nil:
+		m, err := modelcfg.Load(dir)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("model %s: %w", cfg.Model, err))
+			break
+		}
+		mc = &m
+		fmt.Fprintf(w, "  model %s: %s, %s params, vocabulary %d\n", cfg.Model, m.ModelType, paramCount(m.Params()), m.VocabSize)
+	case cfg.Synth != nil:
+		s, ok := synth.Shapes[cfg.Synth.Shape]
+		if !ok {
+			errs = append(errs, fmt.Errorf("synth.shape %q: want one of %s", cfg.Synth.Shape, strings.Join(synth.ShapeNames(), ", ")))
+			break
+		}
+		mc = &s
+		fmt.Fprintf(w, "  model %s: not there yet; the run synthesizes shape %s (%s, seed %d), vocabulary %d\n",
+			cfg.Model, cfg.Synth.Shape, cfg.Synth.DType, cfg.Synth.Seed, s.VocabSize)
+	default:
+		errs = append(errs, fmt.Errorf("model %s: %w (no %s there, and the config has no synth section)", cfg.Model, workload.ErrNoModel, modelcfg.ConfigFile))
+	}
+	fmt.Fprintf(w, "  device %s, %s, seed %d\n", cfg.Device, cfg.DType, cfg.Seed)
+	maxBatch := 1
+	if mc != nil {
+		if _, err := workload.Cases(cfg, mc.VocabSize); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, c := range cfg.Cases {
+		b := max(c.BatchSize, 1)
+		maxBatch = max(maxBatch, b)
+		prompt := fmt.Sprintf("%d prompt tokens", c.PromptLen)
+		if len(c.PromptTokens) > 0 {
+			prompt = fmt.Sprintf("%d given prompt tokens", len(c.PromptTokens))
+		}
+		fmt.Fprintf(w, "  case %s: %s, %d new, batch %d\n", c.Name, prompt, c.MaxNewTokens, b)
+	}
+	baseline := cfg.Baseline
+	if baseline == "" && len(variants) > 0 {
+		baseline = variants[0].Label
+	}
+	for _, v := range variants {
+		mark := ""
+		if v.Label == baseline {
+			mark = " (baseline)"
+		}
+		prep := ""
+		if v.Info.Capabilities.Prepare {
+			prep = ", prepared before its first launch"
+		}
+		fmt.Fprintf(w, "  engine %s%s: %s, %s %s%s\n", v.Label, mark, v.Path, v.Info.Library, v.Info.LibraryVersion, prep)
+		if mb := max(v.Info.Capabilities.MaxBatch, 1); mb < maxBatch { // the run starts, as the others' launches may be wanted
+			fmt.Fprintf(w, "  warning: engine %s: max_batch %d, below the batch of %d a case asks: its launches would fail\n", v.Label, mb, maxBatch)
+		}
+	}
+	launches := fmt.Sprintf("%d launches per engine", cfg.Launches)
+	if a := cfg.Adaptive; a != nil {
+		launches = fmt.Sprintf("%d to %d launches per engine (adaptive: until every launch-level CI is within ±%.1f%%, at most %s)",
+			cfg.Launches, a.MaxLaunches, 100*a.TargetRelCI, a.MaxDuration.Duration)
+	}
+	fmt.Fprintf(w, "  %s, interleaved; each: %d warm-up + %d timed iterations per case\n", launches, cfg.Warmup, cfg.Iterations)
+	if err := errors.Join(errs...); err != nil {
+		return withCode(ExitUsage, err)
+	}
+	fmt.Fprintln(w, "  ok: the run would start")
+	return nil
+}
+
+// paramCount is a parameter count for people: 1.10B, 0.6M.
+func paramCount(n int64) string {
+	if n >= 1e9 {
+		return fmt.Sprintf("%.2fB", float64(n)/1e9)
+	}
+	return fmt.Sprintf("%.1fM", float64(n)/1e6)
+}

@@ -1,0 +1,64 @@
+package cli_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/cli"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/testbin"
+)
+
+// TestDryRun: `runner bench --dry-run` makes every check a run makes before its first launch, plus the ones that
+// would otherwise fail inside a launch (prompt ids outside the vocabulary; a batch over an engine's max_batch, a warning), says
+// what would run, and neither launches nor writes anything; a model the config would synthesize is not written either.
+func TestDryRun(t *testing.T) {
+	bin := testbin.Dir(t)
+	model := testbin.TinyModel(t)
+	write := func(body string) string {
+		p := filepath.Join(t.TempDir(), "c.yaml")
+		require.NoError(t, os.WriteFile(p, []byte(body), 0o644))
+		return p
+	}
+	good := "model: " + model + "\nlaunches: 3\nwarmup: 1\niterations: 4\nbaseline: b\n" +
+		"engines: [{name: reference, label: a}, {name: testengine, label: b, options: {prepare: need}}]\n" +
+		"cases: [{name: c1, prompt_len: 8, max_new_tokens: 4}, {name: c2, prompt_len: 4, max_new_tokens: 2, batch_size: 2}]\n"
+	tests := []struct {
+		name string
+		body string
+		code int
+		want []string
+	}{
+		{"what would run", good, cli.ExitOK, []string{
+			"dry run of ", "vocabulary 512", "case c1: 8 prompt tokens, 4 new, batch 1", "case c2: 4 prompt tokens, 2 new, batch 2",
+			"engine a: " + filepath.Join(bin, "reference"), "engine b (baseline): ", "prepared before its first launch",
+			"3 launches per engine, interleaved; each: 1 warm-up + 4 timed iterations per case", "ok: the run would start"}},
+		{"a model it would synthesize", "model: " + filepath.Join(t.TempDir(), "m") + "\nsynth: {shape: llama-3-8b, dtype: bf16, seed: 1}\n" +
+			"engines: [{name: reference}]\ncases: [{name: c, prompt_len: 8, max_new_tokens: 4}]\n", cli.ExitOK,
+			[]string{"not there yet; the run synthesizes shape llama-3-8b (bf16, seed 1), vocabulary 128256", "ok: the run would start"}},
+		{"no model", "model: " + filepath.Join(t.TempDir(), "none") + "\nengines: [{name: reference}]\ncases: [{name: c, prompt_len: 8, max_new_tokens: 4}]\n",
+			cli.ExitUsage, []string{"no model (no config.json there, and the config has no synth section)"}},
+		{"batch over max_batch", "model: " + model + "\nengines: [{name: testengine}]\ncases: [{name: c, prompt_len: 4, max_new_tokens: 2, batch_size: 8}]\n",
+			cli.ExitOK, []string{"warning: engine testengine: max_batch 4, below the batch of 8 a case asks: its launches would fail", "ok: the run would start"}},
+		{"prompt id outside the vocabulary", "model: " + model + "\nengines: [{name: reference}]\ncases: [{name: c, prompt_tokens: [1, 600], max_new_tokens: 2}]\n",
+			cli.ExitUsage, []string{"id 600 is outside the model's vocabulary (512)"}},
+		{"unknown baseline", strings.Replace(good, "baseline: b", "baseline: z", 1), cli.ExitUsage, []string{`baseline "z" is none of the engines (a, b)`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "results")
+			o := run(t, t.Context(), "--bin-dir", bin, "--out", out, "--config", write(tt.body), "--dry-run")
+			require.Equal(t, tt.code, o.code, "stdout %s\nstderr %s", o.stdout, o.stderr)
+			for _, w := range tt.want {
+				assert.Contains(t, o.stdout+o.stderr, w)
+			}
+			assert.NoDirExists(t, out, "a dry run writes nothing")
+		})
+	}
+	_, err := os.Stat(filepath.Join(model, ".testengine-prepared-f32"))
+	assert.True(t, os.IsNotExist(err), "a dry run prepares nothing")
+}
