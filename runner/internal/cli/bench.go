@@ -306,6 +306,10 @@ func benchCmd(c *ucli.Context, e *env) error {
 	var w *results.Writer
 	var prev []results.Record
 	if res != nil { // the run's own environment record and exact request; new launches append
+		if !envinfo.SameMachine(res.env, envRec) {
+			return withCode(ExitUsage, fmt.Errorf("resume %s: %w: its launches ran on %s, these would run on %s; one run's launches share one "+
+				"machine, so start a new run (runner suite --resume starts such a cell again by itself)", res.dir, errOtherMachine, res.env.Machine(), envRec.Machine()))
+		}
 		if res.req.Model != req.Model || !sameCases(res.req.Cases, req.Cases) {
 			return usageError("resume %s: the model or the prompts changed since the run started (%s)", res.dir, res.req.Model)
 		}

@@ -27,6 +27,10 @@ func resumeFlag() ucli.Flag {
 	return &ucli.StringFlag{Name: "resume", Usage: "finish an interrupted benchmark in results `DIR`: the launches in its runs.jsonl count as done, the same config and request go on from where it stopped"}
 }
 
+// errOtherMachine is the error of a resume on another machine (another GPU, or another host without one) than the
+// run's recorded launches: their figures would be pooled under one environment record.
+var errOtherMachine = errors.New("another machine")
+
 // resumed is what an interrupted results directory holds.
 type resumed struct {
 	dir  string

@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -34,13 +35,32 @@ func TestResume(t *testing.T) {
 	kept := bytes.Join(lines[:3], nil)
 	require.NoError(t, os.WriteFile(runs, kept, 0o644))
 
+	// On another machine the resume is refused before any launch: its launches would be pooled with these under one
+	// environment record (the record names the host here; a GPU run's names the card).
+	envPath := filepath.Join(dir, results.EnvFile)
+	envRaw, err := os.ReadFile(envPath)
+	require.NoError(t, err)
+	var env map[string]any
+	require.NoError(t, json.Unmarshal(envRaw, &env))
+	env["host"] = "elsewhere"
+	moved, err := json.Marshal(env)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(envPath, moved, 0o644))
+	o = run(t, t.Context(), "--bin-dir", bin, "--resume", dir)
+	require.Equal(t, 2, o.code, o.stderr)
+	require.Contains(t, o.stderr, "another machine: its launches ran on host elsewhere (")
+	after, err := os.ReadFile(runs)
+	require.NoError(t, err)
+	require.Equal(t, kept, after, "nothing launched, nothing dropped")
+	require.NoError(t, os.WriteFile(envPath, envRaw, 0o644))
+
 	o = run(t, t.Context(), "--bin-dir", bin, "--resume", dir)
 	require.Equal(t, 0, o.code, o.stderr)
 	require.Contains(t, o.stderr, "resuming: 3 launch(es) already recorded")
 	recs, _, err := results.ReadRuns(runs)
 	require.NoError(t, err)
 	require.Len(t, recs, 6)
-	after, err := os.ReadFile(runs)
+	after, err = os.ReadFile(runs)
 	require.NoError(t, err)
 	require.True(t, bytes.HasPrefix(after, kept), "recorded launches are kept as they were")
 	var got []string

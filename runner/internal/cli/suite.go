@@ -248,6 +248,19 @@ func suiteCmd(c *ucli.Context, e *env) error {
 		sub.cell = &suiteCell{cfg: cfg, dir: cellDir, infos: infos, stop: stop}
 		t0 := time.Now()
 		runErr := newApp(&sub).RunContext(ctx, args)
+		if errors.Is(runErr, errOtherMachine) {
+			// Begun on another machine (another card: a GPU session is a fresh machine): its launches cannot be pooled
+			// with this one's, so they are kept aside, named in the suite's notes, and the cell runs again here.
+			aside, err := asideDir(cellDir)
+			if err != nil {
+				return fmt.Errorf("suite: %w", err)
+			}
+			note := fmt.Sprintf("%s was begun on another machine (%s); its launches are kept in %s/ and the cell ran again from the start",
+				cell.Name, strings.TrimPrefix(runErr.Error(), "resume "+cellDir+": "), filepath.Base(aside))
+			st.Notes = append(st.Notes, note)
+			fmt.Fprintf(progress, "note: %s\n", note)
+			runErr = newApp(&sub).RunContext(ctx, append([]string{"runner", "bench"}, passthrough...))
+		}
 		cs.WallSeconds += time.Since(t0).Seconds()
 		recs, _, _ := results.ReadRuns(filepath.Join(cellDir, results.RunsFile))
 		cs.Launches, cs.Failed = len(recs), 0
@@ -537,4 +550,20 @@ func printSuiteTable(w io.Writer, dir string, st *suite.State, session time.Dura
 	}
 	fmt.Fprintf(w, "%-40s %31s  (this session %s, %d session(s))\n", "total", suite.Wall(st.WallSeconds()), session.Round(time.Second), st.Sessions)
 	fmt.Fprintf(w, "\nresults: %s (report.md, report.html, suite.json; one directory per cell)\n", dir)
+}
+
+// asideDir moves a cell's directory to the first free DIR.other-machine[-N] and returns that name.
+func asideDir(cellDir string) (string, error) {
+	for n := 1; ; n++ {
+		aside := cellDir + ".other-machine"
+		if n > 1 {
+			aside += fmt.Sprintf("-%d", n)
+		}
+		switch _, err := os.Stat(aside); {
+		case errors.Is(err, os.ErrNotExist):
+			return aside, os.Rename(cellDir, aside)
+		case err != nil:
+			return "", err
+		}
+	}
 }

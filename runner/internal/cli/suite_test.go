@@ -319,3 +319,56 @@ timeouts: {start: 2m, stall: 1m, total: 5m}
 		require.Contains(t, string(md), s)
 	}
 }
+
+// TestSuiteResumeOnAnotherMachine: a suite resumed on another machine (each GPU session gets a fresh one) does not pool
+// a half-done cell's launches with its own: the cell's directory is kept aside, named in the suite's notes and report,
+// and the cell runs again from the start; the cells still to come run as usual.
+func TestSuiteResumeOnAnotherMachine(t *testing.T) {
+	bin := testbin.Dir(t)
+	work := t.TempDir()
+	root := filepath.Join(work, "results")
+	cfgPath, err := filepath.Abs("../../../configs/suite-cpu.yaml")
+	require.NoError(t, err)
+	const total = 2 * 2 * 4 // as in TestSuiteStopAfter
+	p := startSuite(t, bin, work, cfgPath, "--bin-dir", bin, "--out", root, "--engines", "testengine:token_us=3000", "--stop-after", "1500ms")
+	require.Equal(t, cli.ExitInterrupted, p.wait(t), p.stderr.String())
+	dir := resultDir(t, root)
+	// The cell the budget cut: a config, and fewer than its 4 launches. Its record now names another host.
+	var cell string
+	partial := 0
+	files, err := filepath.Glob(filepath.Join(dir, "*", results.RunsFile))
+	require.NoError(t, err)
+	for _, f := range files {
+		recs, _, err := results.ReadRuns(f)
+		require.NoError(t, err)
+		if len(recs) < 4 {
+			cell, partial = filepath.Dir(f), len(recs)
+		}
+	}
+	require.NotEmpty(t, cell, "a cell cut inside by --stop-after")
+	envPath := filepath.Join(cell, results.EnvFile)
+	raw, err := os.ReadFile(envPath)
+	require.NoError(t, err)
+	var env map[string]any
+	require.NoError(t, json.Unmarshal(raw, &env))
+	env["host"] = "yesterdays-gpu-host"
+	raw, err = json.Marshal(env)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(envPath, raw, 0o644))
+
+	p = startSuite(t, bin, work, "--resume", dir, "--bin-dir", bin)
+	require.Equal(t, 0, p.wait(t), p.stderr.String())
+	name := filepath.Base(cell)
+	require.Contains(t, p.stderr.String(), "note: "+name+" was begun on another machine (another machine: its launches ran on host yesterdays-gpu-host (")
+	aside, _, err := results.ReadRuns(filepath.Join(cell+".other-machine", results.RunsFile))
+	require.NoError(t, err)
+	require.Len(t, aside, partial, "the other machine's launches are kept as they were")
+	again, _, err := results.ReadRuns(filepath.Join(cell, results.RunsFile))
+	require.NoError(t, err)
+	require.Len(t, again, 4, "the cell ran again from the start")
+	require.Equal(t, 0, again[0].Launch)
+	require.Equal(t, total+partial, recorded(t, root))
+	md, err := os.ReadFile(filepath.Join(dir, results.ReportMD))
+	require.NoError(t, err)
+	require.Contains(t, string(md), name+" was begun on another machine")
+}
