@@ -173,7 +173,7 @@ func TestSuite(t *testing.T) {
 	for _, s := range []string{"## tiny × p32-n64", "## tiny × p256-n4", "## tiny × b8-p32-n32", "## tiny-seed2 × p32-n64",
 		"## tiny-seed2 × p256-n4", "## tiny-seed2 × b8-p32-n32", "### Verdicts", "testengine skipped: batch 8",
 		"## Cold start: first launch vs later launches", "| tiny × p32-n64 | testengine |", "over 3 session(s)",
-		"| cell | engine | prepared |"} {
+		"| cell | engine | prepared |", "| wall time | machine | notes |"} {
 		require.Contains(t, string(md), s)
 	}
 	// The test engine declares prepare: each cell prepared it before its first launch (the first made its marker,
@@ -371,4 +371,8 @@ func TestSuiteResumeOnAnotherMachine(t *testing.T) {
 	md, err := os.ReadFile(filepath.Join(dir, results.ReportMD))
 	require.NoError(t, err)
 	require.Contains(t, string(md), name+" was begun on another machine")
+	host, err := os.Hostname()
+	require.NoError(t, err)
+	require.Regexp(t, `\| \[[^]]+\]\(`+name+`/report.md\) \| done \| testengine:token_us=3000 \| 4 \| [^|]+ \| host `+host+` \(`, string(md),
+		"the matrix names the machine each cell ran on")
 }

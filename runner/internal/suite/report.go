@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/analysis"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/envinfo"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/results"
 )
 
@@ -88,6 +89,16 @@ const (
 )
 
 // cellRecords reads a cell's runs.jsonl (nil when it has none).
+// machineOf is the machine a cell's launches ran on (its environment record): a suite resumed over GPU sessions
+// runs its cells on several cards, each cell on one. "—" before the cell started.
+func machineOf(cellDir string) string {
+	var env envinfo.Env
+	if err := results.ReadJSON(cellDir, results.EnvFile, &env); err != nil {
+		return "—"
+	}
+	return env.Machine()
+}
+
 func cellRecords(dir string) []results.Record {
 	recs, _, err := results.ReadRuns(filepath.Join(dir, results.RunsFile))
 	if err != nil {
@@ -111,7 +122,7 @@ func Markdown(w io.Writer, dir string, st *State) error {
 	if len(st.Notes) > 0 {
 		p.f("\n")
 	}
-	p.f("| cell | status | engines | launches | wall time | notes |\n|---|---|---|---|---|---|\n")
+	p.f("| cell | status | engines | launches | wall time | machine | notes |\n|---|---|---|---|---|---|---|\n")
 	for _, c := range st.Cells {
 		var notes []string
 		notes = append(notes, c.Skipped...)
@@ -121,8 +132,8 @@ func Markdown(w io.Writer, dir string, st *State) error {
 		if c.Error != "" {
 			notes = append(notes, oneLine(c.Error))
 		}
-		p.f("| [%s](%s/report.md) | %s | %s | %d | %s | %s |\n", c.Label(), c.Name, c.Status, strings.Join(c.Engines, ", "), c.Launches,
-			Wall(c.WallSeconds), strings.ReplaceAll(strings.Join(notes, "; "), "|", "/"))
+		p.f("| [%s](%s/report.md) | %s | %s | %d | %s | %s | %s |\n", c.Label(), c.Name, c.Status, strings.Join(c.Engines, ", "), c.Launches,
+			Wall(c.WallSeconds), machineOf(filepath.Join(dir, c.Name)), strings.ReplaceAll(strings.Join(notes, "; "), "|", "/"))
 	}
 	p.f("\n")
 	for _, m := range modelTotals(st) {
@@ -260,7 +271,7 @@ func HTML(w io.Writer, dir string, st *State) error {
 		}
 		p.f("</ul>\n")
 	}
-	p.f("<table>\n<tr><th>cell</th><th>status</th><th>engines</th><th>launches</th><th>wall time</th><th>notes</th></tr>\n")
+	p.f("<table>\n<tr><th>cell</th><th>status</th><th>engines</th><th>launches</th><th>wall time</th><th>machine</th><th>notes</th></tr>\n")
 	for i, c := range st.Cells {
 		notes := append([]string{}, c.Skipped...)
 		if c.Failed > 0 {
@@ -269,8 +280,8 @@ func HTML(w io.Writer, dir string, st *State) error {
 		if c.Error != "" {
 			notes = append(notes, oneLine(c.Error))
 		}
-		p.f("<tr><td><a href=\"#cell-%d\">%s</a></td><td>%s</td><td>%s</td><td>%d</td><td>%s</td><td>%s</td></tr>\n", i, esc(c.Label()), esc(c.Status),
-			esc(strings.Join(c.Engines, ", ")), c.Launches, esc(Wall(c.WallSeconds)), esc(strings.Join(notes, "; ")))
+		p.f("<tr><td><a href=\"#cell-%d\">%s</a></td><td>%s</td><td>%s</td><td>%d</td><td>%s</td><td>%s</td><td>%s</td></tr>\n", i, esc(c.Label()), esc(c.Status),
+			esc(strings.Join(c.Engines, ", ")), c.Launches, esc(Wall(c.WallSeconds)), esc(machineOf(filepath.Join(dir, c.Name))), esc(strings.Join(notes, "; ")))
 	}
 	p.f("</table>\n<ul>\n")
 	for _, m := range modelTotals(st) {
