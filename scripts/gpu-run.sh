@@ -10,7 +10,7 @@
 #   scripts/gpu-run.sh --collect [SECONDS]   wait up to SECONDS for the queues, bring back queues.tar.gz
 # The runner does the work (`runner conformance`, `bench`, `suite`, `adapter`, each engine's `prepare`); this script
 # only unpacks, keeps engine caches between calls and runs a queue longer than one call (after a preflight: each bench
-# stage as `runner bench --dry-run`, so a mistake in a late stage costs seconds). Stages:
+# and suite stage as `runner bench|suite --dry-run`, so a mistake in a late stage costs seconds). Stages:
 #   smoke            GPU facts, bandwidth probe, conformance of every engine on cuda:0 bf16 (CONF_ENGINES)
 #   bench            runner bench of CONFIG (configs/decode-tinyllama.yaml) on the SHAPE model (tinyllama-1.1b):
 #                    ENGINE_LIST (ENGINE[:key=value[:key=value]] entries, eager/compiled for pytorch's modes; empty: the
@@ -194,7 +194,7 @@ for stage in "$@"; do
   S=$W/out/$stage
   mkdir -p "$S"
   echo "=== ${CIB_PREFLIGHT:+preflight of }stage $stage ($(date -u +%H:%M:%S))"
-  if ((pre)) && [[ $stage != bench ]]; then echo "(not checked: only bench stages have a dry run)"; continue; fi
+  if ((pre)) && [[ $stage != bench && $stage != suite ]]; then echo "(not checked: only bench and suite stages have a dry run)"; continue; fi
   case $stage in
   smoke)
     nvidia-smi --query-gpu=name,uuid,driver_version,memory.total,power.limit,clocks.max.sm,clocks.max.mem --format=csv
@@ -229,6 +229,12 @@ for stage in "$@"; do
     # later calls on the warm machine resume it; SUITE_MODELS (e.g. tinyllama-1.1b) limits a new suite, SUITE_BUDGET
     # (7m) stops it between launches so what finished comes back inside the call.
     d=$(ls -d "$W"/suite/*-"$(basename "${SUITE_CONFIG:-configs/suite-h200.yaml}" .yaml)" 2>/dev/null | tail -n1 || true)
+    if ((pre)); then
+      if [[ -n $d ]]; then echo "(resumes $d: not checked)"; else
+        (cd "$W" && "$BIN/runner" suite "$OLDPWD/${SUITE_CONFIG:-configs/suite-h200.yaml}" --bin-dir "$BIN" ${SUITE_MODELS:+--models $SUITE_MODELS} --dry-run) || preflight_failed=1
+      fi
+      continue
+    fi
     (
       cd "$W"
       if [[ -n $d ]]; then

@@ -8,9 +8,11 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/cuda-inference-benchmarks/cib/protocol"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/bench"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/config"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/modelcfg"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/suite"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/synth"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/workload"
 )
@@ -100,4 +102,51 @@ func paramCount(n int64) string {
 		return fmt.Sprintf("%.2fB", float64(n)/1e9)
 	}
 	return fmt.Sprintf("%.1fM", float64(n)/1e6)
+}
+
+// suiteDryRun is `runner suite CONFIG --dry-run`: each cell's engines (those its batch skips named), every cell checked
+// as `runner bench --dry-run` checks a benchmark, the launches in all; nothing launched or written.
+func suiteDryRun(w io.Writer, e *env, binDir string, binGiven bool, sc *suite.Config, specs []config.EngineSpec, infos map[string]*protocol.Info) error {
+	fmt.Fprintf(w, "dry run of suite %s: nothing launched, nothing written\n", sc.Name)
+	var errs []error
+	launches := 0
+	for _, cell := range sc.Cells() {
+		var vs []bench.Variant
+		var cellSpecs []config.EngineSpec
+		var skipped []string
+		for _, s := range specs {
+			path, _ := e.findEngine(s.Name, binDir, binGiven)
+			if mb := max(infos[path].Capabilities.MaxBatch, 1); cell.Batch() > mb {
+				skipped = append(skipped, s.DisplayLabel())
+				continue
+			}
+			cellSpecs = append(cellSpecs, s)
+			vs = append(vs, bench.Variant{Spec: s, Label: s.DisplayLabel(), Path: path, Info: infos[path]})
+		}
+		skip := ""
+		if len(skipped) > 0 {
+			skip = fmt.Sprintf("; skipped for batch %d: %s", cell.Batch(), strings.Join(skipped, ", "))
+		}
+		if len(vs) == 0 {
+			fmt.Fprintf(w, "  cell %s: no engine%s\n", cell.Name, skip)
+			continue
+		}
+		cfg, err := sc.CellConfig(cell, cellSpecs)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("cell %s: %w", cell.Name, err))
+			continue
+		}
+		if err := dryRun(io.Discard, cfg, vs); err != nil {
+			errs = append(errs, fmt.Errorf("cell %s: %w", cell.Name, err))
+		}
+		launches += len(vs) * cfg.Launches
+		fmt.Fprintf(w, "  cell %s: %d engine(s) × %d launches (%d warm-up + %d timed iterations per case)%s\n",
+			cell.Name, len(vs), cfg.Launches, cfg.Warmup, cfg.Iterations, skip)
+	}
+	fmt.Fprintf(w, "  %d launches in all\n", launches)
+	if err := errors.Join(errs...); err != nil {
+		return withCode(ExitUsage, err)
+	}
+	fmt.Fprintln(w, "  ok: the suite would start")
+	return nil
 }

@@ -62,3 +62,29 @@ func TestDryRun(t *testing.T) {
 	_, err := os.Stat(filepath.Join(model, ".testengine-prepared-f32"))
 	assert.True(t, os.IsNotExist(err), "a dry run prepares nothing")
 }
+
+// TestSuiteDryRun: `runner suite CONFIG --dry-run` checks every cell, names the engines a batch skips, counts the
+// launches, and writes nothing (no suite directory, no model synthesized).
+func TestSuiteDryRun(t *testing.T) {
+	bin := testbin.Dir(t)
+	work := t.TempDir()
+	cfgPath, err := filepath.Abs("../../../configs/suite-cpu.yaml")
+	require.NoError(t, err)
+	p := startSuite(t, bin, work, cfgPath, "--bin-dir", bin, "--out", filepath.Join(work, "results"),
+		"--engines", "reference:threads=1,testengine", "--dry-run")
+	require.Equal(t, cli.ExitOK, p.wait(t), p.stderr.String())
+	out := p.stdout.String()
+	for _, w := range []string{"dry run of suite suite-cpu", "cell tiny-p32-n64: 2 engine(s) × 4 launches (1 warm-up + 3 timed iterations per case)",
+		"cell tiny-b8-p32-n32: 1 engine(s) × 4 launches (1 warm-up + 3 timed iterations per case); skipped for batch 8: testengine",
+		"40 launches in all", "ok: the suite would start"} {
+		assert.Contains(t, out, w)
+	}
+	ents, err := os.ReadDir(work)
+	require.NoError(t, err)
+	for _, e := range ents {
+		assert.Contains(t, []string{"cache"}, e.Name(), "a dry run writes nothing: %s", e.Name())
+	}
+	p = startSuite(t, bin, work, "--resume", work, "--dry-run")
+	require.Equal(t, cli.ExitUsage, p.wait(t))
+	assert.Contains(t, p.stderr.String(), "--dry-run checks a new suite")
+}

@@ -65,6 +65,7 @@ func suiteCommand(e *env) *ucli.Command {
 			&ucli.BoolFlag{Name: "allow-busy", Usage: "run even when another process holds the GPU"},
 			&ucli.DurationFlag{Name: "idle-timeout", Value: 60 * time.Second, Usage: "longest wait for the GPU to return to rest before a launch"},
 			&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress lines, only the matrix at the end"},
+			&ucli.BoolFlag{Name: "dry-run", Usage: "check every cell as runner bench --dry-run does, print the matrix and its launches, launch and write nothing"},
 		},
 		Action: func(c *ucli.Context) error { return suiteCmd(c, e) },
 	}
@@ -88,6 +89,9 @@ func suiteCmd(c *ucli.Context, e *env) error {
 	if dir = c.String("resume"); dir != "" {
 		if c.Args().Len() > 0 {
 			return usageError("suite --resume %s: no CONFIG with --resume (the suite's own %s is used)", dir, suite.ConfigFile)
+		}
+		if c.Bool("dry-run") {
+			return usageError("suite --resume %s: --dry-run checks a new suite (CONFIG), not one being finished", dir)
 		}
 		for _, f := range []string{"engines", "models", "workloads", "launches", "iterations", "warmup", "out"} {
 			if c.IsSet(f) {
@@ -132,6 +136,9 @@ func suiteCmd(c *ucli.Context, e *env) error {
 			return usageError("suite: no engine can run it (%s)", strings.Join(notes, "; "))
 		}
 		infos = is
+		if c.Bool("dry-run") {
+			return suiteDryRun(e.stdout, e, binDir, binGiven, sc, specs, infos) // dryrun.go
+		}
 		st = &suite.State{Name: sc.Name, Engines: specs, Notes: notes}
 		for _, cell := range sc.Cells() {
 			st.Cells = append(st.Cells, suite.CellState{Name: cell.Name, Model: cell.Model.Name, Workload: cell.Workload(), Status: suite.StatusPending})
