@@ -7,7 +7,8 @@
 #   scripts/gpu-run.sh STAGE...              run the stages now, inside this call
 #   scripts/gpu-run.sh --detach STAGE...     run them in a queue that outlives the call (while the machine is held)
 #   (KEY=VALUE among the stages sets a knob for the stages after it)
-#   scripts/gpu-run.sh --collect [SECONDS]   wait up to SECONDS for the queues, bring back queues.tar.gz
+#   scripts/gpu-run.sh --collect [SECONDS]   wait up to SECONDS for the queues, bring back queues.tar.gz (and with
+#                                            PACK_INDUCTOR=1 torch's compile cache in parts, for the next machine's .gpu/)
 # The runner does the work (`runner conformance`, `bench`, `suite`, `adapter`, each engine's `prepare`); this script
 # only unpacks, keeps engine caches between calls and runs a queue longer than one call (after a preflight: each bench
 # and suite stage as `runner bench|suite --dry-run`, so a mistake in a late stage costs seconds). Stages:
@@ -61,6 +62,8 @@ for a in .gpu/bundle.tar.xz .gpu/*.tar.xz "$W"/parts/*.tar.xz; do
   first=$(tar -tJf "$a" | sed -n 1p) # archives hold bin/NAME, or bare NAME (extracted into bin/); sed reads it all: no SIGPIPE
   # X-noat.tar.xz (burn without autotune: the same binary names) goes to bin-noat/: BENCH_BIN=$W/bin-noat benches it.
   if [[ $a == *-noat.tar.xz ]]; then mkdir -p "$W/bin-noat" && tar -xJf "$a" -C "$W/bin-noat"
+  # inductor-cache.tar.xz (an earlier machine's torch compile cache, PACK_INDUCTOR=1 --collect) goes to $W/inductor-cache/.
+  elif [[ $first == inductor-cache/* ]]; then [[ -d $W/inductor-cache ]] || tar -xJf "$a" -C "$W"
   elif [[ $first == bin/* ]]; then tar -xJf "$a" -C "$W"; else mkdir -p "$BIN" && tar -xJf "$a" -C "$BIN"; fi
   touch "$mark"
 done
@@ -120,6 +123,18 @@ case ${1:-} in
   # queue packed (pack_store: ~10 MB) comes back beside it, the newest.
   newest=$(ls -t "$Q"/*/cubecl-cache.tar.xz 2>/dev/null | head -n1 || true)
   [[ -z $newest ]] || cp "$newest" "$OUT/cubecl-cache.tar.xz"
+  # PACK_INDUCTOR=1: torch's compile cache (Inductor's FX graphs, Triton kernels and their coordinate-descent
+  # .best_config files, $W/inductor-cache) for the next machine, which then prepares pytorch compiled from it instead of
+  # compiling and tuning again (s7: 158 s for TinyLlama's first compile on a fresh H200, 28 s from the cache). In parts
+  # of 15 MiB (a returned file holds 16 MiB): keep them in .gpu/ as they come, one per carried call, as gpu-bundle.sh's.
+  if [[ ${PACK_INDUCTOR:-0} == 1 && -d $W/inductor-cache ]]; then
+    XZ_OPT="-6 -T0" tar -cJf "$W/inductor-cache.tar.xz" -C "$W" inductor-cache
+    size=$(stat -c %s "$W/inductor-cache.tar.xz") max=$((15 << 20))
+    n=$(((size + max - 1) / max))
+    split -n "$n" -d -a 1 "$W/inductor-cache.tar.xz" "$W/inductor-cache.tar.xz.tmp."
+    for ((k = 0; k < n; k++)); do mv "$W/inductor-cache.tar.xz.tmp.$k" "$OUT/inductor-cache.tar.xz.part$((k + 1))of$n"; done
+    echo "gpu-run: inductor cache $(du -sh "$W/inductor-cache" | cut -f1), $size bytes of xz in $n part(s)"
+  fi
   tar -czf "$OUT/queues.tar.gz" -C "$Q" --exclude=tree --exclude='*-cache.tar.xz' --warning=no-file-changed . || true # logs still growing: exit 1
   ls -l "$OUT/queues.tar.gz" || true
   nvidia-smi --query-gpu=uuid,memory.used,utilization.gpu --format=csv,noheader
