@@ -198,6 +198,10 @@ bench() { # runner bench of $CONFIG on $MODELS/$SHAPE, engines: list
   [[ $engines != *burn* ]] || pack_store
 }
 
+# Stages run in this call get the same preflight as a detached queue's when there are several (a queue ran its own).
+if ((!pre)) && [[ ${CIB_QUEUED:-0} != 1 && ${PREFLIGHT:-1} == 1 ]] && (($(printf '%s\n' "$@" | grep -cxE 'bench|suite') > 1)); then
+  (CIB_PREFLIGHT=1 bash "$0" "$@") >"$W/preflight.log" 2>&1 || { cat "$W/preflight.log"; echo "gpu-run: preflight failed: no stage run (PREFLIGHT=0 skips it)"; exit 2; }
+fi
 # DEADLINE=seconds from now: stages that would start in its last STAGE_MIN (60) seconds
 # are skipped, so what finished comes back inside the device tool's limit.
 end=$(($(date +%s) + ${DEADLINE:-100000}))
