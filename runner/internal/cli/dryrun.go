@@ -115,9 +115,13 @@ func suiteDryRun(w io.Writer, e *env, binDir string, binGiven bool, sc *suite.Co
 		var cellSpecs []config.EngineSpec
 		var skipped []string
 		for _, s := range specs {
+			if why := cell.Model.Skipped(s); why != "" {
+				skipped = append(skipped, fmt.Sprintf("%s (on %s: %s)", s.DisplayLabel(), cell.Model.Name, why))
+				continue
+			}
 			path, _ := e.findEngine(s.Name, binDir, binGiven)
 			if mb := max(infos[path].Capabilities.MaxBatch, 1); cell.Batch() > mb {
-				skipped = append(skipped, s.DisplayLabel())
+				skipped = append(skipped, fmt.Sprintf("%s (batch %d > its max batch %d)", s.DisplayLabel(), cell.Batch(), mb))
 				continue
 			}
 			cellSpecs = append(cellSpecs, s)
@@ -125,7 +129,7 @@ func suiteDryRun(w io.Writer, e *env, binDir string, binGiven bool, sc *suite.Co
 		}
 		skip := ""
 		if len(skipped) > 0 {
-			skip = fmt.Sprintf("; skipped for batch %d: %s", cell.Batch(), strings.Join(skipped, ", "))
+			skip = "; skipped: " + strings.Join(skipped, ", ")
 		}
 		if len(vs) == 0 {
 			fmt.Fprintf(w, "  cell %s: no engine%s\n", cell.Name, skip)

@@ -75,7 +75,7 @@ func TestSuiteDryRun(t *testing.T) {
 	require.Equal(t, cli.ExitOK, p.wait(t), p.stderr.String())
 	out := p.stdout.String()
 	for _, w := range []string{"dry run of suite suite-cpu", "cell tiny-p32-n64: 2 engine(s) × 4 launches (1 warm-up + 3 timed iterations per case)",
-		"cell tiny-b8-p32-n32: 1 engine(s) × 4 launches (1 warm-up + 3 timed iterations per case); skipped for batch 8: testengine",
+		"cell tiny-b8-p32-n32: 1 engine(s) × 4 launches (1 warm-up + 3 timed iterations per case); skipped: testengine (batch 8 > its max batch 4)",
 		"40 launches in all", "ok: the suite would start"} {
 		assert.Contains(t, out, w)
 	}

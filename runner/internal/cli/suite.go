@@ -219,6 +219,10 @@ func suiteCmd(c *ucli.Context, e *env) error {
 		var specs []config.EngineSpec
 		cs.Engines, cs.Skipped = nil, nil
 		for _, s := range st.Engines {
+			if why := cell.Model.Skipped(s); why != "" {
+				cs.Skipped = append(cs.Skipped, fmt.Sprintf("%s skipped on %s: %s", s.DisplayLabel(), cell.Model.Name, why))
+				continue
+			}
 			path, _ := e.findEngine(s.Name, binDir, binGiven)
 			if mb := max(infos[path].Capabilities.MaxBatch, 1); cell.Batch() > mb {
 				cs.Skipped = append(cs.Skipped, fmt.Sprintf("%s skipped: batch %d, its info says max batch %d", s.DisplayLabel(), cell.Batch(), mb))

@@ -376,3 +376,29 @@ func TestSuiteResumeOnAnotherMachine(t *testing.T) {
 	require.Regexp(t, `\| \[[^]]+\]\(`+name+`/report.md\) \| done \| testengine:token_us=3000 \| 4 \| [^|]+ \| host `+host+` \(`, string(md),
 		"the matrix names the machine each cell ran on")
 }
+
+// TestSuiteModelSkip: a model's skip list leaves an engine out of that model's cells with the reason in the report,
+// and keeps it in the other model's.
+func TestSuiteModelSkip(t *testing.T) {
+	bin := testbin.Dir(t)
+	work := t.TempDir()
+	root := filepath.Join(work, "results")
+	cfg := filepath.Join(work, "skip.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte("name: skip\ndevice: cpu\ndtype: f32\nwarmup: 0\niterations: 1\nlaunches: 4\n"+
+		"engines: [{name: reference, threads: 1}, {name: testengine}]\n"+
+		"models:\n  - {name: a, dir: models/a, synth: {shape: tiny, dtype: f32, seed: 1}}\n"+
+		"  - {name: b, dir: models/b, synth: {shape: tiny, dtype: f32, seed: 2}, skip: {testengine: known to fail on b (test)}}\n"+
+		"workloads: [{name: w, prompt_len: 4, max_new_tokens: 2}]\n"), 0o644))
+	p := startSuite(t, bin, work, cfg, "--bin-dir", bin, "--out", root, "--launches", "2", "-q")
+	require.Equal(t, 0, p.wait(t), p.stderr.String())
+	dir := resultDir(t, root)
+	var st suite.State
+	require.NoError(t, results.ReadJSON(dir, suite.StateFile, &st))
+	require.Len(t, st.Cells, 2)
+	require.Equal(t, []string{"reference:threads=1", "testengine"}, st.Cells[0].Engines)
+	require.Equal(t, []string{"reference:threads=1"}, st.Cells[1].Engines)
+	require.Equal(t, []string{"testengine skipped on b: known to fail on b (test)"}, st.Cells[1].Skipped)
+	md, err := os.ReadFile(filepath.Join(dir, suite.ReportMD))
+	require.NoError(t, err)
+	require.Contains(t, string(md), "testengine skipped on b: known to fail on b (test)")
+}

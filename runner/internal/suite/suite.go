@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -50,6 +51,18 @@ type Model struct {
 	Name  string        `yaml:"name"`
 	Dir   string        `yaml:"dir"`
 	Synth *config.Synth `yaml:"synth,omitempty"`
+	// Skip names engines known not to run this model, each with the reason the report gives: an engine variant's
+	// label, or an engine's name for all its variants. Its cells leave them out with that note instead of spending
+	// minutes on a failure already on record (burn's default autotune level on the 8B shape: issue #16).
+	Skip map[string]string `yaml:"skip,omitempty"`
+}
+
+// Skipped is the reason the model skips an engine variant (by label, then by engine name), "" when it does not.
+func (m Model) Skipped(spec config.EngineSpec) string {
+	if why, ok := m.Skip[spec.DisplayLabel()]; ok {
+		return why
+	}
+	return m.Skip[spec.Name]
 }
 
 // Cell is one model × workload, or one model × the workloads of one batch size (per-batch).
@@ -145,6 +158,14 @@ func (c *Config) Validate() error {
 		}
 		if seen["m/"+m.Name] {
 			add("models[%d]: name %q used twice", i, m.Name)
+		}
+		for k, why := range m.Skip {
+			if strings.TrimSpace(why) == "" {
+				add("models[%d]: skip %q: say why (the report prints it)", i, k)
+			}
+			if len(c.Engines) > 0 && !slices.ContainsFunc(c.Engines, func(e config.EngineSpec) bool { return e.DisplayLabel() == k || e.Name == k }) {
+				add("models[%d]: skip %q: names none of the engines (a label, or an engine's name)", i, k)
+			}
 		}
 		seen["m/"+m.Name] = true
 	}

@@ -44,6 +44,9 @@ func TestParse(t *testing.T) {
 		{name: "twice", yaml: "models: [{dir: m/a}, {dir: n/a}]\nworkloads: [{name: w, prompt_len: 4, max_new_tokens: 2}]\n", err: `name "a" used twice`},
 		{name: "bad name", yaml: "models: [{dir: m/a}]\nworkloads: [{name: 'w x', prompt_len: 4, max_new_tokens: 2}]\n", err: "want letters"},
 		{name: "unknown field", yaml: "modles: []\n", err: "modles"},
+		{name: "skip with a reason", yaml: "engines: [{name: burn, options: {attention: padded}}]\nmodels: [{dir: m/a, skip: {burn: fails here}}]\nworkloads: [{name: w, prompt_len: 4, max_new_tokens: 2}]\n"},
+		{name: "skip without one", yaml: "models: [{dir: m/a, skip: {burn: ''}}]\nworkloads: [{name: w, prompt_len: 4, max_new_tokens: 2}]\n", err: `skip "burn": say why`},
+		{name: "skip of no engine", yaml: "engines: [{name: candle}]\nmodels: [{dir: m/a, skip: {burn: fails}}]\nworkloads: [{name: w, prompt_len: 4, max_new_tokens: 2}]\n", err: `skip "burn": names none of the engines`},
 		{name: "bad grouping", yaml: "cells: per-model\nmodels: [{dir: m/a}]\nworkloads: [{name: w, prompt_len: 4, max_new_tokens: 2}]\n", err: "cells: \"per-model\": want per-workload or per-batch"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -57,6 +60,14 @@ func TestParse(t *testing.T) {
 			require.Equal(t, []string{"a-w"}, []string{c.Cells()[0].Name})
 		})
 	}
+}
+
+// TestSkipped: a model's skip matches an engine variant by its label first, then every variant by the engine's name.
+func TestSkipped(t *testing.T) {
+	m := Model{Skip: map[string]string{"burn": "all of burn", "candle:x=1": "this variant"}}
+	require.Equal(t, "all of burn", m.Skipped(config.EngineSpec{Name: "burn", Options: map[string]string{"attention": "padded"}}))
+	require.Equal(t, "this variant", m.Skipped(config.EngineSpec{Name: "candle", Options: map[string]string{"x": "1"}}))
+	require.Equal(t, "", m.Skipped(config.EngineSpec{Name: "candle"}))
 }
 
 // TestCellConfig: a cell inherits the suite's settings, gets its model and
