@@ -18,7 +18,7 @@ import (
 // what would run, and neither launches nor writes anything; a model the config would synthesize is not written either.
 func TestDryRun(t *testing.T) {
 	bin := testbin.Dir(t)
-	model := testbin.TinyModel(t)
+	model := privateModel(t) // its own copy: other tests' testengine launches prepare the shared one
 	write := func(body string) string {
 		p := filepath.Join(t.TempDir(), "c.yaml")
 		require.NoError(t, os.WriteFile(p, []byte(body), 0o644))
