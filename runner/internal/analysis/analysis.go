@@ -55,19 +55,21 @@ var Compared = []string{"tpot_ms", "ttft_ms", "decode_tps", "e2e_ms"}
 
 // Summary is summary.json.
 type Summary struct {
-	Schema    int             `json:"schema"`
-	Name      string          `json:"name"`
-	CreatedAt time.Time       `json:"created_at"`
-	Env       envinfo.Env     `json:"environment"`
-	Request   RequestInfo     `json:"request"`
-	Baseline  string          `json:"baseline"`
-	Engines   []Engine        `json:"engines"`
-	Cases     []Case          `json:"cases"`
-	Metrics   []Metric        `json:"metrics"`
-	Warnings  []string        `json:"warnings,omitempty"`
-	Failures  []Failure       `json:"failures,omitempty"`
-	Defs      []string        `json:"definitions"`
-	Config    json.RawMessage `json:"config,omitempty"`
+	Schema    int         `json:"schema"`
+	Name      string      `json:"name"`
+	CreatedAt time.Time   `json:"created_at"`
+	Env       envinfo.Env `json:"environment"`
+	Request   RequestInfo `json:"request"`
+	Baseline  string      `json:"baseline"`
+	// Equivalence is the relative margin of the equivalence tests (Options.Equivalence), 0 for none.
+	Equivalence float64         `json:"equivalence_margin,omitempty"`
+	Engines     []Engine        `json:"engines"`
+	Cases       []Case          `json:"cases"`
+	Metrics     []Metric        `json:"metrics"`
+	Warnings    []string        `json:"warnings,omitempty"`
+	Failures    []Failure       `json:"failures,omitempty"`
+	Defs        []string        `json:"definitions"`
+	Config      json.RawMessage `json:"config,omitempty"`
 	// Profile is the kernel profile, when the run had profiled twins.
 	Profile *Profile `json:"profile,omitempty"`
 	// Prepared are the engines' `ENGINE prepare` runs (PreparedOf).
@@ -358,9 +360,16 @@ type Failure struct {
 	Stderr string `json:"stderr_tail,omitempty"`
 }
 
+// Options are the analysis settings a report is made with.
+type Options struct {
+	// Equivalence, when > 0, adds to every comparison an equivalence test within ±Equivalence (relative, e.g. 0.02):
+	// TOST on the log launch medians, Holm-corrected as a family of its own (stats.Equivalence).
+	Equivalence float64
+}
+
 // Build analyses the records. labels fixes the engine order (first = baseline
 // unless baseline is set).
-func Build(name string, env envinfo.Env, req RequestInfo, labels []string, baseline string, recs []results.Record) (*Summary, error) {
+func Build(name string, env envinfo.Env, req RequestInfo, labels []string, baseline string, recs []results.Record, opts Options) (*Summary, error) {
 	if len(labels) == 0 {
 		labels = labelsOf(recs)
 	}
@@ -375,7 +384,7 @@ func Build(name string, env envinfo.Env, req RequestInfo, labels []string, basel
 	}
 	s := &Summary{
 		Schema: Schema, Name: name, CreatedAt: env.CreatedAt, Env: env, Request: req,
-		Baseline: baseline, Metrics: Metrics, Defs: metrics.Definitions,
+		Baseline: baseline, Metrics: Metrics, Defs: metrics.Definitions, Equivalence: opts.Equivalence,
 	}
 	for _, l := range labels {
 		s.Engines = append(s.Engines, engineSummary(l, req.DType, recs))
@@ -418,7 +427,7 @@ func Build(name string, env envinfo.Env, req RequestInfo, labels []string, basel
 				if len(a.Samples) == 0 || len(b.Samples) == 0 {
 					continue
 				}
-				cmp := stats.Compare(a.Groups(), b.Groups(), stats.CompareOptions{Alpha: 0.05, Resamples: 2000, Seed: 1})
+				cmp := stats.Compare(a.Groups(), b.Groups(), stats.CompareOptions{Alpha: 0.05, Resamples: 2000, Seed: 1, Margin: opts.Equivalence})
 				c := Comparison{Engine: r.Engine, Baseline: baseline, Metric: key, Comparison: cmp}
 				if cards := cardsOf(recs); len(cards) > 0 {
 					blockByCard(&c, cards, ci, recs)

@@ -73,6 +73,8 @@ func blockByCard(c *Comparison, cards []results.Card, ci int, recs []results.Rec
 	}
 	st := stats.CompareStrata(strata, c.Alpha)
 	c.Blocked = &st
+	equivalence := c.Equivalence != nil
+	c.Equivalence = nil // made on the pooled launches, not blocked by card: not offered
 	c.T, c.DF, c.P, c.PAdj, c.HasTest = st.T, st.DF, st.P, st.P, st.HasTest
 	c.Ratio, c.RatioLo, c.RatioHi, c.HasRatio = st.Ratio, st.RatioLo, st.RatioHi, st.HasTest && !math.IsNaN(st.Ratio)
 	if !st.HasTest {
@@ -80,6 +82,9 @@ func blockByCard(c *Comparison, cards []results.Card, ci int, recs []results.Rec
 	}
 	// The pooled comparison's caveats are about a test no longer made.
 	c.Warnings = append([]string(nil), st.Warnings...)
+	if equivalence {
+		c.Warnings = append(c.Warnings, "equivalence test not made for a run over several cards (not blocked by card yet)")
+	}
 	if st.Disagree {
 		c.Warnings = append(c.Warnings, fmt.Sprintf("cards disagree on the effect (Cochran's Q = %.2f, F(%d, %.0f) p = %.3g): no combined verdict; see each card", st.Q, st.QDF, st.QDF2, st.QP))
 	}

@@ -220,7 +220,7 @@ func TestDeterminismH200(t *testing.T) {
 			recs := readFixture(t, tc.file)
 			req := RequestInfo{Device: "cuda:0", DType: "bf16", Warmup: 2, Iterations: 5,
 				Cases: []protocol.Case{{Name: tc.name, PromptTokens: make([]int, tc.prompt), MaxNewTokens: tc.maxNew, BatchSize: tc.batch}}}
-			s, err := Build("h200", envinfo.Env{}, req, nil, "", recs)
+			s, err := Build("h200", envinfo.Env{}, req, nil, "", recs, Options{})
 			require.NoError(t, err)
 			r := s.Cases[0].Result(tc.engine)
 			require.NotNil(t, r)

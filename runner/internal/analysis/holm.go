@@ -60,7 +60,11 @@ func AdjustHolm(cs []Keyed) int {
 	}
 	stats.AdjustHolm(family)
 	for _, k := range derived {
-		k.C.SetPAdj(src[key{k.Case, k.Engine, DerivedFrom[k.Metric]}].PAdj)
+		from := src[key{k.Case, k.Engine, DerivedFrom[k.Metric]}]
+		k.C.SetPAdj(from.PAdj)
+		if from.Equivalence != nil {
+			k.C.SetEquivalencePAdj(from.Equivalence.PAdj)
+		}
 	}
 	return len(family)
 }

@@ -37,6 +37,7 @@ func benchFlags(e *env) []ucli.Flag {
 		&ucli.IntFlag{Name: "iterations", DefaultText: "the config's", Usage: "override timed iterations per launch (M)"},
 		&ucli.IntFlag{Name: "warmup", DefaultText: "the config's", Usage: "override warm-up iterations per launch"},
 		&ucli.StringFlag{Name: "baseline", Usage: "engine label the others are compared with (default: the first)"},
+		equivalenceFlag(),
 		&ucli.BoolFlag{Name: "no-telemetry", Usage: "do not sample the GPU through NVML"},
 		&ucli.DurationFlag{Name: "telemetry-interval", Value: 10 * time.Millisecond, Usage: "GPU sampling interval"},
 		&ucli.BoolFlag{Name: "allow-busy", Usage: "run even when another process holds the GPU"},
@@ -100,6 +101,13 @@ func loadConfig(c *ucli.Context) (*config.Config, error) {
 	}
 	if v := c.String("baseline"); v != "" {
 		cfg.Baseline = v
+	}
+	if c.IsSet("equivalence") {
+		m, err := parseMargin(c.String("equivalence"))
+		if err != nil {
+			return nil, err
+		}
+		cfg.Equivalence = m
 	}
 	if v := c.String("engines"); v != "" {
 		specs, err := config.ParseEngines(v)
@@ -390,7 +398,7 @@ func benchCmd(c *ucli.Context, e *env) error {
 		return results.ErrNoRuns
 	}
 	preps, pw := results.ReadPreparations(dir)
-	sum, err := writeReports(dir, cfg.Name, envRec, req, labels, cfg.Baseline, recs, preps, pw, plugs)
+	sum, err := writeReports(dir, cfg.Name, envRec, req, labels, cfg.Baseline, analysis.Options{Equivalence: cfg.Equivalence}, recs, preps, pw, plugs)
 	if err != nil {
 		return err
 	}

@@ -183,7 +183,7 @@ func addExamples(cmds []*ucli.Command, parent string) {
 var valueFlags = map[string]bool{"--bin-dir": true, "--model": true, "--device": true, "--dtype": true, "--timeout": true,
 	"--format": true, "-o": true, "--gpu-price": true, "--energy-price": true, "--plugin": true, "--plugin-timeout": true, "--alpha": true,
 	"--out": true, "--tasks": true, "--engines": true, "-e": true, "--launches": true, "--iterations": true, "--warmup": true, "--stop-after": true, "--models": true, "--workloads": true,
-	"--resume": true, "--idle-timeout": true, "--telemetry-interval": true,
+	"--resume": true, "--idle-timeout": true, "--telemetry-interval": true, "--equivalence": true,
 	"--rounds": true, "--prompt-len": true, "--new-tokens": true, "--tolerance": true, "--seed": true, "--threads": true, "--metrics": true, "--native-timeout": true} // the last line: adapter
 
 // argsLast are the commands whose flags may follow their arguments.

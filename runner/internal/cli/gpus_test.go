@@ -46,7 +46,7 @@ func TestParallelCards(t *testing.T) {
 			root := t.TempDir()
 			o := runEnv(t, t.Context(), []string{cli.FakeGPUsEnv + "=" + strconv.Itoa(tt.cards)},
 				"--bin-dir", bin, "--out", root, "--config", testConfig(t, ""), "--engines", tt.engines,
-				"--launches", strconv.Itoa(tt.launches), "--gpus", tt.gpus, "--format", "json")
+				"--launches", strconv.Itoa(tt.launches), "--gpus", tt.gpus, "--format", "json", "--equivalence", "2%")
 			require.Equal(t, cli.ExitOK, o.code, o.stderr)
 			dir := resultDir(t, root)
 			recs, _, err := results.ReadRuns(filepath.Join(dir, results.RunsFile))
@@ -106,6 +106,8 @@ func TestParallelCards(t *testing.T) {
 			require.NotEmpty(t, s.Cases[0].Comparisons)
 			for _, cm := range s.Cases[0].Comparisons {
 				require.Len(t, cm.Cards, tt.cards, "per-card comparisons of %s %s", cm.Engine, cm.Metric)
+				assert.Nil(t, cm.Equivalence, "no equivalence test over several cards (not blocked by card)")
+				assert.Contains(t, cm.Warnings, "equivalence test not made for a run over several cards (not blocked by card yet)")
 			}
 			md, err := os.ReadFile(filepath.Join(dir, results.ReportMD))
 			require.NoError(t, err)

@@ -109,6 +109,37 @@ func TestNewUser(t *testing.T) {
 		assert.Contains(t, o.stderr, `baseline "one" is none of the engines (reference:threads=2, reference:threads=1)`)
 	})
 
+	t.Run("equivalence margin", func(t *testing.T) {
+		// --equivalence adds a TOST to every comparison (stats.TOST, pinned against statsmodels): in summary.json the
+		// margin and each comparison's equivalence test; `runner report` keeps the margin unless told another.
+		args := append([]string{"--out", t.TempDir(), "--engines", "reference:threads=1,reference:threads=2", "--prompt-len", "8", "--new-tokens", "4",
+			"--equivalence", "2%", "--format", "json"}, base...)
+		o := run(t, t.Context(), args...)
+		require.Equal(t, 0, o.code, o.stderr)
+		var s analysis.Summary
+		require.NoError(t, json.Unmarshal([]byte(o.stdout), &s))
+		assert.Equal(t, 0.02, s.Equivalence)
+		require.NotEmpty(t, s.Cases[0].Comparisons)
+		for _, c := range s.Cases[0].Comparisons {
+			require.NotNil(t, c.Equivalence, c.Metric)
+			assert.Equal(t, 0.02, c.Equivalence.Margin)
+			assert.Equal(t, c.Equivalence.PAdj < c.Alpha, c.Equivalence.Equivalent)
+		}
+		dirs, err := os.ReadDir(args[1])
+		require.NoError(t, err)
+		dir := filepath.Join(args[1], dirs[0].Name())
+		o = run(t, t.Context(), "report", dir, "--format", "json")
+		require.Equal(t, 0, o.code, o.stderr)
+		require.NoError(t, json.Unmarshal([]byte(o.stdout), &s))
+		assert.Equal(t, 0.02, s.Equivalence, "runner report keeps the run's margin")
+		o = run(t, t.Context(), "report", dir, "--format", "json", "--equivalence", "0")
+		require.Equal(t, 0, o.code, o.stderr)
+		s = analysis.Summary{}
+		require.NoError(t, json.Unmarshal([]byte(o.stdout), &s))
+		assert.Zero(t, s.Equivalence)
+		assert.Nil(t, s.Cases[0].Comparisons[0].Equivalence, "--equivalence 0 turns it off")
+	})
+
 	t.Run("mistakes", func(t *testing.T) {
 		out := t.TempDir()
 		cfg := filepath.Join(t.TempDir(), "my.yaml")
@@ -126,6 +157,7 @@ func TestNewUser(t *testing.T) {
 			{"missing config", []string{"--config", "nope.yaml"}, "read config: open nope.yaml: no such file or directory"},
 			{"engine not built", []string{"--engines", "nosuchengine"}, "nosuchengine"},
 			{"negative launches", []string{"--launches", "-1"}, "--launches -1: need at least 1"},
+			{"equivalence margin of 100%", []string{"--equivalence", "100%"}, `--equivalence "100%": want a margin such as 2% or 0.02`},
 			{"config with a typo", []string{"--config", cfg, "--set", "warmpu=1"}, "field warmpu not found"},
 		}
 		for _, tt := range tests {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	ucli "github.com/urfave/cli/v2"
 
@@ -22,9 +24,9 @@ import (
 // report.html, report.csv and bench.txt into dir. plugs (nil: none) adds the
 // prices, the plugin sections and the plugins that failed.
 // writeReports analyses recs (and the engines' preparations, preps) and writes summary.json and the reports into dir.
-func writeReports(dir, name string, env envinfo.Env, req protocol.Request, labels []string, baseline string, recs []results.Record,
-	preps []results.Preparation, warnings []string, plugs *plugins) (*analysis.Summary, error) {
-	sum, err := analysis.Build(name, env, requestInfo(req), labels, baseline, recs)
+func writeReports(dir, name string, env envinfo.Env, req protocol.Request, labels []string, baseline string, opts analysis.Options,
+	recs []results.Record, preps []results.Preparation, warnings []string, plugs *plugins) (*analysis.Summary, error) {
+	sum, err := analysis.Build(name, env, requestInfo(req), labels, baseline, recs, opts)
 	if err != nil {
 		return nil, fmt.Errorf("analyse %s: %w", dir, err)
 	}
@@ -82,7 +84,7 @@ func reportCommand(e *env) *ucli.Command {
 		Name:      "report",
 		Usage:     "re-analyse a results directory (also an interrupted one) and rewrite its reports",
 		ArgsUsage: "DIR",
-		Flags:     append([]ucli.Flag{formatFlag(), binDirFlag(e)}, pluginFlags()...),
+		Flags:     append([]ucli.Flag{formatFlag(), binDirFlag(e), equivalenceFlag()}, pluginFlags()...),
 		Action: func(c *ucli.Context) error {
 			if c.Args().Len() != 1 {
 				return usageError("report: want exactly one results directory")
@@ -117,16 +119,41 @@ func reportCommand(e *env) *ucli.Command {
 			} else if !errors.Is(err, fs.ErrNotExist) {
 				fmt.Fprintf(e.stderr, "note: ignoring unreadable previous summary: %v\n", err)
 			}
+			opts := analysis.Options{Equivalence: prev.Equivalence}
+			if c.IsSet("equivalence") {
+				if opts.Equivalence, err = parseMargin(c.String("equivalence")); err != nil {
+					return err
+				}
+			}
 			plugs, err := newPlugins(c, e, nil, config.Prices{}, &prev) // plugins.go: prices kept from the previous summary
 			if err != nil {
 				return err
 			}
 			preps, pw := results.ReadPreparations(dir)
-			sum, err := writeReports(dir, name, env, req, nil, baseline, recs, preps, append(warnings, pw...), plugs)
+			sum, err := writeReports(dir, name, env, req, nil, baseline, opts, recs, preps, append(warnings, pw...), plugs)
 			if err != nil {
 				return err
 			}
 			return writeFormat(e.stdout, c.String("format"), sum)
 		},
 	}
+}
+
+func equivalenceFlag() ucli.Flag {
+	return &ucli.StringFlag{Name: "equivalence", Usage: "also test every comparison for equivalence within ±`MARGIN` (2% or 0.02): TOST on the launch level, " +
+		"so a report can say \"the same within ±2%\", not only \"no significant difference\" (config: equivalence; 0 turns it off)"}
+}
+
+// parseMargin reads a relative margin: "2%", "0.02" or "0" (off).
+func parseMargin(s string) (float64, error) {
+	t := strings.TrimSpace(s)
+	scale := 1.0
+	if strings.HasSuffix(t, "%") {
+		t, scale = strings.TrimSpace(strings.TrimSuffix(t, "%")), 0.01
+	}
+	v, err := strconv.ParseFloat(t, 64)
+	if m := v * scale; err == nil && m >= 0 && m < 1 {
+		return m, nil
+	}
+	return 0, usageError("--equivalence %q: want a margin such as 2%% or 0.02 (below 100%%), or 0 for none", s)
 }

@@ -170,7 +170,7 @@ func slurmSubmit(c *ucli.Context, e *env) error {
 	plan := &slurm.Plan{
 		Name: safeName(cfg.Name), Results: resultsDir, WorkDir: wd, Runner: runner, BinDir: binDir, Device: cfg.Device,
 		Partition: c.String("partition"), Account: c.String("account"), Time: c.String("time"),
-		GPUsPerTask: gpus, CPUsPerTask: c.Int("cpus-per-task"), Extra: c.StringSlice("sbatch-arg"), Baseline: cfg.Baseline, CreatedAt: created,
+		GPUsPerTask: gpus, CPUsPerTask: c.Int("cpus-per-task"), Extra: c.StringSlice("sbatch-arg"), Baseline: cfg.Baseline, Equivalence: cfg.Equivalence, CreatedAt: created,
 		Slices: c.Int("slices"),
 	}
 	taskConfig := func(i int) string { return filepath.Join(slurm.TasksDir, strconv.Itoa(i)+".yaml") }
@@ -750,7 +750,7 @@ func reportArray(c *ucli.Context, e *env, dir string) error {
 	if err != nil {
 		return err
 	}
-	sum, err := writeReports(dir, plan.Name, env, req, labels, plan.Baseline, recs, preps, warnings, plugs)
+	sum, err := writeReports(dir, plan.Name, env, req, labels, plan.Baseline, analysis.Options{Equivalence: plan.Equivalence}, recs, preps, warnings, plugs)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strings"
 	"time"
@@ -56,6 +57,9 @@ type Config struct {
 	Timeouts Timeouts `yaml:"timeouts"`
 	// Baseline is the label of the engine others are compared with (default: the first).
 	Baseline string `yaml:"baseline"`
+	// Equivalence, when > 0, is the relative margin (0.02 = ±2%) within which each comparison is also tested for
+	// equivalence (TOST on the launch level): "the same within ±2%", not only "no significant difference".
+	Equivalence float64 `yaml:"equivalence,omitempty"`
 	// Plugins are plugin names (runner-plugin-NAME) or paths, run before the
 	// first launch and over the result (protocol/PLUGINS.md); "cost" is
 	// built in.
@@ -234,6 +238,9 @@ func (c *Config) Validate() error {
 	}
 	if !protocol.ValidDType(c.DType) {
 		add("dtype: %q is not one of f32, f16, bf16", c.DType)
+	}
+	if c.Equivalence < 0 || c.Equivalence >= 1 || math.IsNaN(c.Equivalence) {
+		add("equivalence: %g: want a relative margin in [0, 1), e.g. 0.02 for ±2%%", c.Equivalence)
 	}
 	if c.Synth != nil {
 		if c.Synth.Shape == "" {

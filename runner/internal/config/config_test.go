@@ -42,6 +42,7 @@ func TestParseErrors(t *testing.T) {
 		{"duplicate label", base + "engines: [{name: reference}, {name: reference}]\n", []string{`label "reference" used twice`}},
 		{"negative counts", base + "warmup: -1\niterations: -2\nlaunches: -1\n", []string{"warmup: -1", "iterations: -2", "launches: -1"}},
 		{"synth without shape", base + "synth: {dtype: bf16}\n", []string{"synth.shape: required"}},
+		{"equivalence margin of 150%", base + "equivalence: 1.5\n", []string{"equivalence: 1.5: want a relative margin in [0, 1)"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

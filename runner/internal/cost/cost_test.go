@@ -60,7 +60,7 @@ func summary(t *testing.T, p *analysis.Prices) *analysis.Summary {
 		{Name: "b1", PromptTokens: make([]int, 8), MaxNewTokens: newTokens, BatchSize: 1},
 		{Name: "b4", PromptTokens: make([]int, 8), MaxNewTokens: newTokens, BatchSize: 4},
 	}}
-	s, err := analysis.Build("cost", envinfo.Env{CreatedAt: time.Unix(0, 0)}, req, []string{"A", "B", "C"}, "", records())
+	s, err := analysis.Build("cost", envinfo.Env{CreatedAt: time.Unix(0, 0)}, req, []string{"A", "B", "C"}, "", records(), analysis.Options{})
 	require.NoError(t, err)
 	s.Prices = p
 	return s

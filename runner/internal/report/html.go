@@ -125,6 +125,10 @@ func HTML(w io.Writer, s *analysis.Summary) error {
 		esc(gpuLine(s)), esc(e.GoVersion), esc(short(e.GitCommit)), dirty(e.GitDirty), esc(strings.Join(e.Command, " ")))
 	p.f("<p class=\"note\">Every figure, the engines' settings and the GPU telemetry are in report.md and summary.json next to this file.</p>\n")
 	p.f("<h2>Definitions</h2>\n<ul>\n")
+	if s.Equivalence > 0 {
+		p.f("<li>Equivalence (within %s): two one-sided Welch t-tests (TOST) on the log launch medians against ±ln(1+%g), Holm-corrected as a family of their own; &ldquo;the same within %s&rdquo; = adjusted p &lt; 0.05.</li>\n",
+			marginWord(s.Equivalence), s.Equivalence, marginWord(s.Equivalence))
+	}
 	for _, d := range s.Defs {
 		p.f("<li>%s</li>\n", esc(d))
 	}

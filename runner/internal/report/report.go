@@ -134,6 +134,10 @@ func Markdown(w io.Writer, s *analysis.Summary) error {
 	p.f("- model %s: %s params, %s weight bytes read per token, hash %s\n", e.Model.Dir, count(e.Model.Params), bytesStr(e.Model.WeightBytesPerToken), e.Model.Hash)
 	p.f("- command: `%s`\n\n", strings.Join(e.Command, " "))
 	p.f("## Definitions\n\n")
+	if s.Equivalence > 0 {
+		p.f("- Equivalence (within %s): two one-sided Welch t-tests (TOST) on the log launch medians against ±ln(1+%g), Holm-corrected as a family of their own; \"the same within %s\" = adjusted p < 0.05.\n",
+			marginWord(s.Equivalence), s.Equivalence, marginWord(s.Equivalence))
+	}
 	for _, d := range s.Defs {
 		p.f("- %s\n", d)
 	}
@@ -212,7 +216,8 @@ func Headlines(s *analysis.Summary) []Headline {
 		}
 		for _, en := range engines {
 			var h Headline
-			var sig, none, undecided []string
+			var sig, none, undecided, same []string
+			margin := ""
 			var nA, nB int
 			untestable := ""
 			for _, cm := range c.Comparisons {
@@ -221,6 +226,10 @@ func Headlines(s *analysis.Summary) []Headline {
 				}
 				if !cm.HasTest {
 					untestable = fmt.Sprintf("%s vs %s: no verdict — %d vs %d launches; a launch-level test needs at least 2 per engine", en, s.Baseline, cm.LaunchesB, cm.LaunchesA)
+					continue
+				}
+				if eq := cm.Equivalence; eq != nil && eq.Equivalent && !cm.Significant {
+					same, margin = append(same, metricWord(cm.Metric)), marginWord(eq.Margin)
 					continue
 				}
 				if cm.Significant {
@@ -250,9 +259,16 @@ func Headlines(s *analysis.Summary) []Headline {
 				}
 				parts = append(parts, fmt.Sprintf("%snot significant with %d vs %d launches, too few to decide: %s", lead, nB, nA, strings.Join(undecided, ", ")))
 			}
+			if len(same) > 0 {
+				lead := fmt.Sprintf("%s vs %s: ", en, s.Baseline)
+				if len(parts) > 0 {
+					lead = ""
+				}
+				parts = append(parts, fmt.Sprintf("%sthe same within %s in %s (equivalence test)", lead, margin, strings.Join(same, ", ")))
+			}
 			if len(none) > 0 {
 				lead := fmt.Sprintf("%s vs %s: no significant difference in ", en, s.Baseline)
-				if len(sig)+len(undecided) > 0 {
+				if len(parts) > 0 {
 					lead = "no significant difference in "
 				}
 				parts = append(parts, lead+strings.Join(none, ", "))
@@ -299,16 +315,43 @@ func Verdict(cm analysis.Comparison) string {
 	if !cm.HasRatio {
 		return fmt.Sprintf("%s vs %s in %s: no verdict (ratio undefined)", cm.Engine, cm.Baseline, name)
 	}
+	eq, eqText := cm.Equivalence, ""
+	if eq != nil {
+		eqText = fmt.Sprintf("; not shown to be within %s (equivalence test p %s, Holm)", marginWord(eq.Margin), pvalEq(eq.PAdj))
+		if eq.Equivalent {
+			eqText = fmt.Sprintf("; within %s all the same (equivalence test p %s, Holm)", marginWord(eq.Margin), pvalEq(eq.PAdj))
+		}
+	}
+	if !cm.Significant && eq != nil && eq.Equivalent {
+		return fmt.Sprintf("%s vs %s in %s: the same within %s (ratio %s [95%% CI %s–%s], equivalence test p %s, Holm; difference %s)", cm.Engine, cm.Baseline, name,
+			marginWord(eq.Margin), num(cm.Ratio, 3), num(cm.RatioLo, 3), num(cm.RatioHi, 3), pvalEq(eq.PAdj), p)
+	}
 	if !cm.Significant && undecidedRatio(cm) {
-		return fmt.Sprintf("%s vs %s in %s: not significant with %d vs %d launches, too few to decide (ratio %s [95%% CI %s–%s], %s)", cm.Engine, cm.Baseline, name,
-			cm.LaunchesB, cm.LaunchesA, num(cm.Ratio, 3), num(cm.RatioLo, 3), num(cm.RatioHi, 3), p)
+		return fmt.Sprintf("%s vs %s in %s: not significant with %d vs %d launches, too few to decide (ratio %s [95%% CI %s–%s], %s)%s", cm.Engine, cm.Baseline, name,
+			cm.LaunchesB, cm.LaunchesA, num(cm.Ratio, 3), num(cm.RatioLo, 3), num(cm.RatioHi, 3), p, eqText)
 	}
 	if !cm.Significant {
-		return fmt.Sprintf("%s vs %s in %s: no significant difference (ratio %s [95%% CI %s–%s], %s)", cm.Engine, cm.Baseline, name,
-			num(cm.Ratio, 3), num(cm.RatioLo, 3), num(cm.RatioHi, 3), p)
+		return fmt.Sprintf("%s vs %s in %s: no significant difference (ratio %s [95%% CI %s–%s], %s)%s", cm.Engine, cm.Baseline, name,
+			num(cm.Ratio, 3), num(cm.RatioLo, 3), num(cm.RatioHi, 3), p, eqText)
 	}
 	f, word, lo, hi := factor(cm)
-	return fmt.Sprintf("**%s is %s× %s than %s in %s** [95%% CI %s–%s×], %s", cm.Engine, num(f, 3), word, cm.Baseline, name, num(lo, 3), num(hi, 3), p)
+	if eq == nil || !eq.Equivalent {
+		eqText = "" // a significant difference needs no "not shown to be the same"
+	}
+	return fmt.Sprintf("**%s is %s× %s than %s in %s** [95%% CI %s–%s×], %s%s", cm.Engine, num(f, 3), word, cm.Baseline, name, num(lo, 3), num(hi, 3), p, eqText)
+}
+
+// marginWord is an equivalence margin in words: "±2%".
+func marginWord(m float64) string {
+	return "±" + strconv.FormatFloat(100*m, 'g', 3, 64) + "%"
+}
+
+// pvalEq is an equivalence p-value after "p": "= 0.012" or "< 0.001".
+func pvalEq(p float64) string {
+	if v := pval(p); strings.HasPrefix(v, "<") {
+		return "< " + strings.TrimSpace(strings.TrimPrefix(v, "<"))
+	}
+	return "= " + pval(p)
 }
 
 // undecidedRatio is a tested comparison that is not significant although its

@@ -109,7 +109,7 @@ func summaryWith(t *testing.T, gpu bool) *analysis.Summary {
 			}
 		}
 	}
-	s, err := analysis.Build("golden", env, req, []string{"A", "B"}, "", recs)
+	s, err := analysis.Build("golden", env, req, []string{"A", "B"}, "", recs, analysis.Options{})
 	require.NoError(t, err)
 	return s
 }
@@ -180,4 +180,36 @@ func TestSummaryVerdicts(t *testing.T) {
 	require.Equal(t, 3, s.Engines[0].HostCPUPerStep.N)
 	require.InDelta(t, 1020.0/36, s.Engines[0].HostCPUPerStep.Median, 1e-9)
 	require.Zero(t, s.Engines[1].HostCPUPerStep.N, "B has no host CPU record")
+}
+
+// TestEquivalenceWords: with an equivalence margin, a metric the test shows within it reads "the same within ±m"
+// (headline and verdict), one it cannot reads "not shown to be within ±m", and a significant difference is said as
+// before; without a margin nothing changes (the golden files).
+func TestEquivalenceWords(t *testing.T) {
+	req := analysis.RequestInfo{Device: "cpu", DType: "f32", Iterations: 6,
+		Cases: []protocol.Case{{Name: "c", PromptTokens: make([]int, 8), MaxNewTokens: 6, BatchSize: 1}}}
+	build := func(m float64) (*analysis.Summary, map[string]string) {
+		s, err := analysis.Build("eq", envinfo.Env{CreatedAt: time.Unix(0, 0)}, req, []string{"A", "B"}, "", records(), analysis.Options{Equivalence: m})
+		require.NoError(t, err)
+		v := map[string]string{}
+		for _, c := range s.Cases[0].Comparisons {
+			v[c.Metric] = report.Verdict(c)
+		}
+		return s, v
+	}
+	s, v := build(0.05)
+	require.Equal(t, 0.05, s.Equivalence)
+	hs := report.Headlines(s)
+	require.Len(t, hs, 1)
+	require.Contains(t, hs[0].Text, "**B is 1.24× faster than A in TPOT**")
+	require.Contains(t, hs[0].Text, "; the same within ±5% in TTFT (equivalence test)")
+	require.Regexp(t, `^B vs A in TTFT: the same within ±5% \(ratio 1\.00 \[95% CI [0-9.]+–[0-9.]+\], equivalence test p < 0\.001, Holm; difference launch-level p = `, v["ttft_ms"])
+	require.Regexp(t, `^\*\*B is 1\.24× faster than A in TPOT\*\* \[95% CI 1\.20–1\.28×\], launch-level p < 0\.001 \(Holm\)$`, v["tpot_ms"], "significant and 24% apart: no equivalence words")
+
+	var md bytes.Buffer
+	require.NoError(t, report.Markdown(&md, s))
+	require.Contains(t, md.String(), "- Equivalence (within ±5%): two one-sided Welch t-tests (TOST)")
+
+	_, v = build(0.0005)
+	require.Regexp(t, `^B vs A in TTFT: no significant difference \(.*\); not shown to be within ±0\.05% \(equivalence test p = [0-9.]+, Holm\)$`, v["ttft_ms"])
 }

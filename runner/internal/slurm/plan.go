@@ -63,10 +63,12 @@ type Plan struct {
 	// that each run every variant interleaved on their own card slice.
 	Slices int `json:"slices,omitempty"`
 	// Baseline is the engine label the merged report compares with.
-	Baseline  string    `json:"baseline,omitempty"`
-	Tasks     []Task    `json:"tasks"`
-	Jobs      []Job     `json:"jobs,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
+	Baseline string `json:"baseline,omitempty"`
+	// Equivalence is the config's equivalence margin for the merged report (0: none).
+	Equivalence float64   `json:"equivalence,omitempty"`
+	Tasks       []Task    `json:"tasks"`
+	Jobs        []Job     `json:"jobs,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
 }
 
 // Task is one array task: the engine variants it runs (one, or every

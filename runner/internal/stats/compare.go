@@ -25,6 +25,8 @@ type CompareOptions struct {
 	Resamples int
 	// Seed makes the bootstrap deterministic; equal seeds give equal CIs.
 	Seed uint64
+	// Margin, when > 0, adds an equivalence test within ±Margin (relative, e.g. 0.02) on the launch level.
+	Margin float64
 }
 
 func (o CompareOptions) withDefaults() CompareOptions {
@@ -102,6 +104,9 @@ type Comparison struct {
 	// e.g. "+12.3%", "-4.1%" or, below 1%, "-0.42%".
 	Verdict  string   `json:"verdict"`
 	Warnings []string `json:"warnings,omitempty"`
+	// Equivalence is the equivalence test within CompareOptions.Margin; nil without a margin, without a launch-level
+	// test, or on the raw scale (a launch median not positive).
+	Equivalence *Equivalence `json:"equivalence,omitempty"`
 }
 
 // Compare compares B against baseline A, each given as groups of timed
@@ -240,6 +245,14 @@ func (c *Comparison) SetPAdj(p float64) {
 	c.decide()
 }
 
+// SetEquivalencePAdj sets the equivalence test's adjusted p-value and decision (a derived metric takes its source's).
+func (c *Comparison) SetEquivalencePAdj(p float64) {
+	if c.Equivalence != nil {
+		c.Equivalence.PAdj = p
+		c.Equivalence.decide(c.Alpha)
+	}
+}
+
 // AdjustHolm applies Holm's correction across the family cs in place: it
 // sets each PAdj from P and recomputes Significant and Verdict. Nil entries
 // are skipped and not counted in the family.
@@ -255,5 +268,17 @@ func AdjustHolm(cs []*Comparison) {
 	for i, p := range HolmAdjust(ps) {
 		live[i].PAdj = p
 		live[i].decide()
+	}
+	// The equivalence hypotheses are a family of their own, corrected the same way.
+	var eps []float64
+	var equiv []*Comparison
+	for _, c := range live {
+		if c.Equivalence != nil {
+			eps = append(eps, c.Equivalence.P)
+			equiv = append(equiv, c)
+		}
+	}
+	for i, p := range HolmAdjust(eps) {
+		equiv[i].SetEquivalencePAdj(p)
 	}
 }

@@ -396,6 +396,10 @@ func (c *Comparison) compareLaunches(ga, gb [][]float64, opts CompareOptions) {
 	if w, ok := WelchT(la, lb, c.Alpha); ok {
 		c.T, c.DF, c.P = w.T, w.DF, w.P
 		c.HasTest = true
+		if p, ok := TOST(la, lb, math.Log1p(opts.Margin)); ok && geometric {
+			c.Equivalence = &Equivalence{Margin: opts.Margin, P: p, PAdj: p}
+			c.Equivalence.decide(c.Alpha)
+		}
 	} else {
 		c.Warnings = append(c.Warnings, fmt.Sprintf("%d vs %d launches: a launch-level test needs at least 2 launches per engine; nothing can be called significant", ea.Launches, eb.Launches))
 	}
