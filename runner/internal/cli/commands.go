@@ -109,7 +109,7 @@ func compareCommand(e *env) *ucli.Command {
 		Name:      "compare",
 		Usage:     "compare two results (directories or summary.json files): what changed and whether it is significant",
 		ArgsUsage: "A B",
-		Flags:     []ucli.Flag{&ucli.Float64Flag{Name: "alpha", Value: 0.05}},
+		Flags:     []ucli.Flag{&ucli.Float64Flag{Name: "alpha", Value: 0.05}, equivalenceFlag()},
 		Action: func(c *ucli.Context) error {
 			if c.Args().Len() != 2 {
 				return usageError("compare: want two results (A B)")
@@ -122,7 +122,13 @@ func compareCommand(e *env) *ucli.Command {
 			if err != nil {
 				return err
 			}
-			return compareSummaries(e, a, b, c.Float64("alpha"))
+			margin := 0.0
+			if c.IsSet("equivalence") {
+				if margin, err = parseMargin(c.String("equivalence")); err != nil {
+					return err
+				}
+			}
+			return compareSummaries(e, a, b, c.Float64("alpha"), margin)
 		},
 	}
 }
@@ -148,7 +154,7 @@ type pair struct {
 	cmp                      stats.Comparison
 }
 
-func compareSummaries(e *env, a, b *analysis.Summary, alpha float64) error {
+func compareSummaries(e *env, a, b *analysis.Summary, alpha, margin float64) error {
 	w := e.stdout
 	fmt.Fprintf(w, "# compare %s (A) → %s (B)\n\n", a.Name, b.Name)
 	diffs := envDiff(a, b)
@@ -177,7 +183,7 @@ func compareSummaries(e *env, a, b *analysis.Summary, alpha float64) error {
 				if len(sa.Samples) == 0 || len(sb.Samples) == 0 {
 					continue
 				}
-				cmp := stats.Compare(sa.Groups(), sb.Groups(), stats.CompareOptions{Alpha: alpha, Resamples: 2000, Seed: 1})
+				cmp := stats.Compare(sa.Groups(), sb.Groups(), stats.CompareOptions{Alpha: alpha, Resamples: 2000, Seed: 1, Margin: margin})
 				pairs = append(pairs, pair{ca.Name, ra.Engine, key, sa, sb, cmp})
 			}
 		}
@@ -191,10 +197,26 @@ func compareSummaries(e *env, a, b *analysis.Summary, alpha float64) error {
 	}
 	analysis.AdjustHolm(family)
 	fmt.Fprintf(w, "Launch-level: A and B are means of launch medians, B/A their ratio with a hierarchical bootstrap CI, p a Welch test on launch medians.\n\n")
-	fmt.Fprintf(w, "| case | engine | metric | A | B | B/A [95%% CI] | launches B vs A | p (Holm) | Cliff's δ (iterations) | verdict |\n|---|---|---|---|---|---|---|---|---|---|\n")
+	head, rule := "", ""
+	if margin > 0 {
+		fmt.Fprintf(w, "Equivalence: two one-sided Welch tests (TOST) on the log launch medians against ±ln(1+%g), Holm-corrected as a family of their own.\n\n", margin)
+		head, rule = fmt.Sprintf(" within ±%g%%? (TOST p, Holm) |", 100*margin), "---|"
+	}
+	fmt.Fprintf(w, "| case | engine | metric | A | B | B/A [95%% CI] | launches B vs A | p (Holm) | Cliff's δ (iterations) | verdict |%s\n|---|---|---|---|---|---|---|---|---|---|%s\n", head, rule)
 	for _, p := range pairs {
-		fmt.Fprintf(w, "| %s | %s | %s | %.4g | %.4g | %.3f [%.3f, %.3f] | %d vs %d | %.3g | %+.2f | %s |\n", p.caseName, p.engine, report.MetricName(p.metric),
-			p.cmp.EstimateA, p.cmp.EstimateB, p.cmp.Ratio, p.cmp.RatioLo, p.cmp.RatioHi, p.cmp.LaunchesB, p.cmp.LaunchesA, p.cmp.PAdj, p.cmp.CliffsDelta, p.cmp.Verdict)
+		eq := ""
+		if margin > 0 {
+			switch q := p.cmp.Equivalence; {
+			case q == nil:
+				eq = " — |"
+			case q.Equivalent:
+				eq = fmt.Sprintf(" yes (%.3g) |", q.PAdj)
+			default:
+				eq = fmt.Sprintf(" not shown (%.3g) |", q.PAdj)
+			}
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %.4g | %.4g | %.3f [%.3f, %.3f] | %d vs %d | %.3g | %+.2f | %s |%s\n", p.caseName, p.engine, report.MetricName(p.metric),
+			p.cmp.EstimateA, p.cmp.EstimateB, p.cmp.Ratio, p.cmp.RatioLo, p.cmp.RatioHi, p.cmp.LaunchesB, p.cmp.LaunchesA, p.cmp.PAdj, p.cmp.CliffsDelta, p.cmp.Verdict, eq)
 	}
 	return nil
 }

@@ -84,6 +84,12 @@ func TestNewUser(t *testing.T) {
 		o = run(t, t.Context(), "compare", dir, dir, "--alpha", "0.01")
 		require.Equal(t, 0, o.code, o.stderr)
 		assert.Contains(t, o.stdout, "| TPOT ms |")
+		assert.NotContains(t, o.stdout, "within ±", "no equivalence column without a margin")
+		// A run against itself is the same within any margin its launch spread allows: 50% here.
+		o = run(t, t.Context(), "compare", dir, dir, "--equivalence", "50%")
+		require.Equal(t, 0, o.code, o.stderr)
+		assert.Contains(t, o.stdout, "| within ±50%? (TOST p, Holm) |")
+		assert.Regexp(t, `\| TPOT ms \|.*\| yes \([0-9.e-]+\) \|`, o.stdout)
 
 		o = run(t, t.Context(), append(sweep, "--set", "name=swept", "--set", "timeouts.start=90s")...)
 		require.Equal(t, 0, o.code, o.stderr)
