@@ -13,6 +13,22 @@ import (
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/testbin"
 )
 
+// setHost rewrites the host name in dir's environment record, as if its launches had run on another machine, and
+// returns the record as it was.
+func setHost(t *testing.T, dir, host string) []byte {
+	t.Helper()
+	path := filepath.Join(dir, results.EnvFile)
+	old, err := os.ReadFile(path)
+	require.NoError(t, err)
+	var env map[string]any
+	require.NoError(t, json.Unmarshal(old, &env))
+	env["host"] = host
+	b, err := json.Marshal(env)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, b, 0o644))
+	return old
+}
+
 // TestResume: a benchmark cut short (its last launches missing from
 // runs.jsonl, as after Ctrl-C or a GPU call's time limit) is finished by
 // `runner bench --resume DIR` without re-running what was recorded, in the
@@ -37,22 +53,14 @@ func TestResume(t *testing.T) {
 
 	// On another machine the resume is refused before any launch: its launches would be pooled with these under one
 	// environment record (the record names the host here; a GPU run's names the card).
-	envPath := filepath.Join(dir, results.EnvFile)
-	envRaw, err := os.ReadFile(envPath)
-	require.NoError(t, err)
-	var env map[string]any
-	require.NoError(t, json.Unmarshal(envRaw, &env))
-	env["host"] = "elsewhere"
-	moved, err := json.Marshal(env)
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(envPath, moved, 0o644))
+	envRaw := setHost(t, dir, "elsewhere")
 	o = run(t, t.Context(), "--bin-dir", bin, "--resume", dir)
 	require.Equal(t, 2, o.code, o.stderr)
 	require.Contains(t, o.stderr, "another machine: its launches ran on host elsewhere (")
 	after, err := os.ReadFile(runs)
 	require.NoError(t, err)
 	require.Equal(t, kept, after, "nothing launched, nothing dropped")
-	require.NoError(t, os.WriteFile(envPath, envRaw, 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, results.EnvFile), envRaw, 0o644))
 
 	o = run(t, t.Context(), "--bin-dir", bin, "--resume", dir)
 	require.Equal(t, 0, o.code, o.stderr)

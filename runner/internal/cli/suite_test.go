@@ -346,15 +346,7 @@ func TestSuiteResumeOnAnotherMachine(t *testing.T) {
 		}
 	}
 	require.NotEmpty(t, cell, "a cell cut inside by --stop-after")
-	envPath := filepath.Join(cell, results.EnvFile)
-	raw, err := os.ReadFile(envPath)
-	require.NoError(t, err)
-	var env map[string]any
-	require.NoError(t, json.Unmarshal(raw, &env))
-	env["host"] = "yesterdays-gpu-host"
-	raw, err = json.Marshal(env)
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(envPath, raw, 0o644))
+	setHost(t, cell, "yesterdays-gpu-host")
 
 	p = startSuite(t, bin, work, "--resume", dir, "--bin-dir", bin)
 	require.Equal(t, 0, p.wait(t), p.stderr.String())
