@@ -216,7 +216,7 @@ func Headlines(s *analysis.Summary) []Headline {
 		}
 		for _, en := range engines {
 			var h Headline
-			var sig, none, undecided, same []string
+			var sig, none, undecided, same, unshown []string
 			margin := ""
 			var nA, nB int
 			untestable := ""
@@ -247,6 +247,8 @@ func Headlines(s *analysis.Summary) []Headline {
 				} else if undecidedRatio(cm) {
 					undecided = append(undecided, fmt.Sprintf("%s %s× [%s–%s×] (p = %s)", metricWord(cm.Metric), num(cm.Ratio, 3), num(cm.RatioLo, 3), num(cm.RatioHi, 3), strings.TrimPrefix(pval(cm.PAdj), "<")))
 					nA, nB = cm.LaunchesA, cm.LaunchesB
+				} else if eq := cm.Equivalence; eq != nil {
+					unshown, margin = append(unshown, metricWord(cm.Metric)), marginWord(eq.Margin)
 				} else {
 					none = append(none, metricWord(cm.Metric))
 				}
@@ -265,6 +267,13 @@ func Headlines(s *analysis.Summary) []Headline {
 					lead = ""
 				}
 				parts = append(parts, fmt.Sprintf("%sthe same within %s in %s (equivalence test)", lead, margin, strings.Join(same, ", ")))
+			}
+			if len(unshown) > 0 { // "no significant difference" alone would read as "the same"
+				lead := fmt.Sprintf("%s vs %s: ", en, s.Baseline)
+				if len(parts) > 0 {
+					lead = ""
+				}
+				parts = append(parts, fmt.Sprintf("%sno significant difference, nor shown to be within %s, in %s", lead, margin, strings.Join(unshown, ", ")))
 			}
 			if len(none) > 0 {
 				lead := fmt.Sprintf("%s vs %s: no significant difference in ", en, s.Baseline)

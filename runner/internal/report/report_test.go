@@ -210,6 +210,7 @@ func TestEquivalenceWords(t *testing.T) {
 	require.NoError(t, report.Markdown(&md, s))
 	require.Contains(t, md.String(), "- Equivalence (within ±5%): two one-sided Welch t-tests (TOST)")
 
-	_, v = build(0.0005)
+	s, v = build(0.0005)
+	require.Contains(t, report.Headlines(s)[0].Text, "; no significant difference, nor shown to be within ±0.05%, in TTFT")
 	require.Regexp(t, `^B vs A in TTFT: no significant difference \(.*\); not shown to be within ±0\.05% \(equivalence test p = [0-9.]+, Holm\)$`, v["ttft_ms"])
 }
