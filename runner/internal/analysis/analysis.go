@@ -430,7 +430,7 @@ func Build(name string, env envinfo.Env, req RequestInfo, labels []string, basel
 				cmp := stats.Compare(a.Groups(), b.Groups(), stats.CompareOptions{Alpha: 0.05, Resamples: 2000, Seed: 1, Margin: opts.Equivalence})
 				c := Comparison{Engine: r.Engine, Baseline: baseline, Metric: key, Comparison: cmp}
 				if cards := cardsOf(recs); len(cards) > 0 {
-					blockByCard(&c, cards, ci, recs)
+					blockByCard(&c, cards, ci, recs, opts.Equivalence)
 				}
 				cs.Comparisons = append(cs.Comparisons, c)
 			}

@@ -59,7 +59,7 @@ func metricGroups(label, key string, ci int, recs []results.Record, keep func(*r
 // over cards (stats.CompareStrata). The card is a blocking factor: a card
 // that is slower for every engine moves both sides on it alike and drops
 // out of the within-card log ratios.
-func blockByCard(c *Comparison, cards []results.Card, ci int, recs []results.Record) {
+func blockByCard(c *Comparison, cards []results.Card, ci int, recs []results.Record, margin float64) {
 	var strata []stats.Stratum
 	for _, card := range cards {
 		on := func(r *results.Record) bool { return r.Card != nil && r.Card.Index == card.Index }
@@ -73,8 +73,13 @@ func blockByCard(c *Comparison, cards []results.Card, ci int, recs []results.Rec
 	}
 	st := stats.CompareStrata(strata, c.Alpha)
 	c.Blocked = &st
-	equivalence := c.Equivalence != nil
-	c.Equivalence = nil // made on the pooled launches, not blocked by card: not offered
+	// The equivalence test, like the difference test, is on the card-blocked contrast (none where the cards disagree).
+	c.Equivalence = nil
+	if margin > 0 && st.HasTest && !st.Disagree {
+		p := stats.TOSTEstimate(st.Diff, st.SE, st.DF, math.Log1p(margin))
+		c.Equivalence = &stats.Equivalence{Margin: margin, P: p}
+		c.SetEquivalencePAdj(p)
+	}
 	c.T, c.DF, c.P, c.PAdj, c.HasTest = st.T, st.DF, st.P, st.P, st.HasTest
 	c.Ratio, c.RatioLo, c.RatioHi, c.HasRatio = st.Ratio, st.RatioLo, st.RatioHi, st.HasTest && !math.IsNaN(st.Ratio)
 	if !st.HasTest {
@@ -82,9 +87,6 @@ func blockByCard(c *Comparison, cards []results.Card, ci int, recs []results.Rec
 	}
 	// The pooled comparison's caveats are about a test no longer made.
 	c.Warnings = append([]string(nil), st.Warnings...)
-	if equivalence {
-		c.Warnings = append(c.Warnings, "equivalence test not made for a run over several cards (not blocked by card yet)")
-	}
 	if st.Disagree {
 		c.Warnings = append(c.Warnings, fmt.Sprintf("cards disagree on the effect (Cochran's Q = %.2f, F(%d, %.0f) p = %.3g): no combined verdict; see each card", st.Q, st.QDF, st.QDF2, st.QP))
 	}

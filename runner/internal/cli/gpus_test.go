@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -17,6 +18,7 @@ import (
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/cli"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/results"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/spawn"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/stats"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/testbin"
 )
 
@@ -106,8 +108,13 @@ func TestParallelCards(t *testing.T) {
 			require.NotEmpty(t, s.Cases[0].Comparisons)
 			for _, cm := range s.Cases[0].Comparisons {
 				require.Len(t, cm.Cards, tt.cards, "per-card comparisons of %s %s", cm.Engine, cm.Metric)
-				assert.Nil(t, cm.Equivalence, "no equivalence test over several cards (not blocked by card)")
-				assert.Contains(t, cm.Warnings, "equivalence test not made for a run over several cards (not blocked by card yet)")
+				if cm.Blocked.HasTest && !cm.Blocked.Disagree { // the equivalence test is on the card-blocked contrast too
+					require.NotNil(t, cm.Equivalence, "%s %s", cm.Engine, cm.Metric)
+					want := stats.TOSTEstimate(cm.Blocked.Diff, cm.Blocked.SE, cm.Blocked.DF, math.Log1p(0.02))
+					assert.InDelta(t, want, cm.Equivalence.P, 1e-12)
+				} else {
+					assert.Nil(t, cm.Equivalence, "no combined test, no equivalence test: %s %s", cm.Engine, cm.Metric)
+				}
 			}
 			md, err := os.ReadFile(filepath.Join(dir, results.ReportMD))
 			require.NoError(t, err)

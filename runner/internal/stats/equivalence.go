@@ -40,9 +40,22 @@ func TOST(a, b []float64, delta float64) (p float64, ok bool) {
 	}
 	se := math.Sqrt(se2)
 	df := se2 * se2 / (va*va/(na-1) + vb*vb/(nb-1))
+	return TOSTEstimate(d, se, df, delta), true
+}
+
+// TOSTEstimate is the TOST p-value for an estimate d of the difference with standard error se on df degrees of
+// freedom (a t statistic), against (−delta, delta): the Welch test above, or the card-blocked contrast of a run over
+// several cards (Stratified). se = 0 gives 0 inside the bounds, else 1.
+func TOSTEstimate(d, se, df, delta float64) float64 {
+	if !(se > 0) {
+		if math.Abs(d) < delta {
+			return 0
+		}
+		return 1
+	}
 	pLower := tUpper((d+delta)/se, df) // H0: d ≤ −delta
 	pUpper := tUpper((delta-d)/se, df) // H0: d ≥ delta
-	return math.Max(pLower, pUpper), true
+	return math.Max(pLower, pUpper)
 }
 
 // tUpper is P(T ≥ t) for Student's t with df degrees of freedom.

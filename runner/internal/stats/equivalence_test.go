@@ -87,3 +87,13 @@ func TestEquivalenceCalibration(t *testing.T) {
 	assert.GreaterOrEqual(t, power, 0.95, "power at a true ratio of 1, 10 launches a side")
 	assert.Equal(t, 0.0, far, "a 10% difference is never within ±3%")
 }
+
+// TestTOSTOneCard: a run over one card blocks nothing, so the card-blocked contrast's TOST (TOSTEstimate on
+// CompareStrata's Diff, SE and DF) equals the plain Welch TOST pinned above.
+func TestTOSTOneCard(t *testing.T) {
+	a := [][]float64{{1.227}, {1.421}, {1.449}, {1.31}}
+	b := [][]float64{{1.25}, {1.4}, {1.43}, {1.33}, {1.29}}
+	st := CompareStrata([]Stratum{{A: a, B: b}}, 0.05)
+	require.True(t, st.HasTest)
+	assert.InDelta(t, 0.2044139472627601, TOSTEstimate(st.Diff, st.SE, st.DF, math.Log1p(0.05)), 1e-9, "statsmodels ttost_ind, as in TestTOSTPinned")
+}
