@@ -136,9 +136,9 @@ func TestLongPrepareHoldsBackNoEarlierVariant(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "results")
 	cfg := twoPreparedVariants(t, model, "hang")
 	ctx, cancel := context.WithCancel(t.Context())
-	go func() { // interrupt once a launch is on record (or after 20 s, when none will be)
+	go func() { // interrupt once a launch is on record (or after 90 s: a loaded CI machine is slow, and on the old order none will be)
 		defer cancel()
-		for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		for end := time.Now().Add(90 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
 			runs, _ := filepath.Glob(filepath.Join(root, "*", results.RunsFile))
 			if len(runs) == 1 {
 				if b, err := os.ReadFile(runs[0]); err == nil && strings.Contains(string(b), "\n") {
