@@ -23,24 +23,14 @@ type Equivalence struct {
 // larger of P(T ≥ (d+delta)/se) and P(T ≤ (d−delta)/se) for Welch's T with Welch–Satterthwaite df. ok is false below
 // 2 values a side or for delta ≤ 0. With both variances 0 the test is degenerate: p is 0 inside the bounds, else 1.
 func TOST(a, b []float64, delta float64) (p float64, ok bool) {
-	na, nb := float64(len(a)), float64(len(b))
-	if na < 2 || nb < 2 || !(delta > 0) {
+	if !(delta > 0) {
 		return 1, false
 	}
-	ma, sa := meanSD(a)
-	mb, sb := meanSD(b)
-	va, vb := sa*sa/na, sb*sb/nb
-	d := mb - ma
-	se2 := va + vb
-	if !(se2 > 0) {
-		if math.Abs(d) < delta {
-			return 0, true
-		}
-		return 1, true
+	w, ok := WelchT(a, b, DefaultAlpha)
+	if !ok {
+		return 1, false
 	}
-	se := math.Sqrt(se2)
-	df := se2 * se2 / (va*va/(na-1) + vb*vb/(nb-1))
-	return TOSTEstimate(d, se, df, delta), true
+	return TOSTEstimate(w.Diff, w.SE, w.DF, delta), true
 }
 
 // TOSTEstimate is the TOST p-value for an estimate d of the difference with standard error se on df degrees of

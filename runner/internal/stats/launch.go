@@ -120,8 +120,8 @@ type Welch struct {
 	// P is two-sided, as scipy.stats.ttest_ind(b, a, equal_var=False).
 	P float64 `json:"p"`
 	// Diff is mean(b) - mean(a); Lo and Hi bound its (1-alpha) Welch
-	// confidence interval.
-	Diff, Lo, Hi float64
+	// confidence interval; SE is its standard error (0 with both variances 0).
+	Diff, Lo, Hi, SE float64
 }
 
 // WelchT runs Welch's t-test of b against a at level alpha. ok is false when
@@ -148,6 +148,7 @@ func WelchT(a, b []float64, alpha float64) (w Welch, ok bool) {
 		return w, true
 	}
 	se := math.Sqrt(se2)
+	w.SE = se
 	w.T = w.Diff / se
 	w.DF = se2 * se2 / (va*va/(na-1) + vb*vb/(nb-1))
 	w.P = StudentTSF2(math.Abs(w.T), w.DF)
@@ -396,7 +397,8 @@ func (c *Comparison) compareLaunches(ga, gb [][]float64, opts CompareOptions) {
 	if w, ok := WelchT(la, lb, c.Alpha); ok {
 		c.T, c.DF, c.P = w.T, w.DF, w.P
 		c.HasTest = true
-		if p, ok := TOST(la, lb, math.Log1p(opts.Margin)); ok && geometric {
+		if opts.Margin > 0 && geometric {
+			p := TOSTEstimate(w.Diff, w.SE, w.DF, math.Log1p(opts.Margin))
 			c.Equivalence = &Equivalence{Margin: opts.Margin, P: p, PAdj: p}
 			c.Equivalence.decide(c.Alpha)
 		}
