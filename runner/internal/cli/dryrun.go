@@ -114,18 +114,16 @@ func suiteDryRun(w io.Writer, e *env, binDir string, binGiven bool, sc *suite.Co
 		var vs []bench.Variant
 		var cellSpecs []config.EngineSpec
 		var skipped []string
-		for _, s := range specs {
-			if why := cell.Model.Skipped(s); why != "" {
-				skipped = append(skipped, fmt.Sprintf("%s (on %s: %s)", s.DisplayLabel(), cell.Model.Name, why))
-				continue
+		for _, v := range cellEngines(e, binDir, binGiven, cell, specs, infos) { // suite.go: as the suite decides
+			switch {
+			case v.why != "":
+				skipped = append(skipped, fmt.Sprintf("%s (on %s: %s)", v.Label, cell.Model.Name, v.why))
+			case v.maxBatch > 0:
+				skipped = append(skipped, fmt.Sprintf("%s (batch %d > its max batch %d)", v.Label, cell.Batch(), v.maxBatch))
+			default:
+				cellSpecs = append(cellSpecs, v.Spec)
+				vs = append(vs, v.Variant)
 			}
-			path, _ := e.findEngine(s.Name, binDir, binGiven)
-			if mb := max(infos[path].Capabilities.MaxBatch, 1); cell.Batch() > mb {
-				skipped = append(skipped, fmt.Sprintf("%s (batch %d > its max batch %d)", s.DisplayLabel(), cell.Batch(), mb))
-				continue
-			}
-			cellSpecs = append(cellSpecs, s)
-			vs = append(vs, bench.Variant{Spec: s, Label: s.DisplayLabel(), Path: path, Info: infos[path]})
 		}
 		skip := ""
 		if len(skipped) > 0 {

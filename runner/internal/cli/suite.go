@@ -218,18 +218,16 @@ func suiteCmd(c *ucli.Context, e *env) error {
 		}
 		var specs []config.EngineSpec
 		cs.Engines, cs.Skipped = nil, nil
-		for _, s := range st.Engines {
-			if why := cell.Model.Skipped(s); why != "" {
-				cs.Skipped = append(cs.Skipped, fmt.Sprintf("%s skipped on %s: %s", s.DisplayLabel(), cell.Model.Name, why))
-				continue
+		for _, v := range cellEngines(e, binDir, binGiven, cell, st.Engines, infos) {
+			switch {
+			case v.why != "":
+				cs.Skipped = append(cs.Skipped, fmt.Sprintf("%s skipped on %s: %s", v.Label, cell.Model.Name, v.why))
+			case v.maxBatch > 0:
+				cs.Skipped = append(cs.Skipped, fmt.Sprintf("%s skipped: batch %d, its info says max batch %d", v.Label, cell.Batch(), v.maxBatch))
+			default:
+				specs = append(specs, v.Spec)
+				cs.Engines = append(cs.Engines, v.Label)
 			}
-			path, _ := e.findEngine(s.Name, binDir, binGiven)
-			if mb := max(infos[path].Capabilities.MaxBatch, 1); cell.Batch() > mb {
-				cs.Skipped = append(cs.Skipped, fmt.Sprintf("%s skipped: batch %d, its info says max batch %d", s.DisplayLabel(), cell.Batch(), mb))
-				continue
-			}
-			specs = append(specs, s)
-			cs.Engines = append(cs.Engines, s.DisplayLabel())
 		}
 		for _, s := range cs.Skipped {
 			fmt.Fprintf(progress, "note: %s: %s\n", cell.Name, s)
@@ -577,4 +575,26 @@ func asideDir(cellDir string) (string, error) {
 			return "", err
 		}
 	}
+}
+
+// cellVariant is one of the suite's engine variants in a cell: it runs there unless the model skips it (why) or the
+// cell's batch is over its max batch (maxBatch, then > 0).
+type cellVariant struct {
+	bench.Variant
+	why      string
+	maxBatch int
+}
+
+// cellEngines decides which of specs run in cell, for the suite and for its dry run alike.
+func cellEngines(e *env, binDir string, binGiven bool, cell suite.Cell, specs []config.EngineSpec, infos map[string]*protocol.Info) []cellVariant {
+	var out []cellVariant
+	for _, s := range specs {
+		path, _ := e.findEngine(s.Name, binDir, binGiven)
+		v := cellVariant{Variant: bench.Variant{Spec: s, Label: s.DisplayLabel(), Path: path, Info: infos[path]}, why: cell.Model.Skipped(s)}
+		if mb := max(infos[path].Capabilities.MaxBatch, 1); v.why == "" && cell.Batch() > mb {
+			v.maxBatch = mb
+		}
+		out = append(out, v)
+	}
+	return out
 }
