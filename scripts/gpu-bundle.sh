@@ -25,13 +25,11 @@ for e in ${ENGINES-candle burn mistralrs lmrs llamacpp libtorch}; do
 done
 # An archive over SPLIT_MIB (28 MiB: the tracked tree is ~27 MB of the 64 MiB a device call carries) travels in parts,
 # one per call, NAME.tar.xz.part1of2 …, which scripts/gpu-run.sh joins on the GPU host once all have arrived.
+source scripts/lib/parts.sh
 for a in .gpu/*.tar.xz; do
   rm -f "$a".part*of*
-  size=$(stat -c %s "$a") max=$((${SPLIT_MIB:-28} << 20))
-  ((size > max)) || continue
-  n=$(((size + max - 1) / max))
-  split -n "$n" -d -a 1 "$a" "$a.tmp."
-  for ((k = 0; k < n; k++)); do mv "$a.tmp.$k" "$a.part$((k + 1))of$n"; done
-  rm "$a"
+  max=$((${SPLIT_MIB:-28} << 20))
+  (($(stat -c %s "$a") > max)) || continue
+  split_parts "$a" "$max" "$a" >/dev/null && rm "$a"
 done
 ls -l .gpu/*.tar.xz*

@@ -129,11 +129,9 @@ case ${1:-} in
   # of 15 MiB (a returned file holds 16 MiB): keep them in .gpu/ as they come, one per carried call, as gpu-bundle.sh's.
   if [[ ${PACK_INDUCTOR:-0} == 1 && -d $W/inductor-cache ]]; then
     XZ_OPT="-6 -T0" tar -cJf "$W/inductor-cache.tar.xz" -C "$W" inductor-cache
-    size=$(stat -c %s "$W/inductor-cache.tar.xz") max=$((15 << 20))
-    n=$(((size + max - 1) / max))
-    split -n "$n" -d -a 1 "$W/inductor-cache.tar.xz" "$W/inductor-cache.tar.xz.tmp."
-    for ((k = 0; k < n; k++)); do mv "$W/inductor-cache.tar.xz.tmp.$k" "$OUT/inductor-cache.tar.xz.part$((k + 1))of$n"; done
-    echo "gpu-run: inductor cache $(du -sh "$W/inductor-cache" | cut -f1), $size bytes of xz in $n part(s)"
+    source scripts/lib/parts.sh
+    n=$(split_parts "$W/inductor-cache.tar.xz" $((15 << 20)) "$OUT/inductor-cache.tar.xz")
+    echo "gpu-run: inductor cache $(du -sh "$W/inductor-cache" | cut -f1), $(stat -c %s "$W/inductor-cache.tar.xz") bytes of xz in $n part(s)"
   fi
   tar -czf "$OUT/queues.tar.gz" -C "$Q" --exclude=tree --exclude='*-cache.tar.xz' --warning=no-file-changed . || true # logs still growing: exit 1
   ls -l "$OUT/queues.tar.gz" || true
