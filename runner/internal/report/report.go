@@ -311,10 +311,7 @@ func metricWord(key string) string {
 // Verdict says one comparison in plain words.
 func Verdict(cm analysis.Comparison) string {
 	name := metricWord(cm.Metric)
-	p := "launch-level p = " + strings.TrimPrefix(pval(cm.PAdj), "<") + " (Holm)"
-	if strings.HasPrefix(pval(cm.PAdj), "<") {
-		p = "launch-level p < 0.001 (Holm)"
-	}
+	p := "launch-level p " + pvalEq(cm.PAdj) + " (Holm)"
 	if cm.Verdict == analysis.CardsDisagree && cm.Blocked != nil {
 		return fmt.Sprintf("%s vs %s in %s: the GPUs disagree (Cochran's Q p = %s): no combined verdict, see each card", cm.Engine, cm.Baseline, name, pval(cm.Blocked.QP))
 	}
@@ -355,7 +352,7 @@ func marginWord(m float64) string {
 	return "±" + strconv.FormatFloat(100*m, 'g', 3, 64) + "%"
 }
 
-// pvalEq is an equivalence p-value after "p": "= 0.012" or "< 0.001".
+// pvalEq is a p-value after "p": "= 0.012" or "< 0.001".
 func pvalEq(p float64) string {
 	if v := pval(p); strings.HasPrefix(v, "<") {
 		return "< " + strings.TrimSpace(strings.TrimPrefix(v, "<"))
