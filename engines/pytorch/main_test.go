@@ -197,6 +197,9 @@ func TestParity(t *testing.T) {
 		// FlexAttention in the decode step: the same tokens, in eager ops and traced as one graph (fullgraph).
 		{name: "compiled flex", opts: map[string]string{"mode": "compiled", "attention": "flex"}, mode: "compiled"},
 		{name: "compiled aot_eager flex", opts: map[string]string{"mode": "compiled", "compile": "aot_eager", "attention": "flex"}, mode: "compiled"},
+		// The gate/up projection as two matmuls over views of the fused weights: the same arithmetic, so the same tokens.
+		{name: "compiled mlp split", opts: map[string]string{"mode": "compiled", "mlp": "split"}, mode: "compiled"},
+		{name: "compiled aot_eager mlp split", opts: map[string]string{"mode": "compiled", "compile": "aot_eager", "mlp": "split"}, mode: "compiled"},
 		// deterministic=on (issue 23's diagnostic) changes which kernels run, never the tokens of a deterministic device.
 		{name: "eager deterministic", opts: map[string]string{"mode": "eager", "deterministic": "on"}, mode: "eager"},
 		{name: "compiled deterministic", opts: map[string]string{"mode": "compiled", "deterministic": "on"}, mode: "compiled"},
@@ -223,6 +226,11 @@ func TestParity(t *testing.T) {
 			}
 			if tt.opts["attention"] == "flex" {
 				assert.Contains(t, l.Settings["attention"], "FlexAttention")
+			}
+			if tt.opts["mlp"] == "split" {
+				assert.Contains(t, l.Settings["mlp"], "split")
+			} else if tt.mode == "compiled" {
+				assert.Contains(t, l.Settings["mlp"], "fused")
 			}
 			if tt.opts["compile"] == "aot_eager" {
 				assert.Contains(t, l.Settings["compile_decode"], "aot_eager")
@@ -272,6 +280,8 @@ func TestErrors(t *testing.T) {
 			code: 2, errCode: protocol.CodeUnsupported, contains: "wait=block needs a cuda device"},
 		{name: "bad attention", mutate: func(r *protocol.Request) { r.Options = map[string]string{"mode": "compiled", "attention": "paged"} },
 			code: 2, errCode: protocol.CodeBadRequest, contains: "attention"},
+		{name: "bad mlp", mutate: func(r *protocol.Request) { r.Options = map[string]string{"mode": "compiled", "mlp": "interleaved"} },
+			code: 2, errCode: protocol.CodeBadRequest, contains: "mlp"},
 		{name: "attention in eager mode", mutate: func(r *protocol.Request) { r.Options = map[string]string{"mode": "eager", "attention": "flex"} },
 			code: 2, errCode: protocol.CodeBadRequest, contains: "mode=compiled only"},
 		{name: "bad tuning", mutate: func(r *protocol.Request) { r.Options = map[string]string{"mode": "compiled", "tuning": "never"} },

@@ -30,6 +30,15 @@ DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
 # the device-side position, which Inductor lowers to its flex-decoding Triton kernel (split over the KV length).
 ATTENTION = ("sdpa", "flex")
 
+# The gate/up projection of the MLP: fused = one F.linear over the concatenated gate+up weights, then silu(gate) * up
+# from the two halves of its output; split = two F.linear calls, over the gate and up halves of the same weights
+# (views, no copy), as gpt-fast's FeedForward writes it. The weights and the arithmetic are the same; what differs
+# is what Inductor can fuse on cuda, where coordinate-descent tuning turns each M=1 matmul into a reduction: the
+# fused form's silu(gate) * up reads output j and j + intermediate, so it is a kernel of its own after the reduction;
+# the split form's two reductions have the same shape and read the same input, so Inductor can fuse them and the
+# silu * up into one kernel (no intermediate written and read back).
+MLP = ("fused", "split")
+
 
 def cache_length(need, attention):
     """cache_length is the static KV cache's length for sequences of up to need positions: a multiple of 64, of 128
@@ -192,6 +201,7 @@ class Block(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.decode_attention = "sdpa"
+        self.mlp = "fused"
         self.wqkv, self.wo, self.w13, self.w2 = frozen(wqkv), frozen(wo), frozen(w13), frozen(w2)
         self.n1, self.n2 = frozen(n1), frozen(n2)
 
@@ -221,7 +231,11 @@ class Block(nn.Module):
         y = y.transpose(1, 2).reshape(b, t, c.heads * c.head_dim)
         x = x + F.linear(y, self.wo)
         h = rms_norm(x, self.n2, c.eps)
-        gate, up = F.linear(h, self.w13).chunk(2, dim=-1)
+        if self.mlp == "split":
+            n = self.w13.shape[0] // 2
+            gate, up = F.linear(h, self.w13[:n]), F.linear(h, self.w13[n:])
+        else:
+            gate, up = F.linear(h, self.w13).chunk(2, dim=-1)
         return x + F.linear(F.silu(gate) * up, self.w2)
 
 
@@ -258,6 +272,13 @@ class Llama(nn.Module):
             raise ValueError(f"attention {name!r}: want one of {', '.join(ATTENTION)}")
         for blk in self.blocks:
             blk.decode_attention = name
+
+    def set_mlp(self, name):
+        """set_mlp picks how the gate/up projection is computed (MLP), for every step."""
+        if name not in MLP:
+            raise ValueError(f"mlp {name!r}: want one of {', '.join(MLP)}")
+        for blk in self.blocks:
+            blk.mlp = name
 
     def new_caches(self, batch):
         c = self.cfg

@@ -6,7 +6,7 @@ ceiling the engine should reach; the gap to the runner's figure is the adapter o
 
     bench.py run --model DIR [--device cuda] [--dtype bf16] [--prompt 128] [--new 256] [--iters 5]
                  [--compile inductor|inductor-thorough|max-autotune|inductor-cublas|aot_eager|none] [--tuning cached|per-process]
-                 [--attention sdpa|flex] [--cuda-graph on|off] [--lookahead 0|1] [--check [--eager]]
+                 [--attention sdpa|flex] [--mlp fused|split] [--cuda-graph on|off] [--lookahead 0|1] [--check [--eager]]
                  [--seed 1 --case p128-n256] [--per-iter] [--nvtx]
     bench.py run --dry        # the same code on CPU, on a tiny checkpoint written to a temp dir
     bench.py synth --out DIR [--seed 0]   # a tiny random HF Llama checkpoint (f32), for tests
@@ -136,6 +136,7 @@ def run(args):
     max_seq = llama.cache_length(args.prompt + args.new, args.attention)
     model = llama.build(cfg, host, dev, max_seq)
     model.set_decode_attention(args.attention)
+    model.set_mlp(args.mlp)
     del host
     llama.set_tuning(args.tuning)
     opts = llama.compile_options(dev, args.compile)
@@ -148,7 +149,7 @@ def run(args):
     compile_s = time.perf_counter() - t
     report = {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu", "torch": torch.__version__,
               "dtype": args.dtype, "params": params, "prompt": args.prompt, "new": args.new,
-              "compile": args.compile, "tuning": args.tuning, "attention": args.attention, "cuda_graph": args.cuda_graph, "lookahead": dec.lookahead, "compile_s": round(compile_s, 2)}
+              "compile": args.compile, "tuning": args.tuning, "attention": args.attention, "mlp": args.mlp, "cuda_graph": args.cuda_graph, "lookahead": dec.lookahead, "compile_s": round(compile_s, 2)}
     ok = True
     if args.check:
         steps, _, _ = dec.generate(prompt, 1, args.new, time.perf_counter_ns())
@@ -221,6 +222,7 @@ def main():
     r.add_argument("--compile", default="inductor", choices=list(llama.COMPILE_SETTINGS))
     r.add_argument("--tuning", default="cached", choices=list(llama.TUNING), help="as the engine's option tuning")
     r.add_argument("--attention", default="sdpa", choices=list(llama.ATTENTION), help="the decode step's attention, as the engine's option")
+    r.add_argument("--mlp", default="fused", choices=list(llama.MLP), help="the gate/up projection's form, as the engine's option")
     r.add_argument("--cuda-graph", default="auto", choices=["auto", "on", "off"], help="auto: on for cuda")
     r.add_argument("--lookahead", type=int, choices=[0, 1], default=None, help="queue the next step before reading a token (default: 1 on cuda, 0 on cpu)")
     r.add_argument("--eager", action="store_true", help="with --check: also compare with transformers generate")

@@ -131,7 +131,7 @@ class Worker:
                     "float32_matmul_precision": torch.get_float32_matmul_precision()}
         compile_ns = 0
         if mode == "eager":
-            for k in ("compile", "prefill", "cuda_graph", "lookahead", "wait", "tuning", "attention"):
+            for k in ("compile", "prefill", "cuda_graph", "lookahead", "wait", "tuning", "attention", "mlp"):
                 if k in opts:
                     raise BadRequest(f"option {k} applies to mode=compiled only")
             import eager
@@ -175,6 +175,9 @@ class Worker:
             attention = opts.get("attention", "sdpa")
             if attention not in llama.ATTENTION:
                 raise BadRequest(f"option attention={attention!r}: want one of {', '.join(llama.ATTENTION)}")
+            mlp = opts.get("mlp", "fused")
+            if mlp not in llama.MLP:
+                raise BadRequest(f"option mlp={mlp!r}: want one of {', '.join(llama.MLP)}")
             t = time.perf_counter_ns()
             cfg, host, params = llama.load_host(req["model"], dtype)
             host_ns = time.perf_counter_ns() - t
@@ -184,6 +187,7 @@ class Worker:
             t = time.perf_counter_ns()
             model = llama.build(cfg, host, dev, max_seq)
             model.set_decode_attention(attention)
+            model.set_mlp(mlp)
             del host
             self.sync()
             dev_ns = time.perf_counter_ns() - t
@@ -231,6 +235,8 @@ class Worker:
                               "decode step: FlexAttention (flex_attention, native GQA, causal cut as a score_mod on the device-side "
                               "position) over the static cache; prefill: F.scaled_dot_product_attention with a bool causal mask"),
                 "fused_weights": "qkv, gate+up",
+                "mlp": ("fused: one matmul over the gate+up weights, then silu(gate) * up" if mlp == "fused" else
+                        "split: gate and up as two matmuls over views of the fused weights (gpt-fast's form), fusable with silu * up"),
                 "compile_decode": "none (plain torch ops)" if dec_opts is None else f"torch.compile({json.dumps(dec_opts, sort_keys=True)})",
                 "prefill": "eager (plain torch ops)" if pre_opts is None else f"torch.compile({json.dumps(pre_opts, sort_keys=True)}), one graph per prompt length",
                 "cuda_graph": "one manually captured CUDA graph per decode step (torch.cuda.graph), per batch size" if graph else "off",
