@@ -27,7 +27,11 @@ var boring = map[string]bool{
 // ShortName turns a kernel name into a short readable one: an Itanium-mangled
 // C++ name becomes its last two scope components, plus the functor for
 // generic templates (vectorized_elementwise_kernel<silu_kernel>); any other
-// name (cuBLAS, Triton) is kept, cut to MaxNameLen.
+// name (cuBLAS, Triton) is kept, cut to MaxNameLen in the middle: its start and
+// its last tailLen characters. Kernels are grouped by this name, and generated
+// names differ at their end (Triton's unique kernel names, e.g.
+// triton_red_fused_…_mm_mul_pow_rsqrt_t_view_14 and …_view_16, are different
+// kernels with a common 60-character start): a cut at the end merged them.
 func ShortName(name string) string {
 	if name == "" {
 		return "(unknown)"
@@ -37,7 +41,18 @@ func ShortName(name string) string {
 			return cut(s)
 		}
 	}
-	return cut(name)
+	return cutMiddle(name)
+}
+
+// tailLen is how many closing characters cutMiddle keeps.
+const tailLen = 18
+
+func cutMiddle(s string) string {
+	r := []rune(s)
+	if len(r) <= MaxNameLen {
+		return s
+	}
+	return string(r[:MaxNameLen-1-tailLen]) + "…" + string(r[len(r)-tailLen:])
 }
 
 func cut(s string) string {

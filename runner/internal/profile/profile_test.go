@@ -241,7 +241,13 @@ func TestShortName(t *testing.T) {
 		{name: "plain function", in: norm, want: "rmsnorm_fwd"},
 		{name: "nested with anonymous namespace", in: "_ZN5flash12_GLOBAL__N_116flash_fwd_kernelILi128EEEvNS_6ParamsE", want: "flash::flash_fwd_kernel"},
 		{name: "std scope", in: "_ZNSt6vectorIiE4sortEv", want: "vector::sort"},
-		{name: "unmangled cuBLAS", in: "sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x128x64_warpgroupsize1x1x1_execute_segment_k_off_kernel__5x_cublas", want: "sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x12…"},
+		{name: "unmangled cuBLAS", in: "sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x128x64_warpgroupsize1x1x1_execute_segment_k_off_kernel__5x_cublas", want: "sm90_xmma_gemm_bf16bf16_bf16f32_f32_t…_kernel__5x_cublas"},
+		// Two of Inductor's kernels on the Llama-3-8B (H200, 2026-12-02): the same first 60 characters, different
+		// kernels (a cut at the end grouped them as one).
+		{name: "triton, long", in: "triton_red_fused__to_copy__unsafe_view_add_mean_mm_mul_pow_rsqrt_t_view_16",
+			want: "triton_red_fused__to_copy__unsafe_vie…ow_rsqrt_t_view_16"},
+		{name: "triton, long, another", in: "triton_red_fused__to_copy__unsafe_view_add_mean_mm_mul_pow_rsqrt_view_17",
+			want: "triton_red_fused__to_copy__unsafe_vie…_pow_rsqrt_view_17"},
 		{name: "triton", in: tritonAdd, want: tritonAdd},
 		{name: "empty", in: "", want: "(unknown)"},
 		{name: "garbage after _Z", in: "_Z999", want: "_Z999"},
