@@ -31,6 +31,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "torchllama"))
+sys.path.insert(1, os.path.join(HERE, "..", "internal", "worker", "py"))  # eager.py (transformers generate), for --check --eager
 
 import torch  # noqa: E402
 
