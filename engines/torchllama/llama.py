@@ -206,8 +206,6 @@ class Block(nn.Module):
         self.n1, self.n2 = frozen(n1), frozen(n2)
 
     def forward(self, x, cos, sin, mask, pos, kc, vc):
-        """forward runs the layer on x [b, t, dim]; mask is the causal mask for the grouped query rows, [g*t, S]
-        (g = heads // kv_heads), pos the t positions, kc/vc this layer's static cache."""
         c = self.cfg
         b, t, _ = x.shape
         h = rms_norm(x, self.n1, c.eps)
@@ -223,11 +221,11 @@ class Block(nn.Module):
         if t == 1 and self.decode_attention == "flex":
             y = flex_decode(q, kc, vc, pos)
         else:
-            # Grouped-query attention without repeating K/V: the g query heads of each KV head become g*t rows (mask
-            # is already [g*t, S], made once per step by Llama.forward).
+            # Grouped-query attention without repeating K/V: the g query heads of each KV head become g*t rows.
             g = c.heads // c.kv_heads
             q = q.reshape(b, c.kv_heads, g * t, c.head_dim)
-            y = F.scaled_dot_product_attention(q, kc, vc, attn_mask=mask)
+            m = mask.repeat(g, 1) if g > 1 else mask
+            y = F.scaled_dot_product_attention(q, kc, vc, attn_mask=m)
             # reshape, not view: SDPA kernels (e.g. CUDA mem-efficient) may return a transposed, non-contiguous layout.
             y = y.reshape(b, c.heads, t, c.head_dim)
         y = y.transpose(1, 2).reshape(b, t, c.heads * c.head_dim)
@@ -263,11 +261,6 @@ class Llama(nn.Module):
         # to max_seq in the libtorch export, whose cache length is a dynamic dimension): key j is visible to the
         # query at position p when j <= p.
         mask = torch.arange(caches[0][0].shape[2], device=pos.device) <= pos.unsqueeze(-1)
-        # Repeated for the g query heads that share a KV head (the rows of Block's grouped SDPA), once per step: made in
-        # each layer it was a kernel of its own per layer (Inductor does not merge them: 32 a token on the 8B, H200).
-        g = self.cfg.heads // self.cfg.kv_heads
-        if g > 1:
-            mask = mask.repeat(g, 1)
         for blk, (kc, vc) in zip(self.blocks, caches):
             x = blk(x, cos, sin, mask, pos, kc, vc)
         x = rms_norm(x[:, -1, :], self.norm, self.cfg.eps)
