@@ -410,3 +410,29 @@ func TestPrepare(t *testing.T) {
 		assert.NotEmpty(t, p.Steps[protocol.PreparedNothing], "%v", opts)
 	}
 }
+
+// TestBenchInductorKnob runs bench.py (the engine's own loop, for the adapter check and roofline experiments) with
+// --inductor: the field is set and reported, and a misspelt field is an error rather than an experiment that
+// silently measured the defaults.
+func TestBenchInductorKnob(t *testing.T) {
+	needTorch(t)
+	script := filepath.Join("bench", "bench.py")
+	run := func(args ...string) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, python, append([]string{script, "run", "--dry", "--compile", "aot_eager"}, args...)...).CombinedOutput()
+		return string(out), err
+	}
+	out, err := run("--inductor", "realize_opcount_threshold=0", "--inductor", "triton.cudagraphs=false")
+	require.NoError(t, err, out)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	var rep struct {
+		Inductor map[string]any `json:"inductor"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(lines[len(lines)-1]), &rep), out)
+	assert.Equal(t, map[string]any{"realize_opcount_threshold": 0.0, "triton.cudagraphs": false}, rep.Inductor)
+
+	out, err = run("--inductor", "realize_opcount_treshold=0")
+	require.Error(t, err)
+	assert.Contains(t, out, "torch._inductor.config has no realize_opcount_treshold")
+}

@@ -6,7 +6,7 @@ ceiling the engine should reach; the gap to the runner's figure is the adapter o
 
     bench.py run --model DIR [--device cuda] [--dtype bf16] [--prompt 128] [--new 256] [--iters 5]
                  [--compile inductor|inductor-thorough|max-autotune|inductor-cublas|aot_eager|none] [--tuning cached|per-process]
-                 [--attention sdpa|flex] [--mlp fused|split] [--cuda-graph on|off] [--lookahead 0|1] [--check [--eager]]
+                 [--attention sdpa|flex] [--mlp fused|split] [--inductor KEY=VALUE ...] [--cuda-graph on|off] [--lookahead 0|1] [--check [--eager]]
                  [--seed 1 --case p128-n256] [--per-iter] [--nvtx]
     bench.py run --dry        # the same code on CPU, on a tiny checkpoint written to a temp dir
     bench.py synth --out DIR [--seed 0]   # a tiny random HF Llama checkpoint (f32), for tests
@@ -103,6 +103,35 @@ def runner_prompt(seed, name, n, vocab):
     return out
 
 
+def set_inductor(pairs):
+    """set_inductor sets torch._inductor.config fields from KEY=VALUE strings (VALUE as JSON when it parses: 0, true,
+    "x"; else the string), for experiments on the engine's own loop the engine has no option for (e.g.
+    realize_opcount_threshold=0, which decides whether Inductor recomputes a pointwise input inside each GEMV program
+    or writes it once). A dotted KEY reaches a sub-config (triton.cudagraphs). Returns what it set; an unknown key is
+    an error, not a silent no-op."""
+    import torch._inductor.config as cfg
+
+    done = {}
+    for kv in pairs or []:
+        key, sep, raw = kv.partition("=")
+        if not sep:
+            raise SystemExit(f"--inductor {kv!r}: want KEY=VALUE")
+        try:
+            val = json.loads(raw)
+        except ValueError:
+            val = raw
+        obj, parts = cfg, key.split(".")
+        for part in parts[:-1]:
+            obj = getattr(obj, part, None)
+            if obj is None:
+                raise SystemExit(f"--inductor {kv!r}: torch._inductor.config has no {key}")
+        if not hasattr(obj, parts[-1]):
+            raise SystemExit(f"--inductor {kv!r}: torch._inductor.config has no {key}")
+        setattr(obj, parts[-1], val)
+        done[key] = val
+    return done
+
+
 def agree(a, b):
     n = 0
     for x, y in zip(a, b):
@@ -140,6 +169,7 @@ def run(args):
     model.set_mlp(args.mlp)
     del host
     llama.set_tuning(args.tuning)
+    inductor = set_inductor(args.inductor)
     opts = llama.compile_options(dev, args.compile)
     if args.cuda_graph == "auto":
         args.cuda_graph = "on" if dev.type == "cuda" else "off"
@@ -151,6 +181,8 @@ def run(args):
     report = {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu", "torch": torch.__version__,
               "dtype": args.dtype, "params": params, "prompt": args.prompt, "new": args.new,
               "compile": args.compile, "tuning": args.tuning, "attention": args.attention, "mlp": args.mlp, "cuda_graph": args.cuda_graph, "lookahead": dec.lookahead, "compile_s": round(compile_s, 2)}
+    if inductor:
+        report["inductor"] = inductor
     ok = True
     if args.check:
         steps, _, _ = dec.generate(prompt, 1, args.new, time.perf_counter_ns())
@@ -224,6 +256,8 @@ def main():
     r.add_argument("--tuning", default="cached", choices=list(llama.TUNING), help="as the engine's option tuning")
     r.add_argument("--attention", default="sdpa", choices=list(llama.ATTENTION), help="the decode step's attention, as the engine's option")
     r.add_argument("--mlp", default="fused", choices=list(llama.MLP), help="the gate/up projection's form, as the engine's option")
+    r.add_argument("--inductor", action="append", metavar="KEY=VALUE",
+                   help="set a torch._inductor.config field before compiling (repeatable; an experiment knob, not an engine option)")
     r.add_argument("--cuda-graph", default="auto", choices=["auto", "on", "off"], help="auto: on for cuda")
     r.add_argument("--lookahead", type=int, choices=[0, 1], default=None, help="queue the next step before reading a token (default: 1 on cuda, 0 on cpu)")
     r.add_argument("--eager", action="store_true", help="with --check: also compare with transformers generate")
