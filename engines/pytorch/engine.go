@@ -72,7 +72,7 @@ func (e *engine) Info() protocol.Info {
 				"agree between iterations and launches with it on, the differences came from nondeterministic kernels; ops with no deterministic " +
 				"implementation are named in the loaded settings (nondeterministic_ops) and the engine's log. Slower; not the engine's best practice.",
 			"mlp": "compiled mode: fused|split (default fused): the gate/up projection as one matmul over the concatenated weights, or as two " +
-				"matmuls over views of them (gpt-fast's form), which Inductor can fuse with silu(gate)*up into one kernel on cuda; same weights, same arithmetic",
+				"matmuls over views of them (gpt-fast's form); same weights, same arithmetic, other Inductor kernels (split measured slower on the H200's 8B)",
 			"lookahead": "compiled mode: 1|0 (default 1 on cuda, 0 on cpu): queue the next decode step before waiting for the current token (on cpu steps run synchronously, so 1 only delays the stamps)",
 		},
 		Capabilities: protocol.Capabilities{

@@ -33,10 +33,10 @@ ATTENTION = ("sdpa", "flex")
 # The gate/up projection of the MLP: fused = one F.linear over the concatenated gate+up weights, then silu(gate) * up
 # from the two halves of its output; split = two F.linear calls, over the gate and up halves of the same weights
 # (views, no copy), as gpt-fast's FeedForward writes it. The weights and the arithmetic are the same; what differs
-# is what Inductor can fuse on cuda, where coordinate-descent tuning turns each M=1 matmul into a reduction: the
-# fused form's silu(gate) * up reads output j and j + intermediate, so it is a kernel of its own after the reduction;
-# the split form's two reductions have the same shape and read the same input, so Inductor can fuse them and the
-# silu * up into one kernel (no intermediate written and read back).
+# is what Inductor makes of it on cuda, where coordinate-descent tuning turns each M=1 matmul into a reduction. The
+# hope for split was one kernel for both matmuls with silu * up as its epilogue; on the H200 (2026-12-02, 8B) Inductor
+# kept silu * up as a prologue of the down projection in both forms, and split ran 17% slower (one launch each,
+# results/h200-2026-12-02-s8). fused stays the default.
 MLP = ("fused", "split")
 
 

@@ -236,7 +236,7 @@ class Worker:
                               "position) over the static cache; prefill: F.scaled_dot_product_attention with a bool causal mask"),
                 "fused_weights": "qkv, gate+up",
                 "mlp": ("fused: one matmul over the gate+up weights, then silu(gate) * up" if mlp == "fused" else
-                        "split: gate and up as two matmuls over views of the fused weights (gpt-fast's form), fusable with silu * up"),
+                        "split: gate and up as two matmuls over views of the fused weights (gpt-fast's form)"),
                 "compile_decode": "none (plain torch ops)" if dec_opts is None else f"torch.compile({json.dumps(dec_opts, sort_keys=True)})",
                 "prefill": "eager (plain torch ops)" if pre_opts is None else f"torch.compile({json.dumps(pre_opts, sort_keys=True)}), one graph per prompt length",
                 "cuda_graph": "one manually captured CUDA graph per decode step (torch.cuda.graph), per batch size" if graph else "off",
