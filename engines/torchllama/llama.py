@@ -63,7 +63,7 @@ def set_tuning(name):
         torch._inductor.config.bundle_triton_into_fx_graph_cache = False
 
 
-COMPILE_SETTINGS = ("inductor", "inductor-thorough", "max-autotune", "inductor-cublas", "aot_eager", "none")
+COMPILE_SETTINGS = ("inductor", "inductor-thorough", "inductor-realize", "max-autotune", "inductor-cublas", "aot_eager", "none")
 
 
 def compile_options(device, name):
@@ -76,6 +76,11 @@ def compile_options(device, name):
     pointwise/reduction config sets (max_autotune_pointwise): the reductions' configurations differed from process
     to process on the H200 (20 of 24 kernels, TPOT 4.92-5.57 ms), a sign that radius-1 descent stops in different
     local optima; more compile time for, perhaps, the best of them every time;
+    inductor-realize: the same as inductor, but a pointwise result that reads two or more buffers is written once
+    (realize_acc_reads_threshold=1) instead of being recomputed inside each consumer: on the H200's 8B (2026-12-02,
+    results/h200-2026-12-02-s8) the down, qkv and wo GEMVs ran at 46-77% of the memory bandwidth where gate+up ran at
+    97-100%, each of their programs reloading and recomputing its fused prologue (silu(gate)*up, RMSNorm's scaling) —
+    written once, a GEMV reads one ready vector; the price is more, smaller pointwise kernels (not yet measured);
     max-autotune: the same as inductor plus Inductor's max_autotune; inductor-cublas: Inductor's defaults, without
     coordinate-descent tuning, so M=1 matmuls stay cuBLAS calls (GEMV) and only the rest is generated Triton;
     aot_eager: Dynamo + AOTAutograd tracing with no code generation (cheap; checks the step traces as one
@@ -91,6 +96,8 @@ def compile_options(device, name):
         opts = {"coordinate_descent_tuning": name != "inductor-cublas", "triton.unique_kernel_names": True}
     if name == "max-autotune":
         opts["max_autotune"] = True
+    if name == "inductor-realize":
+        opts["realize_acc_reads_threshold"] = 1
     if name == "inductor-thorough" and device.type == "cuda":
         opts.update({"coordinate_descent_check_all_directions": True, "coordinate_descent_search_radius": 2,
                      "max_autotune_pointwise": True})
