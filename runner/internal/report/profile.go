@@ -30,9 +30,13 @@ func profileMarkdown(p *printer, s *analysis.Summary) {
 	}
 	p.f("\n")
 	for _, r := range pr.Rows {
-		p.f("Top kernels, %s / %s (share of kernel time, µs and launches per token):\n\n", r.Engine, r.Case)
+		p.f("Top kernels, %s / %s (share of kernel time, µs and launches per token, µs per launch):\n\n", r.Engine, r.Case)
 		for _, k := range r.Top {
-			p.f("- `%s` %.1f%%, %s µs, %s×\n", k.Name, 100*k.Share, sig4(k.Us), sig4(k.PerStep))
+			each := ""
+			if k.PerStep > 0 {
+				each = fmt.Sprintf(" (%s µs each)", sig4(k.Us/k.PerStep))
+			}
+			p.f("- `%s` %.1f%%, %s µs, %s×%s\n", k.Name, 100*k.Share, sig4(k.Us), sig4(k.PerStep), each)
 		}
 		p.f("\n")
 	}

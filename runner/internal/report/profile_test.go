@@ -22,7 +22,7 @@ func TestProfileSection(t *testing.T) {
 	profileMarkdown(p, s)
 	ph := &printer{w: &h}
 	profileHTML(ph, s)
-	for _, want := range []string{"| pytorch-eager | p128-n128 | 2 | 30000 | 3000 | 27000 | 90% | 600 |", "`gemv<a&b>` 60.0%", "ratio 0.900 [0.850, 0.950] (-10.0%)"} {
+	for _, want := range []string{"| pytorch-eager | p128-n128 | 2 | 30000 | 3000 | 27000 | 90% | 600 |", "`gemv<a&b>` 60.0%, 1800 µs, 155× (11.61 µs each)", "ratio 0.900 [0.850, 0.950] (-10.0%)"} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("profileMarkdown() lacks %q:\n%s", want, md.String())
 		}
