@@ -19,7 +19,8 @@
 #                    END_AT (epoch seconds) or STAGE_TIMEOUT stop it like Ctrl-C, keeping every finished launch.
 #                    burn's prepare tunes into cubecl's store, which comes back as $OUT/cubecl-cache.tar.xz
 #   suite            runner suite configs/suite-h200.yaml, resumed by each later call on a warm machine (SUITE_MODELS,
-#                    SUITE_BUDGET 7m, SUITE_TIMEOUT 540 s — longer in a detached queue —, SUITE_CONFIG); $OUT/suite.tar.gz
+#                    SUITE_BUDGET 7m, SUITE_TIMEOUT 540 s — longer in a detached queue —, SUITE_CONFIG); $OUT/suite.tar.gz,
+#                    also from every --collect: kept as .gpu/suite.tar.gz, the next machine resumes it
 #   adapter          `runner adapter` (the engine's own decode loop against runner launches, interleaved on the card, ±3%)
 #                    of ADAPTER="ENGINE[:key=value]:SHAPE ..." (default candle:tinyllama-1.1b), ROUNDS (2), WARMUP (2), ITERS (5),
 #                    ADAPTER_FLAGS (more flags, e.g. --native-spin; --device cpu --dtype f32 for a dry run)
@@ -68,6 +69,12 @@ for a in .gpu/bundle.tar.xz .gpu/*.tar.xz "$W"/parts/*.tar.xz; do
   touch "$mark"
 done
 [[ -x $BIN/runner ]] || { echo "gpu-run: no runner in the carried .gpu/*.tar.xz" >&2; exit 1; }
+# A suite longer than a session (30 device-minutes) goes on on the next machine: --collect returns the suite's
+# directory as $OUT/suite.tar.gz; carried back as .gpu/suite.tar.gz it becomes this machine's $W/suite, and the suite
+# stage resumes it (runner suite --resume keeps the finished cells and runs a cell half-done on another machine again).
+if [[ -f .gpu/suite.tar.gz && ! -d $W/suite ]]; then
+  tar -xzf .gpu/suite.tar.gz -C "$W" && echo "gpu-run: suite state from .gpu/suite.tar.gz: $(ls "$W/suite" | tr '\n' ' ')"
+fi
 # cubecl (burn) keeps autotune results and compiled kernels in the user cache dir, as a burn user's machine does:
 # pre-warmed from the H200's committed store (results/h200-2026-12-02-s6: both levels, TinyLlama and 8B shapes — not the
 # 8B prefill at the default level, which fails in cubecl; cubecl
@@ -133,7 +140,9 @@ case ${1:-} in
     n=$(split_parts "$W/inductor-cache.tar.xz" $((15 << 20)) "$OUT/inductor-cache.tar.xz")
     echo "gpu-run: inductor cache $(du -sh "$W/inductor-cache" | cut -f1), $(stat -c %s "$W/inductor-cache.tar.xz") bytes of xz in $n part(s)"
   fi
-  tar -czf "$OUT/queues.tar.gz" -C "$Q" --exclude=tree --exclude='*-cache.tar.xz' --warning=no-file-changed . || true # logs still growing: exit 1
+  # The suite as it stands (finished cells and launches), for the next machine should this one go (.gpu/suite.tar.gz).
+  [[ ! -d $W/suite ]] || tar -czf "$OUT/suite.tar.gz" -C "$W" --warning=no-file-changed suite || true
+  [[ ! -d $Q ]] || tar -czf "$OUT/queues.tar.gz" -C "$Q" --exclude=tree --exclude='*-cache.tar.xz' --warning=no-file-changed . || true # logs still growing: exit 1
   ls -l "$OUT/queues.tar.gz" || true
   nvidia-smi --query-gpu=uuid,memory.used,utilization.gpu --format=csv,noheader
   df -h /tmp | tail -n1
