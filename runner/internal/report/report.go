@@ -867,7 +867,14 @@ func sharedTuningLine(s *analysis.Summary) string {
 	var parts []string
 	for _, en := range s.Engines {
 		if en.SharedTuning != "" {
-			parts = append(parts, fmt.Sprintf("%s (%s)", en.Label, en.SharedTuning))
+			part := fmt.Sprintf("%s (%s)", en.Label, en.SharedTuning)
+			if k := tuningNotShared(s, en.Label); k != nil {
+				// The engine's claim, checked against what its launches reported (H200 8B, 2026-12-02: a few kernels
+				// were tuned again in later processes and settled differently).
+				part += fmt.Sprintf(" — yet its launches settled on different configurations for %d of %d tuned kernels, "+
+					"so that tuning was not replayed whole", len(k.Differ), k.Kernels)
+			}
+			parts = append(parts, part)
 		}
 	}
 	if len(parts) == 0 {
@@ -877,6 +884,19 @@ func sharedTuningLine(s *analysis.Summary) string {
 		"the CI covers launch-to-launch variation, not the spread between tunings, which another machine or an empty cache " +
 		"draws again (autotuners time kernels of microseconds, and pick differently from run to run); a difference between " +
 		"engines smaller than that spread may not hold on another tuning."
+}
+
+// tuningNotShared is the kernel-configuration comparison of label's launches, in the first case where they differ;
+// nil when they agree everywhere or were not reported.
+func tuningNotShared(s *analysis.Summary, label string) *analysis.KernelConfigs {
+	for _, c := range s.Cases {
+		for _, r := range c.Results {
+			if r.Engine == label && r.Determinism != nil && r.Determinism.KernelConfigs != nil && len(r.Determinism.KernelConfigs.Differ) > 0 {
+				return r.Determinism.KernelConfigs
+			}
+		}
+	}
+	return nil
 }
 
 // preparedLine says what each engine's `ENGINE prepare` did before its first

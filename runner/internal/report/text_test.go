@@ -43,6 +43,16 @@ func TestSharedTuningAndPreparedLines(t *testing.T) {
 	if strings.Contains(got, "a (") {
 		t.Errorf("sharedTuningLine names an engine that said nothing: %q", got)
 	}
+	if strings.Contains(got, "not replayed whole") {
+		t.Errorf("sharedTuningLine doubts a tuning no launch contradicted: %q", got)
+	}
+	// The claim checked against the launches' own kernel configurations: one kernel settled differently.
+	s.Cases = []analysis.Case{{Name: "p", Results: []analysis.Result{{Engine: "b", Determinism: &analysis.Determinism{
+		KernelConfigs: &analysis.KernelConfigs{Launches: 2, Kernels: 24, Distinct: 2, Differ: []string{"triton_red_fused_mm_16"}}}}}}}
+	if got := sharedTuningLine(s); !strings.Contains(got, "b (the export's tuning) — yet its launches settled on different configurations for 1 of 24 tuned kernels") {
+		t.Errorf("sharedTuningLine = %q, want the contradicted claim said", got)
+	}
+	s.Cases = nil
 	s.Prepared = []analysis.Prepared{
 		{Engine: "b", WallS: 259.5, Ran: true, Steps: map[string]string{"package_b1": "exported", "weights": "one file"}},
 		{Engine: "c", WallS: 0.2},
