@@ -436,3 +436,23 @@ func TestBenchInductorKnob(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, out, "torch._inductor.config has no realize_opcount_treshold")
 }
+
+// TestCompileSettings checks what each compile setting hands torch.compile on cuda (no GPU needed to build the
+// options): inductor-realize is gpt-fast's settings plus Inductor writing multi-read pointwise results once.
+func TestCompileSettings(t *testing.T) {
+	needTorch(t)
+	code := `import json, sys, torch; sys.path.insert(0, "../torchllama"); import llama
+print(json.dumps({n: llama.compile_options(torch.device("cuda"), n) for n in ("inductor", "inductor-realize", "inductor-cublas")}))`
+	out, err := exec.Command(python, "-c", code).CombinedOutput()
+	require.NoError(t, err, string(out))
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	var got map[string]struct {
+		Options map[string]any `json:"options"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(lines[len(lines)-1]), &got), string(out))
+	assert.Equal(t, true, got["inductor"].Options["coordinate_descent_tuning"])
+	assert.NotContains(t, got["inductor"].Options, "realize_acc_reads_threshold")
+	assert.Equal(t, true, got["inductor-realize"].Options["coordinate_descent_tuning"])
+	assert.Equal(t, 1.0, got["inductor-realize"].Options["realize_acc_reads_threshold"])
+	assert.Equal(t, false, got["inductor-cublas"].Options["coordinate_descent_tuning"])
+}
