@@ -143,7 +143,7 @@ case ${1:-} in
   # The suite as it stands (finished cells and launches), for the next machine should this one go (.gpu/suite.tar.gz).
   [[ ! -d $W/suite ]] || tar -czf "$OUT/suite.tar.gz" -C "$W" --warning=no-file-changed suite || true
   [[ ! -d $Q ]] || tar -czf "$OUT/queues.tar.gz" -C "$Q" --exclude=tree --exclude='*-cache.tar.xz' --warning=no-file-changed . || true # logs still growing: exit 1
-  ls -l "$OUT/queues.tar.gz" || true
+  ls -l "$OUT"/*.tar.gz 2>/dev/null || true # queues.tar.gz and suite.tar.gz, where there were any
   nvidia-smi --query-gpu=uuid,memory.used,utilization.gpu --format=csv,noheader
   df -h /tmp | tail -n1
   exit 0
