@@ -356,7 +356,7 @@ func request(p Params) ([]byte, error) {
 		return nil, fmt.Errorf("model %s: %w", p.Model, err)
 	}
 	cfg := &config.Config{Seed: p.Seed, Cases: []config.Case{{Name: p.Case, PromptLen: p.PromptLen, MaxNewTokens: p.NewTokens, BatchSize: 1}}}
-	cases, err := workload.Cases(cfg, mc.VocabSize)
+	cases, err := workload.Cases(cfg, mc)
 	if err != nil {
 		return nil, err
 	}

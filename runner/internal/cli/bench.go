@@ -252,7 +252,7 @@ func benchCmd(c *ucli.Context, e *env) error {
 	} else if err != nil {
 		return err
 	}
-	cases, err := workload.Cases(cfg, model.Config.VocabSize)
+	cases, err := workload.Cases(cfg, model.Config)
 	if err != nil {
 		return withCode(ExitUsage, err)
 	}

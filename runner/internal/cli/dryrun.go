@@ -52,7 +52,7 @@ func dryRun(w io.Writer, cfg *config.Config, variants []bench.Variant) error {
 	fmt.Fprintf(w, "  device %s, %s, seed %d\n", cfg.Device, cfg.DType, cfg.Seed)
 	maxBatch := 1
 	if mc != nil {
-		if _, err := workload.Cases(cfg, mc.VocabSize); err != nil {
+		if _, err := workload.Cases(cfg, *mc); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -151,4 +151,40 @@ func suiteDryRun(w io.Writer, e *env, binDir string, binGiven bool, sc *suite.Co
 	}
 	fmt.Fprintln(w, "  ok: the suite would start")
 	return nil
+}
+
+// suiteCasesErr checks every cell's workloads against its model (its config.json, or the shape the suite would
+// synthesize) before a new suite starts: a workload no engine can serve is the config's error, found before the
+// first cell instead of as every engine's failed launches in a later one. A model neither there nor synthesized is
+// left to the cell, which says so.
+func suiteCasesErr(sc *suite.Config) error {
+	var errs []error
+	for _, cell := range sc.Cells() {
+		cfg, err := sc.CellConfig(cell, sc.Engines)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("cell %s: %w", cell.Name, err))
+			continue
+		}
+		var mc modelcfg.Config
+		if m, err := modelcfg.Load(cfg.Model); err == nil {
+			mc = m
+		} else if s, ok := synthShape(cfg); ok {
+			mc = s
+		} else {
+			continue
+		}
+		if _, err := workload.Cases(cfg, mc); err != nil {
+			errs = append(errs, fmt.Errorf("cell %s: %w", cell.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// synthShape is the shape cfg's synth section names, when it names a known one.
+func synthShape(cfg *config.Config) (modelcfg.Config, bool) {
+	if cfg.Synth == nil {
+		return modelcfg.Config{}, false
+	}
+	s, ok := synth.Shapes[cfg.Synth.Shape]
+	return s, ok
 }

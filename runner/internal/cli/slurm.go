@@ -210,7 +210,7 @@ func slurmSubmit(c *ucli.Context, e *env) error {
 		return err
 	}
 	cfg.Model, cfg.Synth = model.Dir, nil
-	cases, err := workload.Cases(cfg, model.Config.VocabSize)
+	cases, err := workload.Cases(cfg, model.Config)
 	if err != nil {
 		return withCode(ExitUsage, err)
 	}

@@ -55,7 +55,7 @@ func suiteCommand(e *env) *ucli.Command {
 			&ucli.StringFlag{Name: "out", Value: "results", Usage: "results root `DIR`; the suite writes DIR/<timestamp>-<name>/"},
 			&ucli.StringFlag{Name: "engines", Aliases: []string{"e"}, Usage: "override the config's engine variants, comma-separated (reference:threads=1,pytorch:mode=compiled)"},
 			&ucli.StringFlag{Name: "models", Usage: "run only these of the config's models, comma-separated names (e.g. tinyllama-1.1b)"},
-			&ucli.StringFlag{Name: "workloads", Usage: "run only these of the config's workloads, comma-separated names (e.g. p128-n256,p2048-n16)"},
+			&ucli.StringFlag{Name: "workloads", Usage: "run only these of the config's workloads, comma-separated names (e.g. p128-n256,p2032-n16)"},
 			&ucli.IntFlag{Name: "launches", DefaultText: "the config's", Usage: "override launches per engine per cell (exact: adaptive stopping off)"},
 			&ucli.IntFlag{Name: "iterations", DefaultText: "the config's", Usage: "override timed iterations per launch"},
 			&ucli.IntFlag{Name: "warmup", DefaultText: "the config's", Usage: "override warm-up iterations per launch"},
@@ -138,6 +138,9 @@ func suiteCmd(c *ucli.Context, e *env) error {
 		infos = is
 		if c.Bool("dry-run") {
 			return suiteDryRun(e.stdout, e, binDir, binGiven, sc, specs, infos) // dryrun.go
+		}
+		if err := suiteCasesErr(sc); err != nil { // dryrun.go
+			return withCode(ExitUsage, fmt.Errorf("suite %s: %w", sc.Name, err))
 		}
 		st = &suite.State{Name: sc.Name, Engines: specs, Notes: notes}
 		for _, cell := range sc.Cells() {

@@ -394,3 +394,27 @@ func TestSuiteModelSkip(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, string(md), "testengine skipped on b: known to fail on b (test)")
 }
+
+// TestSuiteWorkloadOverPositions: a workload longer than a model's positions (prompt + new tokens over
+// max_position_embeddings, which every engine refuses) is the config's error, in the dry run and before a new suite's
+// first cell — not every engine's failed launches in the cell that has it (2026-12-02, H200: p2048-n16 on TinyLlama).
+func TestSuiteWorkloadOverPositions(t *testing.T) {
+	bin := testbin.Dir(t)
+	work := t.TempDir()
+	root := filepath.Join(work, "results")
+	cfg := filepath.Join(work, "long.yaml")
+	// the tiny shape has 1024 positions: 1016 + 8 fits, 1020 + 8 does not (and comes second: nothing may run first)
+	require.NoError(t, os.WriteFile(cfg, []byte("name: long\ndevice: cpu\ndtype: f32\nwarmup: 0\niterations: 1\nlaunches: 4\n"+
+		"engines: [{name: reference, threads: 1}]\n"+
+		"models: [{name: a, dir: models/a, synth: {shape: tiny, dtype: f32, seed: 1}}]\n"+
+		"workloads: [{name: fits, prompt_len: 1016, max_new_tokens: 8}, {name: over, prompt_len: 1020, max_new_tokens: 8}]\n"), 0o644))
+	want := "cell a-over: cases[0] (over): 1020 prompt + 8 new tokens = 1028 positions, over the model's max_position_embeddings 1024"
+	p := startSuite(t, bin, work, cfg, "--bin-dir", bin, "--out", root, "--dry-run")
+	require.Equal(t, cli.ExitUsage, p.wait(t))
+	require.Contains(t, p.stderr.String(), want)
+	p = startSuite(t, bin, work, cfg, "--bin-dir", bin, "--out", root, "-q")
+	require.Equal(t, cli.ExitUsage, p.wait(t))
+	require.Contains(t, p.stderr.String(), want+" (no engine serves it: shorten the prompt to 1016)")
+	_, err := os.Stat(root)
+	require.True(t, os.IsNotExist(err), "no suite started: nothing written")
+}

@@ -1,4 +1,4 @@
-package config
+package config_test
 
 import (
 	"path/filepath"
@@ -6,9 +6,14 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/config"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/synth"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/workload"
 )
 
-// TestCommittedConfigs keeps every config under configs/ valid.
+// TestCommittedConfigs keeps every config under configs/ valid, and its cases within its synthesized model's
+// vocabulary and positions.
 func TestCommittedConfigs(t *testing.T) {
 	files, err := filepath.Glob("../../../configs/*.yaml")
 	require.NoError(t, err)
@@ -18,8 +23,14 @@ func TestCommittedConfigs(t *testing.T) {
 			continue // suite files (models: and workloads:), checked by the suite package
 		}
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			_, err := Load(f)
+			cfg, err := config.Load(f)
 			require.NoError(t, err)
+			if cfg.Synth != nil {
+				shape, ok := synth.Shapes[cfg.Synth.Shape]
+				require.True(t, ok, "synth shape %q", cfg.Synth.Shape)
+				_, err := workload.Cases(cfg, shape)
+				require.NoError(t, err)
+			}
 		})
 	}
 }

@@ -73,7 +73,7 @@ type Cell struct {
 	Workloads []config.Case
 }
 
-// Workload names the cell's workloads ("p128-n256+p2048-n16" when grouped).
+// Workload names the cell's workloads ("p128-n256+p2032-n16" when grouped).
 func (c Cell) Workload() string {
 	names := make([]string, len(c.Workloads))
 	for i, w := range c.Workloads {

@@ -9,9 +9,12 @@ import (
 	"github.com/cuda-inference-benchmarks/cib/protocol"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/config"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/results"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/synth"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/workload"
 )
 
-// TestCommittedSuites keeps configs/suite-*.yaml valid, every cell included.
+// TestCommittedSuites keeps configs/suite-*.yaml valid, every cell included, and every workload within its
+// synthesized model's vocabulary and positions (2026-12-02: p2048-n16 on TinyLlama's 2048 positions, found on the H200).
 func TestCommittedSuites(t *testing.T) {
 	files, err := filepath.Glob("../../../configs/suite-*.yaml")
 	require.NoError(t, err)
@@ -26,6 +29,12 @@ func TestCommittedSuites(t *testing.T) {
 				cfg, err := c.CellConfig(cell, c.Engines)
 				require.NoError(t, err, cell.Name)
 				require.GreaterOrEqual(t, cfg.Launches, 4, "the issue asks for at least 4 launches per engine per cell")
+				if cell.Model.Synth != nil {
+					shape, ok := synth.Shapes[cell.Model.Synth.Shape]
+					require.True(t, ok, "%s: synth shape %q", cell.Name, cell.Model.Synth.Shape)
+					_, err := workload.Cases(cfg, shape)
+					require.NoError(t, err, cell.Name)
+				}
 			}
 			require.Equal(t, len(c.Models)*len(c.Workloads), cases, "every model × workload in one cell")
 		})

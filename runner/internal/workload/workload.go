@@ -83,11 +83,16 @@ func PrepareModel(ctx context.Context, cfg *config.Config, progress io.Writer, h
 	return m, nil
 }
 
-// Cases resolves the config's cases into protocol cases: explicit prompt ids
-// are checked against the vocabulary, prompt_len ones are drawn
-// deterministically from the seed and the case name.
-func Cases(cfg *config.Config, vocab int) ([]protocol.Case, error) {
+// Cases resolves the config's cases into protocol cases for model mc: explicit
+// prompt ids are checked against the vocabulary, prompt_len ones are drawn
+// deterministically from the seed and the case name, and each case's prompt +
+// new tokens must fit the model's max_position_embeddings — every engine
+// refuses a longer request, so it is the config's error, found before a launch
+// (2026-12-02 on the H200: a p2048-n16 workload on TinyLlama's 2048 positions
+// failed two launches of every engine, 5 device-minutes, instead of the dry run).
+func Cases(cfg *config.Config, mc modelcfg.Config) ([]protocol.Case, error) {
 	var out []protocol.Case
+	vocab := mc.VocabSize
 	for i, c := range cfg.Cases {
 		ids := c.PromptTokens
 		if len(ids) == 0 {
@@ -97,6 +102,10 @@ func Cases(cfg *config.Config, vocab int) ([]protocol.Case, error) {
 			if t >= vocab {
 				return nil, fmt.Errorf("cases[%d] (%s).prompt_tokens[%d]: id %d is outside the model's vocabulary (%d)", i, c.Name, j, t, vocab)
 			}
+		}
+		if n := len(ids) + c.MaxNewTokens; mc.MaxPositionEmbeddings > 0 && n > mc.MaxPositionEmbeddings {
+			return nil, fmt.Errorf("cases[%d] (%s): %d prompt + %d new tokens = %d positions, over the model's max_position_embeddings %d (no engine serves it: shorten the prompt to %d)",
+				i, c.Name, len(ids), c.MaxNewTokens, n, mc.MaxPositionEmbeddings, max(mc.MaxPositionEmbeddings-c.MaxNewTokens, 0))
 		}
 		out = append(out, protocol.Case{
 			Name: c.Name, PromptTokens: ids, MaxNewTokens: c.MaxNewTokens, BatchSize: c.BatchSize, Greedy: true, IgnoreEOS: true,

@@ -6,6 +6,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/config"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/modelcfg"
 )
 
 func TestPrompt(t *testing.T) {
@@ -31,13 +32,20 @@ func TestCases(t *testing.T) {
 		{Name: "gen", PromptLen: 5, MaxNewTokens: 3, BatchSize: 1},
 		{Name: "fixed", PromptTokens: []int{7, 8}, MaxNewTokens: 2, BatchSize: 2},
 	}}
-	cs, err := Cases(cfg, 512)
+	mc := modelcfg.Config{VocabSize: 512, MaxPositionEmbeddings: 8}
+	cs, err := Cases(cfg, mc)
 	require.NoError(t, err)
 	require.Len(t, cs[0].PromptTokens, 5)
 	require.Equal(t, []int{7, 8}, cs[1].PromptTokens)
 	require.True(t, cs[0].Greedy && cs[0].IgnoreEOS, "the runner always asks for greedy, fixed-length output")
 
 	cfg.Cases[1].PromptTokens = []int{7, 600}
-	_, err = Cases(cfg, 512)
+	_, err = Cases(cfg, mc)
 	require.ErrorContains(t, err, "id 600 is outside the model's vocabulary (512)")
+
+	// Prompt + new tokens must fit the model's positions: 5 + 3 = 8 does, 5 + 4 does not.
+	cfg.Cases[1].PromptTokens = []int{7, 8}
+	cfg.Cases[0].MaxNewTokens = 4
+	_, err = Cases(cfg, mc)
+	require.ErrorContains(t, err, "cases[0] (gen): 5 prompt + 4 new tokens = 9 positions, over the model's max_position_embeddings 8 (no engine serves it: shorten the prompt to 4)")
 }
