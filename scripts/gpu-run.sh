@@ -90,7 +90,7 @@ if [[ -z ${CUBECL_STORE:-} ]] && ! nvidia-smi --query-gpu=name --format=csv,nohe
 fi
 if [[ -f $store && ! -d $XDG_CACHE_HOME/cubecl ]]; then tar -xaf "$store" -C "$XDG_CACHE_HOME"; fi
 # A queue of stages longer than one call (10 min): --detach STAGE... starts them in a new process
-# session (it outlives the call while the machine is held) from a private copy of scripts/ and
+# session (it outlives the call while the machine is held) from a private copy of scripts/, bench.py (adapter) and
 # configs/ (a later call replaces the working tree), one queue after another (flock); their outputs
 # go to $W/queue/ID/. Later calls (carrying more bundles, which the unpack above adds to bin/ at
 # once) run --collect [SECONDS]: it waits up to SECONDS for the queues to finish, prints their
@@ -111,7 +111,11 @@ case ${1:-} in
   id=$(date -u +%H%M%S)
   mkdir -p "$Q/$id/tree"
   cp -r scripts configs "$Q/$id/tree/"
-  (cd "$Q/$id/tree" && setsid nohup flock "$Q.lock" env OUT="$Q/$id" CIB_QUEUED=1 bash scripts/gpu-run.sh "$@" >"$Q/$id.nohup" 2>&1 </dev/null &)
+  # pytorch's native loop for the adapter stage (bench.py and the modules it imports, as in the repository)
+  cp -r --parents engines/pytorch/bench engines/pytorch/internal/worker/py engines/torchllama "$Q/$id/tree/"
+  # exec: the subshell becomes the queue, so no shell is left holding this call's stdout (2026-12-02: a `--detach … | tail`
+  # returned only when the queue ended — 4 minutes of a session's device time, and a call cut at its limit).
+  (cd "$Q/$id/tree" && exec setsid nohup flock "$Q.lock" env OUT="$Q/$id" CIB_QUEUED=1 bash scripts/gpu-run.sh "$@" >"$Q/$id.nohup" 2>&1 </dev/null) &
   sleep 2
   echo "gpu-run: queue $id started detached: $* (log $Q/$id/log.txt; running queues: $(pgrep -fc 'CIB_QUEUED=1' || true))"
   exit 0
