@@ -105,7 +105,7 @@ func TestCompare(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			v := adapter.Compare(adapter.MetricDecode, tt.native, tt.runner, 0.03)
+			v := adapter.Compare(adapter.MetricDecode, tt.native, tt.runner, nil, 0.03)
 			require.InDelta(t, tt.ratio, v.Ratio, 1e-3, "Compare ratio")
 			require.Equal(t, tt.within, v.Within, "Within, ratio %.4f", v.Ratio)
 			require.Equal(t, tt.resolved, v.Resolved, "Resolved, CI %.4f–%.4f", v.Lo, v.Hi)
@@ -115,7 +115,7 @@ func TestCompare(t *testing.T) {
 			require.Contains(t, v.Line(), map[bool]string{true: "within ±3%", false: "OUTSIDE ±3%"}[tt.within])
 		})
 	}
-	v := adapter.Compare(adapter.MetricDecode, nil, flat(100, 2, 3), 0.03)
+	v := adapter.Compare(adapter.MetricDecode, nil, flat(100, 2, 3), nil, 0.03)
 	require.False(t, v.Within)
 	require.Contains(t, v.Line(), "no verdict")
 }
@@ -143,17 +143,17 @@ func TestRoundsNeeded(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			v := adapter.Compare(adapter.MetricDecode, tt.native, tt.runner, 0.03)
+			v := adapter.Compare(adapter.MetricDecode, tt.native, tt.runner, nil, 0.03)
 			require.False(t, v.Resolved, "CI %.4f–%.4f", v.Lo, v.Hi)
 			require.Equal(t, tt.want, v.RoundsNeeded)
 			require.Contains(t, v.Line(), fmt.Sprintf("(about %d per side at this run-to-run spread)", tt.want))
 		})
 	}
 	// Resolved, or a side with one run: no figure.
-	require.Zero(t, adapter.Compare(adapter.MetricDecode, one(100, 100.5, 99.5), one(98, 98.4, 97.6), 0.03).RoundsNeeded)
-	require.Zero(t, adapter.Compare(adapter.MetricDecode, one(100), one(90, 120), 0.03).RoundsNeeded)
+	require.Zero(t, adapter.Compare(adapter.MetricDecode, one(100, 100.5, 99.5), one(98, 98.4, 97.6), nil, 0.03).RoundsNeeded)
+	require.Zero(t, adapter.Compare(adapter.MetricDecode, one(100), one(90, 120), nil, 0.03).RoundsNeeded)
 	// A ratio on the band's edge cannot be resolved by any number of rounds.
-	edge := adapter.Compare(adapter.MetricDecode, one(100, 120), one(97, 116.4), 0.03)
+	edge := adapter.Compare(adapter.MetricDecode, one(100, 120), one(97, 116.4), nil, 0.03)
 	require.Equal(t, 10000, edge.RoundsNeeded)
 	require.Contains(t, edge.Line(), "not with this check")
 }
@@ -258,10 +258,8 @@ func TestRun(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(bin, "candle-bench"),
 		[]byte("#!/bin/sh\necho \"args: $*\" >&2\ncat '"+fixture+"'\n"), 0o755))
 	n, _ := adapter.Lookup("candle")
-	var order []string
 	diverge := false
 	launch := func(_ context.Context, round int, out string) ([]adapter.Iteration, error) {
-		order = append(order, "runner")
 		require.Equal(t, fmt.Sprintf("runner-r%d", round), filepath.Base(out))
 		ids := []int{22, 97, 455, 497, 171, 137, 480, 288}
 		if round == 2 && diverge {
@@ -271,14 +269,18 @@ func TestRun(t *testing.T) {
 	}
 	o := adapter.Options{Params: adapter.Params{Engine: "candle", BinDir: bin, Model: "/m", Device: "cpu", DType: "f32", PromptLen: 16,
 		NewTokens: 32, Warmup: 2, Iterations: 3, Seed: 1, Case: "p16-n32"}, Rounds: 2, Tolerance: 0.03, Dir: dir}
+	// ABBA: round 1 runs the native tool before the runner launch, round 2 after it.
+	var nativeBefore []bool
 	s, err := adapter.Run(t.Context(), n, o, func(ctx context.Context, r int, out string) ([]adapter.Iteration, error) {
-		order = append(order, "native-before-runner")
+		_, err := os.Stat(filepath.Join(dir, fmt.Sprintf("native-r%d.out", r)))
+		nativeBefore = append(nativeBefore, err == nil)
 		return launch(ctx, r, out)
 	})
 	require.NoError(t, err)
-	require.Equal(t, []string{"native-before-runner", "runner", "native-before-runner", "runner"}, order)
+	require.Equal(t, []bool{true, false}, nativeBefore, "native run before the runner launch, per round")
 	require.Len(t, s.Runs, 4)
-	require.Equal(t, []string{"native", "runner", "native", "runner"}, []string{s.Runs[0].Side, s.Runs[1].Side, s.Runs[2].Side, s.Runs[3].Side})
+	require.Equal(t, []string{"native", "runner", "runner", "native"}, []string{s.Runs[0].Side, s.Runs[1].Side, s.Runs[2].Side, s.Runs[3].Side})
+	require.Equal(t, []int{1, 1, 2, 2}, []int{s.Runs[0].Round, s.Runs[1].Round, s.Runs[2].Round, s.Runs[3].Round})
 	require.Len(t, s.Runs[0].Iterations, 3, "warm-ups left out")
 	require.Len(t, s.Runs[1].Iterations, 2)
 	require.Len(t, s.Verdicts, 2, "decode and TTFT")
@@ -304,7 +306,11 @@ func TestRun(t *testing.T) {
 	o.Dir, o.Spin = t.TempDir(), true
 	s, err = adapter.Run(t.Context(), n, o, launch)
 	require.NoError(t, err)
-	require.Equal(t, []string{"native", "native+spin", "runner"}, []string{s.Runs[0].Side, s.Runs[1].Side, s.Runs[2].Side})
+	var sides []string
+	for _, r := range s.Runs {
+		sides = append(sides, r.Side)
+	}
+	require.Equal(t, []string{"native", "native+spin", "runner", "runner", "native", "native+spin"}, sides)
 	require.Len(t, s.SpinVerdicts, 2)
 	require.Equal(t, 2, s.SpinVerdicts[0].NativeRuns)
 	require.FileExists(t, filepath.Join(o.Dir, "native-spin-r2.out"))
@@ -332,4 +338,48 @@ func TestRun(t *testing.T) {
 	report, _ = os.ReadFile(filepath.Join(dir2, adapter.ReportFile))
 	require.Contains(t, string(report), "FAILED: candle-bench: exit status 1")
 	require.False(t, errors.Is(err, context.Canceled))
+}
+
+// TestComparePaired: with MinPairs rounds or more the verdict is paired by round. The card drifts 30% over the
+// check (the H200 candle check of 2026-12-02 rose from 129 to 172 tok/s on both sides) while each round's runner
+// launch sits within 1% of its native run: the unpaired CI spans the drift, the paired one does not.
+func TestComparePaired(t *testing.T) {
+	native := []float64{130, 145, 160, 172}
+	runner := []float64{131, 144.2, 161.1, 171.5}
+	var gn, gr [][]float64
+	var pairs []adapter.Pair
+	for i := range native {
+		gn = append(gn, []float64{native[i] * 0.999, native[i], native[i] * 1.001})
+		gr = append(gr, []float64{runner[i] * 0.999, runner[i], runner[i] * 1.001})
+		pairs = append(pairs, adapter.Pair{Round: i + 1, Native: native[i], Runner: runner[i]})
+	}
+	v := adapter.Compare(adapter.MetricDecode, gn, gr, pairs, 0.03)
+	require.Equal(t, "paired", v.Method)
+	require.NotNil(t, v.Paired)
+	require.Equal(t, 4, v.Paired.N)
+	require.True(t, v.Within)
+	require.True(t, v.Resolved, "paired CI %.4f–%.4f", v.Lo, v.Hi)
+	require.Less(t, v.Unpaired[1], 0.97, "the unpaired CI spans the drift")
+	require.Contains(t, v.Line(), "paired by round over 4 rounds")
+
+	// The H200 candle check itself (run medians per round, 2026-12-02): SciPy's t interval of the log ratios,
+	// 0.9532–1.1348 (stats.TestPairedRatioScipy), unresolved, with a round count to plan by.
+	h := []adapter.Pair{{1, 129.40, 136.43}, {2, 148.83, 159.18}, {3, 158.45, 171.36}, {4, 172.33, 165.34}}
+	var hn, hr [][]float64
+	for _, p := range h {
+		hn, hr = append(hn, []float64{p.Native}), append(hr, []float64{p.Runner})
+	}
+	v = adapter.Compare(adapter.MetricDecode, hn, hr, h, 0.03)
+	require.InDelta(t, 0.9532282258240896, v.Lo, 1e-9)
+	require.InDelta(t, 1.1347679067134062, v.Hi, 1e-9)
+	require.False(t, v.Within)
+	require.False(t, v.Resolved)
+	require.Greater(t, v.RoundsNeeded, 4)
+	require.Contains(t, v.Line(), fmt.Sprintf("(about %d rounds at this round-to-round spread of the ratio)", v.RoundsNeeded))
+
+	// Two rounds: the t interval would have one degree of freedom; the bootstrap decides, the pairs are kept.
+	v = adapter.Compare(adapter.MetricDecode, gn[:2], gr[:2], pairs[:2], 0.03)
+	require.Equal(t, "unpaired", v.Method)
+	require.NotNil(t, v.Paired)
+	require.Equal(t, v.Unpaired[0], v.Ratio)
 }

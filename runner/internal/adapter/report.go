@@ -29,7 +29,7 @@ func Report(s *Summary) string {
 	p := s.Params
 	fmt.Fprintf(&b, "# Adapter overhead: %s\n\n", s.Engine)
 	fmt.Fprintf(&b, "%s's own decode loop (%s, no Go, no protocol) against `runner bench` launches of the same engine, "+
-		"weights and prompt, alternated native, runner, native, runner… on one device (%s, %s). Case %s: prompt %d, "+
+		"weights and prompt, in rounds of one native run and one runner launch (native first in odd rounds, the runner first in even ones) on one device (%s, %s). Case %s: prompt %d, "+
 		"%d new tokens, %d warm-up + %d timed iterations per run, rounds: %d; started %s.\n\n",
 		s.Engine, s.Tool, p.Device, p.DType, p.Case, p.PromptLen, p.NewTokens, p.Warmup, p.Iterations, s.Rounds,
 		s.StartedAt.Format("2006-01-02 15:04:05 UTC"))
@@ -81,9 +81,13 @@ func Report(s *Summary) string {
 	b.WriteString("\n## Method\n\n")
 	b.WriteString("- Ratio = runner / native. Each run (a native process or a runner launch, both fresh processes) is summarised by the " +
 		"median of its timed iterations; a side's figure is the geometric mean of its run medians.\n" +
-		"- The 95% CI is a hierarchical bootstrap (resample runs, then iterations within each): iterations inside one process " +
-		"are not independent and run-to-run variance dominates on a GPU, so a CI over pooled iterations would be too narrow. " +
-		"With 2 rounds it is wide; raise --rounds to resolve a ratio near the edge. The pooled-iteration ratio is descriptive.\n" +
+		"- From 3 complete rounds the verdict is paired by round: the ratio is the geometric mean of each round's runner/native " +
+		"ratio of run medians, its 95% CI the Student t interval of their logs. The two runs of a round sit next to each other and " +
+		"the order flips each round, so a drift over the check (a card or host warming up) cancels instead of widening the CI.\n" +
+		"- With fewer rounds, and as a second figure, the unpaired 95% CI is a hierarchical bootstrap (resample runs, then " +
+		"iterations within each): iterations inside one process are not independent and run-to-run variance dominates on a GPU, " +
+		"so a CI over pooled iterations would be too narrow. With 2 rounds it is wide; raise --rounds to resolve a ratio near the " +
+		"edge. The pooled-iteration ratio is descriptive.\n" +
 		"- Within = |ratio − 1| ≤ tolerance (the exit code rests on it); a CI that crosses the band's edge is flagged.\n" +
 		"- Decode tok/s = (N − 1) / (last token − first token); TTFT = first token − iteration start, on both sides.\n")
 	for _, n := range s.Notes {

@@ -38,10 +38,15 @@ type Verdict struct {
 	// Native and Runner are the sides' figures (unit of the metric).
 	Native float64 `json:"native"`
 	Runner float64 `json:"runner"`
-	// Ratio is Runner/Native; Lo and Hi bound its 95% CI.
-	Ratio float64 `json:"ratio"`
-	Lo    float64 `json:"ratio_lo"`
-	Hi    float64 `json:"ratio_hi"`
+	// Ratio is Runner/Native; Lo and Hi bound its 95% CI, by Method.
+	Ratio  float64 `json:"ratio"`
+	Lo     float64 `json:"ratio_lo"`
+	Hi     float64 `json:"ratio_hi"`
+	Method string  `json:"method"`
+	// Unpaired is the hierarchical bootstrap's ratio and CI (Ratio's when Method is "unpaired"); Paired the
+	// round-paired one (Ratio's when Method is "paired"), absent with fewer than two complete rounds.
+	Unpaired [3]float64    `json:"unpaired"`
+	Paired   *stats.Paired `json:"paired,omitempty"`
 	// PooledRatio is the ratio of the pooled timed iterations' medians.
 	PooledRatio float64 `json:"pooled_ratio"`
 	// Runs and iterations per side.
@@ -62,10 +67,21 @@ type Verdict struct {
 	Warnings     []string `json:"warnings,omitempty"`
 }
 
+// MinPairs is the number of complete rounds from which the verdict is paired
+// by round: with two, the t interval has one degree of freedom (t = 12.7)
+// and says little; the bootstrap decides instead.
+const MinPairs = 3
+
+// Pair is one round's run medians of a metric, native and runner.
+type Pair struct {
+	Round          int
+	Native, Runner float64
+}
+
 // Compare computes the verdict of one metric from the per-run timed
-// iterations of each side.
-func Compare(metric string, native, runner [][]float64, tolerance float64) Verdict {
-	v := Verdict{Metric: metric, Tolerance: tolerance}
+// iterations of each side and the rounds' pairs of run medians.
+func Compare(metric string, native, runner [][]float64, pairs []Pair, tolerance float64) Verdict {
+	v := Verdict{Metric: metric, Tolerance: tolerance, Method: "unpaired"}
 	c := stats.Compare(nonEmpty(native), nonEmpty(runner), stats.CompareOptions{Seed: 1})
 	v.NativeRuns, v.RunnerRuns, v.NativeIters, v.RunnerIters = c.LaunchesA, c.LaunchesB, c.NA, c.NB
 	v.Native, v.Runner = c.EstimateA, c.EstimateB
@@ -75,15 +91,30 @@ func Compare(metric string, native, runner [][]float64, tolerance float64) Verdi
 		return v
 	}
 	v.Ratio, v.Lo, v.Hi = c.Ratio, c.RatioLo, c.RatioHi
+	v.Unpaired = [3]float64{c.Ratio, c.RatioLo, c.RatioHi}
 	if c.MedianA > 0 {
 		v.PooledRatio = c.MedianB / c.MedianA
+	}
+	var a, b []float64
+	for _, p := range pairs {
+		a, b = append(a, p.Native), append(b, p.Runner)
+	}
+	if p, ok := stats.PairedRatio(a, b, 0.95); ok {
+		v.Paired = &p
+		if p.N >= MinPairs {
+			v.Method, v.Ratio, v.Lo, v.Hi = "paired", p.Ratio, p.Lo, p.Hi
+		}
 	}
 	lo, hi := 1-tolerance, 1+tolerance
 	v.Within = math.Abs(v.Ratio-1) <= tolerance+1e-12
 	v.Resolved = (v.Lo >= lo && v.Hi <= hi) || v.Hi < lo || v.Lo > hi
-	if v.NativeRuns < 2 || v.RunnerRuns < 2 {
+	switch {
+	case v.NativeRuns < 2 || v.RunnerRuns < 2:
 		v.Warnings = append(v.Warnings, "one run on a side: the CI covers iterations only, not run-to-run variation")
-	} else if !v.Resolved {
+	case v.Resolved:
+	case v.Method == "paired":
+		v.RoundsNeeded = stats.PairsToResolve(*v.Paired, lo, hi)
+	default:
 		v.RoundsNeeded = stats.RunsToResolve(native, runner, v.Ratio, lo, hi)
 	}
 	return v
@@ -110,13 +141,23 @@ func (v Verdict) Line() string {
 	if !v.Within {
 		word = "OUTSIDE"
 	}
-	s := fmt.Sprintf("%s: runner %.2f / native %.2f = %.4f (95%% CI %.4f–%.4f, %d+%d runs, hierarchical bootstrap; pooled iterations %.4f) %s ±%s",
-		MetricLabel(v.Metric), v.Runner, v.Native, v.Ratio, v.Lo, v.Hi, v.NativeRuns, v.RunnerRuns, v.PooledRatio, word, pct(v.Tolerance))
+	var s string
+	if v.Method == "paired" {
+		s = fmt.Sprintf("%s: runner / native = %.4f (95%% CI %.4f–%.4f, paired by round over %d rounds; unpaired: runner %.2f / native %.2f = %.4f, "+
+			"CI %.4f–%.4f, %d+%d runs, hierarchical bootstrap; pooled iterations %.4f) %s ±%s",
+			MetricLabel(v.Metric), v.Ratio, v.Lo, v.Hi, v.Paired.N, v.Runner, v.Native, v.Unpaired[0], v.Unpaired[1], v.Unpaired[2],
+			v.NativeRuns, v.RunnerRuns, v.PooledRatio, word, pct(v.Tolerance))
+	} else {
+		s = fmt.Sprintf("%s: runner %.2f / native %.2f = %.4f (95%% CI %.4f–%.4f, %d+%d runs, hierarchical bootstrap; pooled iterations %.4f) %s ±%s",
+			MetricLabel(v.Metric), v.Runner, v.Native, v.Ratio, v.Lo, v.Hi, v.NativeRuns, v.RunnerRuns, v.PooledRatio, word, pct(v.Tolerance))
+	}
 	if !v.Resolved {
 		s += "; the CI crosses ±" + pct(v.Tolerance) + ": more rounds to resolve"
 		switch {
 		case v.RoundsNeeded >= stats.MaxRunsToResolve:
 			s += fmt.Sprintf(" (more than %d per side at this run-to-run spread: not with this check)", stats.MaxRunsToResolve)
+		case v.RoundsNeeded > 0 && v.Method == "paired":
+			s += fmt.Sprintf(" (about %d rounds at this round-to-round spread of the ratio)", v.RoundsNeeded)
 		case v.RoundsNeeded > 0:
 			s += fmt.Sprintf(" (about %d per side at this run-to-run spread)", v.RoundsNeeded)
 		}
