@@ -19,7 +19,8 @@
 #                    END_AT (epoch seconds) or STAGE_TIMEOUT stop it like Ctrl-C, keeping every finished launch.
 #                    burn's prepare tunes into cubecl's store, which comes back as $OUT/cubecl-cache.tar.xz
 #   suite            runner suite configs/suite-h200.yaml, resumed by each later call on a warm machine (SUITE_MODELS,
-#                    SUITE_BUDGET 7m, SUITE_TIMEOUT 540 s — longer in a detached queue —, SUITE_CONFIG); $OUT/suite.tar.gz,
+#                    SUITE_BUDGET 7m, SUITE_TIMEOUT 540 s — longer in a detached queue —, SUITE_CONFIG, SUITE_CELLS: at
+#                    most that many cells in this stage, a session's share of the matrix); $OUT/suite.tar.gz,
 #                    also from every --collect: kept as .gpu/suite.tar.gz, the next machine resumes it
 #   adapter          `runner adapter` (the engine's own decode loop against runner launches, interleaved on the card, ±3%)
 #                    of ADAPTER="ENGINE[:key=value]:SHAPE ..." (default candle:tinyllama-1.1b), ROUNDS (2), WARMUP (2), ITERS (5),
@@ -268,10 +269,10 @@ for stage in "$@"; do
     (
       cd "$W"
       if [[ -n $d ]]; then
-        timeout -s INT --kill-after=30 "${SUITE_TIMEOUT:-540}" "$BIN/runner" suite --resume "$d" --bin-dir "$BIN" --stop-after "${SUITE_BUDGET:-7m}"
+        timeout -s INT --kill-after=30 "${SUITE_TIMEOUT:-540}" "$BIN/runner" suite --resume "$d" --bin-dir "$BIN" --stop-after "${SUITE_BUDGET:-7m}" ${SUITE_CELLS:+--max-cells $SUITE_CELLS}
       else
         timeout -s INT --kill-after=30 "${SUITE_TIMEOUT:-540}" "$BIN/runner" suite "$OLDPWD/${SUITE_CONFIG:-configs/suite-h200.yaml}" --bin-dir "$BIN" --out "$W/suite" \
-          ${SUITE_MODELS:+--models $SUITE_MODELS} --stop-after "${SUITE_BUDGET:-7m}"
+          ${SUITE_MODELS:+--models $SUITE_MODELS} --stop-after "${SUITE_BUDGET:-7m}" ${SUITE_CELLS:+--max-cells $SUITE_CELLS}
       fi
     ) || echo "suite exit $?"
     tar -czf "$OUT/suite.tar.gz" -C "$W" suite

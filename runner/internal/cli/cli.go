@@ -85,7 +85,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		e.exeDir = filepath.Dir(exe)
 	}
 	app := newApp(e)
-	err := app.RunContext(ctx, flagsFirst(args))
+	err := app.RunContext(ctx, flagsFirst(args, valueFlags(app.Commands)))
 	if err == nil {
 		return ExitOK
 	}
@@ -178,13 +178,34 @@ func addExamples(cmds []*ucli.Command, parent string) {
 	}
 }
 
-// valueFlags are the flags of conformance, report and compare that take a
-// separate value.
-var valueFlags = map[string]bool{"--bin-dir": true, "--model": true, "--device": true, "--dtype": true, "--timeout": true,
-	"--format": true, "-o": true, "--gpu-price": true, "--energy-price": true, "--plugin": true, "--plugin-timeout": true, "--alpha": true,
-	"--out": true, "--tasks": true, "--engines": true, "-e": true, "--launches": true, "--iterations": true, "--warmup": true, "--stop-after": true, "--models": true, "--workloads": true,
-	"--resume": true, "--idle-timeout": true, "--telemetry-interval": true, "--equivalence": true,
-	"--rounds": true, "--prompt-len": true, "--new-tokens": true, "--tolerance": true, "--seed": true, "--threads": true, "--metrics": true, "--native-timeout": true} // the last line: adapter
+// valueFlags are the flags of every command that take a separate value
+// (all but the boolean ones), as the command line spells them: derived from
+// the app, so a new flag cannot be left out (2026-12-02: a hand-kept list
+// lacked --max-cells, and `runner suite CONFIG --max-cells 1` read CONFIG as
+// its value).
+func valueFlags(cmds []*ucli.Command) map[string]bool {
+	out := map[string]bool{}
+	var walk func([]*ucli.Command)
+	walk = func(cs []*ucli.Command) {
+		for _, c := range cs {
+			for _, f := range c.Flags {
+				if _, isBool := f.(*ucli.BoolFlag); isBool {
+					continue
+				}
+				for _, n := range f.Names() {
+					if len(n) == 1 {
+						out["-"+n] = true
+					} else {
+						out["--"+n] = true
+					}
+				}
+			}
+			walk(c.Subcommands)
+		}
+	}
+	walk(cmds)
+	return out
+}
 
 // argsLast are the commands whose flags may follow their arguments.
 var argsLast = map[string]bool{"conformance": true, "report": true, "compare": true, "suite": true, "status": true, "resubmit": true, "adapter": true} // status, resubmit: runner slurm
@@ -193,7 +214,7 @@ var argsLast = map[string]bool{"conformance": true, "report": true, "compare": t
 // report DIR --format json` work as users type them: urfave/cli v2 stops
 // reading flags at the first argument, so the arguments are moved after the
 // command's flags.
-func flagsFirst(args []string) []string {
+func flagsFirst(args []string, valueFlags map[string]bool) []string {
 	i := 0
 	for i < len(args) && !argsLast[args[i]] {
 		i++

@@ -60,6 +60,7 @@ func suiteCommand(e *env) *ucli.Command {
 			&ucli.IntFlag{Name: "iterations", DefaultText: "the config's", Usage: "override timed iterations per launch"},
 			&ucli.IntFlag{Name: "warmup", DefaultText: "the config's", Usage: "override warm-up iterations per launch"},
 			&ucli.DurationFlag{Name: "stop-after", Usage: "time budget: no launch starts that would end after this (estimated by the engine's longest launch so far); the suite stops cleanly for --resume (e.g. 8m inside a 10-minute job)"},
+			&ucli.IntFlag{Name: "max-cells", Usage: "run at most `N` cells in this call, then stop cleanly for --resume (a session's share of a matrix longer than the session: a cell begun on one machine runs again from its start on another)"},
 			&ucli.BoolFlag{Name: "no-telemetry", Usage: "do not sample the GPU through NVML"},
 			&ucli.DurationFlag{Name: "telemetry-interval", Value: 10 * time.Millisecond, Usage: "GPU sampling interval"},
 			&ucli.BoolFlag{Name: "allow-busy", Usage: "run even when another process holds the GPU"},
@@ -203,6 +204,7 @@ func suiteCmd(c *ucli.Context, e *env) error {
 		"--telemetry-interval", c.Duration("telemetry-interval").String())
 
 	var interrupted error
+	ran := 0 // cells run in this call (--max-cells)
 	for _, cell := range sc.Cells() {
 		cs := st.Cell(cell.Name)
 		if cs == nil { // a cell the state does not know: the config was edited
@@ -217,6 +219,10 @@ func suiteCmd(c *ucli.Context, e *env) error {
 		}
 		if !deadline.IsZero() && time.Now().After(deadline) {
 			interrupted = stopAfterErr(c.Duration("stop-after"))
+			break
+		}
+		if n := c.Int("max-cells"); n > 0 && ran >= n {
+			interrupted = fmt.Errorf("--max-cells %d reached: %w", n, bench.ErrStopped)
 			break
 		}
 		var specs []config.EngineSpec
@@ -247,6 +253,7 @@ func suiteCmd(c *ucli.Context, e *env) error {
 			return withCode(ExitUsage, err)
 		}
 		cellDir := filepath.Join(dir, cell.Name)
+		ran++
 		args := append([]string{"runner", "bench"}, passthrough...)
 		if _, err := os.Stat(filepath.Join(cellDir, ConfigFile)); err == nil {
 			args = append(args, "--resume", cellDir)

@@ -227,6 +227,40 @@ func TestSuiteStopAfter(t *testing.T) {
 	require.Equal(t, total, recorded(t, root))
 }
 
+// TestSuiteMaxCells: --max-cells ends a call after that many cells, at a cell's end (exit 130, nothing cut), and a
+// resume with it runs the next ones.
+func TestSuiteMaxCells(t *testing.T) {
+	bin := testbin.Dir(t)
+	work := t.TempDir()
+	root := filepath.Join(work, "results")
+	cfgPath, err := filepath.Abs("../../../configs/suite-cpu.yaml")
+	require.NoError(t, err)
+	p := startSuite(t, bin, work, cfgPath, "--bin-dir", bin, "--out", root, "--engines", "reference:threads=1",
+		"--models", "tiny", "--launches", "2", "--max-cells", "1")
+	require.Equal(t, cli.ExitInterrupted, p.wait(t), p.stderr.String())
+	require.Contains(t, p.stderr.String(), "--max-cells 1 reached")
+	dir := resultDir(t, root)
+	status := func() []string {
+		var st suite.State
+		require.NoError(t, results.ReadJSON(dir, suite.StateFile, &st))
+		var out []string
+		for _, cs := range st.Cells {
+			out = append(out, cs.Status)
+		}
+		return out
+	}
+	got := status()
+	require.Equal(t, suite.StatusDone, got[0])
+	for _, s := range got[1:] {
+		require.Equal(t, suite.StatusPending, s)
+	}
+	require.Equal(t, 2, recorded(t, root))
+	p = startSuite(t, bin, work, "--resume", dir, "--bin-dir", bin, "-q", "--max-cells", "1")
+	require.Equal(t, cli.ExitInterrupted, p.wait(t), p.stderr.String())
+	require.Equal(t, []string{suite.StatusDone, suite.StatusDone}, status()[:2])
+	require.Equal(t, 4, recorded(t, root))
+}
+
 // TestSuiteSubset: --models and --workloads pick cells of the config (and a
 // resume keeps the choice); a name the config lacks is a usage error.
 func TestSuiteSubset(t *testing.T) {
