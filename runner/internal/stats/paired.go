@@ -9,13 +9,12 @@ import "math"
 // one-sample Student t interval of the log ratios (SciPy:
 // ttest_1samp(log(b/a), 0).confidence_interval), back-transformed.
 type Paired struct {
-	N            int     `json:"pairs"`
-	Ratio        float64 `json:"ratio"`
-	Lo           float64 `json:"ratio_lo"`
-	Hi           float64 `json:"ratio_hi"`
-	SDLog        float64 `json:"sd_log"`
-	Confidence   float64 `json:"confidence"`
-	MeanLogRatio float64 `json:"-"`
+	N          int     `json:"pairs"`
+	Ratio      float64 `json:"ratio"`
+	Lo         float64 `json:"ratio_lo"`
+	Hi         float64 `json:"ratio_hi"`
+	SDLog      float64 `json:"sd_log"`
+	Confidence float64 `json:"confidence"`
 }
 
 // PairedRatio computes Paired at confidence conf (e.g. 0.95) from a and b of
@@ -35,8 +34,7 @@ func PairedRatio(a, b []float64, conf float64) (p Paired, ok bool) {
 	m, sd := meanSD(d)
 	n := float64(len(d))
 	h := StudentTQuantile(1-(1-conf)/2, n-1) * sd / math.Sqrt(n)
-	return Paired{N: len(d), Ratio: math.Exp(m), Lo: math.Exp(m - h), Hi: math.Exp(m + h), SDLog: sd, Confidence: conf,
-		MeanLogRatio: m}, true
+	return Paired{N: len(d), Ratio: math.Exp(m), Lo: math.Exp(m - h), Hi: math.Exp(m + h), SDLog: sd, Confidence: conf}, true
 }
 
 // PairsToResolve estimates how many pairs would make the CI of p stop crossing the band edge (lo or hi, ratios)
@@ -47,7 +45,8 @@ func PairsToResolve(p Paired, lo, hi float64) int {
 	if p.N < 2 || !(p.Ratio > 0) {
 		return 0
 	}
-	d := math.Min(math.Abs(p.MeanLogRatio-math.Log(lo)), math.Abs(p.MeanLogRatio-math.Log(hi)))
+	m := math.Log(p.Ratio) // the mean log ratio
+	d := math.Min(math.Abs(m-math.Log(lo)), math.Abs(m-math.Log(hi)))
 	if d == 0 {
 		return MaxRunsToResolve
 	}

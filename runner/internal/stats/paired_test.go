@@ -98,7 +98,7 @@ func TestPairsToResolve(t *testing.T) {
 		t.Fatalf("PairsToResolve = %d, want a few more than %d", n, p.N)
 	}
 	// at n pairs with the same mean and spread the CI stops crossing 1.03; at n-1 it does not
-	d := math.Log(1.03) - p.MeanLogRatio
+	d := math.Log(1.03) - math.Log(p.Ratio)
 	if StudentTQuantile(0.975, float64(n-1))*p.SDLog/math.Sqrt(float64(n)) >= d {
 		t.Errorf("n = %d does not resolve", n)
 	}
