@@ -20,12 +20,14 @@
 #                    burn's prepare tunes into cubecl's store, which comes back as $OUT/cubecl-cache.tar.xz
 #   suite            runner suite configs/suite-h200.yaml, resumed by each later call on a warm machine (SUITE_MODELS,
 #                    SUITE_BUDGET 7m, SUITE_TIMEOUT 540 s — longer in a detached queue —, SUITE_CONFIG, SUITE_CELLS: at
-#                    most that many cells in this stage, a session's share of the matrix); $OUT/suite.tar.gz,
+#                    most that many cells in this stage, a session's share of the matrix; SUITE_FLAGS: more runner suite
+#                    flags, e.g. --engines/--workloads); $OUT/suite.tar.gz,
 #                    also from every --collect: kept as .gpu/suite.tar.gz, the next machine resumes it
 #   adapter          `runner adapter` (the engine's own decode loop against runner launches, interleaved on the card, ±3%)
 #                    of ADAPTER="ENGINE[:key=value]:SHAPE ..." (default candle:tinyllama-1.1b), ROUNDS (2), WARMUP (2), ITERS (5),
 #                    ADAPTER_FLAGS (more flags, e.g. --native-spin; --device cpu --dtype f32 for a dry run)
-#   telemetry        real-NVML tests and the sampler-cost check (scripts/gpu/telemetry.sh)
+#   telemetry        real-NVML tests (TELEMETRY_TESTS=0 skips them) and, with TELEMETRY_BENCH=1, the sampler's observer
+#                    effect on TELEMETRY_ENGINES over TELEMETRY_MODES and TELEMETRY_ROUNDS (scripts/gpu/telemetry.sh)
 # Examples: the kernel profile is `BENCH_FLAGS="--profile kernels --launches 1" ENGINE_LIST="eager compiled" … bench`;
 # the launch-level verdicts `CONFIG=configs/verdicts-tinyllama.yaml ENGINE_LIST= … bench`; the 8B
 # `SHAPE=llama-3-8b CONFIG=configs/decode.yaml … bench`; libtorch next to pytorch
@@ -240,7 +242,7 @@ for stage in "$@"; do
     ;;
   telemetry)
     synth tinyllama-1.1b
-    OUT=$S TELEMETRY_BENCH=${TELEMETRY_BENCH:-0} scripts/gpu/telemetry.sh || echo "TELEMETRY FAILED"
+    OUT=$S TELEMETRY_BENCH=${TELEMETRY_BENCH:-0} TELEMETRY_TESTS=${TELEMETRY_TESTS:-1} scripts/gpu/telemetry.sh || echo "TELEMETRY FAILED"
     ;;
   adapter)
     # runner adapter: the engine's own decode loop (candle-bench, burn-bench, bench.py, mistralrs native) against
@@ -269,10 +271,10 @@ for stage in "$@"; do
     (
       cd "$W"
       if [[ -n $d ]]; then
-        timeout -s INT --kill-after=30 "${SUITE_TIMEOUT:-540}" "$BIN/runner" suite --resume "$d" --bin-dir "$BIN" --stop-after "${SUITE_BUDGET:-7m}" ${SUITE_CELLS:+--max-cells $SUITE_CELLS}
+        timeout -s INT --kill-after=30 "${SUITE_TIMEOUT:-540}" "$BIN/runner" suite --resume "$d" --bin-dir "$BIN" --stop-after "${SUITE_BUDGET:-7m}" ${SUITE_CELLS:+--max-cells $SUITE_CELLS} ${SUITE_FLAGS:-}
       else
         timeout -s INT --kill-after=30 "${SUITE_TIMEOUT:-540}" "$BIN/runner" suite "$OLDPWD/${SUITE_CONFIG:-configs/suite-h200.yaml}" --bin-dir "$BIN" --out "$W/suite" \
-          ${SUITE_MODELS:+--models $SUITE_MODELS} --stop-after "${SUITE_BUDGET:-7m}" ${SUITE_CELLS:+--max-cells $SUITE_CELLS}
+          ${SUITE_MODELS:+--models $SUITE_MODELS} --stop-after "${SUITE_BUDGET:-7m}" ${SUITE_CELLS:+--max-cells $SUITE_CELLS} ${SUITE_FLAGS:-}
       fi
     ) || echo "suite exit $?"
     tar -czf "$OUT/suite.tar.gz" -C "$W" suite

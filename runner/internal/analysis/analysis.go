@@ -234,6 +234,7 @@ type GPU struct {
 	SMUtilPct       float64  `json:"sm_util_mean_pct"`
 	SMClockMHz      float64  `json:"sm_clock_mean_mhz"`
 	TempMaxC        float64  `json:"temperature_max_c"`
+	SamplerBusyPct  float64  `json:"sampler_busy_pct"`
 	Throttled       int      `json:"throttled_launches"`
 	Reasons         []string `json:"reasons,omitempty"`
 }
@@ -745,6 +746,7 @@ func gpuStats(ts []telemetry.Summary) *GPU {
 	g.SMUtilPct = med(func(t telemetry.Summary) float64 { return t.SMUtilMean })
 	g.SMClockMHz = med(func(t telemetry.Summary) float64 { return t.SMClockMeanMHz })
 	g.TempMaxC = med(func(t telemetry.Summary) float64 { return float64(t.TempMaxC) })
+	g.SamplerBusyPct = med(func(t telemetry.Summary) float64 { return t.SamplerBusyPct })
 	for _, t := range ts {
 		if t.Throttled {
 			g.Throttled++

@@ -818,7 +818,7 @@ func engineRows(s *analysis.Summary) [][]string {
 	return out
 }
 
-var gpuHeader = []string{"engine", "process mem peak MiB", "device mem peak MiB", "energy/token J", "mean W", "prefill W", "decode W", "SM util %", "SM MHz", "max °C", "throttled launches"}
+var gpuHeader = []string{"engine", "process mem peak MiB", "device mem peak MiB", "energy/token J", "mean W", "prefill W", "decode W", "SM util %", "SM MHz", "max °C", "throttled launches", "sampler busy %"}
 
 // gpuRows are the rows of the NVML table (Markdown bold marks throttling).
 func gpuRows(s *analysis.Summary) [][]string {
@@ -833,7 +833,7 @@ func gpuRows(s *analysis.Summary) [][]string {
 			throttled = fmt.Sprintf("**%d of %d** (%s)", g.Throttled, g.Launches, strings.Join(g.Reasons, ", "))
 		}
 		out = append(out, []string{en.Label, num(g.ProcMemPeakMiB, 5), num(g.DevMemPeakMiB, 5), num(g.EnergyPerTokenJ, 3), num(g.PowerMeanW, 4),
-			num(g.PrefillPowerW, 4), num(g.DecodePowerW, 4), num(g.SMUtilPct, 3), num(g.SMClockMHz, 4), num(g.TempMaxC, 3), throttled})
+			num(g.PrefillPowerW, 4), num(g.DecodePowerW, 4), num(g.SMUtilPct, 3), num(g.SMClockMHz, 4), num(g.TempMaxC, 3), throttled, num(g.SamplerBusyPct, 2)})
 	}
 	return out
 }

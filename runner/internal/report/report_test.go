@@ -97,7 +97,7 @@ func summaryWith(t *testing.T, gpu bool) *analysis.Summary {
 				continue
 			}
 			tel := telemetry.Summary{ProcMemPeak: 3 << 30, DevMemPeak: 4 << 30, EnergyPerTokenJ: 0.5 + 0.01*float64(i), PowerMeanW: 400,
-				PrefillPowerW: 450, DecodePowerW: 380, SMUtilMean: 90, SMClockMeanMHz: 1980, TempMaxC: 60}
+				PrefillPowerW: 450, DecodePowerW: 380, SMUtilMean: 90, SMClockMeanMHz: 1980, TempMaxC: 60, SamplerBusyPct: 1.5 + 0.1*float64(i)}
 			if i == 1 {
 				tel.Throttled, tel.ReasonNames = true, []string{"sw_power_cap"}
 			}

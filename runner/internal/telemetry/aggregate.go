@@ -41,6 +41,11 @@ type Summary struct {
 	InWindows int `json:"samples_in_windows"`
 	// TimedSeconds is the summed duration of the windows.
 	TimedSeconds float64 `json:"timed_s"`
+	// SamplerBusyPct is the share of the sampled span the sampler spent
+	// inside NVML, in %: the observer's own cost. NVML calls take the
+	// driver's lock, so an engine whose steps call into the driver (memory
+	// pool growth and release, synchronous copies) can wait on the sampler.
+	SamplerBusyPct float64 `json:"sampler_busy_pct"`
 
 	// ProcMemPeak is the peak device memory of the engine's process tree over
 	// the whole run and ProcMemMean its mean over the windows, in bytes.
@@ -123,6 +128,7 @@ func Aggregate(samples []Sample, windows []Window, opts AggregateOptions) Summar
 	}
 	sort.Slice(ws, func(i, j int) bool { return ws[i].Start < ws[j].Start })
 
+	s.SamplerBusyPct = busyPct(samples)
 	s.memory(samples, ws)
 
 	var n, nUtil, nClock int
@@ -199,6 +205,23 @@ func Aggregate(samples []Sample, windows []Window, opts AggregateOptions) Summar
 		s.PhasePowerSource = src
 	}
 	return s
+}
+
+// busyPct is the time spent taking samples over the span they cover, in %
+// (0 for fewer than two samples).
+func busyPct(samples []Sample) float64 {
+	if len(samples) < 2 {
+		return 0
+	}
+	span := samples[len(samples)-1].T - samples[0].T
+	if span <= 0 {
+		return 0
+	}
+	var busy time.Duration
+	for _, x := range samples {
+		busy += x.Cost
+	}
+	return 100 * busy.Seconds() / span.Seconds()
 }
 
 // medianStep is the median time between consecutive samples.

@@ -358,3 +358,21 @@ func TestReasonsNames(t *testing.T) {
 		})
 	}
 }
+
+// TestAggregateSamplerBusy: the sampler's own NVML time over the span it
+// sampled — 101 samples 10 ms apart (1 s), one full sample of 4 ms every
+// fifth and 0.5 ms for the others: (21×4 + 80×0.5) ms / 1 s = 12.4%.
+func TestAggregateSamplerBusy(t *testing.T) {
+	n := 0
+	samples := gen(time.Second, constant(100), func(s *Sample) {
+		s.Cost = 500 * time.Microsecond
+		if n%5 == 0 {
+			s.Cost = 4 * ms
+		}
+		n++
+	})
+	require.Len(t, samples, 101)
+	s := Aggregate(samples, []Window{{Start: 100 * ms, FirstToken: 200 * ms, End: 900 * ms, Tokens: 1}}, AggregateOptions{})
+	assert.InDelta(t, 12.4, s.SamplerBusyPct, 1e-9)
+	assert.Zero(t, Aggregate(samples[:1], nil, AggregateOptions{}).SamplerBusyPct, "one sample spans no time")
+}
