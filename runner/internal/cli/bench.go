@@ -21,6 +21,7 @@ import (
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/results"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/spawn"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/stats"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/telemetry"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/workload"
 )
 
@@ -39,7 +40,7 @@ func benchFlags(e *env) []ucli.Flag {
 		&ucli.StringFlag{Name: "baseline", Usage: "engine label the others are compared with (default: the first)"},
 		equivalenceFlag(),
 		&ucli.BoolFlag{Name: "no-telemetry", Usage: "do not sample the GPU through NVML"},
-		&ucli.DurationFlag{Name: "telemetry-interval", Value: 10 * time.Millisecond, Usage: "GPU sampling interval"},
+		&ucli.DurationFlag{Name: "telemetry-interval", Value: telemetry.DefaultInterval, Usage: "GPU sampling interval (the report's \"sampler busy %\" is the share of time spent in NVML; 10ms resolves the power of short phases at that cost)"},
 		&ucli.BoolFlag{Name: "allow-busy", Usage: "run even when another process holds the GPU"},
 		&ucli.DurationFlag{Name: "idle-timeout", Value: 60 * time.Second, Usage: "longest wait for the GPU to return to rest before a launch (then a warning)"},
 		&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress lines, only the report"},

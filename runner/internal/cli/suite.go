@@ -24,6 +24,7 @@ import (
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/results"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/spawn"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/suite"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/telemetry"
 )
 
 // suiteCell makes one benchmark a cell of a suite: benchCmd runs cfg into
@@ -62,7 +63,7 @@ func suiteCommand(e *env) *ucli.Command {
 			&ucli.DurationFlag{Name: "stop-after", Usage: "time budget: no launch starts that would end after this (estimated by the engine's longest launch so far); the suite stops cleanly for --resume (e.g. 8m inside a 10-minute job)"},
 			&ucli.IntFlag{Name: "max-cells", Usage: "run at most `N` cells in this call, then stop cleanly for --resume (a session's share of a matrix longer than the session: a cell begun on one machine runs again from its start on another)"},
 			&ucli.BoolFlag{Name: "no-telemetry", Usage: "do not sample the GPU through NVML"},
-			&ucli.DurationFlag{Name: "telemetry-interval", Value: 10 * time.Millisecond, Usage: "GPU sampling interval"},
+			&ucli.DurationFlag{Name: "telemetry-interval", Value: telemetry.DefaultInterval, Usage: "GPU sampling interval (the report's \"sampler busy %\" is the share of time spent in NVML; 10ms resolves the power of short phases at that cost)"},
 			&ucli.BoolFlag{Name: "allow-busy", Usage: "run even when another process holds the GPU"},
 			&ucli.DurationFlag{Name: "idle-timeout", Value: 60 * time.Second, Usage: "longest wait for the GPU to return to rest before a launch"},
 			&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress lines, only the matrix at the end"},

@@ -228,7 +228,7 @@ func (g *nvmlGPU) read(s *Sample) {
 			s.Valid |= FieldUtil
 		}
 	}
-	g.readPower(s)
+	g.readPower(s, true)
 	if !g.skip(unsupTemp) {
 		if c, ret := g.d.GetTemperature(nvml.TEMPERATURE_GPU); g.ok(ret, unsupTemp) {
 			s.TempC = c
@@ -259,13 +259,19 @@ func (g *nvmlGPU) read(s *Sample) {
 	}
 }
 
-func (g *nvmlGPU) readPower(s *Sample) {
-	if !g.skip(unsupPower) {
+// readPower reads the instantaneous power and, when avg is set or the
+// instantaneous reading is not supported, NVML's (averaged) power usage.
+func (g *nvmlGPU) readPower(s *Sample, avg bool) {
+	g.readInstantPower(s)
+	if (avg || g.skip(unsupPowerInstant)) && !g.skip(unsupPower) {
 		if p, ret := g.d.GetPowerUsage(); g.ok(ret, unsupPower) {
 			s.PowerMW = p
 			s.Valid |= FieldPower
 		}
 	}
+}
+
+func (g *nvmlGPU) readInstantPower(s *Sample) {
 	if !g.skip(unsupPowerInstant) {
 		fv := [1]nvml.FieldValue{{FieldId: nvml.FI_DEV_POWER_INSTANT}}
 		if ret := g.d.GetFieldValues(fv[:]); g.ok(ret, unsupPowerInstant) && g.ok(nvml.Return(fv[0].NvmlReturn), unsupPowerInstant) {

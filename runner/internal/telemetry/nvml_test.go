@@ -253,7 +253,7 @@ func TestSamplerRunsUntilStop(t *testing.T) {
 			}
 		}
 	})
-	s, err := tel.NewSampler(0, SamplerOptions{Interval: time.Millisecond})
+	s, err := tel.NewSampler(0, SamplerOptions{Interval: time.Millisecond, FullEvery: 1})
 	require.NoError(t, err)
 	s.Start()
 	s.Start()
@@ -429,9 +429,21 @@ func BenchmarkSample(b *testing.B) {
 	}
 }
 
-// TestSamplerFullEvery: only every n-th sample reads the slow fields; the
-// others carry energy and power alone.
+// TestSamplerFullEvery: only every n-th sample reads the slow fields and the
+// averaged power; the others carry the energy counter and the instantaneous
+// power alone.
 func TestSamplerFullEvery(t *testing.T) {
+	t.Run("default: one full sample a second", func(t *testing.T) {
+		tel, _, _ := openFake(t)
+		for _, c := range []struct {
+			interval time.Duration
+			every    int
+		}{{0, 10}, {10 * time.Millisecond, 100}, {300 * time.Millisecond, 3}, {2 * time.Second, 1}} {
+			s, err := tel.NewSampler(0, SamplerOptions{Interval: c.interval})
+			require.NoError(t, err)
+			assert.Equal(t, c.every, s.every, "interval %v", c.interval)
+		}
+	})
 	tel, _, _ := openFake(t)
 	s, err := tel.NewSampler(0, SamplerOptions{FullEvery: 3, Pids: func() []uint32 { return nil }})
 	require.NoError(t, err)
@@ -442,7 +454,7 @@ func TestSamplerFullEvery(t *testing.T) {
 	require.Len(t, got, 8)
 	for k, x := range got[:7] {
 		full := k%3 == 0
-		assert.Equal(t, full, x.Valid.Has(FieldDevMem|FieldUtil|FieldTemp|FieldClocks|FieldReasons|FieldAllProcMem), "sample %d full", k)
-		assert.True(t, x.Valid.Has(FieldEnergy|FieldPower), "sample %d has energy and power", k)
+		assert.Equal(t, full, x.Valid.Has(FieldDevMem|FieldUtil|FieldTemp|FieldClocks|FieldReasons|FieldAllProcMem|FieldPower), "sample %d full", k)
+		assert.True(t, x.Valid.Has(FieldEnergy|FieldPowerInstant), "sample %d has energy and instantaneous power", k)
 	}
 }

@@ -66,21 +66,30 @@ type Sample struct {
 	CostFast time.Duration `json:"cost_fast_ns"`
 }
 
-// DefaultInterval is the sampling interval when none is given.
-const DefaultInterval = 10 * time.Millisecond
+// DefaultInterval is the sampling interval when none is given. NVML calls
+// cost the driver time (~0.4 ms a call in the GPU host's VM: 3.2–4.6 ms for a
+// full sample, H100, 2026-11-28), and at 10 ms with a full sample every 50 ms
+// the sampler was inside NVML ~12% of the time. The energy counter moves only
+// every ~100 ms (H100, 2026-11-28), so 100 ms loses no energy resolution; the
+// mean power of a phase shorter than three samples is then left blank
+// (--telemetry-interval 10ms measures it, at the cost the report's "sampler
+// busy %" column shows).
+const DefaultInterval = 100 * time.Millisecond
 
-// DefaultFullEvery is how often (in samples) a full sample is taken.
-const DefaultFullEvery = 5
+// DefaultFullInterval is how often a full sample is taken when FullEvery is
+// not set: the slow fields (memory, processes, utilization, clocks,
+// temperature, reasons) change slowly or are peaks of long phases.
+const DefaultFullInterval = time.Second
 
 // SamplerOptions configure a Sampler.
 type SamplerOptions struct {
 	// Interval between samples; DefaultInterval when 0.
 	Interval time.Duration
 	// FullEvery makes every n-th sample a full one (memory, processes,
-	// utilization, temperature, clocks, reasons); the others read only the
-	// energy counter and power. NVML calls cost ~0.4 ms each in the GPU
-	// host's VM (measured 2026-11-28: 4.6 ms for a full sample), so a full
-	// sample every tick would keep half a core busy. DefaultFullEvery when 0.
+	// utilization, temperature, clocks, reasons, average power); the others
+	// read only the energy counter and the instantaneous power (average
+	// power where that is not supported). 0: one full sample per
+	// DefaultFullInterval.
 	FullEvery int
 	// Epoch is the zero of the runner clock: Sample.T is time since Epoch,
 	// measured on the monotonic clock. The zero Epoch means the sampler's
@@ -124,7 +133,7 @@ func (t *Telemetry) NewSampler(i int, opts SamplerOptions) (*Sampler, error) {
 		opts.Interval = DefaultInterval
 	}
 	if opts.FullEvery <= 0 {
-		opts.FullEvery = DefaultFullEvery
+		opts.FullEvery = max(1, int((DefaultFullInterval+opts.Interval/2)/opts.Interval))
 	}
 	if opts.Epoch.IsZero() {
 		opts.Epoch = time.Now()
@@ -195,7 +204,7 @@ func (s *Sampler) sample() {
 	full := s.n%s.every == 0
 	s.n++
 	if !full {
-		s.g.readPower(&smp)
+		s.g.readPower(&smp, false)
 		smp.CostFast = time.Since(begin)
 		smp.Cost = smp.CostFast
 		s.samples = append(s.samples, smp)

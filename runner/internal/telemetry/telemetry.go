@@ -128,8 +128,10 @@ type gpu interface {
 	// read fills the dynamic fields of s except T, Cost and the process
 	// fields, setting Valid for each it could read.
 	read(s *Sample)
-	// readPower fills only the power fields of s (the cheap part of read).
-	readPower(s *Sample)
+	// readPower fills only the power fields of s (the cheap part of read):
+	// the instantaneous power, and the averaged one when avg is set or the
+	// instantaneous one is not supported.
+	readPower(s *Sample, avg bool)
 	energy() (uint64, error)
 }
 
