@@ -3,7 +3,8 @@
 # bandwidth probe, the sampler against the real NVML (cost per sample, energy
 # counter, process-tree memory, idle wait) and the sampler's observer effect:
 # decode tok/s and TTFT of TELEMETRY_ENGINES (default pytorch) with the sampler
-# off and at each interval of TELEMETRY_MODES (default "off 10ms 100ms").
+# off and at each interval of TELEMETRY_MODES (default "off 10ms 100ms"; pinCPUS
+# confines the launch to those CPUs).
 #
 #   BIN=dir-with-runner MODELS=dir-with-synth-models OUT=results-dir scripts/gpu/telemetry.sh
 #
@@ -58,10 +59,13 @@ EOF
     for ((r = 0; r < ${TELEMETRY_ROUNDS:-3}; r++)); do
       for ((k = 0; k < ${#modes[@]}; k++)); do
         mode=${modes[$(((k + r) % ${#modes[@]}))]}
-        flags=(--telemetry-interval "$mode")
+        # off: no sampler; DURATION: the sampler at that interval; pinCPULIST: the default sampler, the runner and
+        # the engine confined to CPULIST (taskset -c), e.g. pin2-3.
+        flags=(--telemetry-interval "$mode") pin=()
         [[ $mode == off ]] && flags=(--no-telemetry)
+        [[ $mode == pin* ]] && flags=() pin=(taskset -c "${mode#pin}")
         echo "observer $e round $((r + 1)) $mode ($(date -u +%T))"
-        "$BIN/runner" bench --config "$out/observer-$e.yaml" --engines "$e" --bin-dir "$BIN" \
+        "${pin[@]}" "$BIN/runner" bench --config "$out/observer-$e.yaml" --engines "$e" --bin-dir "$BIN" \
           --out "$out/observer/$e/r$((r + 1))-$mode" -q "${flags[@]}" >"$out/observer/$e-r$((r + 1))-$mode.txt" 2>&1 ||
           echo "observer $e round $((r + 1)) $mode: exit $?"
       done
