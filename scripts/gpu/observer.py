@@ -32,7 +32,8 @@ def launch(path):
         ttft.append(m["ttft_ns"] / 1e6)
     if not dec:
         return None
-    return statistics.median(dec), statistics.median(ttft)
+    busy = (rec.get("telemetry") or {}).get("sampler_busy_pct")
+    return statistics.median(dec), statistics.median(ttft), busy
 
 
 def main(root):
@@ -40,6 +41,9 @@ def main(root):
     for d in sorted(glob.glob(os.path.join(root, "r*-*"))):
         rnd, mode = os.path.basename(d).split("-", 1)
         files = glob.glob(os.path.join(d, "*", "runs.jsonl"))
+        if len(files) > 1:
+            print(f"{os.path.basename(d)}: {len(files)} runs, expected one: not used")
+            continue
         got = launch(files[0]) if files else None
         if got is None:
             print(f"{os.path.basename(d)}: no timed iterations")
@@ -51,7 +55,8 @@ def main(root):
     print(f"{os.path.basename(root)}: median of timed iterations per launch, one launch per mode per round")
     for mode in sorted(runs, key=lambda m: (m != "off", m)):
         rs = runs[mode]
-        line = f"  {mode:>6}: " + "  ".join(f"r{r} {d:.1f} tok/s {t:.2f} ms" for r, (d, t) in sorted(rs.items()))
+        line = f"  {mode:>6}: " + "  ".join(
+            f"r{r} {d:.1f} tok/s {t:.2f} ms" + (f" ({b:.1f}% busy)" if b is not None else "") for r, (d, t, b) in sorted(rs.items()))
         print(line)
     for mode in runs:
         if mode == "off":

@@ -43,6 +43,7 @@ if [[ "${TELEMETRY_BENCH:-1}" == 1 && -d "${MODELS:-}/tinyllama-1.1b" ]]; then
   mkdir -p "$out/observer"
   for e in ${TELEMETRY_ENGINES:-pytorch}; do
     [[ -x "$BIN/$e" ]] || { echo "observer: no $e in the bundle"; continue; }
+    obs=$out/observer/$e-$(date -u +%H%M%S) # one directory per check: a later check on this machine never mixes in
     cat > "$out/observer-$e.yaml" <<EOF
 name: observer-$e
 model: $MODELS/tinyllama-1.1b
@@ -66,11 +67,11 @@ EOF
         [[ $mode == pin* ]] && flags=() pin=(taskset -c "${mode#pin}")
         echo "observer $e round $((r + 1)) $mode ($(date -u +%T))"
         "${pin[@]}" "$BIN/runner" bench --config "$out/observer-$e.yaml" --engines "$e" --bin-dir "$BIN" \
-          --out "$out/observer/$e/r$((r + 1))-$mode" -q "${flags[@]}" >"$out/observer/$e-r$((r + 1))-$mode.txt" 2>&1 ||
+          --out "$obs/r$((r + 1))-$mode" -q "${flags[@]}" >"$obs-r$((r + 1))-$mode.txt" 2>&1 ||
           echo "observer $e round $((r + 1)) $mode: exit $?"
       done
     done
-    python3 "$(dirname "$0")/observer.py" "$out/observer/$e" | tee "$out/observer-$e.txt"
+    python3 "$(dirname "$0")/observer.py" "$obs" | tee "$obs.txt"
   done
 fi
 

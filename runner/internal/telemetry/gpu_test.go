@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -313,5 +314,69 @@ func TestGPUProbe(t *testing.T) {
 	_, cached, err = roofline.Measured(context.Background(), cache, roofline.ProbeOptions{Device: 0, UUID: env.UUID}, false)
 	require.NoError(t, err)
 	assert.True(t, cached)
+	writeGPUReport(t)
+}
+
+// TestGPUCallCost times each NVML call the sampler makes (40 calls each,
+// median and p90), at rest and while a torch loop keeps the GPU busy: what a
+// sample costs, call by call, and so which calls a fast sample can afford.
+func TestGPUCallCost(t *testing.T) {
+	tel := gpuOnly(t)
+	dev, err := tel.dev(0)
+	require.NoError(t, err)
+	g, ok := dev.(*nvmlGPU)
+	require.True(t, ok, "device 0 is an NVML device")
+	calls := []struct {
+		name string
+		call func()
+	}{
+		{"energy", func() { g.d.GetTotalEnergyConsumption() }},
+		{"power_instant", func() {
+			fv := [1]nvml.FieldValue{{FieldId: nvml.FI_DEV_POWER_INSTANT}}
+			g.d.GetFieldValues(fv[:])
+		}},
+		{"power_avg", func() { g.d.GetPowerUsage() }},
+		{"memory", func() { g.d.GetMemoryInfo() }},
+		{"utilization", func() { g.d.GetUtilizationRates() }},
+		{"temperature", func() { g.d.GetTemperature(nvml.TEMPERATURE_GPU) }},
+		{"clock_sm", func() { g.d.GetClockInfo(nvml.CLOCK_SM) }},
+		{"reasons", func() { g.d.GetCurrentClocksEventReasons() }},
+		{"processes", func() { g.d.GetComputeRunningProcesses() }},
+	}
+	measure := func(phase string) map[string]any {
+		out := map[string]any{}
+		for _, c := range calls {
+			us := make([]float64, 40)
+			for i := range us {
+				t0 := time.Now()
+				c.call()
+				us[i] = float64(time.Since(t0).Nanoseconds()) / 1e3
+				time.Sleep(2 * time.Millisecond)
+			}
+			slices.Sort(us)
+			out[c.name] = map[string]float64{"median_us": us[len(us)/2], "p90_us": us[len(us)*9/10]}
+			t.Logf("%s %-14s median %8.1f us  p90 %8.1f us", phase, c.name, us[len(us)/2], us[len(us)*9/10])
+		}
+		return out
+	}
+	gpuReport["call_cost_idle"] = measure("idle")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "python3", "-c", "import torch\n"+
+		"a = torch.randn(4096, 4096, device='cuda', dtype=torch.bfloat16)\n"+
+		"torch.cuda.synchronize(); print('ready', flush=True)\n"+
+		"while True:\n    b = a @ a\n    torch.cuda.synchronize()\n")
+	cmd.Env = append(os.Environ(), "CUDA_DEVICE_ORDER=PCI_BUS_ID")
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	defer func() { cancel(); _ = cmd.Wait() }()
+	lines := bufio.NewScanner(stdout)
+	require.True(t, lines.Scan(), "load worker ended: %v", lines.Err())
+	require.Equal(t, "ready", lines.Text())
+	time.Sleep(500 * time.Millisecond)
+	gpuReport["call_cost_load"] = measure("load")
 	writeGPUReport(t)
 }
