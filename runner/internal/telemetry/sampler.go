@@ -66,14 +66,16 @@ type Sample struct {
 	CostFast time.Duration `json:"cost_fast_ns"`
 }
 
-// DefaultInterval is the sampling interval when none is given. NVML calls
-// cost the driver time (~0.4 ms a call in the GPU host's VM: 3.2–4.6 ms for a
-// full sample, H100, 2026-11-28), and at 10 ms with a full sample every 50 ms
-// the sampler was inside NVML ~12% of the time. The energy counter moves only
-// every ~100 ms (H100, 2026-11-28), so 100 ms loses no energy resolution; the
-// mean power of a phase shorter than three samples is then left blank
-// (--telemetry-interval 10ms measures it, at the cost the report's "sampler
-// busy %" column shows).
+// DefaultInterval is the sampling interval when none is given. One NVML call
+// is expensive: reading the energy counter takes ~3.5 ms on the H200 (median;
+// p90 up to 11 ms under load), every other call the sampler makes 2–90 µs
+// (results/h200-2026-12-03), and an engine's own calls into the driver wait
+// meanwhile. At 10 ms the sampler sat in NVML 38–45% of the time and raised
+// mistral.rs's TTFT 1.85×; at 100 ms (3–6%) no change was measurable. The
+// counter itself moves only every ~100 ms, so 100 ms loses no energy
+// resolution; the mean power of a phase shorter than three samples is then
+// left blank (--telemetry-interval 10ms measures it, at the cost the
+// report's "sampler busy %" column shows).
 const DefaultInterval = 100 * time.Millisecond
 
 // DefaultFullInterval is how often a full sample is taken when FullEvery is
