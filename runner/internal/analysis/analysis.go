@@ -590,6 +590,9 @@ func engineSummary(label, dtype string, recs []results.Record) Engine {
 	e.HostCores = newStat(cores)
 	e.HostCPUPerStep = newStat(perStep)
 	e.GPU = gpuStats(tels)
+	if w := samplerWarning(e.GPU); w != "" {
+		e.Warnings = append(e.Warnings, w)
+	}
 	if len(parts) > 0 {
 		e.Breakdown = map[string]float64{}
 		for k, xs := range parts {
@@ -758,6 +761,24 @@ func gpuStats(ts []telemetry.Summary) *GPU {
 		}
 	}
 	return g
+}
+
+// SamplerBusyWarn is the share of a run the NVML sampler may spend inside
+// NVML before the report warns (%). Each energy-counter read takes ~3.5 ms on
+// the H200, and an engine's own driver calls wait meanwhile: at 38–45% the
+// sampler raised mistral.rs's TTFT 1.85×, at 3–6% nothing was measurable
+// (results/h200-2026-12-03).
+const SamplerBusyWarn = 10.0
+
+// samplerWarning warns when the sampler's share of the run (median over
+// launches) may have slowed the engine.
+func samplerWarning(g *GPU) string {
+	if g == nil || g.SamplerBusyPct <= SamplerBusyWarn {
+		return ""
+	}
+	return fmt.Sprintf("the NVML sampler spent %.0f%% of each launch inside NVML (median): above %.0f%% it can delay the engine's own "+
+		"calls into the driver and inflate TTFT (at 38–45%% it raised mistral.rs's TTFT 1.85×, results/h200-2026-12-03); "+
+		"sample less often (--telemetry-interval, default 100ms) or not at all (--no-telemetry)", g.SamplerBusyPct, SamplerBusyWarn)
 }
 
 // theoreticalBandwidth reads the datasheet bandwidth from the GPU record.
