@@ -4,7 +4,7 @@
 # counter, process-tree memory, idle wait) and the sampler's observer effect:
 # decode tok/s and TTFT of TELEMETRY_ENGINES (default pytorch) with the sampler
 # off and at each interval of TELEMETRY_MODES (default "off 10ms 100ms"; pinCPUS
-# confines the launch to those CPUs).
+# confines the launch to those CPUs; pDURATION adds --power-interval DURATION).
 #
 #   BIN=dir-with-runner MODELS=dir-with-synth-models OUT=results-dir scripts/gpu/telemetry.sh
 #
@@ -61,10 +61,11 @@ EOF
       for ((k = 0; k < ${#modes[@]}; k++)); do
         mode=${modes[$(((k + r) % ${#modes[@]}))]}
         # off: no sampler; DURATION: the sampler at that interval; pinCPULIST: the default sampler, the runner and
-        # the engine confined to CPULIST (taskset -c), e.g. pin2-3.
+        # the engine confined to CPULIST (taskset -c), e.g. pin2-3; pDURATION: --power-interval DURATION, e.g. p10ms.
         flags=(--telemetry-interval "$mode") pin=()
         [[ $mode == off ]] && flags=(--no-telemetry)
         [[ $mode == pin* ]] && flags=() pin=(taskset -c "${mode#pin}")
+        [[ $mode == p[0-9]* ]] && flags=(--power-interval "${mode#p}") # pDURATION: the default sampler, instant power every DURATION
         echo "observer $e round $((r + 1)) $mode ($(date -u +%T))"
         "${pin[@]}" "$BIN/runner" bench --config "$out/observer-$e.yaml" --engines "$e" --bin-dir "$BIN" \
           --out "$obs/r$((r + 1))-$mode" -q "${flags[@]}" >"$obs-r$((r + 1))-$mode.txt" 2>&1 ||

@@ -41,6 +41,7 @@ func benchFlags(e *env) []ucli.Flag {
 		equivalenceFlag(),
 		&ucli.BoolFlag{Name: "no-telemetry", Usage: "do not sample the GPU through NVML"},
 		&ucli.DurationFlag{Name: "telemetry-interval", Value: telemetry.DefaultInterval, Usage: "GPU sampling interval (the report's \"sampler busy %\" is the share of time spent in NVML; 10ms resolves the power of short phases at that cost)"},
+		&ucli.DurationFlag{Name: "power-interval", Usage: "read the instantaneous power this often (µs a call), the energy counter and the rest at --telemetry-interval: the power of short phases at almost no cost (e.g. 10ms; off when unset)"},
 		&ucli.BoolFlag{Name: "allow-busy", Usage: "run even when another process holds the GPU"},
 		&ucli.DurationFlag{Name: "idle-timeout", Value: 60 * time.Second, Usage: "longest wait for the GPU to return to rest before a launch (then a warning)"},
 		&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress lines, only the report"},

@@ -136,7 +136,7 @@ func openCards(c *ucli.Context, cfg *config.Config, e *env, model *workload.Mode
 		dev := devs[i]
 		var mon bench.Monitor
 		if !c.Bool("no-telemetry") {
-			m := &nvmlMonitor{t: t, idx: ix, interval: c.Duration("telemetry-interval"), idle: c.Duration("idle-timeout"), record: run.records[i]}
+			m := &nvmlMonitor{t: t, idx: ix, interval: c.Duration("telemetry-interval"), power: c.Duration("power-interval"), idle: c.Duration("idle-timeout"), record: run.records[i]}
 			if m.baseline, err = t.State(ix); err != nil {
 				return fail(fmt.Errorf("read GPU %d state: %w", ix, err))
 			}

@@ -64,6 +64,7 @@ func suiteCommand(e *env) *ucli.Command {
 			&ucli.IntFlag{Name: "max-cells", Usage: "run at most `N` cells in this call, then stop cleanly for --resume (a session's share of a matrix longer than the session: a cell begun on one machine runs again from its start on another)"},
 			&ucli.BoolFlag{Name: "no-telemetry", Usage: "do not sample the GPU through NVML"},
 			&ucli.DurationFlag{Name: "telemetry-interval", Value: telemetry.DefaultInterval, Usage: "GPU sampling interval (the report's \"sampler busy %\" is the share of time spent in NVML; 10ms resolves the power of short phases at that cost)"},
+			&ucli.DurationFlag{Name: "power-interval", Usage: "read the instantaneous power this often (µs a call), the energy counter and the rest at --telemetry-interval: the power of short phases at almost no cost (e.g. 10ms; off when unset)"},
 			&ucli.BoolFlag{Name: "allow-busy", Usage: "run even when another process holds the GPU"},
 			&ucli.DurationFlag{Name: "idle-timeout", Value: 60 * time.Second, Usage: "longest wait for the GPU to return to rest before a launch"},
 			&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress lines, only the matrix at the end"},
@@ -202,7 +203,7 @@ func suiteCmd(c *ucli.Context, e *env) error {
 		}
 	}
 	passthrough = append(passthrough, "--bin-dir", binDir, "--idle-timeout", c.Duration("idle-timeout").String(),
-		"--telemetry-interval", c.Duration("telemetry-interval").String())
+		"--telemetry-interval", c.Duration("telemetry-interval").String(), "--power-interval", c.Duration("power-interval").String())
 
 	var interrupted error
 	ran := 0 // cells run in this call (--max-cells)

@@ -74,7 +74,7 @@ func openMonitor(c *ucli.Context, cfg *config.Config, e *env, model *workload.Mo
 		return nil, "", fmt.Errorf("read GPU %d: %w", ord, err)
 	}
 	rec, _ := json.Marshal(dev)
-	m := &nvmlMonitor{t: t, idx: ord, interval: c.Duration("telemetry-interval"), idle: c.Duration("idle-timeout"), record: rec}
+	m := &nvmlMonitor{t: t, idx: ord, interval: c.Duration("telemetry-interval"), power: c.Duration("power-interval"), idle: c.Duration("idle-timeout"), record: rec}
 	if busy, err := t.Busy(ord); err == nil && len(busy) > 0 && !c.Bool("allow-busy") {
 		t.Close()
 		return nil, "", withCode(ExitUsage, fmt.Errorf("GPU %d (%s) is in use by %d other process(es) (%v); wait, or pass --allow-busy to measure anyway", ord, dev.Name, len(busy), busy))
@@ -89,6 +89,9 @@ func openMonitor(c *ucli.Context, cfg *config.Config, e *env, model *workload.Mo
 		return nil, "", fmt.Errorf("read GPU %d state: %w", ord, err)
 	}
 	note := fmt.Sprintf("on: NVML, %s (%s), sampling every %s", dev.Name, dev.UUID, m.interval)
+	if m.power > 0 && m.power < m.interval {
+		note += fmt.Sprintf(" (instantaneous power every %s)", m.power)
+	}
 	if cache, err := roofline.LoadCache(roofline.CachePath(e.getenv)); err == nil {
 		if bw, ok := cache.Get(dev.UUID); ok {
 			m.bandwidth = &bw
@@ -111,6 +114,8 @@ type nvmlMonitor struct {
 	t        *telemetry.Telemetry
 	idx      int
 	interval time.Duration
+	// power, when set, is the finer interval of instantaneous power reads.
+	power    time.Duration
 	idle     time.Duration
 	baseline telemetry.State
 	record   json.RawMessage
@@ -135,7 +140,7 @@ func (m *nvmlMonitor) BeforeLaunch(ctx context.Context) ([]string, error) {
 }
 
 func (m *nvmlMonitor) Watch(pid int, spawn time.Time) bench.Watch {
-	s, err := m.t.NewSampler(m.idx, telemetry.SamplerOptions{Interval: m.interval, Epoch: spawn, Pids: telemetry.ProcTree(pid)})
+	s, err := m.t.NewSampler(m.idx, telemetry.SamplerOptions{Interval: m.interval, PowerInterval: m.power, Epoch: spawn, Pids: telemetry.ProcTree(pid)})
 	if err != nil {
 		return failedWatch{err}
 	}

@@ -129,6 +129,20 @@ func TestAggregateEnergy(t *testing.T) {
 			wantInWindows: 201,
 		},
 		{
+			// --power-interval: the counter read every 100 ms only, instant power every 10 ms.
+			name: "sparse counter reads: instant power for the phases",
+			samples: gen(5*time.Second, phases, func(s *Sample) {
+				if s.T%(100*ms) != 0 {
+					s.Valid &^= FieldEnergy
+					s.EnergyMJ = 0
+				}
+			}),
+			windows: []Window{{Start: 1000 * ms, FirstToken: 1200 * ms, End: 3000 * ms, Tokens: 256}},
+			wantJ:   530, wantSource: "counter", wantPerToken: 530.0 / 256, wantMeanW: 265,
+			wantPrefillW: (20*400 + 250) / 21.0, wantDecodeW: (180*250 + 70) / 181.0,
+			wantInWindows: 201,
+		},
+		{
 			name: "coarse counter, no instant power",
 			samples: gen(5*time.Second, phases, func(s *Sample) {
 				coarse(s)

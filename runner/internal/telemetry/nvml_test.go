@@ -458,3 +458,38 @@ func TestSamplerFullEvery(t *testing.T) {
 		assert.True(t, x.Valid.Has(FieldEnergy|FieldPowerInstant), "sample %d has energy and instantaneous power", k)
 	}
 }
+
+// TestSamplerPowerInterval: with PowerInterval under Interval the sampler
+// ticks at PowerInterval reading the instantaneous power (µs a call), the
+// energy counter (ms a call) only every Interval/PowerInterval-th tick and a
+// full sample once a second.
+func TestSamplerPowerInterval(t *testing.T) {
+	tel, _, _ := openFake(t)
+	s, err := tel.NewSampler(0, SamplerOptions{Interval: 100 * time.Millisecond, PowerInterval: 10 * time.Millisecond, Pids: func() []uint32 { return nil }})
+	require.NoError(t, err)
+	assert.Equal(t, 10*time.Millisecond, s.interval)
+	assert.Equal(t, 10, s.energy)
+	assert.Equal(t, 100, s.every)
+	for range 24 {
+		s.sample()
+	}
+	got := s.Stop()
+	require.Len(t, got, 25)
+	for k, x := range got[:24] {
+		assert.Equal(t, k%10 == 0, x.Valid.Has(FieldEnergy), "sample %d reads the energy counter", k)
+		assert.Equal(t, k == 0, x.Valid.Has(FieldDevMem|FieldUtil|FieldAllProcMem|FieldPower), "sample %d full", k)
+		assert.True(t, x.Valid.Has(FieldPowerInstant), "sample %d has instantaneous power", k)
+		if k > 0 {
+			assert.Greater(t, x.T, got[k-1].T, "sample %d time", k)
+		}
+	}
+
+	// Not finer than Interval: the option changes nothing.
+	s, err = tel.NewSampler(0, SamplerOptions{Interval: 100 * time.Millisecond, PowerInterval: time.Second})
+	require.NoError(t, err)
+	assert.Equal(t, 100*time.Millisecond, s.interval)
+	assert.Equal(t, 1, s.energy)
+	assert.Equal(t, 10, s.every)
+	_, err = tel.NewSampler(0, SamplerOptions{PowerInterval: -time.Millisecond})
+	assert.EqualError(t, err, "sampler: negative power interval -1ms")
+}

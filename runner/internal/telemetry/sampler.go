@@ -29,8 +29,9 @@ func (v Fields) Has(f Fields) bool { return v&f == f }
 
 // Sample is one reading of a device.
 type Sample struct {
-	// T is the runner's monotonic clock at the energy-counter read, as time
-	// since the sampler's epoch.
+	// T is the runner's monotonic clock at the energy-counter read (at the
+	// power read in a sample that skips the counter), as time since the
+	// sampler's epoch.
 	T time.Duration `json:"t_ns"`
 	// Valid says which fields below hold a reading.
 	Valid Fields `json:"valid"`
@@ -87,6 +88,11 @@ const DefaultFullInterval = time.Second
 type SamplerOptions struct {
 	// Interval between samples; DefaultInterval when 0.
 	Interval time.Duration
+	// PowerInterval, when shorter than Interval, reads the instantaneous
+	// power (µs a call) every PowerInterval and keeps the energy counter
+	// (ms a call) at about Interval: the power of short phases at almost no
+	// cost. 0: everything every Interval.
+	PowerInterval time.Duration
 	// FullEvery makes every n-th sample a full one (memory, processes,
 	// utilization, temperature, clocks, reasons, average power); the others
 	// read only the energy counter and the instantaneous power (average
@@ -107,7 +113,8 @@ type SamplerOptions struct {
 type Sampler struct {
 	g        gpu
 	interval time.Duration
-	every    int
+	every    int // full sample every n-th
+	energy   int // energy counter every n-th (full samples read it too)
 	n        int
 	epoch    time.Time
 	pids     func() []uint32
@@ -134,16 +141,25 @@ func (t *Telemetry) NewSampler(i int, opts SamplerOptions) (*Sampler, error) {
 	if opts.Interval == 0 {
 		opts.Interval = DefaultInterval
 	}
+	if opts.PowerInterval < 0 {
+		return nil, fmt.Errorf("sampler: negative power interval %v", opts.PowerInterval)
+	}
+	tick, energyEvery := opts.Interval, 1
+	if opts.PowerInterval > 0 && opts.PowerInterval < opts.Interval {
+		tick = opts.PowerInterval
+		energyEvery = max(1, int((opts.Interval+tick/2)/tick))
+	}
 	if opts.FullEvery <= 0 {
-		opts.FullEvery = max(1, int((DefaultFullInterval+opts.Interval/2)/opts.Interval))
+		opts.FullEvery = max(1, int((DefaultFullInterval+tick/2)/tick))
 	}
 	if opts.Epoch.IsZero() {
 		opts.Epoch = time.Now()
 	}
 	return &Sampler{
 		g:        g,
-		interval: opts.Interval,
+		interval: tick,
 		every:    opts.FullEvery,
+		energy:   energyEvery,
 		epoch:    opts.Epoch,
 		pids:     opts.Pids,
 		mine:     map[uint32]bool{},
@@ -195,6 +211,18 @@ func (s *Sampler) Stop() []Sample {
 func (s *Sampler) sample() {
 	begin := time.Now()
 	var smp Sample
+	full := s.n%s.every == 0
+	withEnergy := full || s.n%s.energy == 0
+	s.n++
+	if !withEnergy {
+		s.g.readPower(&smp, false)
+		end := time.Now()
+		smp.T = end.Sub(s.epoch) - end.Sub(begin)/2
+		smp.CostFast = end.Sub(begin)
+		smp.Cost = smp.CostFast
+		s.samples = append(s.samples, smp)
+		return
+	}
 	// The timestamp brackets the energy read, the field windows are cut on.
 	e, err := s.g.energy()
 	mid := time.Now()
@@ -203,8 +231,6 @@ func (s *Sampler) sample() {
 		smp.Valid |= FieldEnergy
 	}
 	smp.T = mid.Sub(s.epoch) - mid.Sub(begin)/2
-	full := s.n%s.every == 0
-	s.n++
 	if !full {
 		s.g.readPower(&smp, false)
 		smp.CostFast = time.Since(begin)
