@@ -475,6 +475,7 @@ func TestSamplerPowerInterval(t *testing.T) {
 	}
 	got := s.Stop()
 	require.Len(t, got, 25)
+	assert.True(t, got[24].Valid.Has(FieldEnergy), "the last sample, Stop's, reads the energy counter")
 	for k, x := range got[:24] {
 		assert.Equal(t, k%10 == 0, x.Valid.Has(FieldEnergy), "sample %d reads the energy counter", k)
 		assert.Equal(t, k == 0, x.Valid.Has(FieldDevMem|FieldUtil|FieldAllProcMem|FieldPower), "sample %d full", k)

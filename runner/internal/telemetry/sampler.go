@@ -116,6 +116,9 @@ type Sampler struct {
 	every    int // full sample every n-th
 	energy   int // energy counter every n-th (full samples read it too)
 	n        int
+	// last is set for the sample Stop takes: it reads the energy counter,
+	// so the counter's series covers the whole run.
+	last bool
 	epoch    time.Time
 	pids     func() []uint32
 	// mine and foreign classify NVML pids, so Pids runs only for new ones.
@@ -201,6 +204,7 @@ func (s *Sampler) Stop() []Sample {
 		if s.started {
 			<-s.done
 		}
+		s.last = true
 		s.sample()
 	})
 	return s.samples
@@ -212,7 +216,7 @@ func (s *Sampler) sample() {
 	begin := time.Now()
 	var smp Sample
 	full := s.n%s.every == 0
-	withEnergy := full || s.n%s.energy == 0
+	withEnergy := full || s.last || s.n%s.energy == 0
 	s.n++
 	if !withEnergy {
 		s.g.readPower(&smp, false)
