@@ -20,8 +20,12 @@ go build -trimpath -ldflags=-s -o .gpu/bin/ ./runner ./engines/reference ./engin
 go test -c -ldflags="-s -w" -o .gpu/bin/telemetry.test ./runner/internal/telemetry
 scripts/build-cupti-profiler.sh .gpu/bin >/dev/null
 XZ_OPT=-6T2 tar -cJf .gpu/go.tar.xz -C .gpu bin/runner bin/reference bin/pytorch bin/telemetry.test bin/COMMIT bin/libcib_cupti.so
+# Each build's wall time is printed: a cold machine (no cargo, CMake or venv caches) needed candle 592 s, mistral.rs
+# 1748 s, lmrs 17 s, burn > 28 min, llama.cpp ~93 min (2 cores, 2026-12-02/03) — start it first thing in a session.
 for e in ${ENGINES-candle burn mistralrs lmrs llamacpp libtorch}; do
+  t0=$SECONDS
   "scripts/build-$e.sh" --cuda
+  echo "gpu-bundle: $e built in $((SECONDS - t0)) s"
 done
 # An archive over SPLIT_MIB (28 MiB: the tracked tree is ~27 MB of the 64 MiB a device call carries) travels in parts,
 # one per call, NAME.tar.xz.part1of2 …, which scripts/gpu-run.sh joins on the GPU host once all have arrived.
