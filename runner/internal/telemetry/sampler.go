@@ -118,9 +118,9 @@ type Sampler struct {
 	n        int
 	// last is set for the sample Stop takes: it reads the energy counter,
 	// so the counter's series covers the whole run.
-	last bool
-	epoch    time.Time
-	pids     func() []uint32
+	last  bool
+	epoch time.Time
+	pids  func() []uint32
 	// mine and foreign classify NVML pids, so Pids runs only for new ones.
 	mine    map[uint32]bool
 	samples []Sample
