@@ -42,9 +42,9 @@ type Summary struct {
 	// TimedSeconds is the summed duration of the windows.
 	TimedSeconds float64 `json:"timed_s"`
 	// SamplerBusyPct is the share of the sampled span the sampler spent
-	// inside NVML, in %: the observer's own cost. NVML calls take the
-	// driver's lock, so an engine whose steps call into the driver (memory
-	// pool growth and release, synchronous copies) can wait on the sampler.
+	// inside NVML, in %: the observer's own cost. An energy-counter read
+	// takes ~3.5 ms on the H200, and an engine that calls into the driver
+	// meanwhile can wait for it (results/h200-2026-12-03).
 	SamplerBusyPct float64 `json:"sampler_busy_pct"`
 
 	// ProcMemPeak is the peak device memory of the engine's process tree over

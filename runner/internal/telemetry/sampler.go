@@ -75,8 +75,8 @@ type Sample struct {
 // mistral.rs's TTFT 1.85×; at 100 ms (3–6%) no change was measurable. The
 // counter itself moves only every ~100 ms, so 100 ms loses no energy
 // resolution; the mean power of a phase shorter than three samples is then
-// left blank (--telemetry-interval 10ms measures it, at the cost the
-// report's "sampler busy %" column shows).
+// left blank, unless PowerInterval (--power-interval) reads the
+// instantaneous power, µs a call, more often.
 const DefaultInterval = 100 * time.Millisecond
 
 // DefaultFullInterval is how often a full sample is taken when FullEvery is
@@ -218,25 +218,22 @@ func (s *Sampler) sample() {
 	full := s.n%s.every == 0
 	withEnergy := full || s.last || s.n%s.energy == 0
 	s.n++
-	if !withEnergy {
+	// The timestamp brackets the first read: the energy counter's, which the
+	// windows are cut on, or the power's in a sample without it.
+	if withEnergy {
+		if e, err := s.g.energy(); err == nil {
+			smp.EnergyMJ = e
+			smp.Valid |= FieldEnergy
+		}
+	} else {
 		s.g.readPower(&smp, false)
-		end := time.Now()
-		smp.T = end.Sub(s.epoch) - end.Sub(begin)/2
-		smp.CostFast = end.Sub(begin)
-		smp.Cost = smp.CostFast
-		s.samples = append(s.samples, smp)
-		return
 	}
-	// The timestamp brackets the energy read, the field windows are cut on.
-	e, err := s.g.energy()
 	mid := time.Now()
-	if err == nil {
-		smp.EnergyMJ = e
-		smp.Valid |= FieldEnergy
-	}
 	smp.T = mid.Sub(s.epoch) - mid.Sub(begin)/2
 	if !full {
-		s.g.readPower(&smp, false)
+		if withEnergy {
+			s.g.readPower(&smp, false)
+		}
 		smp.CostFast = time.Since(begin)
 		smp.Cost = smp.CostFast
 		s.samples = append(s.samples, smp)
