@@ -91,6 +91,11 @@ func loadConfig(c *ucli.Context) (*config.Config, error) {
 			return nil, usageError("--%s %d: need at least %d", f.name, v, f.min)
 		}
 	}
+	for _, f := range []string{"telemetry-interval", "power-interval"} {
+		if v := c.Duration(f); v < 0 {
+			return nil, usageError("--%s %s: must not be negative", f, v)
+		}
+	}
 	if c.IsSet("launches") {
 		// An explicit launch count is exact: it turns adaptive stopping off.
 		cfg.Launches, cfg.Adaptive = c.Int("launches"), nil

@@ -86,8 +86,8 @@ func TestInterruptDuringInfo(t *testing.T) {
 	require.Less(t, time.Since(start), 30*time.Second)
 }
 
-// TestNegativeCounts: negative --iterations, --launches or --warmup are usage
-// errors, not ignored.
+// TestNegativeCounts: negative --iterations, --launches or --warmup, or a
+// negative sampling interval, are usage errors, not ignored.
 func TestNegativeCounts(t *testing.T) {
 	bin := testbin.Dir(t)
 	cfg := testConfig(t, "")
@@ -96,6 +96,8 @@ func TestNegativeCounts(t *testing.T) {
 		{"--launches", "-3", "--launches -3: need at least 1"},
 		{"--launches", "0", "--launches 0: need at least 1"},
 		{"--warmup", "-2", "--warmup -2: need at least 0"},
+		{"--telemetry-interval", "-10ms", "--telemetry-interval -10ms: must not be negative"},
+		{"--power-interval", "-1ms", "--power-interval -1ms: must not be negative"},
 	} {
 		t.Run(tt.flag+" "+tt.value, func(t *testing.T) {
 			root := filepath.Join(t.TempDir(), "results")
