@@ -278,6 +278,7 @@ for stage in "$@"; do
       fi
     ) || echo "suite exit $?"
     tar -czf "$OUT/suite.tar.gz" -C "$W" suite
+    [[ ! -x $BIN/burn ]] || pack_store # burn's prepare tuned the suite's shapes into cubecl's store: for the next machine
     ;;
   *) echo "unknown stage $stage" >&2 ;;
   esac
