@@ -3,8 +3,8 @@
 # bandwidth probe, the sampler against the real NVML (cost per sample, energy
 # counter, process-tree memory, idle wait) and the sampler's observer effect:
 # decode tok/s and TTFT of TELEMETRY_ENGINES (default pytorch) with the sampler
-# off and at each interval of TELEMETRY_MODES (default "off 10ms 100ms"; pinCPUS
-# confines the launch to those CPUs; pDURATION adds --power-interval DURATION).
+# off and in each mode of TELEMETRY_MODES (default "off 10ms 100ms"; pDURATION
+# adds --power-interval DURATION): `runner observer`.
 #
 #   BIN=dir-with-runner MODELS=dir-with-synth-models OUT=results-dir scripts/gpu/telemetry.sh
 #
@@ -36,43 +36,15 @@ if [[ "${TELEMETRY_TESTS:-1}" == 1 ]]; then
 fi
 
 if [[ "${TELEMETRY_BENCH:-1}" == 1 && -d "${MODELS:-}/tinyllama-1.1b" ]]; then
-  # The sampler's observer effect: the same engine with the sampler off and at each interval in TELEMETRY_MODES,
-  # one launch per mode per round, the order rotated every round (a Latin square), so drift between rounds
-  # cancels. Ratios to "off" are paired by round (scripts/gpu/observer.py).
-  modes=(${TELEMETRY_MODES:-off 10ms 100ms})
-  mkdir -p "$out/observer"
+  # The sampler's observer effect (`runner observer`): the same engine with the sampler off and in each mode of
+  # TELEMETRY_MODES, one launch per mode per round, the order rotated every round, ratios to "off" paired by round.
+  # (The pinCPULIST mode of 2026-12-03 — taskset around the whole launch — went with the move into the runner.)
+  modes=$(echo ${TELEMETRY_MODES:-off 10ms 100ms} | tr ' ' ',')
   for e in ${TELEMETRY_ENGINES:-pytorch}; do
     [[ -x "$BIN/$e" ]] || { echo "observer: no $e in the bundle"; continue; }
-    obs=$out/observer/$e-$(date -u +%H%M%S) # one directory per check: a later check on this machine never mixes in
-    cat > "$out/observer-$e.yaml" <<EOF
-name: observer-$e
-model: $MODELS/tinyllama-1.1b
-device: cuda:0
-dtype: bf16
-seed: 1
-warmup: ${TELEMETRY_WARMUP:-2}
-iterations: ${TELEMETRY_ITERS:-5}
-launches: 1
-cases:
-  - {name: p128-n256, prompt_len: 128, max_new_tokens: 256}
-timeouts: {start: 5m, stall: 2m, total: 15m}
-EOF
-    for ((r = 0; r < ${TELEMETRY_ROUNDS:-3}; r++)); do
-      for ((k = 0; k < ${#modes[@]}; k++)); do
-        mode=${modes[$(((k + r) % ${#modes[@]}))]}
-        # off: no sampler; DURATION: the sampler at that interval; pinCPULIST: the default sampler, the runner and
-        # the engine confined to CPULIST (taskset -c), e.g. pin2-3; pDURATION: --power-interval DURATION, e.g. p10ms.
-        flags=(--telemetry-interval "$mode") pin=()
-        [[ $mode == off ]] && flags=(--no-telemetry)
-        [[ $mode == pin* ]] && flags=() pin=(taskset -c "${mode#pin}")
-        [[ $mode == p[0-9]* ]] && flags=(--power-interval "${mode#p}") # pDURATION: the default sampler, instant power every DURATION
-        echo "observer $e round $((r + 1)) $mode ($(date -u +%T))"
-        "${pin[@]}" "$BIN/runner" bench --config "$out/observer-$e.yaml" --engines "$e" --bin-dir "$BIN" \
-          --out "$obs/r$((r + 1))-$mode" -q "${flags[@]}" >"$obs-r$((r + 1))-$mode.txt" 2>&1 ||
-          echo "observer $e round $((r + 1)) $mode: exit $?"
-      done
-    done
-    python3 "$(dirname "$0")/observer.py" "$obs" | tee "$obs.txt"
+    "$BIN/runner" observer "$e" --model "$MODELS/tinyllama-1.1b" --bin-dir "$BIN" --modes "$modes" \
+      --rounds "${TELEMETRY_ROUNDS:-3}" --warmup "${TELEMETRY_WARMUP:-2}" --iterations "${TELEMETRY_ITERS:-5}" \
+      --out "$out/observer" 2>&1 | tee "$out/observer-$e-$(date -u +%H%M%S).txt" || echo "observer $e: exit ${PIPESTATUS[0]} (4: a mode outside ±3%)"
   done
 fi
 

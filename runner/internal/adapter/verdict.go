@@ -133,9 +133,13 @@ func nonEmpty(groups [][]float64) [][]float64 {
 // Line is the verdict in one line, e.g.
 //
 //	decode tok/s: runner 123.40 / native 125.00 = 0.9872 (95% CI 0.9801–0.9950, 2+2 runs) within ±3%
-func (v Verdict) Line() string {
+func (v Verdict) Line() string { return v.LineAs("runner", "native") }
+
+// LineAs is Line with other names for the two sides: num is the runner side (the ratio's numerator), den the
+// native side, e.g. LineAs("sampler 10ms", "sampler off") for the observer check.
+func (v Verdict) LineAs(num, den string) string {
 	if v.Ratio == 0 {
-		return fmt.Sprintf("%s: no verdict (native %d runs, runner %d runs)", MetricLabel(v.Metric), v.NativeRuns, v.RunnerRuns)
+		return fmt.Sprintf("%s: no verdict (%s %d runs, %s %d runs)", MetricLabel(v.Metric), den, v.NativeRuns, num, v.RunnerRuns)
 	}
 	word := "within"
 	if !v.Within {
@@ -143,13 +147,13 @@ func (v Verdict) Line() string {
 	}
 	var s string
 	if v.Method == "paired" {
-		s = fmt.Sprintf("%s: runner / native = %.4f (95%% CI %.4f–%.4f, paired by round over %d rounds; unpaired: runner %.2f / native %.2f = %.4f, "+
+		s = fmt.Sprintf("%s: %s / %s = %.4f (95%% CI %.4f–%.4f, paired by round over %d rounds; unpaired: %s %.2f / %s %.2f = %.4f, "+
 			"CI %.4f–%.4f, %d+%d runs, hierarchical bootstrap; pooled iterations %.4f) %s ±%s",
-			MetricLabel(v.Metric), v.Ratio, v.Lo, v.Hi, v.Paired.N, v.Runner, v.Native, v.Unpaired[0], v.Unpaired[1], v.Unpaired[2],
+			MetricLabel(v.Metric), num, den, v.Ratio, v.Lo, v.Hi, v.Paired.N, num, v.Runner, den, v.Native, v.Unpaired[0], v.Unpaired[1], v.Unpaired[2],
 			v.NativeRuns, v.RunnerRuns, v.PooledRatio, word, pct(v.Tolerance))
 	} else {
-		s = fmt.Sprintf("%s: runner %.2f / native %.2f = %.4f (95%% CI %.4f–%.4f, %d+%d runs, hierarchical bootstrap; pooled iterations %.4f) %s ±%s",
-			MetricLabel(v.Metric), v.Runner, v.Native, v.Ratio, v.Lo, v.Hi, v.NativeRuns, v.RunnerRuns, v.PooledRatio, word, pct(v.Tolerance))
+		s = fmt.Sprintf("%s: %s %.2f / %s %.2f = %.4f (95%% CI %.4f–%.4f, %d+%d runs, hierarchical bootstrap; pooled iterations %.4f) %s ±%s",
+			MetricLabel(v.Metric), num, v.Runner, den, v.Native, v.Ratio, v.Lo, v.Hi, v.NativeRuns, v.RunnerRuns, v.PooledRatio, word, pct(v.Tolerance))
 	}
 	if !v.Resolved {
 		s += "; the CI crosses ±" + pct(v.Tolerance) + ": more rounds to resolve"

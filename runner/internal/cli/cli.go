@@ -135,6 +135,7 @@ func newApp(e *env) *ucli.App {
 			slurmCommand(e),
 			suiteCommand(e),
 			adapterCommand(e),
+			observerCommand(e),
 		},
 		ExitErrHandler: func(*ucli.Context, error) {}, // exit codes are mapped in Run
 	}
@@ -156,6 +157,8 @@ var examples = map[string]string{
 	"runner adapter": "runner adapter candle --model models/tinyllama-1.1b --bin-dir bin   (cuda:0, bf16, p128-n256, 2 rounds)\n   " +
 		"runner adapter burn:attention=padded --model models/llama-3-8b --rounds 3\n   " +
 		"runner adapter llamacpp --model models/tiny --device cpu --dtype f32 --new-tokens 32 --iterations 3",
+	"runner observer": "runner observer mistralrs --model models/tinyllama-1.1b --modes off,default,10ms,p10ms --rounds 3\n   " +
+		"runner observer reference --model models/tiny --device cpu --dtype f32 --modes off,100ms --new-tokens 8",
 	"runner gpu probe": "runner gpu probe",
 	"runner cpu probe": "runner cpu probe --threads 16",
 	"runner suite": "runner suite configs/suite-cpu.yaml --bin-dir bin\n   " +
@@ -208,7 +211,7 @@ func valueFlags(cmds []*ucli.Command) map[string]bool {
 }
 
 // argsLast are the commands whose flags may follow their arguments.
-var argsLast = map[string]bool{"conformance": true, "report": true, "compare": true, "suite": true, "status": true, "resubmit": true, "adapter": true} // status, resubmit: runner slurm
+var argsLast = map[string]bool{"conformance": true, "report": true, "compare": true, "suite": true, "status": true, "resubmit": true, "adapter": true, "observer": true} // status, resubmit: runner slurm
 
 // flagsFirst lets `runner conformance ENGINE --device cuda:0` and `runner
 // report DIR --format json` work as users type them: urfave/cli v2 stops
