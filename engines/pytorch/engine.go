@@ -73,6 +73,9 @@ func (e *engine) Info() protocol.Info {
 				"implementation are named in the loaded settings (nondeterministic_ops) and the engine's log. Slower; not the engine's best practice.",
 			"mlp": "compiled mode: fused|split (default fused): the gate/up projection as one matmul over the concatenated weights, or as two " +
 				"matmuls over views of them (gpt-fast's form); same weights, same arithmetic, other Inductor kernels (split measured slower on the H200's 8B)",
+			"fusion": "compiled mode: gpt-fast|more (default gpt-fast): the small ops around attention — gpt-fast = a bool causal mask, made additive by " +
+				"SDPA at every layer, and K and V written by two index_puts; more = the additive mask built once per step and K and V written by one " +
+				"index_put into a stacked cache: the same arithmetic, fewer kernels a layer (not yet measured on a GPU)",
 			"lookahead": "compiled mode: 1|0 (default 1 on cuda, 0 on cpu): queue the next decode step before waiting for the current token (on cpu steps run synchronously, so 1 only delays the stamps)",
 		},
 		Capabilities: protocol.Capabilities{

@@ -200,6 +200,9 @@ func TestParity(t *testing.T) {
 		// The gate/up projection as two matmuls over views of the fused weights: the same arithmetic, so the same tokens.
 		{name: "compiled mlp split", opts: map[string]string{"mode": "compiled", "mlp": "split"}, mode: "compiled"},
 		{name: "compiled aot_eager mlp split", opts: map[string]string{"mode": "compiled", "compile": "aot_eager", "mlp": "split"}, mode: "compiled"},
+		// The additive mask once per step and one K/V write into a stacked cache: the same arithmetic, so the same tokens.
+		{name: "compiled fusion more", opts: map[string]string{"mode": "compiled", "fusion": "more"}, mode: "compiled"},
+		{name: "compiled aot_eager fusion more", opts: map[string]string{"mode": "compiled", "compile": "aot_eager", "fusion": "more", "prefill": "compiled"}, mode: "compiled"},
 		// deterministic=on (issue 23's diagnostic) changes which kernels run, never the tokens of a deterministic device.
 		{name: "eager deterministic", opts: map[string]string{"mode": "eager", "deterministic": "on"}, mode: "eager"},
 		{name: "compiled deterministic", opts: map[string]string{"mode": "compiled", "deterministic": "on"}, mode: "compiled"},
@@ -223,6 +226,11 @@ func TestParity(t *testing.T) {
 				}
 			} else {
 				assert.NotContains(t, l.Settings, "deterministic")
+			}
+			if tt.opts["fusion"] == "more" {
+				assert.Contains(t, l.Settings["fusion"], "once per step")
+			} else if tt.mode == "compiled" {
+				assert.Contains(t, l.Settings["fusion"], "gpt-fast")
 			}
 			if tt.opts["attention"] == "flex" {
 				assert.Contains(t, l.Settings["attention"], "FlexAttention")
@@ -282,6 +290,10 @@ func TestErrors(t *testing.T) {
 			code: 2, errCode: protocol.CodeBadRequest, contains: "attention"},
 		{name: "bad mlp", mutate: func(r *protocol.Request) { r.Options = map[string]string{"mode": "compiled", "mlp": "interleaved"} },
 			code: 2, errCode: protocol.CodeBadRequest, contains: "mlp"},
+		{name: "bad fusion", mutate: func(r *protocol.Request) { r.Options = map[string]string{"mode": "compiled", "fusion": "all"} },
+			code: 2, errCode: protocol.CodeBadRequest, contains: "option fusion='all': want one of gpt-fast, more"},
+		{name: "fusion in eager mode", mutate: func(r *protocol.Request) { r.Options = map[string]string{"mode": "eager", "fusion": "more"} },
+			code: 2, errCode: protocol.CodeBadRequest, contains: "option fusion applies to mode=compiled only"},
 		{name: "attention in eager mode", mutate: func(r *protocol.Request) { r.Options = map[string]string{"mode": "eager", "attention": "flex"} },
 			code: 2, errCode: protocol.CodeBadRequest, contains: "mode=compiled only"},
 		{name: "bad tuning", mutate: func(r *protocol.Request) { r.Options = map[string]string{"mode": "compiled", "tuning": "never"} },

@@ -39,6 +39,15 @@ ATTENTION = ("sdpa", "flex")
 # results/h200-2026-12-02-s8). fused stays the default.
 MLP = ("fused", "split")
 
+# The small ops around attention, per layer: gpt-fast = as gpt-fast writes them (a bool causal mask that SDPA's
+# lowering turns into an additive one at every layer, K and V written into two caches by two index_puts: on the
+# H200's 8B decode graph, 2026-12-02, one mask kernel and two cache-write kernels a layer, results/h200-2026-12-02-s8);
+# more = the additive mask built once per step in the model's dtype (and repeated for the query-head groups once),
+# and K and V written by one index_put into one stacked [2, batch, kv_heads, S, head_dim] cache a layer. The same
+# arithmetic (a bool mask is SDPA's 0/-inf additive mask), fewer kernels a layer if Inductor keeps them so — the
+# question the option is for, measured on a GPU before it may become the default.
+FUSION = ("gpt-fast", "more")
+
 
 def cache_length(need, attention):
     """cache_length is the static KV cache's length for sequences of up to need positions: a multiple of 64, of 128
@@ -209,10 +218,11 @@ class Block(nn.Module):
         self.cfg = cfg
         self.decode_attention = "sdpa"
         self.mlp = "fused"
+        self.fusion = "gpt-fast"
         self.wqkv, self.wo, self.w13, self.w2 = frozen(wqkv), frozen(wo), frozen(w13), frozen(w2)
         self.n1, self.n2 = frozen(n1), frozen(n2)
 
-    def forward(self, x, cos, sin, mask, pos, kc, vc):
+    def forward(self, x, cos, sin, mask, pos, kc, vc, kv=None):
         c = self.cfg
         b, t, _ = x.shape
         h = rms_norm(x, self.n1, c.eps)
@@ -223,15 +233,18 @@ class Block(nn.Module):
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
         # Static cache, written in place at the device-side positions (Inductor re-inplaces index_put).
-        kc[:, :, pos] = k
-        vc[:, :, pos] = v
+        if kv is not None:
+            kv[:, :, :, pos] = torch.stack((k, v))  # kc and vc are kv[0] and kv[1]: one write for both
+        else:
+            kc[:, :, pos] = k
+            vc[:, :, pos] = v
         if t == 1 and self.decode_attention == "flex":
             y = flex_decode(q, kc, vc, pos)
         else:
             # Grouped-query attention without repeating K/V: the g query heads of each KV head become g*t rows.
             g = c.heads // c.kv_heads
             q = q.reshape(b, c.kv_heads, g * t, c.head_dim)
-            m = mask.repeat(g, 1) if g > 1 else mask
+            m = mask if self.fusion == "more" or g == 1 else mask.repeat(g, 1)  # more: repeated once, by Llama.forward
             y = F.scaled_dot_product_attention(q, kc, vc, attn_mask=m)
             # reshape, not view: SDPA kernels (e.g. CUDA mem-efficient) may return a transposed, non-contiguous layout.
             y = y.reshape(b, c.heads, t, c.head_dim)
@@ -253,6 +266,7 @@ class Llama(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.max_seq = max_seq
+        self.fusion = "gpt-fast"
         self.embed = frozen(embed)
         self.blocks = nn.ModuleList(blocks)
         self.norm = frozen(norm)
@@ -268,8 +282,12 @@ class Llama(nn.Module):
         # to max_seq in the libtorch export, whose cache length is a dynamic dimension): key j is visible to the
         # query at position p when j <= p.
         mask = torch.arange(caches[0][0].shape[2], device=pos.device) <= pos.unsqueeze(-1)
-        for blk, (kc, vc) in zip(self.blocks, caches):
-            x = blk(x, cos, sin, mask, pos, kc, vc)
+        if self.fusion == "more":
+            g = self.cfg.heads // self.cfg.kv_heads
+            mask = torch.where(mask, 0.0, float("-inf")).to(x.dtype)
+            mask = mask.repeat(g, 1) if g > 1 else mask
+        for blk, c in zip(self.blocks, caches):
+            x = blk(x, cos, sin, mask, pos, *c)  # c: (kc, vc), or (kc, vc, kv) with kc, vc views of kv (fusion=more)
         x = rms_norm(x[:, -1, :], self.norm, self.cfg.eps)
         return F.linear(x, self.lm_head)
 
@@ -279,6 +297,14 @@ class Llama(nn.Module):
             raise ValueError(f"attention {name!r}: want one of {', '.join(ATTENTION)}")
         for blk in self.blocks:
             blk.decode_attention = name
+
+    def set_fusion(self, name):
+        """set_fusion picks how the small ops around attention are written (FUSION); call it before new_caches."""
+        if name not in FUSION:
+            raise ValueError(f"fusion {name!r}: want one of {', '.join(FUSION)}")
+        self.fusion = name
+        for blk in self.blocks:
+            blk.fusion = name
 
     def set_mlp(self, name):
         """set_mlp picks how the gate/up projection is computed (MLP), for every step."""
@@ -291,6 +317,9 @@ class Llama(nn.Module):
         c = self.cfg
         shape = (batch, c.kv_heads, self.max_seq, c.head_dim)
         kw = dict(dtype=self.embed.dtype, device=self.embed.device)
+        if self.fusion == "more":
+            kvs = [torch.zeros((2,) + shape, **kw) for _ in range(c.layers)]
+            return [(kv[0], kv[1], kv) for kv in kvs]
         return [(torch.zeros(shape, **kw), torch.zeros(shape, **kw)) for _ in range(c.layers)]
 
 

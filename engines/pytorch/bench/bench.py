@@ -6,7 +6,7 @@ ceiling the engine should reach; the gap to the runner's figure is the adapter o
 
     bench.py run --model DIR [--device cuda] [--dtype bf16] [--prompt 128] [--new 256] [--iters 5]
                  [--compile inductor|inductor-thorough|inductor-realize|max-autotune|inductor-cublas|aot_eager|none] [--tuning cached|per-process]
-                 [--attention sdpa|flex] [--mlp fused|split] [--inductor KEY=VALUE ...] [--cuda-graph on|off] [--lookahead 0|1] [--check [--eager]]
+                 [--attention sdpa|flex] [--mlp fused|split] [--fusion gpt-fast|more] [--inductor KEY=VALUE ...] [--cuda-graph on|off] [--lookahead 0|1] [--check [--eager]]
                  [--seed 1 --case p128-n256] [--per-iter] [--nvtx]
     bench.py run --dry        # the same code on CPU, on a tiny checkpoint written to a temp dir
     bench.py synth --out DIR [--seed 0]   # a tiny random HF Llama checkpoint (f32), for tests
@@ -167,6 +167,7 @@ def run(args):
     model = llama.build(cfg, host, dev, max_seq)
     model.set_decode_attention(args.attention)
     model.set_mlp(args.mlp)
+    model.set_fusion(args.fusion)
     del host
     llama.set_tuning(args.tuning)
     inductor = set_inductor(args.inductor)
@@ -180,7 +181,7 @@ def run(args):
     compile_s = time.perf_counter() - t
     report = {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu", "torch": torch.__version__,
               "dtype": args.dtype, "params": params, "prompt": args.prompt, "new": args.new,
-              "compile": args.compile, "tuning": args.tuning, "attention": args.attention, "mlp": args.mlp, "cuda_graph": args.cuda_graph, "lookahead": dec.lookahead, "compile_s": round(compile_s, 2)}
+              "compile": args.compile, "tuning": args.tuning, "attention": args.attention, "mlp": args.mlp, "fusion": args.fusion, "cuda_graph": args.cuda_graph, "lookahead": dec.lookahead, "compile_s": round(compile_s, 2)}
     if inductor:
         report["inductor"] = inductor
     ok = True
@@ -256,6 +257,7 @@ def main():
     r.add_argument("--tuning", default="cached", choices=list(llama.TUNING), help="as the engine's option tuning")
     r.add_argument("--attention", default="sdpa", choices=list(llama.ATTENTION), help="the decode step's attention, as the engine's option")
     r.add_argument("--mlp", default="fused", choices=list(llama.MLP), help="the gate/up projection's form, as the engine's option")
+    r.add_argument("--fusion", default="gpt-fast", choices=list(llama.FUSION), help="the small ops around attention, as the engine's option")
     r.add_argument("--inductor", action="append", metavar="KEY=VALUE",
                    help="set a torch._inductor.config field before compiling (repeatable; an experiment knob, not an engine option)")
     r.add_argument("--cuda-graph", default="auto", choices=["auto", "on", "off"], help="auto: on for cuda")

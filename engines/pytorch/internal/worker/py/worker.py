@@ -131,7 +131,7 @@ class Worker:
                     "float32_matmul_precision": torch.get_float32_matmul_precision()}
         compile_ns = 0
         if mode == "eager":
-            for k in ("compile", "prefill", "cuda_graph", "lookahead", "wait", "tuning", "attention", "mlp"):
+            for k in ("compile", "prefill", "cuda_graph", "lookahead", "wait", "tuning", "attention", "mlp", "fusion"):
                 if k in opts:
                     raise BadRequest(f"option {k} applies to mode=compiled only")
             import eager
@@ -178,6 +178,9 @@ class Worker:
             mlp = opts.get("mlp", "fused")
             if mlp not in llama.MLP:
                 raise BadRequest(f"option mlp={mlp!r}: want one of {', '.join(llama.MLP)}")
+            fusion = opts.get("fusion", "gpt-fast")
+            if fusion not in llama.FUSION:
+                raise BadRequest(f"option fusion={fusion!r}: want one of {', '.join(llama.FUSION)}")
             t = time.perf_counter_ns()
             cfg, host, params = llama.load_host(req["model"], dtype)
             host_ns = time.perf_counter_ns() - t
@@ -188,6 +191,7 @@ class Worker:
             model = llama.build(cfg, host, dev, max_seq)
             model.set_decode_attention(attention)
             model.set_mlp(mlp)
+            model.set_fusion(fusion)
             del host
             self.sync()
             dev_ns = time.perf_counter_ns() - t
@@ -235,6 +239,9 @@ class Worker:
                               "decode step: FlexAttention (flex_attention, native GQA, causal cut as a score_mod on the device-side "
                               "position) over the static cache; prefill: F.scaled_dot_product_attention with a bool causal mask"),
                 "fused_weights": "qkv, gate+up",
+                "fusion": ("gpt-fast: a bool causal mask (made additive by SDPA at every layer), K and V written by two index_puts"
+                           if fusion == "gpt-fast" else
+                           "more: the additive mask built once per step, K and V written by one index_put into a stacked cache"),
                 "mlp": ("fused: one matmul over the gate+up weights, then silu(gate) * up" if mlp == "fused" else
                         "split: gate and up as two matmuls over views of the fused weights (gpt-fast's form)"),
                 "compile_decode": "none (plain torch ops)" if dec_opts is None else f"torch.compile({json.dumps(dec_opts, sort_keys=True)})",
