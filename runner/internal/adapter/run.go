@@ -231,6 +231,21 @@ func finish(s *Summary, n *Native, o Options, cause error) error {
 	return err
 }
 
+// MetricValues are the iterations' values of a metric (MetricDecode, MetricTTFT), positive ones only.
+func MetricValues(its []Iteration, metric string) []float64 {
+	var out []float64
+	for _, it := range its {
+		x := it.DecodeTokS
+		if metric == MetricTTFT {
+			x = it.TTFTMs
+		}
+		if x > 0 {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
 // groups returns, per successful run of a side, its timed values of a metric.
 func groups(runs []RunResult, side, metric string) [][]float64 {
 	var out [][]float64
@@ -238,17 +253,7 @@ func groups(runs []RunResult, side, metric string) [][]float64 {
 		if r.Side != side || r.Error != "" {
 			continue
 		}
-		var g []float64
-		for _, it := range r.Iterations {
-			x := it.DecodeTokS
-			if metric == MetricTTFT {
-				x = it.TTFTMs
-			}
-			if x > 0 {
-				g = append(g, x)
-			}
-		}
-		if len(g) > 0 {
+		if g := MetricValues(r.Iterations, metric); len(g) > 0 {
 			out = append(out, g)
 		}
 	}

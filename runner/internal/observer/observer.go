@@ -255,19 +255,7 @@ func finish(s *Summary, o Options, cause error) error {
 }
 
 // values are a launch's timed values of a metric (positive ones only).
-func values(r Result, metric string) []float64 {
-	var out []float64
-	for _, it := range r.Iterations {
-		x := it.DecodeTokS
-		if metric == adapter.MetricTTFT {
-			x = it.TTFTMs
-		}
-		if x > 0 {
-			out = append(out, x)
-		}
-	}
-	return out
-}
+func values(r Result, metric string) []float64 { return adapter.MetricValues(r.Iterations, metric) }
 
 // groups are, per successful launch of a mode, its timed values of a metric.
 func groups(launches []Result, mode, metric string) [][]float64 {
