@@ -744,8 +744,22 @@ func gpuStats(ts []telemetry.Summary) *GPU {
 	g.DevMemPeakMiB = med(func(t telemetry.Summary) float64 { return float64(t.DevMemPeak) / (1 << 20) })
 	g.EnergyPerTokenJ = med(func(t telemetry.Summary) float64 { return t.EnergyPerTokenJ })
 	g.PowerMeanW = med(func(t telemetry.Summary) float64 { return t.PowerMeanW })
-	g.PrefillPowerW = med(func(t telemetry.Summary) float64 { return t.PrefillPowerW })
-	g.DecodePowerW = med(func(t telemetry.Summary) float64 { return t.DecodePowerW })
+	// A phase too short for any power sample (a ~10 ms prefill between 100 ms samples) has no power (0), not 0 W:
+	// the median is over the launches that sampled it, and 0 stays "not measured" (the report prints –).
+	medSampled := func(f func(t telemetry.Summary) float64) float64 {
+		var xs []float64
+		for _, t := range ts {
+			if v := f(t); v > 0 {
+				xs = append(xs, v)
+			}
+		}
+		if len(xs) == 0 {
+			return 0
+		}
+		return stats.Summarize(xs).Median
+	}
+	g.PrefillPowerW = medSampled(func(t telemetry.Summary) float64 { return t.PrefillPowerW })
+	g.DecodePowerW = medSampled(func(t telemetry.Summary) float64 { return t.DecodePowerW })
 	g.SMUtilPct = med(func(t telemetry.Summary) float64 { return t.SMUtilMean })
 	g.SMClockMHz = med(func(t telemetry.Summary) float64 { return t.SMClockMeanMHz })
 	g.TempMaxC = med(func(t telemetry.Summary) float64 { return float64(t.TempMaxC) })

@@ -554,6 +554,15 @@ func medCI(s analysis.Stat) string {
 }
 
 // num prints v with sig significant digits, no exponent for everyday values.
+// phaseWatts is a phase's mean power; – when no sample fell inside the phase (a prefill shorter than the sampling
+// interval: --power-interval resolves it).
+func phaseWatts(v float64) string {
+	if v <= 0 {
+		return "–"
+	}
+	return num(v, 4)
+}
+
 func num(v float64, sig int) string {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return "—"
@@ -833,7 +842,7 @@ func gpuRows(s *analysis.Summary) [][]string {
 			throttled = fmt.Sprintf("**%d of %d** (%s)", g.Throttled, g.Launches, strings.Join(g.Reasons, ", "))
 		}
 		out = append(out, []string{en.Label, num(g.ProcMemPeakMiB, 5), num(g.DevMemPeakMiB, 5), num(g.EnergyPerTokenJ, 3), num(g.PowerMeanW, 4),
-			num(g.PrefillPowerW, 4), num(g.DecodePowerW, 4), num(g.SMUtilPct, 3), num(g.SMClockMHz, 4), num(g.TempMaxC, 3), throttled, num(g.SamplerBusyPct, 2)})
+			phaseWatts(g.PrefillPowerW), phaseWatts(g.DecodePowerW), num(g.SMUtilPct, 3), num(g.SMClockMHz, 4), num(g.TempMaxC, 3), throttled, num(g.SamplerBusyPct, 2)})
 	}
 	return out
 }

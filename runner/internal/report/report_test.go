@@ -92,6 +92,7 @@ func summaryWith(t *testing.T, gpu bool) *analysis.Summary {
 		env.GPU = json.RawMessage(`{"name":"NVIDIA H100 80GB HBM3","uuid":"GPU-0000","driver_version":"580.159.04","theoretical_bandwidth_bytes_per_s":3.35e12}`)
 		env.Bandwidth = &roofline.Measurement{UUID: "GPU-0000", BytesPerSec: 3.009e12}
 		env.Telemetry = "on"
+		aUnsampled := false
 		for i := range recs {
 			if recs[i].Status != results.StatusOK {
 				continue
@@ -100,6 +101,13 @@ func summaryWith(t *testing.T, gpu bool) *analysis.Summary {
 				PrefillPowerW: 450, DecodePowerW: 380, SMUtilMean: 90, SMClockMeanMHz: 1980, TempMaxC: 60, SamplerBusyPct: 1.5 + 0.1*float64(i)}
 			if i == 1 {
 				tel.Throttled, tel.ReasonNames = true, []string{"sw_power_cap"}
+			}
+			// Prefill power: B's prefills and A's first one fell between samples (0: not measured); A's figure is the
+			// median of the launches that sampled it, B's is "–", never 0 W.
+			tel.PrefillPowerW = 440 + 10*float64(i)
+			if recs[i].Engine == "B" || !aUnsampled {
+				aUnsampled = aUnsampled || recs[i].Engine == "A"
+				tel.PrefillPowerW = 0
 			}
 			recs[i].Telemetry, _ = json.Marshal(tel)
 			if recs[i].Engine == "B" { // B runs a q8_0 file: its roofline counts 34 bytes per 32 weights, not f32's 4 per weight
