@@ -123,7 +123,7 @@ func adapterCmd(c *ucli.Context, e *env) error {
 		return err
 	}
 	cfgPath := filepath.Join(dir, "runner.yaml")
-	if err := os.WriteFile(cfgPath, []byte(adapterConfig(p, native.Options(p))), 0o644); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(adapterConfig("adapter-"+p.Engine, p, native.Options(p))), 0o644); err != nil {
 		return err
 	}
 	progress := e.stderr
@@ -193,11 +193,11 @@ func newAdapterDir(root, name string) (string, error) {
 	return "", fmt.Errorf("adapter: %s and 999 numbered ones exist", base)
 }
 
-// adapterConfig is the runner side's benchmark config: one engine, one case.
-func adapterConfig(p adapter.Params, opts map[string]string) string {
+// adapterConfig is the runner side's benchmark config: one engine, one case (the observer check's too).
+func adapterConfig(name string, p adapter.Params, opts map[string]string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "name: adapter-%s\nmodel: %q\ndevice: %q\ndtype: %q\nseed: %d\nwarmup: %d\niterations: %d\nlaunches: 1\n",
-		p.Engine, p.Model, p.Device, p.DType, p.Seed, p.Warmup, p.Iterations)
+	fmt.Fprintf(&b, "name: %s\nmodel: %q\ndevice: %q\ndtype: %q\nseed: %d\nwarmup: %d\niterations: %d\nlaunches: 1\n",
+		name, p.Model, p.Device, p.DType, p.Seed, p.Warmup, p.Iterations)
 	fmt.Fprintf(&b, "engines:\n  - name: %s\n", p.Engine)
 	if p.Threads > 0 {
 		fmt.Fprintf(&b, "    threads: %d\n", p.Threads)

@@ -97,7 +97,7 @@ func observerCmd(c *ucli.Context, e *env) error {
 		return err
 	}
 	cfgPath := filepath.Join(dir, "runner.yaml")
-	if err := os.WriteFile(cfgPath, []byte(adapterConfig(p, spec.Options)), 0o644); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(adapterConfig("observer-"+p.Engine, p, spec.Options)), 0o644); err != nil {
 		return err
 	}
 	progress := e.stderr

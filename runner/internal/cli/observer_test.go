@@ -68,7 +68,8 @@ func TestObserverCPU(t *testing.T) {
 		require.Len(t, l.Iterations, 2, "timed iterations only")
 		require.Nil(t, l.SamplerBusyPct, "a CPU launch samples nothing")
 		order = append(order, l.Mode)
-		require.DirExists(t, filepath.Join(dir, l.Path))
+		runs, _ := filepath.Glob(filepath.Join(dir, l.Path, "*-observer-reference"))
+		require.Len(t, runs, 1, "the launch's results directory, named for the check")
 	}
 	require.Equal(t, "off 100ms p10ms 100ms p10ms off p10ms off 100ms", strings.Join(order, " "))
 	require.Len(t, s.Results, 2)
