@@ -468,3 +468,29 @@ print(json.dumps({n: llama.compile_options(torch.device("cuda"), n) for n in ("i
 	assert.Equal(t, 1.0, got["inductor-realize"].Options["realize_acc_reads_threshold"])
 	assert.Equal(t, false, got["inductor-cublas"].Options["coordinate_descent_tuning"])
 }
+
+// TestCacheLengthPerCase: compiled mode sizes the static KV cache per request, as gpt-fast does, so a short case
+// decodes over its own cache even when a longer case shares the launch (the suite's cells do: on the H200 a 2048-slot
+// cache made TinyLlama's p128-n256 decode 1.4× slower than its own 384). Same tokens either way.
+func TestCacheLengthPerCase(t *testing.T) {
+	needTorch(t)
+	short := tinyRequest(map[string]string{"mode": "compiled"})
+	short.Cases = short.Cases[:1]
+	both := short
+	long := make([]int, 100)
+	for i := range long {
+		long[i] = (i*37 + 11) % 300
+	}
+	both.Cases = append([]protocol.Case{}, short.Cases[0],
+		protocol.Case{Name: "long", PromptTokens: long, MaxNewTokens: 4, BatchSize: 1, Greedy: true, IgnoreEOS: true})
+	resBoth := runBin(t, binPath, pyEnv(), both)
+	gotBoth := checkRun(t, both, resBoth)
+	kv := resBoth.Events[0].Loaded.Settings["kv_cache"]
+	assert.Contains(t, kv, "batch 1: 64 positions")
+	assert.Contains(t, kv, "batch 1: 128 positions")
+	resShort := runBin(t, binPath, pyEnv(), short)
+	gotShort := checkRun(t, short, resShort)
+	assert.Contains(t, resShort.Events[0].Loaded.Settings["kv_cache"], "batch 1: 64 positions")
+	assert.NotContains(t, resShort.Events[0].Loaded.Settings["kv_cache"], "128 positions")
+	assert.Equal(t, gotShort[0], gotBoth[0], "the short case's tokens do not depend on the other case")
+}

@@ -313,9 +313,17 @@ class Llama(nn.Module):
         for blk in self.blocks:
             blk.mlp = name
 
-    def new_caches(self, batch):
+    def cache_len(self, need):
+        """cache_len is the static KV cache length for a request of need positions (prompt + new tokens): as gpt-fast
+        sizes its cache per request (max_seq_length = prompt + new tokens), so the decode step's attention, which reads
+        the whole static cache under a mask, costs what this request needs — not the longest request of the launch
+        (on the H200, 2026-12-03: TinyLlama's p128-n256 decode 1.87 ms a token with a 2048-position cache, 1.29–1.32
+        with its own 384). Rounded up as cache_length does, never over max_seq."""
+        return min(cache_length(need, self.blocks[0].decode_attention if self.blocks else "sdpa"), self.max_seq)
+
+    def new_caches(self, batch, length=None):
         c = self.cfg
-        shape = (batch, c.kv_heads, self.max_seq, c.head_dim)
+        shape = (batch, c.kv_heads, self.max_seq if length is None else length, c.head_dim)
         kw = dict(dtype=self.embed.dtype, device=self.embed.device)
         if self.fusion == "more":
             kvs = [torch.zeros((2,) + shape, **kw) for _ in range(c.layers)]
@@ -389,9 +397,10 @@ class Session:
     The decode step reads the current token from self.tok and its position from self.pos, writes the argmax
     back into self.tok and advances self.pos, all on the device: a replay needs no host input at all."""
 
-    def __init__(self, model, batch, device):
+    def __init__(self, model, batch, device, length=None):
         self.model, self.batch, self.device = model, batch, device
-        self.caches = model.new_caches(batch)
+        self.length = model.max_seq if length is None else length
+        self.caches = model.new_caches(batch, self.length)
         self.tok = torch.zeros((batch, 1), dtype=torch.long, device=device)
         self.pos = torch.zeros((1,), dtype=torch.long, device=device)
         self.graph = None
@@ -491,16 +500,24 @@ class Decoder:
             else:
                 self.fences.append(_HostFence())
 
-    def prepare(self, batch, prompt_lens, max_new=1):
-        """prepare builds the session for batch (compile + graph capture) and compiles prefill for each prompt
-        length, so no timed iteration pays for compilation."""
+    def session_key(self, batch, need):
+        """session_key names the session serving a request of batch rows and need positions: one per batch size and
+        cache length (Llama.cache_len)."""
+        return batch, self.model.cache_len(need)
+
+    def prepare(self, batch, prompt_lens, max_new=1, need=None):
+        """prepare builds the session for batch and the cache length that max(prompt_lens) + max_new needs (compile +
+        graph capture) and compiles prefill for each prompt length, so no timed iteration pays for compilation. need
+        (positions) picks the cache length instead, when the longest request is not max(prompt_lens) + max_new.
+        Requests of other cache lengths get sessions of their own: call prepare once per length."""
         self.ensure_fences(max_new)
-        s = Session(self.model, batch, self.device)
+        key = self.session_key(batch, max(prompt_lens) + max_new if need is None else need)
+        s = Session(self.model, batch, self.device, key[1])
         if self.compile_decode is not None:
             s.compile(self.compile_decode)
         s.warm_and_capture(self.cuda_graph)
         s.ensure_ring(max_new)
-        self.sessions[batch] = s
+        self.sessions[key] = s
         if self.compile_prefill is not None:
             for n in sorted(set(prompt_lens)):
                 ids = torch.zeros((batch, n), dtype=torch.long, device=self.device)
@@ -512,14 +529,15 @@ class Decoder:
         """generate returns (steps, token_ns, device_token_ns): steps[i] holds the batch's i-th output ids,
         token_ns[i] the perf_counter_ns offset from t0 when they were on the host, device_token_ns[i] (cuda)
         the same from CUDA events, counted from an event recorded at the start."""
-        s = self.sessions.get(batch)
-        if s is None:
-            self.prepare(batch, [len(prompt)], n_new)
-            s = self.sessions[batch]
         dev = self.device
         n = len(prompt)
         if n + n_new > self.model.max_seq:
             raise Unsupported(f"prompt {n} + {n_new} new tokens > static cache {self.model.max_seq}")
+        key = self.session_key(batch, n + n_new)
+        s = self.sessions.get(key)
+        if s is None:
+            self.prepare(batch, [n], n_new)
+            s = self.sessions[key]
         self.ensure_fences(n_new)
         s.ensure_ring(n_new)
         fences, ring, lag = self.fences, s.ring, self.lookahead

@@ -190,8 +190,9 @@ def run(args):
         ref = [s[0] for s in steps]
         if graph:
             plain = llama.Decoder(model, dev, opts, None, False, device_events=False)
-            plain.sessions[1] = llama.Session(model, 1, dev)
-            plain.sessions[1].step_fn = dec.sessions[1].step_fn
+            key = dec.session_key(1, args.prompt + args.new)
+            plain.sessions[key] = llama.Session(model, 1, dev, key[1])
+            plain.sessions[key].step_fn = dec.sessions[key].step_fn
             psteps, _, _ = plain.generate(prompt, 1, args.new, time.perf_counter_ns())
             n = agree(ref, [s[0] for s in psteps])
             report["check_graph_vs_nograph_agree"] = f"{n}/{args.new}"

@@ -200,21 +200,23 @@ class Worker:
             t = time.perf_counter_ns()
             self.impl = llama.Decoder(model, dev, dec_opts, pre_opts, graph, device_events=dev.type == "cuda",
                                       lookahead=int(lookahead), blocking_wait=wait == "block")
-            by_batch = {}
+            # One session per batch size and cache length (each case's own, as gpt-fast sizes the cache per request):
+            # cases that share both share a session. One compiled decode graph per session and, with compiled prefill,
+            # one per (session, prompt length): raise Dynamo's recompile limit so none silently falls back to eager.
+            by_session = {}
             for c in cases:
-                by_batch.setdefault(c["batch"], []).append(len(c["prompt"]))
-            max_new = max(c["max_new"] for c in cases)
-            # One compiled graph per batch size (decode) and per (batch, prompt length) (compiled prefill): raise
-            # Dynamo's recompile limit so none of them silently falls back to eager.
-            graphs = len(by_batch) + sum(len(set(v)) for v in by_batch.values())
+                n, mn = len(c["prompt"]), c["max_new"]
+                lens, max_new, need = by_session.get(self.impl.session_key(c["batch"], n + mn), ([], 0, 0))
+                by_session[self.impl.session_key(c["batch"], n + mn)] = (lens + [n], max(max_new, mn), max(need, n + mn))
+            graphs = len(by_session) + sum(len(set(v[0])) for v in by_session.values())
             torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, graphs + 4)
-            for b, lens in sorted(by_batch.items()):
+            for (b, length), (lens, max_new, need) in sorted(by_session.items()):
                 try:
-                    self.impl.prepare(b, lens, max_new)
+                    self.impl.prepare(b, lens, max_new, need)
                 except torch.OutOfMemoryError:
                     raise
                 except Exception as e:
-                    raise RuntimeError(f"compile/capture of the decode step (batch {b}) failed: {type(e).__name__}: {e}") from e
+                    raise RuntimeError(f"compile/capture of the decode step (batch {b}, cache {length}) failed: {type(e).__name__}: {e}") from e
             self.sync()
             compile_ns = time.perf_counter_ns() - t
             if dev.type == "cuda" and dec_opts is not None and dec_opts.get("backend") is None:
@@ -233,7 +235,9 @@ class Worker:
                     settings["kernel_configs_error"] = f"{type(e).__name__}: {e}"
             settings.update({
                 "implementation": "own gpt-fast-style Llama (engines/torchllama/llama.py, shared with the libtorch engine)",
-                "kv_cache": f"static, {max_seq} positions per sequence, written in place (index_put_)",
+                "kv_cache": ("static, written in place (index_put_), sized per request as gpt-fast does (prompt + new tokens, "
+                             "rounded up): one session per batch size and cache length, here "
+                             + ", ".join(f"batch {b}: {n} positions" for b, n in sorted(self.impl.sessions))),
                 "attention": ("F.scaled_dot_product_attention, bool causal mask over the static cache, GQA by query-head grouping"
                               if attention == "sdpa" else
                               "decode step: FlexAttention (flex_attention, native GQA, causal cut as a score_mod on the device-side "
