@@ -337,7 +337,29 @@ func (e *engine) load(ctx context.Context, req *protocol.Request, prep *protocol
 		}
 	}
 	slices.Sort(batches)
-	maxSeq := (need + seqAlign - 1) / seqAlign * seqAlign
+	maxSeq := alignSeq(need)
+	// The cache length of each case: its own need, rounded up, as gpt-fast (and the pytorch engine's compiled mode)
+	// size the static cache per request — a short case does not decode over the launch's longest cache. With
+	// cache_len=static the package has one length: every case uses maxSeq.
+	caseLen := func(c protocol.Case) int {
+		if cacheLen == "static" {
+			return maxSeq
+		}
+		return alignSeq(len(c.PromptTokens) + c.MaxNewTokens)
+	}
+	lengths := map[int][]int{} // batch size → its cache lengths, ascending
+	for _, c := range req.Cases {
+		if n := caseLen(c); !slices.Contains(lengths[c.BatchSize], n) {
+			lengths[c.BatchSize] = append(lengths[c.BatchSize], n)
+		}
+	}
+	var sessions []string
+	for _, b := range batches {
+		slices.Sort(lengths[b])
+		for _, n := range lengths[b] {
+			sessions = append(sessions, fmt.Sprintf("batch %d: %d positions", b, n))
+		}
+	}
 
 	if err := e.open(); err != nil {
 		return nil, protocol.Loaded{}, serve.Unsupported(err)
@@ -354,9 +376,11 @@ func (e *engine) load(ctx context.Context, req *protocol.Request, prep *protocol
 	}
 	cacheDir, _ := opt("cache_dir", filepath.Join(req.Model, ".aoti"))
 	l := protocol.Loaded{ContextInitNs: e.openNs, DType: req.DType, Params: cfg.params(), Settings: map[string]string{
-		"runtime":    "libtorch " + e.info.Libtorch + " via torch::inductor::AOTIModelPackageLoader (no Python in this process once the package exists)",
-		"package":    "one .pt2 per batch size for every request: models prefill (dynamic prompt length 2..S) and decode, both with the cache length S dynamic (2.." + strconv.Itoa(cfg.MaxPos) + ")",
-		"kv_cache":   fmt.Sprintf("static, %d positions per sequence (need rounded up to %d), written in place by both models", maxSeq, seqAlign),
+		"runtime": "libtorch " + e.info.Libtorch + " via torch::inductor::AOTIModelPackageLoader (no Python in this process once the package exists)",
+		"package": "one .pt2 per batch size for every request: models prefill (dynamic prompt length 2..S) and decode, both with the cache length S dynamic (2.." + strconv.Itoa(cfg.MaxPos) + ")",
+		"kv_cache": fmt.Sprintf("static, written in place by both models, sized per request (prompt + new tokens rounded up to %d; "+
+			"cache_len=static: the longest): one loaded model pair, caches and CUDA graph per batch size and cache length, here %s",
+			seqAlign, strings.Join(sessions, ", ")),
 		"decoding":   "greedy argmax inside the compiled models, on device; the next decode step reads token and position on device",
 		"export_run": "cached",
 	}}
@@ -371,7 +395,7 @@ func (e *engine) load(ctx context.Context, req *protocol.Request, prep *protocol
 	} else {
 		l.Settings["token_timing"] = "each token stamped (steady_clock) right after its step returns (ops are synchronous on cpu)"
 	}
-	m := &model{cuda: kind == "cuda", models: map[int]*bridge.Model{}}
+	m := &model{cuda: kind == "cuda", models: map[sessionKey]*bridge.Model{}, caseLen: caseLen}
 	fail := func(err error) (serve.Model, protocol.Loaded, error) {
 		m.Close()
 		return nil, protocol.Loaded{}, err
@@ -443,27 +467,29 @@ func (e *engine) load(ctx context.Context, req *protocol.Request, prep *protocol
 				return fail(err)
 			}
 		}
-		bm, s, err := bridge.Load(pkg, weights, windex, device, b, maxSeq, graphs == "on", wait == "block", req.Threads)
-		if err != nil {
-			return fail(classify(err))
-		}
-		m.models[b] = bm
-		var li loadInfo
-		if err := json.Unmarshal([]byte(s), &li); err != nil {
-			return fail(fmt.Errorf("bridge load info %q: %w", s, err))
-		}
-		l.ContextInitNs += li.ContextInitNs
-		// AOTI reads the package's weights straight to the device when it loads the prefill model: that is
-		// both weights_to_host and weights_to_device, reported as the latter.
-		l.WeightsToDeviceNs += li.PrefillLoadNs + li.DecodeLoadNs + li.WeightsToDeviceNs
-		l.CompileNs += li.WarmupNs
-		l.DeviceName = li.DeviceName
-		l.Settings["cuda_graphs"] = li.CUDAGraph
-		l.Settings["wait"] = li.Wait
-		l.Settings["threads"] = strconv.Itoa(li.Threads)
-		l.Settings["libtorch"] = li.Libtorch
-		if weights != "" && !li.WeightsShared {
-			copies++
+		for _, n := range lengths[b] {
+			bm, s, err := bridge.Load(pkg, weights, windex, device, b, n, graphs == "on", wait == "block", req.Threads)
+			if err != nil {
+				return fail(classify(err))
+			}
+			m.models[sessionKey{b, n}] = bm
+			var li loadInfo
+			if err := json.Unmarshal([]byte(s), &li); err != nil {
+				return fail(fmt.Errorf("bridge load info %q: %w", s, err))
+			}
+			l.ContextInitNs += li.ContextInitNs
+			// AOTI reads the package's weights straight to the device when it loads the prefill model: that is
+			// both weights_to_host and weights_to_device, reported as the latter.
+			l.WeightsToDeviceNs += li.PrefillLoadNs + li.DecodeLoadNs + li.WeightsToDeviceNs
+			l.CompileNs += li.WarmupNs
+			l.DeviceName = li.DeviceName
+			l.Settings["cuda_graphs"] = li.CUDAGraph
+			l.Settings["wait"] = li.Wait
+			l.Settings["threads"] = strconv.Itoa(li.Threads)
+			l.Settings["libtorch"] = li.Libtorch
+			if weights != "" && !li.WeightsShared {
+				copies++
+			}
 		}
 	}
 	if prep != nil {
@@ -499,18 +525,25 @@ func classify(err error) error {
 	return err
 }
 
+// sessionKey names a loaded model pair: batch size and cache length.
+type sessionKey struct{ batch, length int }
+
 type model struct {
-	cuda   bool
-	models map[int]*bridge.Model
+	cuda    bool
+	models  map[sessionKey]*bridge.Model
+	caseLen func(protocol.Case) int
 }
+
+// alignSeq rounds a cache length up to seqAlign.
+func alignSeq(n int) int { return (n + seqAlign - 1) / seqAlign * seqAlign }
 
 // Generate runs one generation in the bridge. Token times are offsets from the start of the C++ call, taken
 // there; the (µs) time before the call is added so they count from this call's start.
 func (m *model) Generate(ctx context.Context, c *protocol.Case, rec *serve.Recorder) error {
 	start := time.Now()
-	bm := m.models[c.BatchSize]
+	bm := m.models[sessionKey{c.BatchSize, m.caseLen(*c)}]
 	if bm == nil {
-		return fmt.Errorf("no package loaded for batch %d", c.BatchSize)
+		return fmt.Errorf("no package loaded for batch %d and a %d-position cache", c.BatchSize, m.caseLen(*c))
 	}
 	prompt := make([]int64, len(c.PromptTokens))
 	for i, t := range c.PromptTokens {

@@ -218,6 +218,21 @@ func TestParity(t *testing.T) {
 		req.Options = map[string]string{"mode": "compiled"}
 		assert.Equal(t, checkRun(t, req, runBin(t, py, pyEnv(), req)), got, "greedy tokens: pytorch compiled (want) vs libtorch (got)")
 	})
+	t.Run("a cache per case length", func(t *testing.T) {
+		// Two batch-1 cases of 64 and 192 positions in one launch: a model pair and cache each, as gpt-fast sizes the
+		// cache per request, so the short case's tokens are the ones it gets alone (first run above).
+		long := make([]int, 100)
+		for i := range long {
+			long[i] = (i*37 + 11) % vocab
+		}
+		req := tinyRequest(map[string]string{"export": "never"})
+		req.Cases = append(req.Cases[:1:1], protocol.Case{Name: "long", PromptTokens: long, MaxNewTokens: 60, BatchSize: 1, Greedy: true, IgnoreEOS: true})
+		res := runBin(t, binPath, pyEnv(), req)
+		both := checkRun(t, req, res)
+		kv := res.Events[0].Loaded.Settings["kv_cache"]
+		assert.Contains(t, kv, "batch 1: 64 positions, batch 1: 192 positions")
+		assert.Equal(t, got[0], both[0], "the short case's tokens do not depend on the other case")
+	})
 	t.Run("static cache length", func(t *testing.T) {
 		// cache_len=static, the fallback: a package of its own (exported here), the same tokens.
 		// Exported by `libtorch prepare` (as the runner does before a variant's first launch), then run with export=never.
