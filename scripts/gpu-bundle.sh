@@ -21,7 +21,8 @@ go test -c -ldflags="-s -w" -o .gpu/bin/telemetry.test ./runner/internal/telemet
 scripts/build-cupti-profiler.sh .gpu/bin >/dev/null
 XZ_OPT=-6T2 tar -cJf .gpu/go.tar.xz -C .gpu bin/runner bin/reference bin/pytorch bin/telemetry.test bin/COMMIT bin/libcib_cupti.so
 # Each build's wall time is printed: a cold machine (no cargo, CMake or venv caches) needed candle 592 s, mistral.rs
-# 1748 s, lmrs 17 s, burn > 28 min, llama.cpp ~93 min (2 cores, 2026-12-02/03) — start it first thing in a session.
+# 1748 s, lmrs 17 s, burn > 28 min (538 s resumed from a partial target), llama.cpp ~93 min under load and 2097 s on
+# an idle VM (2 cores, 2026-12-02/03) — start it first thing in a session.
 for e in ${ENGINES-candle burn mistralrs lmrs llamacpp libtorch}; do
   t0=$SECONDS
   "scripts/build-$e.sh" --cuda
