@@ -366,3 +366,37 @@ func TestNewKeys(t *testing.T) {
 	n, _ = newKeys(bridge.StoreSummary{}, before)
 	require.EqualValues(t, 3, n)
 }
+
+// TestCacheSizedPerRequest: with padded attention every decode step reads the cache's whole capacity, so the
+// capacity is the request's own (rounded up to 256), not the longest request's so far, and each capacity's caches
+// are parked for its next request. What can be seen from outside: the setting says so, and the tokens stay right
+// as requests switch between capacities (short, long, short again) — the same as the short case's alone.
+func TestCacheSizedPerRequest(t *testing.T) {
+	engineBin, tinyDir := burnBin(t), enginetest.TinyModel(t)
+	short := greedyCase("short", prompt(9, 512, 23), 12)
+	long := greedyCase("long", prompt(250, 512, 5), 30)
+	again := short
+	again.Name = "short-again"
+	both := request(tinyDir, short, long, again)
+	both.Options = map[string]string{"attention": "padded"}
+	res := enginetest.Run(t, engineBin, both)
+	require.Equal(t, 0, res.Code, "stderr: %s", res.Stderr)
+	assert.Contains(t, res.Events[0].Loaded.Settings["kv_cache"], "one set per cap")
+	alone := request(tinyDir, short)
+	alone.Options = map[string]string{"attention": "padded"}
+	resAlone := enginetest.Run(t, engineBin, alone)
+	require.Equal(t, 0, resAlone.Code, "stderr: %s", resAlone.Stderr)
+	var shortBoth, shortAlone [][]int
+	for _, ev := range res.Events {
+		if ev.Type == protocol.EventIteration && ev.Iteration.Case != 1 {
+			shortBoth = append(shortBoth, ev.Iteration.OutputTokens[0])
+		}
+	}
+	for _, ev := range resAlone.Events {
+		if ev.Type == protocol.EventIteration {
+			shortAlone = append(shortAlone, ev.Iteration.OutputTokens[0])
+		}
+	}
+	require.NotEmpty(t, shortBoth)
+	assert.Equal(t, append(shortAlone, shortAlone...), shortBoth, "the short case's tokens, around the long case and alone")
+}

@@ -107,7 +107,7 @@ pub fn describe_json(m: &Model) -> String {
     );
     set(
         "kv_cache",
-        "preallocated per layer [kv_heads, cap, head_dim], slice_assign; cap grows in steps of 256".into(),
+        "preallocated per layer [kv_heads, cap, head_dim], slice_assign; cap = the request's prompt + new tokens rounded up to 256, one set per cap kept for later requests".into(),
     );
     set(
         "rope",

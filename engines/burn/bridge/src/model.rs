@@ -320,6 +320,17 @@ pub struct Model {
     span: Option<Tensor<1, Int>>,
     k_cache: Vec<Option<Tensor<3>>>,
     v_cache: Vec<Option<Tensor<3>>>,
+    /// The tables and caches of other capacities, kept for their next request (see ensure_capacity).
+    parked: std::collections::HashMap<usize, CapSet>,
+}
+
+/// One capacity's RoPE tables, span and KV caches.
+struct CapSet {
+    cos: Option<Tensor<2>>,
+    sin: Option<Tensor<2>>,
+    span: Option<Tensor<1, Int>>,
+    k_cache: Vec<Option<Tensor<3>>>,
+    v_cache: Vec<Option<Tensor<3>>>,
 }
 
 fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
@@ -502,16 +513,39 @@ impl Model {
             span: None,
             k_cache: Vec::new(),
             v_cache: Vec::new(),
+            parked: std::collections::HashMap::new(),
         })
     }
 
-    /// Grows the RoPE tables and KV cache to hold `n` positions (rounded up to 256).
+    /// Sizes the RoPE tables and KV cache for a request of `n` positions (rounded up to 256): each request gets a
+    /// capacity of its own size, kept for the next request of that size, so a short request never runs over a
+    /// longer one's cache — the padded attention reads the whole capacity every step, and before 2026-12-03 the
+    /// cache only grew, so a p128-n256 case after a p2032-n16 one decoded over 2048 positions.
     fn ensure_capacity(&mut self, n: usize) {
-        if n <= self.cap {
-            return;
-        }
         let cap = n.div_ceil(256) * 256;
         let cap = cap.min(self.cfg.max_pos).max(n);
+        if cap == self.cap {
+            return;
+        }
+        if self.cap > 0 {
+            let active = CapSet {
+                cos: self.cos.take(),
+                sin: self.sin.take(),
+                span: self.span.take(),
+                k_cache: std::mem::take(&mut self.k_cache),
+                v_cache: std::mem::take(&mut self.v_cache),
+            };
+            self.parked.insert(self.cap, active);
+        }
+        if let Some(set) = self.parked.remove(&cap) {
+            self.cos = set.cos;
+            self.sin = set.sin;
+            self.span = set.span;
+            self.k_cache = set.k_cache;
+            self.v_cache = set.v_cache;
+            self.cap = cap;
+            return;
+        }
         let d = self.cfg.head_dim;
         let half = d / 2;
         let mut cos = vec![0f32; cap * d];
