@@ -43,6 +43,7 @@ func observerCommand(e *env) *ucli.Command {
 			&ucli.IntFlag{Name: "warmup", Value: 2, Usage: "warm-up iterations per launch"},
 			&ucli.IntFlag{Name: "iterations", Value: 5, Usage: "timed iterations per launch"},
 			&ucli.Float64Flag{Name: "tolerance", Value: 0.03, Usage: "allowed |mode/off − 1|"},
+			&ucli.BoolFlag{Name: "prime", Value: true, Usage: "one launch with the sampler off before round 1, judged nowhere (a machine's first process reads the model from disk); --prime=false skips it"},
 			&ucli.Uint64Flag{Name: "seed", Value: 1, Usage: "prompt seed"},
 			binDirFlag(e),
 			&ucli.StringFlag{Name: "out", Value: "results", Usage: "results root `DIR`; the check writes DIR/<timestamp>-observer-ENGINE/"},
@@ -123,7 +124,7 @@ func observerCmd(c *ucli.Context, e *env) error {
 	}
 	params := observer.Params{Engine: c.Args().First(), Options: spec.Options, Model: model, Device: p.Device, DType: p.DType,
 		Case: p.Case, Warmup: p.Warmup, Iterations: p.Iterations}
-	sum, err := observer.Run(c.Context, observer.Options{Modes: modes, Rounds: c.Int("rounds"), Tolerance: c.Float64("tolerance"),
+	sum, err := observer.Run(c.Context, observer.Options{Modes: modes, Rounds: c.Int("rounds"), Tolerance: c.Float64("tolerance"), Prime: c.Bool("prime"),
 		Dir: dir, Progress: progress, Params: params}, launch)
 	if sum != nil {
 		for _, r := range sum.Results {

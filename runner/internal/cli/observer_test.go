@@ -61,7 +61,9 @@ func TestObserverCPU(t *testing.T) {
 	require.NoError(t, err)
 	var s observer.Summary
 	require.NoError(t, json.Unmarshal(b, &s))
-	require.Len(t, s.Launches, 9)
+	require.Len(t, s.Launches, 10)
+	require.Equal(t, observer.PrimeMode, s.Launches[0].Mode, "the priming launch first, judged nowhere")
+	require.Equal(t, 0, s.Launches[0].Round)
 	var order []string
 	for _, l := range s.Launches {
 		require.Empty(t, l.Error)
@@ -71,7 +73,7 @@ func TestObserverCPU(t *testing.T) {
 		runs, _ := filepath.Glob(filepath.Join(dir, l.Path, "*-observer-reference"))
 		require.Len(t, runs, 1, "the launch's results directory, named for the check")
 	}
-	require.Equal(t, "off 100ms p10ms 100ms p10ms off p10ms off 100ms", strings.Join(order, " "))
+	require.Equal(t, "prime off 100ms p10ms 100ms p10ms off p10ms off 100ms", strings.Join(order, " "))
 	require.Len(t, s.Results, 2)
 	for _, r := range s.Results {
 		require.Len(t, r.Verdicts, 2)

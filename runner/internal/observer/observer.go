@@ -86,6 +86,18 @@ func ParseModes(s string) ([]Mode, error) {
 	return modes, nil
 }
 
+// PrimeMode names the priming launch in the record (Options.Prime): the sampler off, judged nowhere.
+const PrimeMode = "prime"
+
+func offMode(modes []Mode) Mode {
+	for _, m := range modes {
+		if m.Name == Off {
+			return m
+		}
+	}
+	return Mode{Name: Off, Flags: []string{"--no-telemetry"}}
+}
+
 // Order is the launch order of round r (from 1): the modes rotated by r−1, so over len(modes) rounds each mode
 // runs once in each position.
 func Order(modes []Mode, round int) []Mode {
@@ -108,6 +120,11 @@ type Options struct {
 	Modes     []Mode
 	Rounds    int
 	Tolerance float64
+	// Prime runs one launch before round 1 (sampler off), recorded as round 0 and judged nowhere: the first
+	// process on a machine reads the model from disk and fills the driver's caches (on the H200, 2026-12-03:
+	// mistral.rs's first launch 22 s and 14% slower decode, the others ~5 s), which would fall on round 1's first
+	// mode alone.
+	Prime bool
 	// Dir is the check's directory (it exists); Progress gets a line per launch (nil: none).
 	Dir      string
 	Progress io.Writer
@@ -171,12 +188,23 @@ var ErrNoLaunches = errors.New("no successful launch")
 // what finished.
 func Run(ctx context.Context, o Options, launch Launcher) (*Summary, error) {
 	s := &Summary{Schema: Schema, Params: o.Params, Modes: o.Modes, Rounds: o.Rounds, Tolerance: o.Tolerance, StartedAt: time.Now().UTC()}
-	for r := 1; r <= o.Rounds && ctx.Err() == nil; r++ {
-		for _, m := range Order(o.Modes, r) {
+	first := 1
+	if o.Prime {
+		first = 0
+	}
+	for r := first; r <= o.Rounds && ctx.Err() == nil; r++ {
+		order := []Mode{offMode(o.Modes)} // round 0: the priming launch
+		if r > 0 {
+			order = Order(o.Modes, r)
+		}
+		for _, m := range order {
 			if ctx.Err() != nil {
 				break
 			}
 			res := Result{Round: r, Mode: m.Name, Path: fmt.Sprintf("r%d-%s", r, m.Name)}
+			if r == 0 {
+				res.Mode, res.Path = PrimeMode, "r0-prime"
+			}
 			start := time.Now()
 			l, err := launch(ctx, r, m, filepath.Join(o.Dir, res.Path))
 			res.Seconds = time.Since(start).Seconds()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -141,6 +142,33 @@ func TestRunKnownTruth(t *testing.T) {
 			require.False(t, it.Warmup, "warm-ups are left out of the record")
 		}
 	}
+}
+
+// TestPrime: the priming launch runs first with the sampler off, is recorded as round 0, and counts in no verdict —
+// here a first launch 30% slow, which would otherwise pull round 1's pair.
+func TestPrime(t *testing.T) {
+	modes, err := ParseModes("off,10ms")
+	require.NoError(t, err)
+	sim := simulate(5, nil, 0.005)
+	var first []string
+	s, err := Run(t.Context(), Options{Modes: modes, Rounds: 3, Tolerance: 0.03, Dir: t.TempDir(), Prime: true},
+		func(ctx context.Context, r int, m Mode, d string) (Launch, error) {
+			first = append(first, fmt.Sprintf("%d:%s", r, m.Name))
+			l, err := sim(ctx, r, m, d)
+			if r == 0 {
+				for i := range l.Iterations {
+					l.Iterations[i].DecodeTokS *= 0.7
+				}
+			}
+			return l, err
+		})
+	require.NoError(t, err)
+	require.Equal(t, "0:off", first[0], "primed with the sampler off")
+	require.Len(t, s.Launches, 7)
+	require.Equal(t, PrimeMode, s.Launches[0].Mode)
+	v := verdict(t, s, "10ms", adapter.MetricDecode)
+	require.Equal(t, 3, v.NativeRuns, "off's launches: the three rounds', not the prime")
+	require.InDelta(t, 1, v.Ratio, 0.01)
 }
 
 // TestRunCalibration: with no effect at all, over many simulated checks, the paired 95% CI of a mode against off

@@ -65,6 +65,10 @@ func Report(s *Summary) string {
 		commit = "–"
 	}
 	fmt.Fprintf(&b, "Card: %s. Runner commit: %s.\n\n", card, commit)
+	if len(s.Launches) > 0 && s.Launches[0].Mode == PrimeMode {
+		b.WriteString("Round 0 (`prime`): one launch with the sampler off before the rounds, judged nowhere — a machine's first " +
+			"process reads the model from disk and warms the driver's caches, which would otherwise fall on round 1's first mode.\n\n")
+	}
 	b.WriteString("| mode | runner flags |\n|---|---|\n")
 	for _, m := range s.Modes {
 		fmt.Fprintf(&b, "| %s | `%s` |\n", m.Name, strings.Join(m.Flags, " "))
