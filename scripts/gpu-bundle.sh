@@ -6,7 +6,7 @@
 #   .gpu/ENGINE.tar.xz     the CUDA builds of the Rust engines and llama.cpp (nvcc 13.0.88 from PyPI, sm_90; lmrs: its
 #                          CPU build), written by scripts/build-ENGINE.sh --cuda
 #   .gpu/libtorch.tar.xz   libtorch + libcib_libtorch.so (scripts/build-libtorch.sh --gpu: g++ against the torch venv)
-# Pass the device tool carry: [".gpu/go.tar.xz", ".gpu/candle.tar.xz", ...] (64 MiB in all); an archive over 28 MiB is
+# Pass the device tool carry: [".gpu/go.tar.xz", ".gpu/candle.tar.xz", ...] (64 MiB in all); an archive over 24 MiB is
 # split into NAME.tar.xz.partKofN, one part per call (gpu-run.sh joins them on the warm machine).
 # ENGINES="candle burn" limits the Rust builds (ENGINES= builds only the Go archive).
 set -euo pipefail
@@ -28,12 +28,13 @@ for e in ${ENGINES-candle burn mistralrs lmrs llamacpp libtorch}; do
   "scripts/build-$e.sh" --cuda
   echo "gpu-bundle: $e built in $((SECONDS - t0)) s"
 done
-# An archive over SPLIT_MIB (28 MiB: the tracked tree is ~27 MB of the 64 MiB a device call carries) travels in parts,
+# An archive over SPLIT_MIB (24 MiB: the tracked tree is 33.6 MiB on 2026-12-03, and of the 64 MiB a device call carries
+# 31.1 + 27.7 MiB went, 31.1 + 32.5 was refused) travels in parts,
 # one per call, NAME.tar.xz.part1of2 …, which scripts/gpu-run.sh joins on the GPU host once all have arrived.
 source scripts/lib/parts.sh
 for a in .gpu/*.tar.xz; do
   rm -f "$a".part*of*
-  max=$((${SPLIT_MIB:-28} << 20))
+  max=$((${SPLIT_MIB:-24} << 20))
   (($(stat -c %s "$a") > max)) || continue
   split_parts "$a" "$max" "$a" >/dev/null && rm "$a"
 done
