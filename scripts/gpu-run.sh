@@ -79,7 +79,8 @@ if [[ -f .gpu/suite.tar.gz && ! -d $W/suite ]]; then
   tar -xzf .gpu/suite.tar.gz -C "$W" && echo "gpu-run: suite state from .gpu/suite.tar.gz: $(ls "$W/suite" | tr '\n' ' ')"
 fi
 # cubecl (burn) keeps autotune results and compiled kernels in the user cache dir, as a burn user's machine does:
-# pre-warmed from the H200's committed store (results/h200-2026-12-02-s6: both levels, TinyLlama and 8B shapes — not the
+# pre-warmed from the H200's committed store (results/h200-2026-12-03-s12, a superset of -s6's: both levels, TinyLlama and 8B
+# shapes, 11 of TinyLlama's p2032 keys at the default level — not the
 # 8B prefill at the default level, which fails in cubecl; cubecl
 # keys it by device index, not card model: used on an H200 only), or CUBECL_STORE=FILE (e.g. a returned
 # .gpu/cubecl-cache.tar.xz), or CUBECL_STORE=none for a cold machine; before a --detach, whose queue runs from a copy
@@ -87,7 +88,7 @@ fi
 # over the 16 MiB a returned file may hold).
 export XDG_CACHE_HOME=$W/xdg-cache CUDA_CACHE_PATH=$W/xdg-cache/nv-compute-cache CUDA_CACHE_MAXSIZE=4294967296
 mkdir -p "$XDG_CACHE_HOME"
-store=${CUBECL_STORE:-results/h200-2026-12-02-s6/cubecl-store.tar.xz}
+store=${CUBECL_STORE:-results/h200-2026-12-03-s12/cubecl-store.tar.xz}
 if [[ -z ${CUBECL_STORE:-} ]] && ! nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | grep -q H200; then
   store=none # the committed store holds an H200's choices, which cubecl would replay on any card
 fi
