@@ -316,6 +316,23 @@ func TestRun(t *testing.T) {
 	require.FileExists(t, filepath.Join(o.Dir, "native-spin-r2.out"))
 	o.Spin = false
 
+	// --prime: one runner launch before round 1, recorded, judged nowhere (here 30% slow, as a machine's first is).
+	o.Dir, o.Prime = t.TempDir(), true
+	s, err = adapter.Run(t.Context(), n, o, func(ctx context.Context, r int, out string) ([]adapter.Iteration, error) {
+		if r == 0 {
+			require.Equal(t, "prime", filepath.Base(out))
+			return []adapter.Iteration{{DecodeTokS: 2660, TTFTMs: 0.9}}, nil
+		}
+		return launch(ctx, r, out)
+	})
+	require.NoError(t, err)
+	require.Equal(t, adapter.SidePrime, s.Runs[0].Side)
+	require.Equal(t, 0, s.Runs[0].Round)
+	require.Len(t, s.Runs, 5)
+	require.Equal(t, 2, s.Verdicts[0].RunnerRuns, "the rounds' launches only")
+	require.InDelta(t, 3800/3804.56, s.Verdicts[0].Ratio, 1e-6, "the priming launch moves no verdict")
+	o.Prime = false
+
 	// A runner launch with other tokens: said, not judged.
 	diverge = true
 	o.Dir = t.TempDir()

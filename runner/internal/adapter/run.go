@@ -54,6 +54,10 @@ type Options struct {
 	Progress io.Writer
 	// NativeTimeout bounds one native run (0: none).
 	NativeTimeout time.Duration
+	// Prime runs one runner launch before round 1, recorded as side "prime" (round 0) and judged nowhere: a
+	// machine's first process reads the model from disk and warms the driver's caches (on the H200, 2026-12-03, a
+	// first launch ran 22 s against ~5 s and decoded 14% slower), which would fall on round 1's first side alone.
+	Prime bool
 }
 
 // RunResult is one run of a side: a native process or a runner launch.
@@ -96,6 +100,9 @@ type Summary struct {
 	Tokens string   `json:"tokens,omitempty"`
 	Notes  []string `json:"notes,omitempty"`
 }
+
+// SidePrime is the priming launch's side (Options.Prime): in the record, in no verdict.
+const SidePrime = "prime"
 
 // ErrNoRuns is returned when a side has no successful run.
 var ErrNoRuns = errors.New("no successful run")
@@ -148,6 +155,17 @@ func Run(ctx context.Context, n *Native, o Options, launch Launcher) (*Summary, 
 			res.Error = err.Error()
 		} else if len(res.Iterations) == 0 {
 			res.Error = "no timed iteration"
+		}
+		s.Runs = append(s.Runs, res)
+		progress(o.Progress, res)
+	}
+	if o.Prime && ctx.Err() == nil {
+		res := RunResult{Round: 0, Side: SidePrime, Path: "prime"}
+		start := time.Now()
+		its, err := launch(ctx, 0, filepath.Join(o.Dir, res.Path))
+		res.Seconds, res.Iterations = time.Since(start).Seconds(), timed(its)
+		if err != nil {
+			res.Error = err.Error()
 		}
 		s.Runs = append(s.Runs, res)
 		progress(o.Progress, res)
@@ -340,6 +358,9 @@ func tokens(runs []RunResult) string {
 	}
 	n, checked := 0, 0
 	for _, r := range runs {
+		if r.Side == SidePrime {
+			continue
+		}
 		for _, it := range r.Iterations {
 			if len(it.FirstIDs) == 0 {
 				continue

@@ -45,6 +45,7 @@ func adapterCommand(e *env) *ucli.Command {
 			&ucli.Uint64Flag{Name: "seed", Value: 1, Usage: "prompt seed"},
 			&ucli.IntFlag{Name: "threads", Usage: "CPU threads on both sides (0: each side's default)"},
 			&ucli.StringFlag{Name: "metrics", Value: "decode,ttft", Usage: "metrics to judge: decode, ttft (TTFT only where the native tool prints it)"},
+			&ucli.BoolFlag{Name: "prime", Value: true, Usage: "one runner launch before round 1, judged nowhere (a machine's first process reads the model from disk); --prime=false skips it"},
 			&ucli.BoolFlag{Name: "native-spin", Usage: "also run the native tool, each round, next to a busy-looping thread (the runner's process tree keeps a second CPU awake); reported, not gating"},
 			&ucli.DurationFlag{Name: "native-timeout", Value: 30 * time.Minute, Usage: "longest native run"},
 			binDirFlag(e),
@@ -148,7 +149,7 @@ func adapterCmd(c *ucli.Context, e *env) error {
 	}
 	sum, err := adapter.Run(c.Context, native, adapter.Options{
 		Params: p, Rounds: c.Int("rounds"), Tolerance: c.Float64("tolerance"), Spin: c.Bool("native-spin"), Metrics: metrics,
-		Dir: dir, Env: e.environ, Progress: progress, NativeTimeout: c.Duration("native-timeout"),
+		Dir: dir, Env: e.environ, Progress: progress, NativeTimeout: c.Duration("native-timeout"), Prime: c.Bool("prime"),
 	}, launch)
 	if sum != nil {
 		for _, v := range sum.Verdicts {

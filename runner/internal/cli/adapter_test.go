@@ -154,7 +154,9 @@ func TestAdapterEngines(t *testing.T) {
 			b, err := os.ReadFile(filepath.Join(dir, adapter.SummaryFile))
 			require.NoError(t, err)
 			require.NoError(t, json.Unmarshal(b, &s))
-			require.Len(t, s.Runs, 2*tt.rounds)
+			require.Len(t, s.Runs, 2*tt.rounds+1, "the priming launch and the rounds")
+			require.Equal(t, adapter.SidePrime, s.Runs[0].Side)
+			s.Runs = s.Runs[1:]
 			iters := 3
 			if strings.HasPrefix(tt.name, "pytorch") {
 				iters = 2
