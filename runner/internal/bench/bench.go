@@ -163,6 +163,20 @@ func Run(ctx context.Context, o Options) ([]results.Record, error) {
 			if err := ctx.Err(); err != nil {
 				return all, fmt.Errorf("benchmark interrupted: %w", err)
 			}
+			if why := prep.gaveUp(i); why != "" {
+				// Recorded as a failed launch that never started, once: the variant is given up for this run.
+				rec := results.Record{Engine: v.Label, Spec: v.Spec, Launch: launched[i], Order: order, Status: results.StatusFailed,
+					Exit: -1, StartedAt: time.Now().UTC(), Error: why}
+				launched[i]++
+				order++
+				failStreak[i] = maxFail
+				if err := o.Writer.Append(&rec); err != nil {
+					return all, err
+				}
+				all = append(all, rec)
+				progress(o.Progress, "  %s: %s\n", v.Label, why)
+				continue
+			}
 			if o.Observer != nil {
 				o.Observer.LaunchStarted(v.Label, launched[i], order, max(round+1, cfg.Launches)*len(o.Variants))
 			}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cuda-inference-benchmarks/cib/protocol"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/config"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/results"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/spawn"
 )
@@ -31,10 +32,18 @@ type preparer struct {
 	o        Options
 	reqBytes [][]byte
 	seen     map[string]bool
+	// timedOut holds, per binary and request, why a preparation ran past timeouts.prepare: its variants' launches
+	// are not made in this run (each would repeat the work and time out the same way).
+	timedOut map[string]string
 }
 
 func newPreparer(o Options, reqBytes [][]byte) *preparer {
-	return &preparer{o: o, reqBytes: reqBytes, seen: map[string]bool{}}
+	return &preparer{o: o, reqBytes: reqBytes, seen: map[string]bool{}, timedOut: map[string]string{}}
+}
+
+// gaveUp says why variant i is not launched in this run ("" when it is): its preparation ran past timeouts.prepare.
+func (p *preparer) gaveUp(i int) string {
+	return p.timedOut[p.o.Variants[i].Path+"\x00"+string(p.reqBytes[i])]
 }
 
 // all prepares every variant now (runs on several cards, whose launches start together).
@@ -58,7 +67,12 @@ func (p *preparer) variant(ctx context.Context, i int) {
 	if o.Observer != nil {
 		o.Observer.Phase("preparing " + v.Label)
 	}
-	prep := prepareOne(ctx, o, v, p.reqBytes[i])
+	prep, timedOut := prepareOne(ctx, o, v, p.reqBytes[i])
+	if timedOut {
+		p.timedOut[key] = fmt.Sprintf("not launched: its prepare ran past timeouts.prepare (%s) and its launches would repeat that work; "+
+			"run it again on this machine (what the engine kept, e.g. cubecl's autotune store, is reused) or raise timeouts.prepare",
+			limitOf(o.Config))
+	}
 	if o.Writer != nil {
 		if err := results.AppendPreparation(o.Writer.Dir(), &prep); err != nil {
 			progress(o.Progress, "  %s: %v\n", v.Label, err)
@@ -76,11 +90,20 @@ type Noter interface {
 	Note(line string)
 }
 
-func prepareOne(ctx context.Context, o Options, v Variant, req []byte) results.Preparation {
-	p := results.Preparation{Engine: v.Label, Spec: v.Spec, StartedAt: time.Now().UTC()}
-	// One event at the end, after however long the work takes: the run's
-	// total timeout bounds it (an 8B export takes minutes).
-	limit := o.Config.Timeouts.Total.Duration
+// limitOf is the preparation's time limit: timeouts.prepare, or total where a config was built without defaults.
+func limitOf(c *config.Config) time.Duration {
+	if d := c.Timeouts.Prepare.Duration; d > 0 {
+		return d
+	}
+	return c.Timeouts.Total.Duration
+}
+
+// prepareOne runs one preparation; timedOut is true when it ran past its limit.
+func prepareOne(ctx context.Context, o Options, v Variant, req []byte) (p results.Preparation, timedOut bool) {
+	p = results.Preparation{Engine: v.Label, Spec: v.Spec, StartedAt: time.Now().UTC()}
+	// One event at the end, after however long the work takes: timeouts.prepare
+	// bounds it (an 8B export takes minutes).
+	limit := limitOf(o.Config)
 	res := spawn.Launch(ctx, spawn.Options{
 		Path: v.Path, Args: []string{"prepare"}, Env: o.Env, Stdin: req,
 		Timeouts: spawn.Timeouts{Start: limit, Stall: limit, Total: limit},
@@ -104,8 +127,9 @@ func prepareOne(ctx context.Context, o Options, v Variant, req []byte) results.P
 		if errors.Is(res.Err, spawn.ErrInterrupted) {
 			p.Error = InterruptedError
 		}
+		timedOut = errors.Is(res.Err, spawn.ErrStartTimeout) || errors.Is(res.Err, spawn.ErrStallTimeout) || errors.Is(res.Err, spawn.ErrTotalTimeout)
 	}
-	return p
+	return p, timedOut
 }
 
 // PrepareLine is one line on a preparation: what it made or found, how long.

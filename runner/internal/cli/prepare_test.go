@@ -164,3 +164,44 @@ func TestLongPrepareHoldsBackNoEarlierVariant(t *testing.T) {
 	require.Equal(t, "b", preps[1].Engine)
 	require.Equal(t, "interrupted by the user", preps[1].Error)
 }
+
+// TestPrepareTimeout: a preparation that runs past timeouts.prepare is stopped and its variant is not launched in
+// that run (its launches would repeat the same work: burn's autotune of a new shape ran 13+ minutes on the H200) —
+// one failed record says why, the other variant's launches run, and the run exits 3 (launches failed).
+func TestPrepareTimeout(t *testing.T) {
+	bin := testbin.Dir(t)
+	model := privateModel(t)
+	root := filepath.Join(t.TempDir(), "results")
+	cfg := twoPreparedVariants(t, model, "hang")
+	b, err := os.ReadFile(cfg)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(cfg, append(b, []byte("timeouts: {prepare: 2s}\n")...), 0o644))
+	start := time.Now()
+	o := runEnv(t, t.Context(), nil, "--bin-dir", bin, "--out", root, "--config", cfg)
+	require.Equal(t, cli.ExitRunsFailed, o.code, o.stderr)
+	require.Less(t, time.Since(start), 60*time.Second, "b's preparation stopped at its limit, not at the launch timeouts")
+	require.Contains(t, o.stderr, "b: not launched: its prepare ran past timeouts.prepare (2s)")
+	dirs, err := filepath.Glob(filepath.Join(root, "*"))
+	require.NoError(t, err)
+	require.Len(t, dirs, 1)
+	recs, _, err := results.ReadRuns(filepath.Join(dirs[0], results.RunsFile))
+	require.NoError(t, err)
+	var a, bRecs []results.Record
+	for _, r := range recs {
+		if r.Engine == "a" {
+			a = append(a, r)
+		} else {
+			bRecs = append(bRecs, r)
+		}
+	}
+	require.Len(t, a, 2)
+	for _, r := range a {
+		require.Equal(t, results.StatusOK, r.Status, r.Error)
+	}
+	require.Len(t, bRecs, 1, "b: one record saying why, no launch")
+	require.Equal(t, results.StatusFailed, bRecs[0].Status)
+	require.Contains(t, bRecs[0].Error, "timeouts.prepare")
+	preps, _ := results.ReadPreparations(dirs[0])
+	require.Len(t, preps, 2)
+	require.Contains(t, preps[1].Error, "timeout")
+}

@@ -120,11 +120,15 @@ type Adaptive struct {
 }
 
 // Timeouts bound a launch: start (spawn → loaded), stall (silence between
-// events) and total.
+// events) and total; prepare bounds an engine's one-time `prepare` (default:
+// total). A preparation that runs past it is not retried by the variant's
+// launches in that run: they would repeat the same work (burn's autotune of a
+// new shape, 13+ minutes on the H200), so each is recorded as not launched.
 type Timeouts struct {
-	Start Duration `yaml:"start"`
-	Stall Duration `yaml:"stall"`
-	Total Duration `yaml:"total"`
+	Start   Duration `yaml:"start"`
+	Stall   Duration `yaml:"stall"`
+	Total   Duration `yaml:"total"`
+	Prepare Duration `yaml:"prepare,omitempty"`
 }
 
 // Duration is a time.Duration written as "90s" in YAML.
@@ -210,6 +214,9 @@ func (c *Config) defaults() {
 	}
 	if c.Timeouts.Total.Duration == 0 {
 		c.Timeouts.Total.Duration = 60 * time.Minute
+	}
+	if c.Timeouts.Prepare.Duration == 0 {
+		c.Timeouts.Prepare.Duration = c.Timeouts.Total.Duration
 	}
 	if c.Synth != nil {
 		if c.Synth.DType == "" {
