@@ -322,25 +322,34 @@ func rounds(runs []RunResult, side, metric string) []Pair {
 // launch's environment.json.
 func environment(s *Summary, dir string) {
 	files, _ := filepath.Glob(filepath.Join(dir, "runner-r*", "*", results.EnvFile))
-	if len(files) == 0 {
-		return
+	s.Card, s.Library, s.Commit = LaunchEnvironment(files)
+}
+
+// LaunchEnvironment reads runner launches' environment.json files: the card ("name uuid") of the first that names a
+// GPU ("" without NVML), and the engine library and runner commit of the first readable one.
+func LaunchEnvironment(files []string) (card, library, commit string) {
+	read := false
+	for _, f := range files {
+		var env envinfo.Env
+		b, err := os.ReadFile(f)
+		if err != nil || json.Unmarshal(b, &env) != nil {
+			continue
+		}
+		if !read {
+			read, commit = true, env.GitCommit
+			for _, info := range env.Engines {
+				library = strings.TrimSpace(info.Library + " " + info.LibraryVersion)
+			}
+		}
+		var gpu struct {
+			Name string `json:"name"`
+			UUID string `json:"uuid"`
+		}
+		if len(env.GPU) > 0 && json.Unmarshal(env.GPU, &gpu) == nil && gpu.Name != "" {
+			return strings.TrimSpace(gpu.Name + " " + gpu.UUID), library, commit
+		}
 	}
-	var env envinfo.Env
-	b, err := os.ReadFile(files[0])
-	if err != nil || json.Unmarshal(b, &env) != nil {
-		return
-	}
-	var gpu struct {
-		Name string `json:"name"`
-		UUID string `json:"uuid"`
-	}
-	if len(env.GPU) > 0 && json.Unmarshal(env.GPU, &gpu) == nil && gpu.Name != "" {
-		s.Card = strings.TrimSpace(gpu.Name + " " + gpu.UUID)
-	}
-	for _, info := range env.Engines {
-		s.Library = strings.TrimSpace(info.Library + " " + info.LibraryVersion)
-	}
-	s.Commit = env.GitCommit
+	return "", library, commit
 }
 
 // tokens says whether the native and runner sides produced the same first

@@ -42,9 +42,10 @@ func newPreparer(o Options, reqBytes [][]byte) *preparer {
 }
 
 // gaveUp says why variant i is not launched in this run ("" when it is): its preparation ran past timeouts.prepare.
-func (p *preparer) gaveUp(i int) string {
-	return p.timedOut[p.o.Variants[i].Path+"\x00"+string(p.reqBytes[i])]
-}
+func (p *preparer) gaveUp(i int) string { return p.timedOut[p.key(i)] }
+
+// key names a preparation: the binary and the request (a profiled twin shares its engine's).
+func (p *preparer) key(i int) string { return p.o.Variants[i].Path + "\x00" + string(p.reqBytes[i]) }
 
 // all prepares every variant now (runs on several cards, whose launches start together).
 func (p *preparer) all(ctx context.Context) {
@@ -59,7 +60,7 @@ func (p *preparer) variant(ctx context.Context, i int) {
 	if v.Info == nil || !v.Info.Capabilities.Prepare {
 		return
 	}
-	key := v.Path + "\x00" + string(p.reqBytes[i])
+	key := p.key(i)
 	if p.seen[key] || ctx.Err() != nil {
 		return
 	}

@@ -214,17 +214,26 @@ func adapterConfig(name string, p adapter.Params, opts map[string]string) string
 	return b.String()
 }
 
+// launchRecords reads the records of the one results directory under out.
+func launchRecords(out string) []results.Record {
+	ents, _ := os.ReadDir(out)
+	for _, d := range ents {
+		if d.IsDir() {
+			recs, _, _ := results.ReadRuns(filepath.Join(out, d.Name(), results.RunsFile))
+			return recs
+		}
+	}
+	return nil
+}
+
 // runnerIterations reads the launch's iterations from the one results
 // directory under out; a failed launch's error comes with its reason.
 func runnerIterations(out string, runErr error) ([]adapter.Iteration, error) {
-	ents, _ := os.ReadDir(out)
-	var recs []results.Record
-	for _, d := range ents {
-		if d.IsDir() {
-			recs, _, _ = results.ReadRuns(filepath.Join(out, d.Name(), results.RunsFile))
-			break
-		}
-	}
+	return iterationsOf(launchRecords(out), out, runErr)
+}
+
+// iterationsOf are the iterations of a launch's records (launchRecords).
+func iterationsOf(recs []results.Record, out string, runErr error) ([]adapter.Iteration, error) {
 	var its []adapter.Iteration
 	for _, r := range recs {
 		if r.Status != results.StatusOK {

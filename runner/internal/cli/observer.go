@@ -119,8 +119,9 @@ func observerCmd(c *ucli.Context, e *env) error {
 		sub := *e
 		sub.stdout, sub.stderr, sub.args = log, log, args
 		runErr := newApp(&sub).RunContext(ctx, args)
-		its, err := runnerIterations(out, runErr)
-		return observer.Launch{Iterations: its, SamplerBusyPct: samplerBusy(out)}, err
+		recs := launchRecords(out)
+		its, err := iterationsOf(recs, out, runErr)
+		return observer.Launch{Iterations: its, SamplerBusyPct: samplerBusy(recs)}, err
 	}
 	params := observer.Params{Engine: c.Args().First(), Options: spec.Options, Model: model, Device: p.Device, DType: p.DType,
 		Case: p.Case, Warmup: p.Warmup, Iterations: p.Iterations}
@@ -145,21 +146,14 @@ func observerCmd(c *ucli.Context, e *env) error {
 	return nil
 }
 
-// samplerBusy is the launch's share of time in NVML (runs.jsonl's telemetry), nil when it was not sampled.
-func samplerBusy(out string) *float64 {
-	ents, _ := os.ReadDir(out)
-	for _, d := range ents {
-		if !d.IsDir() {
-			continue
+// samplerBusy is the launch's share of time in NVML (its record's telemetry), nil when it was not sampled.
+func samplerBusy(recs []results.Record) *float64 {
+	for _, r := range recs {
+		var t struct {
+			Busy *float64 `json:"sampler_busy_pct"`
 		}
-		recs, _, _ := results.ReadRuns(filepath.Join(out, d.Name(), results.RunsFile))
-		for _, r := range recs {
-			var t struct {
-				Busy *float64 `json:"sampler_busy_pct"`
-			}
-			if len(r.Telemetry) > 0 && json.Unmarshal(r.Telemetry, &t) == nil && t.Busy != nil {
-				return t.Busy
-			}
+		if len(r.Telemetry) > 0 && json.Unmarshal(r.Telemetry, &t) == nil && t.Busy != nil {
+			return t.Busy
 		}
 	}
 	return nil

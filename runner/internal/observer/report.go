@@ -1,36 +1,18 @@
 package observer
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/adapter"
-	"github.com/cuda-inference-benchmarks/cib/runner/internal/envinfo"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/results"
 )
 
-// environment fills the card and commit from the first launch's environment.json that names a GPU.
+// environment fills the card and commit from the launches' environment.json files.
 func environment(s *Summary, dir string) {
 	files, _ := filepath.Glob(filepath.Join(dir, "r*-*", "*", results.EnvFile))
-	for _, f := range files {
-		var env envinfo.Env
-		b, err := os.ReadFile(f)
-		if err != nil || json.Unmarshal(b, &env) != nil {
-			continue
-		}
-		s.Commit = env.GitCommit
-		var gpu struct {
-			Name string `json:"name"`
-			UUID string `json:"uuid"`
-		}
-		if len(env.GPU) > 0 && json.Unmarshal(env.GPU, &gpu) == nil && gpu.Name != "" {
-			s.Card = strings.TrimSpace(gpu.Name + " " + gpu.UUID)
-			return
-		}
-	}
+	s.Card, _, s.Commit = adapter.LaunchEnvironment(files)
 }
 
 // Label names a mode's side in verdict lines.

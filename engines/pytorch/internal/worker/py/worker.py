@@ -206,8 +206,9 @@ class Worker:
             by_session = {}
             for c in cases:
                 n, mn = len(c["prompt"]), c["max_new"]
-                lens, max_new, need = by_session.get(self.impl.session_key(c["batch"], n + mn), ([], 0, 0))
-                by_session[self.impl.session_key(c["batch"], n + mn)] = (lens + [n], max(max_new, mn), max(need, n + mn))
+                key = self.impl.session_key(c["batch"], n + mn)
+                lens, max_new, need = by_session.get(key, ([], 0, 0))
+                by_session[key] = (lens + [n], max(max_new, mn), max(need, n + mn))
             graphs = len(by_session) + sum(len(set(v[0])) for v in by_session.values())
             torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, graphs + 4)
             for (b, length), (lens, max_new, need) in sorted(by_session.items()):
