@@ -6,6 +6,7 @@
 # log is $OUT/log.txt (the device tool brings back at most 8 files).
 #   scripts/gpu-run.sh STAGE...              run the stages now, inside this call
 #   scripts/gpu-run.sh --detach STAGE...     run them in a queue that outlives the call (while the machine is held)
+#   PARALLEL=1 scripts/gpu-run.sh --detach … a queue beside the main one: one-time preparations only, never measurements
 #   (KEY=VALUE among the stages sets a knob for the stages after it)
 #   scripts/gpu-run.sh --collect [SECONDS]   wait up to SECONDS for the queues, bring back queues.tar.gz (and with
 #                                            PACK_INDUCTOR=1 torch's compile cache in parts, for the next machine's .gpu/)
@@ -119,15 +120,21 @@ case ${1:-} in
   cp -r --parents engines/pytorch/bench engines/pytorch/internal/worker/py engines/torchllama "$Q/$id/tree/"
   # exec: the subshell becomes the queue, so no shell is left holding this call's stdout (2026-12-02: a `--detach … | tail`
   # returned only when the queue ended — 4 minutes of a session's device time, and a call cut at its limit).
-  (cd "$Q/$id/tree" && exec setsid nohup flock "$Q.lock" env OUT="$Q/$id" CIB_QUEUED=1 bash scripts/gpu-run.sh "$@" >"$Q/$id.nohup" 2>&1 </dev/null) &
+  # PARALLEL=1: a queue beside the others, on a lock of its own, that stops no leftovers — for one-time preparations
+  # (libtorch's export, burn's autotune: mostly host-side compilation) while the main queue prepares something else;
+  # never for measurements, which must have the card alone (the runner waits for an idle GPU before each launch).
+  lock=$Q.lock
+  [[ ${PARALLEL:-0} != 1 ]] || lock=$Q-parallel.lock
+  (cd "$Q/$id/tree" && exec setsid nohup flock "$lock" env OUT="$Q/$id" CIB_QUEUED=1 CIB_PARALLEL="${PARALLEL:-0}" bash scripts/gpu-run.sh "$@" >"$Q/$id.nohup" 2>&1 </dev/null) &
   sleep 2
   echo "gpu-run: queue $id started detached: $* (log $Q/$id/log.txt; running queues: $(pgrep -fc 'CIB_QUEUED=1' || true))"
   exit 0
   ;;
 --collect)
   wait_s=${2:-0} t0=$(date +%s)
-  while (($(date +%s) - t0 < wait_s)) && ! flock -n "$Q.lock" true; do sleep 10; done
-  flock -n "$Q.lock" true && echo "gpu-run: no queue running" || echo "gpu-run: a queue is still running"
+  idle() { flock -n "$Q.lock" true && flock -n "$Q-parallel.lock" true; }
+  while (($(date +%s) - t0 < wait_s)) && ! idle; do sleep 10; done
+  idle && echo "gpu-run: no queue running" || echo "gpu-run: a queue is still running"
   for d in "$Q"/*/; do
     [[ -d $d ]] || continue
     id=$(basename "$d")
@@ -169,7 +176,7 @@ pre=${CIB_PREFLIGHT:-0} preflight_failed=0
 # everything measured here (and hold cubecl's store). Stop our own leftovers, by PID: processes whose command *starts*
 # with one of our binaries (2026-12-02: an unanchored match also hit the caller's shell, whose command line named one).
 ((pre)) || [[ ${CIB_QUEUED:-0} == 1 ]] || flock -n "$Q.lock" true || { echo "gpu-run: a detached queue is running: run --collect, or wait"; exit 3; }
-((pre)) || for pid in $(pgrep -f "^$W/bin[^/ ]*/(burn|candle|mistralrs|pytorch|reference|runner|llamacpp|libtorch|lmrs)(-bench)?( |$)" || true); do
+((pre)) || [[ ${CIB_PARALLEL:-0} == 1 ]] || for pid in $(pgrep -f "^$W/bin[^/ ]*/(burn|candle|mistralrs|pytorch|reference|runner|llamacpp|libtorch|lmrs)(-bench)?( |$)" || true); do
   echo "gpu-run: stopping leftover $(ps -o pid=,etime=,args= -p "$pid" | cut -c1-160)"
   kill "$pid" 2>/dev/null || true
 done
