@@ -27,6 +27,7 @@
 #   adapter          `runner adapter` (the engine's own decode loop against runner launches, interleaved on the card, ±3%)
 #                    of ADAPTER="ENGINE[:key=value]:SHAPE ..." (default candle:tinyllama-1.1b), ROUNDS (2), WARMUP (2), ITERS (5),
 #                    ADAPTER_FLAGS (more flags, e.g. --native-spin; --device cpu --dtype f32 for a dry run)
+#   wait             until the PARALLEL=1 queue has finished (before a stage that measures)
 #   telemetry        real-NVML tests (TELEMETRY_TESTS=0 skips them) and, with TELEMETRY_BENCH=1, the sampler's observer
 #                    effect on TELEMETRY_ENGINES over TELEMETRY_MODES and TELEMETRY_ROUNDS (scripts/gpu/telemetry.sh)
 # Examples: the kernel profile is `BENCH_FLAGS="--profile kernels --launches 1" ENGINE_LIST="eager compiled" … bench`;
@@ -247,6 +248,10 @@ for stage in "$@"; do
       echo "=== conformance $e (cuda:0, bf16, tiny shape)"
       "$BIN/runner" conformance --bin-dir "$BIN" --device cuda:0 --dtype bf16 "$e" || echo "CONFORMANCE FAILED: $e"
     done
+    ;;
+  wait)
+    # the PARALLEL=1 queue's preparations done, so that what follows has the card alone
+    flock "$Q-parallel.lock" true && echo "parallel queue done ($(date -u +%H:%M:%S))"
     ;;
   telemetry)
     synth tinyllama-1.1b
