@@ -177,7 +177,7 @@ pre=${CIB_PREFLIGHT:-0} preflight_failed=0
 # everything measured here (and hold cubecl's store). Stop our own leftovers, by PID: processes whose command *starts*
 # with one of our binaries (2026-12-02: an unanchored match also hit the caller's shell, whose command line named one).
 ((pre)) || [[ ${CIB_QUEUED:-0} == 1 ]] || flock -n "$Q.lock" true || { echo "gpu-run: a detached queue is running: run --collect, or wait"; exit 3; }
-((pre)) || [[ ${CIB_PARALLEL:-0} == 1 ]] || for pid in $(pgrep -f "^$W/bin[^/ ]*/(burn|candle|mistralrs|pytorch|reference|runner|llamacpp|libtorch|lmrs)(-bench)?( |$)" || true); do
+((pre)) || [[ ${CIB_PARALLEL:-0} == 1 ]] || ! flock -n "$Q-parallel.lock" true || for pid in $(pgrep -f "^$W/bin[^/ ]*/(burn|candle|mistralrs|pytorch|reference|runner|llamacpp|libtorch|lmrs)(-bench)?( |$)" || true); do
   echo "gpu-run: stopping leftover $(ps -o pid=,etime=,args= -p "$pid" | cut -c1-160)"
   kill "$pid" 2>/dev/null || true
 done
@@ -281,13 +281,17 @@ for stage in "$@"; do
       fi
       continue
     fi
+    # END_AT (epoch seconds) instead: the budget is what is left until then, for a queue whose suite starts after
+    # stages of unknown length (the machine goes at a fixed time: the session's device budget).
+    budget=${SUITE_BUDGET:-7m} lim=${SUITE_TIMEOUT:-540}
+    [[ -z ${END_AT:-} ]] || budget=$((END_AT - $(date +%s) - 30))s lim=$((END_AT - $(date +%s)))
     (
       cd "$W"
       if [[ -n $d ]]; then
-        timeout -s INT --kill-after=30 "${SUITE_TIMEOUT:-540}" "$BIN/runner" suite --resume "$d" --bin-dir "$BIN" --stop-after "${SUITE_BUDGET:-7m}" ${SUITE_CELLS:+--max-cells $SUITE_CELLS} ${SUITE_FLAGS:-}
+        timeout -s INT --kill-after=30 "$lim" "$BIN/runner" suite --resume "$d" --bin-dir "$BIN" --stop-after "$budget" ${SUITE_CELLS:+--max-cells $SUITE_CELLS} ${SUITE_FLAGS:-}
       else
-        timeout -s INT --kill-after=30 "${SUITE_TIMEOUT:-540}" "$BIN/runner" suite "$OLDPWD/${SUITE_CONFIG:-configs/suite-h200.yaml}" --bin-dir "$BIN" --out "$W/suite" \
-          ${SUITE_MODELS:+--models $SUITE_MODELS} --stop-after "${SUITE_BUDGET:-7m}" ${SUITE_CELLS:+--max-cells $SUITE_CELLS} ${SUITE_FLAGS:-}
+        timeout -s INT --kill-after=30 "$lim" "$BIN/runner" suite "$OLDPWD/${SUITE_CONFIG:-configs/suite-h200.yaml}" --bin-dir "$BIN" --out "$W/suite" \
+          ${SUITE_MODELS:+--models $SUITE_MODELS} --stop-after "$budget" ${SUITE_CELLS:+--max-cells $SUITE_CELLS} ${SUITE_FLAGS:-}
       fi
     ) || echo "suite exit $?"
     tar -czf "$OUT/suite.tar.gz" -C "$W" suite
