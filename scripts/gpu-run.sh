@@ -9,7 +9,8 @@
 #   PARALLEL=1 scripts/gpu-run.sh --detach … a queue beside the main one: one-time preparations only, never measurements
 #   (KEY=VALUE among the stages sets a knob for the stages after it)
 #   scripts/gpu-run.sh --collect [SECONDS]   wait up to SECONDS for the queues, bring back queues.tar.gz (and with
-#                                            PACK_INDUCTOR=1 torch's compile cache in parts, for the next machine's .gpu/)
+#                                            PACK_INDUCTOR=1 torch's compile cache in parts, for the next machine's .gpu/;
+#                                            PACK_AOTI=1 libtorch's exported packages, aoti.tar.xz.partKofN, the same way)
 # The runner does the work (`runner conformance`, `bench`, `suite`, `adapter`, each engine's `prepare`); this script
 # only unpacks, keeps engine caches between calls and runs a queue longer than one call (after a preflight: each bench
 # and suite stage as `runner bench|suite --dry-run`, so a mistake in a late stage costs seconds). Stages:
@@ -70,6 +71,9 @@ for a in .gpu/bundle.tar.xz .gpu/*.tar.xz "$W"/parts/*.tar.xz; do
   if [[ $a == *-noat.tar.xz ]]; then mkdir -p "$W/bin-noat" && tar -xJf "$a" -C "$W/bin-noat"
   # inductor-cache.tar.xz (an earlier machine's torch compile cache, PACK_INDUCTOR=1 --collect) goes to $W/inductor-cache/.
   elif [[ $first == inductor-cache/* ]]; then [[ -d $W/inductor-cache ]] || tar -xJf "$a" -C "$W"
+  # aoti.tar.xz (libtorch's exported packages from an earlier machine, PACK_AOTI=1 --collect) goes to $W/aoti/MODEL/,
+  # and into MODEL/.aoti/ once the model is there (place_aoti).
+  elif [[ $first == aoti/* ]]; then tar -xJf "$a" -C "$W"
   elif [[ $first == bin/* ]]; then tar -xJf "$a" -C "$W"; else mkdir -p "$BIN" && tar -xJf "$a" -C "$BIN"; fi
   touch "$mark"
 done
@@ -156,6 +160,15 @@ case ${1:-} in
     n=$(split_parts "$W/inductor-cache.tar.xz" $((15 << 20)) "$OUT/inductor-cache.tar.xz")
     echo "gpu-run: inductor cache $(du -sh "$W/inductor-cache" | cut -f1), $(stat -c %s "$W/inductor-cache.tar.xz") bytes of xz in $n part(s)"
   fi
+  # PACK_AOTI=1: libtorch's exported packages (8.4 MB for the 8B; no weights: the weights file is rewritten from the
+  # model in seconds), for the next machine's .gpu/, as the Inductor cache: saves each package's export there.
+  if [[ ${PACK_AOTI:-0} == 1 ]] && ls "$MODELS"/*/.aoti/*.pt2 >/dev/null 2>&1; then
+    XZ_OPT="-6 -T0" tar -cJf "$W/aoti.tar.xz" -C "$MODELS" --transform 's,^\([^/]*\)/\.aoti/,aoti/\1/,' \
+      $(cd "$MODELS" && ls -d */.aoti/*.pt2 */.aoti/*.kernels.json 2>/dev/null)
+    source scripts/lib/parts.sh
+    n=$(split_parts "$W/aoti.tar.xz" $((15 << 20)) "$OUT/aoti.tar.xz")
+    echo "gpu-run: libtorch packages $(stat -c %s "$W/aoti.tar.xz") bytes of xz in $n part(s)"
+  fi
   # The suite as it stands (finished cells and launches), for the next machine should this one go (.gpu/suite.tar.gz).
   [[ ! -d $W/suite ]] || tar -czf "$OUT/suite.tar.gz" -C "$W" --warning=no-file-changed suite || true
   [[ ! -d $Q ]] || tar -czf "$OUT/queues.tar.gz" -C "$Q" --exclude=tree --exclude='*-cache.tar.xz' --warning=no-file-changed . || true # logs still growing: exit 1
@@ -184,7 +197,17 @@ done
 ((pre)) || nvidia-smi --query-compute-apps=pid,process_name,used_memory --format=csv,noheader | sed 's/^/gpu-run: compute process at start: /'
 engines=()
 for e in pytorch candle burn mistralrs llamacpp libtorch; do [[ -x $BIN/$e ]] && engines+=("$e"); done
-synth() { [[ -f $MODELS/$1/config.json ]] || "$BIN/runner" models synth --shape "$1" --dtype bf16 --out "$MODELS/$1"; }
+synth() {
+  [[ -f $MODELS/$1/config.json ]] || "$BIN/runner" models synth --shape "$1" --dtype bf16 --out "$MODELS/$1"
+  place_aoti "$1"
+}
+# place_aoti MODEL: libtorch packages an earlier H200 exported for this (synthesized, so identical) model, into its
+# cache dir, where libtorch's prepare finds them by key and writes only the weights file (seconds, not 2.5-4.5 minutes of
+# export per batch size); a package whose key does not match (another torch, card or export code) is never used.
+place_aoti() {
+  [[ -d $W/aoti/$1 && -f $MODELS/$1/config.json ]] || return 0
+  mkdir -p "$MODELS/$1/.aoti" && cp -n "$W/aoti/$1"/* "$MODELS/$1/.aoti/" && echo "gpu-run: $1: carried libtorch packages: $(ls "$W/aoti/$1" | grep -c '\.pt2$')"
+}
 list() { # ENGINE_LIST (default: $1) as --engines wants it: the entries whose binary is in the bundle; eager/compiled are pytorch's modes
   local l=() e
   for e in ${ENGINE_LIST-$1}; do
@@ -283,6 +306,10 @@ for stage in "$@"; do
     fi
     # END_AT (epoch seconds) instead: the budget is what is left until then, for a queue whose suite starts after
     # stages of unknown length (the machine goes at a fixed time: the session's device budget).
+    # The models first (the suite would synthesize them the same way: bf16, seed 1), so carried libtorch packages are
+    # in place before libtorch's prepare looks for them.
+    ms=${SUITE_MODELS:-tinyllama-1.1b,llama-3-8b}
+    [[ -n ${SUITE_CONFIG:-} ]] || for m in ${ms//,/ }; do synth "$m"; done
     budget=${SUITE_BUDGET:-7m} lim=${SUITE_TIMEOUT:-540}
     [[ -z ${END_AT:-} ]] || budget=$((END_AT - $(date +%s) - 30))s lim=$((END_AT - $(date +%s)))
     (

@@ -439,7 +439,11 @@ func (e *engine) load(ctx context.Context, req *protocol.Request, prep *protocol
 		}
 		if prep != nil {
 			how := "found in the cache: "
-			if res.Ran {
+			switch {
+			case res.WeightsOnly:
+				how = fmt.Sprintf("found in the cache, its weights file written in %.1f s (no export): ", float64(res.Ns)/1e9)
+				prep.Ran = true
+			case res.Ran:
 				how = fmt.Sprintf("exported in %.1f s: ", float64(res.Ns)/1e9)
 				prep.Ran = true
 			}
@@ -447,7 +451,9 @@ func (e *engine) load(ctx context.Context, req *protocol.Request, prep *protocol
 			continue
 		}
 		l.CompileNs += res.Ns
-		if res.Ran {
+		if res.WeightsOnly {
+			l.Settings["export_run"] = "the package was cached; its weights file was written in this launch (compile_ns)"
+		} else if res.Ran {
 			rep, _ := json.Marshal(res.Report)
 			l.Settings["export_run"] = "ran in this launch (compile_ns)"
 			l.Settings[fmt.Sprintf("export_b%d", b)] = string(rep)

@@ -200,6 +200,39 @@ func TestParity(t *testing.T) {
 		assert.Equal(t, got, checkRun(t, req, res))
 		assert.Equal(t, "cached", res.Events[0].Loaded.Settings["export_run"])
 	})
+	t.Run("packages without their weights file", func(t *testing.T) {
+		// Packages carried to another machine without the weights file (it is derived from the model, which that
+		// machine has): prepare writes the weights file alone and leaves the packages as they were; the tokens stay.
+		wpath := l.Settings["weights_file"]
+		pkgs := []string{l.Settings["package_b1"], l.Settings["package_b2"]}
+		before := map[string]time.Time{}
+		for _, p := range pkgs {
+			st, err := os.Stat(p)
+			require.NoError(t, err)
+			before[p] = st.ModTime()
+		}
+		require.NoError(t, os.Remove(wpath))
+		req := tinyRequest(nil)
+		pr := enginetest.RunEnv(t, binPath, pyEnv(), 25*time.Minute, req, "prepare")
+		require.Equal(t, 0, pr.Code, "prepare; stderr:\n%s", pr.Stderr)
+		require.Len(t, pr.Events, 1)
+		p := pr.Events[0].Prepared
+		assert.True(t, p.Ran, "the weights file was made: %v", p.Steps)
+		assert.Contains(t, p.Steps["package_b1"], "its weights file written in")
+		assert.Contains(t, p.Steps["package_b2"], "found in the cache: ", "the second package finds the file the first made")
+		assert.NotContains(t, p.Steps["package_b2"], "weights file written")
+		for _, pkg := range pkgs {
+			st, err := os.Stat(pkg)
+			require.NoError(t, err)
+			assert.Equal(t, before[pkg], st.ModTime(), "%s: not exported again", pkg)
+		}
+		now, err := os.Stat(wpath)
+		require.NoError(t, err, "the weights file is back")
+		assert.Equal(t, wf.Size(), now.Size())
+		req = tinyRequest(map[string]string{"export": "never"})
+		res := runBin(t, binPath, pyEnv(), req)
+		assert.Equal(t, got, checkRun(t, req, res), "the same tokens from the rewritten weights file")
+	})
 	t.Run("another cache length", func(t *testing.T) {
 		// A 100-token prompt + 60 new tokens needs a 192-position cache (tinyRequest's: 64). The cache length is a
 		// dynamic dimension of the exported models, so export=never still finds the package and runs it, with the

@@ -109,6 +109,9 @@ type Result struct {
 	Ns int64
 	// Report is export.py's JSON line (export and AOTInductor times, package size, inductor options).
 	Report map[string]any
+	// WeightsOnly is true when the package was there and only the weights file was written (torch.export names the
+	// tensors; no AOTInductor compilation): a package carried from another machine of the same card and torch.
+	WeightsOnly bool
 }
 
 // Error is an export failure; Unsupported marks a model or shape the export cannot serve.
@@ -120,12 +123,15 @@ type Error struct {
 func (e *Error) Error() string { return e.Message }
 
 // Ensure returns with the package at path, running the export with python when it is missing. stderr gets
-// the export's log.
+// the export's log. A package whose weights file is missing (carried without it: the weights are derived from the
+// model, which a machine synthesizes or downloads itself) gets the weights file alone, in seconds, not a new export.
 func Ensure(ctx context.Context, python string, env []string, s Spec, path string, stderr io.Writer) (Result, error) {
+	weightsOnly := false
 	if _, err := os.Stat(path); err == nil {
 		if _, err := os.Stat(s.Weights); s.Weights == "" || err == nil {
 			return Result{}, nil
 		}
+		weightsOnly = true
 	}
 	dir, err := os.MkdirTemp("", "cib-libtorch-export-")
 	if err != nil {
@@ -156,6 +162,9 @@ func Ensure(ctx context.Context, python string, env []string, s Spec, path strin
 	if s.Weights != "" {
 		args = append(args, "--weights", s.Weights)
 	}
+	if weightsOnly {
+		args = append(args, "--weights-only")
+	}
 	cmd := exec.CommandContext(ctx, python, args...)
 	cmd.Env = env
 	cmd.Stderr = stderr
@@ -185,5 +194,5 @@ func Ensure(ctx context.Context, python string, env []string, s Spec, path strin
 		msg, _ := rep["message"].(string)
 		return Result{}, &Error{Unsupported: rep["code"] == "unsupported", Message: "export: " + msg}
 	}
-	return Result{Ran: true, Ns: ns, Report: rep}, nil
+	return Result{Ran: true, Ns: ns, Report: rep, WeightsOnly: weightsOnly}, nil
 }

@@ -87,7 +87,12 @@ def main():
     ap.add_argument("--weights", default="", help="export both models without weights and write them here (safetensors, "
                     "tensors named by their fqn, shared by every package of this model, dtype and torch); without it the "
                     "prefill model carries them in its .so")
+    ap.add_argument("--weights-only", action="store_true", help="write only the --weights file (the package at --out exists, "
+                    "e.g. carried from another machine of the same card and torch): torch.export names the tensors, no "
+                    "AOTInductor compilation")
     a = ap.parse_args()
+    if a.weights_only and not a.weights:
+        raise ValueError("--weights-only needs --weights")
     t_all = time.perf_counter_ns()
     torch.set_grad_enabled(False)
     dev = torch.device(a.device)
@@ -149,6 +154,12 @@ def main():
                     os.unlink(wtmp)
             del named
         weights_ns, weights_bytes = time.perf_counter_ns() - t, os.path.getsize(a.weights)
+    if a.weights_only:
+        _out.write(json.dumps({
+            "ok": True, "weights_only": True, "torch": torch.__version__, "total_ns": time.perf_counter_ns() - t_all,
+            "export_ns": export_ns, "weights_ns": weights_ns, "weights_bytes": weights_bytes,
+        }) + "\n")
+        return
     t = time.perf_counter_ns()
     pre_opts = inductor_options(dev, dict(meta))
     if a.weights:
