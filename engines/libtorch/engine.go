@@ -164,6 +164,9 @@ func (e *engine) Info() protocol.Info {
 			"export":      "auto|never (default auto): run the AOTInductor export with $CIB_PYTHON when the package is missing, or fail",
 			"weights":     "file|package (default file): the models' weights in one file per model, dtype and torch that every package (batch size, cache_len) and every model of the process shares, or inside each package's prefill .so (as before 2026-12-02)",
 			"cache_dir":   "directory of exported packages (default <model>/.aoti; dot-names are outside the runner's model hash)",
+			"prefill_attention": "masked|causal (default masked, as the pytorch engine's compiled mode): the exported prefill's attention — the " +
+				"prompt over the whole KV cache under the bool causal mask, or over its own keys and values with is_causal=True and no mask " +
+				"(a package of its own; not yet measured on a GPU)",
 		},
 		Capabilities: protocol.Capabilities{
 			MaxBatch:            maxBatch,
@@ -312,6 +315,10 @@ func (e *engine) load(ctx context.Context, req *protocol.Request, prep *protocol
 	if err != nil {
 		return nil, protocol.Loaded{}, err
 	}
+	prefillAttn, err := opt("prefill_attention", "masked", "masked", "causal")
+	if err != nil {
+		return nil, protocol.Loaded{}, err
+	}
 	cfg, err := readConfig(req.Model)
 	if err != nil {
 		return nil, protocol.Loaded{}, err
@@ -381,7 +388,11 @@ func (e *engine) load(ctx context.Context, req *protocol.Request, prep *protocol
 		"kv_cache": fmt.Sprintf("static, written in place by both models, sized per request (prompt + new tokens rounded up to %d; "+
 			"cache_len=static: the longest): one loaded model pair, caches and CUDA graph per batch size and cache length, here %s",
 			seqAlign, strings.Join(sessions, ", ")),
-		"decoding":   "greedy argmax inside the compiled models, on device; the next decode step reads token and position on device",
+		"decoding": "greedy argmax inside the compiled models, on device; the next decode step reads token and position on device",
+		"prefill_attention": map[string]string{
+			"masked": "masked: the prompt over the whole KV cache under the bool causal mask",
+			"causal": "causal: the prompt over its own keys and values, is_causal=True, no mask",
+		}[prefillAttn],
 		"export_run": "cached",
 	}}
 	if cacheLen == "static" {
@@ -415,7 +426,7 @@ func (e *engine) load(ctx context.Context, req *protocol.Request, prep *protocol
 	copies, windex := 0, ""
 	for _, b := range batches {
 		spec := export.Spec{Model: req.Model, DType: req.DType, Device: device, Card: card, Torch: e.info.Libtorch, Batch: b, MaxPos: cfg.MaxPos,
-			Static: cacheLen == "static", Weights: weights}
+			Static: cacheLen == "static", Weights: weights, PrefillAttention: prefillAttn}
 		if spec.Static {
 			spec.MaxPos = maxSeq
 		}

@@ -313,6 +313,20 @@ func TestParity(t *testing.T) {
 		assert.Greater(t, withW.Size()-without.Size(), 4*l.Params*8/10, "package sizes %d (weights inside) and %d (%d params; weights file %d)",
 			withW.Size(), without.Size(), l.Params, wf.Size())
 	})
+	t.Run("prefill attention causal", func(t *testing.T) {
+		// prefill_attention=causal: the exported prefill attends over the prompt's own keys, causal and unmasked; a package
+		// of its own (the weights file is shared), the same tokens.
+		req := tinyRequest(map[string]string{"prefill_attention": "causal"})
+		req.Cases = req.Cases[:1]
+		res := runBin(t, binPath, pyEnv(), req)
+		out := checkRun(t, req, res)
+		assert.Equal(t, got[0], out[0])
+		ls := res.Events[0].Loaded.Settings
+		assert.Contains(t, ls["prefill_attention"], "is_causal=True")
+		assert.NotEqual(t, l.Settings["package_b1"], ls["package_b1"], "a package of its own")
+		assert.Equal(t, l.Settings["weights_file"], ls["weights_file"], "one weights file for both")
+		assert.Contains(t, l.Settings["prefill_attention"], "masked", "the default")
+	})
 	t.Run("pytorch compiled", func(t *testing.T) {
 		py := pytorchBin(t)
 		req := tinyRequest(map[string]string{"mode": "compiled"})

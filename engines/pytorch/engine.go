@@ -76,6 +76,9 @@ func (e *engine) Info() protocol.Info {
 			"fusion": "compiled mode: gpt-fast|more (default gpt-fast): the small ops around attention — gpt-fast = a bool causal mask, made additive by " +
 				"SDPA at every layer, and K and V written by two index_puts; more = the additive mask built once per step and K and V written by one " +
 				"index_put into a stacked cache: the same arithmetic, fewer kernels a layer (not yet measured on a GPU)",
+			"prefill_attention": "compiled mode: masked|causal (default masked, as gpt-fast): prefill's attention — masked = the prompt's queries " +
+				"over the whole static cache under the bool causal mask; causal = over the prompt's own keys and values with is_causal=True and no " +
+				"mask (prefill starts at position 0): the same result, the form fused attention kernels are built for (not yet measured on a GPU)",
 			"lookahead": "compiled mode: 1|0 (default 1 on cuda, 0 on cpu): queue the next decode step before waiting for the current token (on cpu steps run synchronously, so 1 only delays the stamps)",
 		},
 		Capabilities: protocol.Capabilities{

@@ -203,6 +203,9 @@ func TestParity(t *testing.T) {
 		// The additive mask once per step and one K/V write into a stacked cache: the same arithmetic, so the same tokens.
 		{name: "compiled fusion more", opts: map[string]string{"mode": "compiled", "fusion": "more"}, mode: "compiled"},
 		{name: "compiled aot_eager fusion more", opts: map[string]string{"mode": "compiled", "compile": "aot_eager", "fusion": "more", "prefill": "compiled"}, mode: "compiled"},
+		// Prefill over the prompt's own keys, causal and unmasked: the same attention, so the same tokens (eager and traced).
+		{name: "compiled prefill causal", opts: map[string]string{"mode": "compiled", "prefill_attention": "causal"}, mode: "compiled"},
+		{name: "compiled aot_eager prefill causal", opts: map[string]string{"mode": "compiled", "compile": "aot_eager", "prefill": "compiled", "prefill_attention": "causal"}, mode: "compiled"},
 		// deterministic=on (issue 23's diagnostic) changes which kernels run, never the tokens of a deterministic device.
 		{name: "eager deterministic", opts: map[string]string{"mode": "eager", "deterministic": "on"}, mode: "eager"},
 		{name: "compiled deterministic", opts: map[string]string{"mode": "compiled", "deterministic": "on"}, mode: "compiled"},
@@ -231,6 +234,11 @@ func TestParity(t *testing.T) {
 				assert.Contains(t, l.Settings["fusion"], "once per step")
 			} else if tt.mode == "compiled" {
 				assert.Contains(t, l.Settings["fusion"], "gpt-fast")
+			}
+			if tt.opts["prefill_attention"] == "causal" {
+				assert.Contains(t, l.Settings["prefill_attention"], "is_causal=True")
+			} else if tt.mode == "compiled" {
+				assert.Contains(t, l.Settings["prefill_attention"], "masked")
 			}
 			if tt.opts["attention"] == "flex" {
 				assert.Contains(t, l.Settings["attention"], "FlexAttention")

@@ -48,6 +48,15 @@ MLP = ("fused", "split")
 # question the option is for, measured on a GPU before it may become the default.
 FUSION = ("gpt-fast", "more")
 
+# Prefill's attention: masked = gpt-fast's, the prompt's queries over the whole static cache under the bool causal mask
+# (the same SDPA call as the decode step, any start position); causal = the prompt's queries over the prompt's own keys
+# and values with is_causal=True and no mask, K/V repeated for the query heads (prefill always starts at position 0
+# here: Decoder.generate and the libtorch export's Prefill) — what fused attention kernels are built for, with no
+# [heads*t, S] bias made per layer and none of the S - t masked keys read. On the H200 (2026-12-03) libtorch's
+# AOTInductor prefill of 2032 tokens took 116.5 ms against 25.0 for the same masked SDPA run eagerly
+# (results/h200-2026-12-03-s13); the option is the question whether the mask is where that goes.
+PREFILL_ATTENTION = ("masked", "causal")
+
 
 def cache_length(need, attention):
     """cache_length is the static KV cache's length for sequences of up to need positions: a multiple of 64, of 128
@@ -219,6 +228,7 @@ class Block(nn.Module):
         self.decode_attention = "sdpa"
         self.mlp = "fused"
         self.fusion = "gpt-fast"
+        self.prefill_attention = "masked"
         self.wqkv, self.wo, self.w13, self.w2 = frozen(wqkv), frozen(wo), frozen(w13), frozen(w2)
         self.n1, self.n2 = frozen(n1), frozen(n2)
 
@@ -240,6 +250,11 @@ class Block(nn.Module):
             vc[:, :, pos] = v
         if t == 1 and self.decode_attention == "flex":
             y = flex_decode(q, kc, vc, pos)
+        elif t > 1 and self.prefill_attention == "causal":
+            # The prompt from position 0: its own keys, causally (what the mask over the cache leaves visible).
+            g = c.heads // c.kv_heads
+            kk, vv = (k, v) if g == 1 else (k.repeat_interleave(g, dim=1), v.repeat_interleave(g, dim=1))
+            y = F.scaled_dot_product_attention(q, kk, vv, is_causal=True)
         else:
             # Grouped-query attention without repeating K/V: the g query heads of each KV head become g*t rows.
             g = c.heads // c.kv_heads
@@ -305,6 +320,13 @@ class Llama(nn.Module):
         self.fusion = name
         for blk in self.blocks:
             blk.fusion = name
+
+    def set_prefill_attention(self, name):
+        """set_prefill_attention picks prefill's attention (PREFILL_ATTENTION); the decode step is not affected."""
+        if name not in PREFILL_ATTENTION:
+            raise ValueError(f"prefill_attention {name!r}: want one of {', '.join(PREFILL_ATTENTION)}")
+        for blk in self.blocks:
+            blk.prefill_attention = name
 
     def set_mlp(self, name):
         """set_mlp picks how the gate/up projection is computed (MLP), for every step."""

@@ -51,6 +51,8 @@ type Spec struct {
 	// weights=file, the default): one file per model, dtype and torch (WeightsKey) that every package of the
 	// model shares, so a second batch size costs no second copy of the weights on disk or on the device.
 	Weights string
+	// PrefillAttention is the prefill model's attention (llama.PREFILL_ATTENTION: masked, the default, or causal).
+	PrefillAttention string
 }
 
 // Key returns the package's cache key: the SHA-256 of everything the package depends on. The model enters
@@ -65,6 +67,9 @@ func Key(s Spec) (string, error) {
 	fmt.Fprintf(h, "model %s\n", fp)
 	kind, _, _ := strings.Cut(s.Device, ":")
 	fmt.Fprintf(h, "dtype %s\ndevice %s\ncard %s\ntorch %s\nbatch %d\nmax_pos %d\nstatic %t\nexternal_weights %t\n", s.DType, kind, s.Card, s.Torch, s.Batch, s.MaxPos, s.Static, s.Weights != "")
+	if s.PrefillAttention != "" && s.PrefillAttention != "masked" {
+		fmt.Fprintf(h, "prefill_attention %s\n", s.PrefillAttention)
+	}
 	fmt.Fprintf(h, "torchllama %x\n", torchllama.Sum())
 	if err := hashPy(h); err != nil {
 		return "", err
@@ -164,6 +169,9 @@ func Ensure(ctx context.Context, python string, env []string, s Spec, path strin
 	}
 	if weightsOnly {
 		args = append(args, "--weights-only")
+	}
+	if s.PrefillAttention != "" {
+		args = append(args, "--prefill-attention", s.PrefillAttention)
 	}
 	cmd := exec.CommandContext(ctx, python, args...)
 	cmd.Env = env

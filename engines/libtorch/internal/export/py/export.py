@@ -87,6 +87,8 @@ def main():
     ap.add_argument("--weights", default="", help="export both models without weights and write them here (safetensors, "
                     "tensors named by their fqn, shared by every package of this model, dtype and torch); without it the "
                     "prefill model carries them in its .so")
+    ap.add_argument("--prefill-attention", default="masked", choices=list(llama.PREFILL_ATTENTION),
+                    help="the prefill model's attention (llama.PREFILL_ATTENTION)")
     ap.add_argument("--weights-only", action="store_true", help="write only the --weights file (the package at --out exists, "
                     "e.g. carried from another machine of the same card and torch): torch.export names the tensors, no "
                     "AOTInductor compilation")
@@ -105,6 +107,7 @@ def main():
     if a.max_seq > cfg.max_pos:
         raise llama.Unsupported(f"max_seq {a.max_seq} > max_position_embeddings {cfg.max_pos}")
     model = llama.build(cfg, host, dev, a.max_seq)
+    model.set_prefill_attention(a.prefill_attention)
     del host
     # Example caches of one length; the exported models take any length in [2, max_seq].
     s_ex = a.max_seq if a.static_cache else min(128, a.max_seq)
@@ -116,6 +119,7 @@ def main():
         "torch_version": torch.__version__, "dtype": a.dtype, "batch": str(a.batch), "max_seq": str(a.max_seq),
         "layers": str(cfg.layers), "kv_heads": str(cfg.kv_heads), "head_dim": str(cfg.head_dim),
         "vocab": str(cfg.vocab), "key": a.key, "external_weights": "1" if a.weights else "0",
+        "prefill_attention": a.prefill_attention,
         "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.machine(),
     }
     t = time.perf_counter_ns()

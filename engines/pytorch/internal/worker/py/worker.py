@@ -131,7 +131,7 @@ class Worker:
                     "float32_matmul_precision": torch.get_float32_matmul_precision()}
         compile_ns = 0
         if mode == "eager":
-            for k in ("compile", "prefill", "cuda_graph", "lookahead", "wait", "tuning", "attention", "mlp", "fusion"):
+            for k in ("compile", "prefill", "cuda_graph", "lookahead", "wait", "tuning", "attention", "mlp", "fusion", "prefill_attention"):
                 if k in opts:
                     raise BadRequest(f"option {k} applies to mode=compiled only")
             import eager
@@ -181,6 +181,9 @@ class Worker:
             fusion = opts.get("fusion", "gpt-fast")
             if fusion not in llama.FUSION:
                 raise BadRequest(f"option fusion={fusion!r}: want one of {', '.join(llama.FUSION)}")
+            prefill_attention = opts.get("prefill_attention", "masked")
+            if prefill_attention not in llama.PREFILL_ATTENTION:
+                raise BadRequest(f"option prefill_attention={prefill_attention!r}: want one of {', '.join(llama.PREFILL_ATTENTION)}")
             t = time.perf_counter_ns()
             cfg, host, params = llama.load_host(req["model"], dtype)
             host_ns = time.perf_counter_ns() - t
@@ -192,6 +195,7 @@ class Worker:
             model.set_decode_attention(attention)
             model.set_mlp(mlp)
             model.set_fusion(fusion)
+            model.set_prefill_attention(prefill_attention)
             del host
             self.sync()
             dev_ns = time.perf_counter_ns() - t
@@ -243,6 +247,9 @@ class Worker:
                               if attention == "sdpa" else
                               "decode step: FlexAttention (flex_attention, native GQA, causal cut as a score_mod on the device-side "
                               "position) over the static cache; prefill: F.scaled_dot_product_attention with a bool causal mask"),
+                "prefill_attention": ("masked: the prompt over the whole static cache under the bool causal mask (gpt-fast's)"
+                                      if prefill_attention == "masked" else
+                                      "causal: the prompt over its own keys and values, is_causal=True, no mask (K/V repeated per query head)"),
                 "fused_weights": "qkv, gate+up",
                 "fusion": ("gpt-fast: a bool causal mask (made additive by SDPA at every layer), K and V written by two index_puts"
                            if fusion == "gpt-fast" else
