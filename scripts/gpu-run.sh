@@ -23,7 +23,7 @@
 #   suite            runner suite configs/suite-h200.yaml, resumed by each later call on a warm machine (SUITE_MODELS,
 #                    SUITE_BUDGET 7m, SUITE_TIMEOUT 540 s — longer in a detached queue —, SUITE_CONFIG, SUITE_CELLS: at
 #                    most that many cells in this stage, a session's share of the matrix; SUITE_FLAGS: more runner suite
-#                    flags, e.g. --engines/--workloads); $OUT/suite.tar.gz,
+#                    flags, e.g. --engines/--workloads; SUITE_ADD: models to add to a resumed suite); $OUT/suite.tar.gz,
 #                    also from every --collect: kept as .gpu/suite.tar.gz, the next machine resumes it
 #   adapter          `runner adapter` (the engine's own decode loop against runner launches, interleaved on the card, ±3%)
 #                    of ADAPTER="ENGINE[:key=value]:SHAPE ..." (default candle:tinyllama-1.1b), ROUNDS (2), WARMUP (2), ITERS (5),
@@ -315,7 +315,13 @@ for stage in "$@"; do
     (
       cd "$W"
       if [[ -n $d ]]; then
-        timeout -s INT --kill-after=30 "$lim" "$BIN/runner" suite --resume "$d" --bin-dir "$BIN" --stop-after "$budget" ${SUITE_CELLS:+--max-cells $SUITE_CELLS} ${SUITE_FLAGS:-}
+        # SUITE_ADD (e.g. llama-3-8b): models of the config that a suite begun with SUITE_MODELS lacks, added once
+        # (runner suite --add-models) as cells after its own.
+        add=""
+        sa=${SUITE_ADD:-}
+        for m in ${sa//,/ }; do grep -q "name: $m\$" "$d/suite.yaml" || add+=${add:+,}$m; done
+        timeout -s INT --kill-after=30 "$lim" "$BIN/runner" suite --resume "$d" --bin-dir "$BIN" --stop-after "$budget" ${SUITE_CELLS:+--max-cells $SUITE_CELLS} \
+          ${add:+--add-models "$OLDPWD/${SUITE_CONFIG:-configs/suite-h200.yaml}" --models "$add"} ${SUITE_FLAGS:-}
       else
         timeout -s INT --kill-after=30 "$lim" "$BIN/runner" suite "$OLDPWD/${SUITE_CONFIG:-configs/suite-h200.yaml}" --bin-dir "$BIN" --out "$W/suite" \
           ${SUITE_MODELS:+--models $SUITE_MODELS} --stop-after "$budget" ${SUITE_CELLS:+--max-cells $SUITE_CELLS} ${SUITE_FLAGS:-}

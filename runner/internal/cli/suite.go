@@ -52,6 +52,7 @@ func suiteCommand(e *env) *ucli.Command {
 			"goes on from the launches recorded in each cell's runs.jsonl.",
 		Flags: []ucli.Flag{
 			&ucli.StringFlag{Name: "resume", Usage: "finish the interrupted suite in results `DIR`: recorded launches count as done, the same matrix goes on"},
+			&ucli.StringFlag{Name: "add-models", Usage: "with --resume: extend the suite by the models of `CONFIG` it does not have (or those --models names), as cells after its own; its engines, workloads and launches stay, CONFIG's timeouts replace its own"},
 			binDirFlag(e),
 			&ucli.StringFlag{Name: "out", Value: "results", Usage: "results root `DIR`; the suite writes DIR/<timestamp>-<name>/"},
 			&ucli.StringFlag{Name: "engines", Aliases: []string{"e"}, Usage: "override the config's engine variants, comma-separated (reference:threads=1,pytorch:mode=compiled)"},
@@ -97,7 +98,7 @@ func suiteCmd(c *ucli.Context, e *env) error {
 			return usageError("suite --resume %s: --dry-run checks a new suite (CONFIG), not one being finished", dir)
 		}
 		for _, f := range []string{"engines", "models", "workloads", "launches", "iterations", "warmup", "out"} {
-			if c.IsSet(f) {
+			if c.IsSet(f) && (f != "models" || !c.IsSet("add-models")) {
 				return usageError("suite --resume %s: --%s would change the suite being finished; resume it as it was", dir, f)
 			}
 		}
@@ -109,6 +110,11 @@ func suiteCmd(c *ucli.Context, e *env) error {
 		st = &suite.State{}
 		if err := results.ReadJSON(dir, suite.StateFile, st); err != nil {
 			return fmt.Errorf("suite --resume %s: %w", dir, err)
+		}
+		if p := c.String("add-models"); p != "" {
+			if err := addSuiteModels(dir, p, c.String("models"), sc, st, progress); err != nil {
+				return err
+			}
 		}
 		var notes []string
 		if _, infos, notes, err = resolveSuiteEngines(ctx, e, binDir, binGiven, sc, st.Engines); err != nil {
@@ -334,6 +340,48 @@ func suiteCmd(c *ucli.Context, e *env) error {
 	if failed > 0 {
 		return withCode(ExitRunsFailed, fmt.Errorf("%d cell(s) with failures (see %s)", failed, filepath.Join(dir, suite.ReportMD)))
 	}
+	return nil
+}
+
+// addSuiteModels extends the suite in dir by models of the suite config at path (all it lacks, or the comma-separated
+// names): the models join its suite.yaml, their cells its state as pending, before anything runs.
+func addSuiteModels(dir, path, names string, sc *suite.Config, st *suite.State, progress io.Writer) error {
+	other, err := suite.Load(path)
+	if err != nil {
+		return withCode(ExitUsage, err)
+	}
+	var want []string
+	for _, n := range strings.Split(names, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			want = append(want, n)
+		}
+	}
+	added, err := sc.AddModels(other, want)
+	if err != nil {
+		return usageError("suite --resume %s --add-models %s: %v", dir, path, err)
+	}
+	var n int
+	for _, cell := range sc.Cells() {
+		if st.Cell(cell.Name) == nil {
+			st.Cells = append(st.Cells, suite.CellState{Name: cell.Name, Model: cell.Model.Name, Workload: cell.Workload(), Status: suite.StatusPending})
+			n++
+		}
+	}
+	b, err := yaml.Marshal(sc)
+	if err != nil {
+		return fmt.Errorf("encode suite config: %w", err)
+	}
+	if err := results.WriteFile(dir, suite.ConfigFile, b); err != nil {
+		return err
+	}
+	if err := saveSuite(dir, st); err != nil {
+		return err
+	}
+	var ms []string
+	for _, m := range added {
+		ms = append(ms, m.Name)
+	}
+	fmt.Fprintf(progress, "suite %s: added model(s) %s from %s: %d cell(s)\n", dir, strings.Join(ms, ", "), path, n)
 	return nil
 }
 

@@ -290,6 +290,39 @@ func TestSuiteSubset(t *testing.T) {
 	p = startSuite(t, bin, work, "--resume", dir, "--bin-dir", bin, "--models", "tiny")
 	require.Equal(t, cli.ExitUsage, p.wait(t))
 	require.Contains(t, p.stderr.String(), "--models would change the suite being finished")
+
+	// --add-models extends the finished subset by a model of the config, as cells after its own: the suite's own
+	// engines, workloads and launch count (not the config's three workloads and 4 launches), the finished cells untouched.
+	p = startSuite(t, bin, work, "--resume", dir, "--bin-dir", bin, "--add-models", cfgPath, "--models", "nope")
+	require.Equal(t, cli.ExitUsage, p.wait(t))
+	require.Contains(t, p.stderr.String(), `has no model "nope"`)
+	p = startSuite(t, bin, work, "--resume", dir, "--bin-dir", bin, "--add-models", cfgPath, "--models", "tiny-seed2")
+	require.Equal(t, cli.ExitUsage, p.wait(t))
+	require.Contains(t, p.stderr.String(), `model "tiny-seed2" is in the suite already`)
+	before, err := os.ReadFile(filepath.Join(dir, "tiny-seed2-p32-n64", results.RunsFile))
+	require.NoError(t, err)
+	p = startSuite(t, bin, work, "--resume", dir, "--bin-dir", bin, "--add-models", cfgPath)
+	require.Equal(t, 0, p.wait(t), p.stderr.String())
+	require.Contains(t, p.stderr.String(), "added model(s) tiny from")
+	st = suite.State{}
+	require.NoError(t, results.ReadJSON(dir, suite.StateFile, &st))
+	names = names[:0]
+	for _, cs := range st.Cells {
+		names = append(names, cs.Name)
+		require.Equal(t, suite.StatusDone, cs.Status, cs.Name)
+		require.Equal(t, []string{"reference:threads=1"}, cs.Engines, cs.Name)
+	}
+	require.Equal(t, []string{"tiny-seed2-b8-p32-n32", "tiny-seed2-p32-n64", "tiny-b8-p32-n32", "tiny-p32-n64"}, names)
+	require.Equal(t, 4*2, recorded(t, root), "2 launches in each of 4 cells")
+	after, err := os.ReadFile(filepath.Join(dir, "tiny-seed2-p32-n64", results.RunsFile))
+	require.NoError(t, err)
+	require.Equal(t, before, after, "a finished cell is not run again")
+	sc, err := suite.Load(filepath.Join(dir, suite.ConfigFile))
+	require.NoError(t, err)
+	require.Len(t, sc.Models, 2, "the suite's own config names both models now")
+	p = startSuite(t, bin, work, "--resume", dir, "--bin-dir", bin, "--add-models", cfgPath)
+	require.Equal(t, cli.ExitUsage, p.wait(t))
+	require.Contains(t, p.stderr.String(), "no model to add")
 }
 
 // TestSuitePerBatch: with `cells: per-batch` a model's workloads of one batch size are one benchmark whose launches

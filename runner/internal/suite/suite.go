@@ -230,6 +230,43 @@ func (c *Config) Cells() []Cell {
 
 // CellConfig is the benchmark config of one cell: the suite's settings, the
 // cell's model and its cases, and the engine variants given.
+// AddModels extends the matrix by models: other's models that c does not have (by name), or only those named, appended
+// after c's own, so their cells come after the cells already there. Everything else stays c's — engines, workloads,
+// launches, iterations —, so the added cells are the same benchmark on other models; but other's timeouts replace c's:
+// they bound waiting (a bigger model's longer load or export), never what is measured. It returns the added models.
+func (c *Config) AddModels(other *Config, names []string) ([]Model, error) {
+	has := func(ms []Model, name string) bool {
+		return slices.ContainsFunc(ms, func(m Model) bool { return m.Name == name })
+	}
+	var add []Model
+	if len(names) == 0 {
+		for _, m := range other.Models {
+			if !has(c.Models, m.Name) {
+				add = append(add, m)
+			}
+		}
+		if len(add) == 0 {
+			return nil, fmt.Errorf("no model to add: the suite has every model of %s already", other.Name)
+		}
+	}
+	for _, n := range names {
+		i := slices.IndexFunc(other.Models, func(m Model) bool { return m.Name == n })
+		switch {
+		case i < 0:
+			return nil, fmt.Errorf("%s has no model %q", other.Name, n)
+		case has(c.Models, n):
+			return nil, fmt.Errorf("model %q is in the suite already", n)
+		}
+		add = append(add, other.Models[i])
+	}
+	c.Models = append(c.Models, add...)
+	c.Timeouts = other.Timeouts
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return add, nil
+}
+
 func (c *Config) CellConfig(cell Cell, engines []config.EngineSpec) (*config.Config, error) {
 	base := c.Config
 	base.Name = c.Name + "-" + cell.Name

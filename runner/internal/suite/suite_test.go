@@ -151,3 +151,34 @@ func TestColdStarts(t *testing.T) {
 		{Engine: "b", Launches: 1, FirstLoad: 2, FirstTotal: 5},
 	}, got)
 }
+
+// TestAddModels: the suite gains the other config's models after its own, keeps its own engines, workloads and
+// launches, and takes the other's timeouts.
+func TestAddModels(t *testing.T) {
+	other, err := Load("../../../configs/suite-h200.yaml")
+	require.NoError(t, err)
+	c, err := Load("../../../configs/suite-h200.yaml")
+	require.NoError(t, err)
+	c.Models = c.Models[:1] // a suite begun with --models tinyllama-1.1b
+	c.Launches, c.Timeouts.Prepare.Duration = 2, other.Timeouts.Prepare.Duration/3
+	before := len(c.Cells())
+
+	added, err := c.AddModels(other, nil)
+	require.NoError(t, err)
+	require.Len(t, added, 1)
+	require.Equal(t, "llama-3-8b", added[0].Name)
+	require.Equal(t, []string{"tinyllama-1.1b", "llama-3-8b"}, []string{c.Models[0].Name, c.Models[1].Name})
+	require.Equal(t, 2, c.Launches, "the suite's own launch count stays")
+	require.Equal(t, other.Timeouts, c.Timeouts, "the other config's timeouts")
+	cells := c.Cells()
+	require.Len(t, cells, 2*before)
+	require.Equal(t, "tinyllama-1.1b", cells[0].Model.Name, "the suite's cells first")
+	require.Equal(t, "llama-3-8b", cells[len(cells)-1].Model.Name)
+
+	_, err = c.AddModels(other, nil)
+	require.ErrorContains(t, err, "no model to add")
+	_, err = c.AddModels(other, []string{"tinyllama-1.1b"})
+	require.ErrorContains(t, err, "in the suite already")
+	_, err = c.AddModels(other, []string{"nope"})
+	require.ErrorContains(t, err, `has no model "nope"`)
+}
