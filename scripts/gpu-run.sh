@@ -304,12 +304,12 @@ for stage in "$@"; do
       fi
       continue
     fi
-    # END_AT (epoch seconds) instead: the budget is what is left until then, for a queue whose suite starts after
-    # stages of unknown length (the machine goes at a fixed time: the session's device budget).
     # The models first (the suite would synthesize them the same way: bf16, seed 1), so carried libtorch packages are
     # in place before libtorch's prepare looks for them.
     ms=${SUITE_MODELS:-tinyllama-1.1b,llama-3-8b}
     [[ -n ${SUITE_CONFIG:-} ]] || for m in ${ms//,/ }; do synth "$m"; done
+    # END_AT (epoch seconds) instead of SUITE_BUDGET: the budget is what is left until then, for a queue whose suite
+    # starts after stages of unknown length (the machine goes at a fixed time: the session's device budget).
     budget=${SUITE_BUDGET:-7m} lim=${SUITE_TIMEOUT:-540}
     [[ -z ${END_AT:-} ]] || budget=$((END_AT - $(date +%s) - 30))s lim=$((END_AT - $(date +%s)))
     (
