@@ -125,6 +125,9 @@ func suiteCmd(c *ucli.Context, e *env) error {
 		}
 		fmt.Fprintf(progress, "resuming suite %s (%s)\n", dir, st.Summary())
 	} else {
+		if c.IsSet("add-models") {
+			return usageError("suite: --add-models extends a suite being resumed: use it with --resume DIR")
+		}
 		if c.Args().Len() != 1 {
 			return usageError("suite: want one CONFIG (e.g. configs/suite-cpu.yaml), or --resume DIR")
 		}

@@ -293,6 +293,9 @@ func TestSuiteSubset(t *testing.T) {
 
 	// --add-models extends the finished subset by a model of the config, as cells after its own: the suite's own
 	// engines, workloads and launch count (not the config's three workloads and 4 launches), the finished cells untouched.
+	p = startSuite(t, bin, work, cfgPath, "--bin-dir", bin, "--add-models", cfgPath)
+	require.Equal(t, cli.ExitUsage, p.wait(t))
+	require.Contains(t, p.stderr.String(), "use it with --resume DIR")
 	p = startSuite(t, bin, work, "--resume", dir, "--bin-dir", bin, "--add-models", cfgPath, "--models", "nope")
 	require.Equal(t, cli.ExitUsage, p.wait(t))
 	require.Contains(t, p.stderr.String(), `has no model "nope"`)
