@@ -155,17 +155,11 @@ func suiteCmd(c *ucli.Context, e *env) error {
 			return withCode(ExitUsage, fmt.Errorf("suite %s: %w", sc.Name, err))
 		}
 		st = &suite.State{Name: sc.Name, Engines: specs, Notes: notes}
-		for _, cell := range sc.Cells() {
-			st.Cells = append(st.Cells, suite.CellState{Name: cell.Name, Model: cell.Model.Name, Workload: cell.Workload(), Status: suite.StatusPending})
-		}
+		st.AddPending(sc.Cells())
 		if dir, err = newSuiteDir(c.String("out"), time.Now().UTC().Format("20060102-150405")+"-"+safeName(sc.Name)); err != nil {
 			return err
 		}
-		b, err := yaml.Marshal(sc)
-		if err != nil {
-			return fmt.Errorf("encode suite config: %w", err)
-		}
-		if err := results.WriteFile(dir, suite.ConfigFile, b); err != nil {
+		if err := saveSuiteConfig(dir, sc); err != nil {
 			return err
 		}
 		fmt.Fprintf(progress, "suite %s: %d engine variant(s) × %d model(s) × %d workload(s), results in %s\n",
@@ -363,18 +357,8 @@ func addSuiteModels(dir, path, names string, sc *suite.Config, st *suite.State, 
 	if err != nil {
 		return usageError("suite --resume %s --add-models %s: %v", dir, path, err)
 	}
-	var n int
-	for _, cell := range sc.Cells() {
-		if st.Cell(cell.Name) == nil {
-			st.Cells = append(st.Cells, suite.CellState{Name: cell.Name, Model: cell.Model.Name, Workload: cell.Workload(), Status: suite.StatusPending})
-			n++
-		}
-	}
-	b, err := yaml.Marshal(sc)
-	if err != nil {
-		return fmt.Errorf("encode suite config: %w", err)
-	}
-	if err := results.WriteFile(dir, suite.ConfigFile, b); err != nil {
+	n := st.AddPending(sc.Cells())
+	if err := saveSuiteConfig(dir, sc); err != nil {
 		return err
 	}
 	if err := saveSuite(dir, st); err != nil {
@@ -571,6 +555,15 @@ func newSuiteDir(root, name string) (string, error) {
 		return dir, nil
 	}
 	return "", fmt.Errorf("create results dir: %s and 999 numbered ones exist", filepath.Join(root, name))
+}
+
+// saveSuiteConfig writes the suite's config as it runs (overrides and added models applied) for every resume.
+func saveSuiteConfig(dir string, sc *suite.Config) error {
+	b, err := yaml.Marshal(sc)
+	if err != nil {
+		return fmt.Errorf("encode suite config: %w", err)
+	}
+	return results.WriteFile(dir, suite.ConfigFile, b)
 }
 
 func saveSuite(dir string, st *suite.State) error {

@@ -360,6 +360,19 @@ func (s *State) Cell(name string) *CellState {
 	return nil
 }
 
+// AddPending appends the cells the state does not know yet, pending, in order (a new suite's every cell; the cells of
+// models added to a suite later); it returns how many.
+func (s *State) AddPending(cells []Cell) int {
+	n := 0
+	for _, cell := range cells {
+		if s.Cell(cell.Name) == nil {
+			s.Cells = append(s.Cells, CellState{Name: cell.Name, Model: cell.Model.Name, Workload: cell.Workload(), Status: StatusPending})
+			n++
+		}
+	}
+	return n
+}
+
 // WallSeconds is the time spent in every cell.
 func (s *State) WallSeconds() float64 {
 	var t float64
