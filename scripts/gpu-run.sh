@@ -154,20 +154,22 @@ case ${1:-} in
   # .best_config files, $W/inductor-cache) for the next machine, which then prepares pytorch compiled from it instead of
   # compiling and tuning again (s7: 158 s for TinyLlama's first compile on a fresh H200, 28 s from the cache). In parts
   # of 15 MiB (a returned file holds 16 MiB): keep them in .gpu/ as they come, one per carried call, as gpu-bundle.sh's.
-  if [[ ${PACK_INDUCTOR:-0} == 1 && -d $W/inductor-cache ]]; then
-    XZ_OPT="-6 -T0" tar -cJf "$W/inductor-cache.tar.xz" -C "$W" inductor-cache
+  # ship NAME TAR-ARGS…: $W/NAME.tar.xz of TAR-ARGS, into $OUT in parts of 15 MiB (a returned file holds 16 MiB).
+  ship() {
+    local name=$1
+    shift
+    XZ_OPT="-6 -T0" tar -cJf "$W/$name.tar.xz" "$@"
     source scripts/lib/parts.sh
-    n=$(split_parts "$W/inductor-cache.tar.xz" $((15 << 20)) "$OUT/inductor-cache.tar.xz")
-    echo "gpu-run: inductor cache $(du -sh "$W/inductor-cache" | cut -f1), $(stat -c %s "$W/inductor-cache.tar.xz") bytes of xz in $n part(s)"
+    echo "gpu-run: $name: $(stat -c %s "$W/$name.tar.xz") bytes of xz in $(split_parts "$W/$name.tar.xz" $((15 << 20)) "$OUT/$name.tar.xz") part(s)"
+  }
+  if [[ ${PACK_INDUCTOR:-0} == 1 && -d $W/inductor-cache ]]; then
+    echo "gpu-run: inductor cache $(du -sh "$W/inductor-cache" | cut -f1)"
+    ship inductor-cache -C "$W" inductor-cache
   fi
   # PACK_AOTI=1: libtorch's exported packages (8.4 MB for the 8B; no weights: the weights file is rewritten from the
   # model in seconds), for the next machine's .gpu/, as the Inductor cache: saves each package's export there.
   if [[ ${PACK_AOTI:-0} == 1 ]] && ls "$MODELS"/*/.aoti/*.pt2 >/dev/null 2>&1; then
-    XZ_OPT="-6 -T0" tar -cJf "$W/aoti.tar.xz" -C "$MODELS" --transform 's,^\([^/]*\)/\.aoti/,aoti/\1/,' \
-      $(cd "$MODELS" && ls -d */.aoti/*.pt2 */.aoti/*.kernels.json 2>/dev/null)
-    source scripts/lib/parts.sh
-    n=$(split_parts "$W/aoti.tar.xz" $((15 << 20)) "$OUT/aoti.tar.xz")
-    echo "gpu-run: libtorch packages $(stat -c %s "$W/aoti.tar.xz") bytes of xz in $n part(s)"
+    ship aoti -C "$MODELS" --transform 's,^\([^/]*\)/\.aoti/,aoti/\1/,' $(cd "$MODELS" && ls -d */.aoti/*.pt2 */.aoti/*.kernels.json 2>/dev/null)
   fi
   # The suite as it stands (finished cells and launches), for the next machine should this one go (.gpu/suite.tar.gz).
   [[ ! -d $W/suite ]] || tar -czf "$OUT/suite.tar.gz" -C "$W" --warning=no-file-changed suite || true
