@@ -199,8 +199,9 @@ done
 ((pre)) || nvidia-smi --query-compute-apps=pid,process_name,used_memory --format=csv,noheader | sed 's/^/gpu-run: compute process at start: /'
 engines=()
 for e in pytorch candle burn mistralrs llamacpp libtorch; do [[ -x $BIN/$e ]] && engines+=("$e"); done
-synth() {
-  [[ -f $MODELS/$1/config.json ]] || "$BIN/runner" models synth --shape "$1" --dtype bf16 --out "$MODELS/$1"
+synth() { # under a lock per model: the main and the PARALLEL=1 queue may both want it (the second waits, then finds it)
+  flock "$MODELS/.synth-$1.lock" bash -c '[[ -f $1/config.json ]] || "$2" models synth --shape "$3" --dtype bf16 --out "$1"' \
+    _ "$MODELS/$1" "$BIN/runner" "$1"
   place_aoti "$1"
 }
 # place_aoti MODEL: libtorch packages an earlier H200 exported for this (synthesized, so identical) model, into its

@@ -197,6 +197,9 @@ func TestParity(t *testing.T) {
 		// FlexAttention in the decode step: the same tokens, in eager ops and traced as one graph (fullgraph).
 		{name: "compiled flex", opts: map[string]string{"mode": "compiled", "attention": "flex"}, mode: "compiled"},
 		{name: "compiled aot_eager flex", opts: map[string]string{"mode": "compiled", "compile": "aot_eager", "attention": "flex"}, mode: "compiled"},
+		// The decode step's attention in plain ops (fp32 scores and softmax): the same tokens, eager and traced.
+		{name: "compiled math attention", opts: map[string]string{"mode": "compiled", "attention": "math"}, mode: "compiled"},
+		{name: "compiled aot_eager math attention", opts: map[string]string{"mode": "compiled", "compile": "aot_eager", "attention": "math"}, mode: "compiled"},
 		// The gate/up projection as two matmuls over views of the fused weights: the same arithmetic, so the same tokens.
 		{name: "compiled mlp split", opts: map[string]string{"mode": "compiled", "mlp": "split"}, mode: "compiled"},
 		{name: "compiled aot_eager mlp split", opts: map[string]string{"mode": "compiled", "compile": "aot_eager", "mlp": "split"}, mode: "compiled"},
@@ -240,8 +243,11 @@ func TestParity(t *testing.T) {
 			} else if tt.mode == "compiled" {
 				assert.Contains(t, l.Settings["prefill_attention"], "masked")
 			}
-			if tt.opts["attention"] == "flex" {
+			switch tt.opts["attention"] {
+			case "flex":
 				assert.Contains(t, l.Settings["attention"], "FlexAttention")
+			case "math":
+				assert.Contains(t, l.Settings["attention"], "plain ops")
 			}
 			if tt.opts["mlp"] == "split" {
 				assert.Contains(t, l.Settings["mlp"], "split")

@@ -27,8 +27,13 @@ DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
 # bool mask over the static cache (gpt-fast's; on the H200 cuDNN's kernel, 6.7 µs a layer for TinyLlama's 0.26 MB of KV at
 # p128-n128, results/h200-2026-12-02-s3);
 # flex = FlexAttention (torch.nn.attention.flex_attention) with native GQA and the causal cut as a score_mod on
-# the device-side position, which Inductor lowers to its flex-decoding Triton kernel (split over the KV length).
-ATTENTION = ("sdpa", "flex")
+# the device-side position, which Inductor lowers to its flex-decoding Triton kernel (split over the KV length);
+# math = the attention written out in plain ops (scores as a broadcast multiply and sum over head_dim, the causal cut
+# and softmax in fp32, the weighted sum of V over the cache), which Inductor lowers to Triton reductions parallel over
+# the cache positions: on the H200 (2026-12-03, results/h200-2026-12-03-s14) SDPA's cuDNN kernel took 8.2 µs a layer
+# over TinyLlama's 384-position cache and 31.9 µs over 2048 positions, with GQA grouping giving it one block per KV
+# head (4 on TinyLlama), plus two small mask kernels a layer; flex took 9.6 and 63.0 µs.
+ATTENTION = ("sdpa", "flex", "math")
 
 # The gate/up projection of the MLP: fused = one F.linear over the concatenated gate+up weights, then silu(gate) * up
 # from the two halves of its output; split = two F.linear calls, over the gate and up halves of the same weights
@@ -219,6 +224,22 @@ def flex_decode(q, kc, vc, pos):
     return flex_attention(q, kc, vc, score_mod=causal, enable_gqa=True)
 
 
+def math_decode(q, kc, vc, mask):
+    """math_decode is the decode step's attention in plain ops: q [b, heads, 1, d] over the whole static cache
+    [b, kv_heads, S, d], GQA by broadcasting each KV head over its query-head group (nothing repeated in memory once
+    compiled), mask the step's causal row ([1, S] bool, or the additive rows of fusion=more, all alike), scores and
+    softmax in fp32. Inductor turns the two sums into reductions over head_dim and over the cache positions."""
+    b, h, _, d = q.shape
+    kvh = kc.shape[1]
+    qf = q.reshape(b, kvh, h // kvh, 1, d).float()
+    s = (qf * kc[:, :, None].float()).sum(-1) * d ** -0.5  # [b, kv_heads, group, S]
+    m = mask[0]
+    s = s.masked_fill(~m, float("-inf")) if m.dtype == torch.bool else s + m.float()
+    p = torch.softmax(s, dim=-1)
+    y = (p[..., None] * vc[:, :, None].float()).sum(-2)  # [b, kv_heads, group, d]
+    return y.to(q.dtype).reshape(b, h, 1, d)
+
+
 class Block(nn.Module):
     """Block is one decoder layer with fused qkv and gate/up weights."""
 
@@ -250,6 +271,8 @@ class Block(nn.Module):
             vc[:, :, pos] = v
         if t == 1 and self.decode_attention == "flex":
             y = flex_decode(q, kc, vc, pos)
+        elif t == 1 and self.decode_attention == "math":
+            y = math_decode(q, kc, vc, mask)
         elif t > 1 and self.prefill_attention == "causal":
             # The prompt from position 0: its own keys, causally (what the mask over the cache leaves visible).
             g = c.heads // c.kv_heads

@@ -246,7 +246,11 @@ class Worker:
                 "attention": ("F.scaled_dot_product_attention, bool causal mask over the static cache, GQA by query-head grouping"
                               if attention == "sdpa" else
                               "decode step: FlexAttention (flex_attention, native GQA, causal cut as a score_mod on the device-side "
-                              "position) over the static cache; prefill: F.scaled_dot_product_attention with a bool causal mask"),
+                              "position) over the static cache; prefill: F.scaled_dot_product_attention with a bool causal mask"
+                              if attention == "flex" else
+                              "decode step: plain ops over the static cache (q·K as a broadcast multiply and sum, causal cut and "
+                              "softmax in fp32, the weighted sum of V; GQA by broadcasting each KV head over its query heads); "
+                              "prefill: F.scaled_dot_product_attention with a bool causal mask"),
                 "prefill_attention": ("masked: the prompt over the whole static cache under the bool causal mask (gpt-fast's)"
                                       if prefill_attention == "masked" else
                                       "causal: the prompt over its own keys and values, is_causal=True, no mask (K/V repeated per query head)"),
