@@ -5,19 +5,29 @@ speed or greedy outputs differ can be told apart by their kernels' launch config
 import json
 
 
-def kernel_configs(skip=()):
+def code_modules():
+    """code_modules is the ids of the generated modules Inductor has loaded so far in this process (PyCodeCache), a
+    mark to tell which of them a later compilation loaded (kernel_configs' only)."""
+    from torch._inductor.codecache import PyCodeCache
+
+    return {id(m) for m in list(PyCodeCache.modules)}
+
+
+def kernel_configs(skip=(), only=None, prefix=""):
     """kernel_configs is a JSON object: every Triton kernel Inductor loaded in this process (its generated modules in
     PyCodeCache) and the launch configuration it settled on after autotuning and coordinate-descent tuning (block
     sizes, warps, stages). Runs of one model whose greedy outputs differ between launches can then be told apart:
     the same map in every launch means the tuning is not the cause. Read after warm-up and capture, when each
     kernel holds the one launcher it kept; a kernel that still holds several says how many. skip: modules to leave
-    out (those loaded before a compilation, to report only its kernels: kernel names repeat across graphs)."""
+    out (those loaded before a compilation, to report only its kernels: kernel names repeat across graphs); only: the
+    module ids (code_modules marks) to report, none other; prefix: put before each kernel name, to tell the graphs
+    of one process apart (each decode session's graph numbers its kernels from 0)."""
     from torch._inductor.codecache import PyCodeCache
 
     out = {}
     skipped = {id(m) for m in skip}
     for mod in list(PyCodeCache.modules):
-        if id(mod) in skipped:
+        if id(mod) in skipped or (only is not None and id(mod) not in only):
             continue
         for name, obj in list(vars(mod).items()):
             launchers = getattr(obj, "launchers", None)
@@ -28,7 +38,7 @@ def kernel_configs(skip=()):
             if len(launchers) > 1:
                 parts.append(f"launchers={len(launchers)}")
             kname = getattr(getattr(obj, "fn", None), "__name__", None) or name
-            out[kname] = ",".join(parts)
+            out[prefix + kname] = ",".join(parts)
     return json.dumps(out, sort_keys=True)
 
 

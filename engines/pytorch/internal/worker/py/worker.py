@@ -26,7 +26,7 @@ from importlib import metadata  # noqa: E402
 import torch  # noqa: E402
 
 import llama  # noqa: E402
-from kernels import inductor_counters, kernel_configs  # noqa: E402
+from kernels import code_modules, inductor_counters, kernel_configs  # noqa: E402
 
 
 class BadRequest(Exception):
@@ -215,13 +215,19 @@ class Worker:
                 by_session[key] = (lens + [n], max(max_new, mn), max(need, n + mn))
             graphs = len(by_session) + sum(len(set(v[0])) for v in by_session.values())
             torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, graphs + 4)
+            # Which generated modules each session's compilation loaded: its kernels are numbered from 0 in each graph,
+            # so kernel_configs reports them per session ("b1-s384/triton_…_9"), not one name over another's.
+            marks = []
             for (b, length), (lens, max_new, need) in sorted(by_session.items()):
+                before = code_modules() if dev.type == "cuda" else set()
                 try:
                     self.impl.prepare(b, lens, max_new, need)
                 except torch.OutOfMemoryError:
                     raise
                 except Exception as e:
                     raise RuntimeError(f"compile/capture of the decode step (batch {b}, cache {length}) failed: {type(e).__name__}: {e}") from e
+                if dev.type == "cuda":
+                    marks.append((f"b{b}-s{length}/", code_modules() - before))
             self.sync()
             compile_ns = time.perf_counter_ns() - t
             if dev.type == "cuda" and dec_opts is not None and dec_opts.get("backend") is None:
@@ -235,7 +241,10 @@ class Worker:
                     settings["shared_tuning"] = ("Inductor's Triton kernel tuning, made by the first process on this compile cache "
                                                  "and read by every later one (tuning=cached)")
                 try:
-                    settings["kernel_configs"] = kernel_configs()
+                    configs = {}
+                    for prefix, ids in marks:
+                        configs.update(json.loads(kernel_configs(only=ids, prefix=prefix)))
+                    settings["kernel_configs"] = json.dumps(configs, sort_keys=True)
                 except Exception as e:  # introspection of Inductor internals: report it, never fail the load
                     settings["kernel_configs_error"] = f"{type(e).__name__}: {e}"
             settings.update({
