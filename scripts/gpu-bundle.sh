@@ -28,7 +28,7 @@ for e in ${ENGINES-candle burn mistralrs lmrs llamacpp libtorch}; do
   "scripts/build-$e.sh" --cuda
   echo "gpu-bundle: $e built in $((SECONDS - t0)) s"
 done
-# An archive over SPLIT_MIB (24 MiB: the tracked tree is 33.6 MiB on 2026-12-03, and of the 64 MiB a device call carries
+# An archive over SPLIT_MIB (24 MiB: the tracked tree is 38.4 MiB after session 14, 2026-12-03, and of the 64 MiB a device call carries
 # 31.1 + 27.7 MiB went, 31.1 + 32.5 was refused) travels in parts,
 # one per call, NAME.tar.xz.part1of2 …, which scripts/gpu-run.sh joins on the GPU host once all have arrived.
 source scripts/lib/parts.sh
