@@ -143,6 +143,9 @@ func convert(ctx context.Context, hfDir, outPath string, typ Type, opts Options)
 		st.Params += p.rows * p.cols
 	}
 	dir := filepath.Dir(outPath)
+	if err := checkSpace(dir, tensors, typ); err != nil {
+		return Stats{}, err
+	}
 	f, err := os.CreateTemp(dir, "."+filepath.Base(outPath)+".tmp*")
 	if err != nil {
 		return Stats{}, err
@@ -176,6 +179,44 @@ func convert(ctx context.Context, hfDir, outPath string, typ Type, opts Options)
 	}
 	f = nil
 	return st, nil
+}
+
+// freeSpace is statFree, replaced in tests.
+var freeSpace = statFree
+
+// headerSlack is room for the file's header (metadata, a vocabulary of up to
+// a few hundred thousand tokens) next to its tensor data.
+const headerSlack = 64 << 20
+
+// checkSpace refuses a conversion whose file would not fit in dir's free
+// space, before a byte is written: an 8B model's f16 GGUF is 16 GB, and a
+// disk filling up mid-write fails late, after minutes of work, and leaves
+// other writers on that disk short too.
+func checkSpace(dir string, tensors []Tensor, typ Type) error {
+	need, err := dataBytes(tensors)
+	if err != nil {
+		return err
+	}
+	need += headerSlack
+	free, ok := freeSpace(dir)
+	if !ok || free >= need {
+		return nil
+	}
+	return fmt.Errorf("%s has %.2f GB free, the %s file needs %.2f GB: free space there or convert elsewhere", dir, float64(free)/1e9, typ, float64(need)/1e9)
+}
+
+// dataBytes is the size of the tensor data a GGUF of these tensors holds
+// (each padded to the alignment): the file is that and its header.
+func dataBytes(tensors []Tensor) (int64, error) {
+	var n int64
+	for _, t := range tensors {
+		b, err := t.Bytes()
+		if err != nil {
+			return 0, err
+		}
+		n = pad(n + b)
+	}
+	return n, nil
 }
 
 // metadata is the general.* and llama.* metadata of LlamaModel's

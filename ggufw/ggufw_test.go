@@ -424,3 +424,56 @@ func compactJSON(b json.RawMessage) string {
 	}
 	return buf.String()
 }
+
+// TestConvertNoSpace: a conversion whose file would not fit in the target's
+// free space is refused before anything is written, with both sizes in the
+// error; with room, or when the space is unknown, it converts.
+func TestConvertNoSpace(t *testing.T) {
+	dir := t.TempDir()
+	hf := filepath.Join(dir, "hf")
+	writeHF(t, hf, microSpec)
+	old := freeSpace
+	defer func() { freeSpace = old }()
+	out := filepath.Join(dir, "m.gguf")
+	freeSpace = func(string) (int64, bool) { return 1 << 20, true }
+	_, err := ConvertHF(context.Background(), hf, out, F16, Options{})
+	if err == nil || !strings.Contains(err.Error(), "0.00 GB free, the f16 file needs 0.07 GB") {
+		t.Fatalf("err = %v, want the free and needed sizes", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("directory holds %d entries, want hf/ alone (nothing written)", len(ents))
+	}
+	freeSpace = func(string) (int64, bool) { return 1 << 30, true }
+	st, err := ConvertHF(context.Background(), hf, out, F16, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The check's estimate: the tensor data, which the file holds, and a header within the slack.
+	cfg, err := loadConfig(hf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ckpt, err := checkpoint(hf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plans, _, err := planTensors(cfg, ckpt, F16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tensors []Tensor
+	for _, p := range plans {
+		tensors = append(tensors, p.Tensor)
+	}
+	data, err := dataBytes(tensors)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Bytes < data || st.Bytes > data+headerSlack {
+		t.Errorf("file %d bytes, tensor data %d: the header is not within the check's %d bytes of slack", st.Bytes, data, headerSlack)
+	}
+	freeSpace = func(string) (int64, bool) { return 0, false } // unknown: unchecked
+	if _, err := ConvertHF(context.Background(), hf, filepath.Join(dir, "n.gguf"), Q8_0, Options{}); err != nil {
+		t.Fatal(err)
+	}
+}
