@@ -86,7 +86,8 @@ def set_tuning(name):
         torch._inductor.config.bundle_triton_into_fx_graph_cache = False
 
 
-COMPILE_SETTINGS = ("inductor", "inductor-thorough", "inductor-realize", "max-autotune", "inductor-cublas", "aot_eager", "none")
+COMPILE_SETTINGS = ("inductor", "inductor-thorough", "inductor-realize", "inductor-pdl", "max-autotune", "inductor-cublas",
+                    "aot_eager", "none")
 
 
 def compile_options(device, name):
@@ -104,6 +105,11 @@ def compile_options(device, name):
     results/h200-2026-12-02-s8) the down, qkv and wo GEMVs ran at 46-77% of the memory bandwidth where gate+up ran at
     97-100%, each of their programs reloading and recomputing its fused prologue (silu(gate)*up, RMSNorm's scaling) —
     written once, a GEMV reads one ready vector; the price is more, smaller pointwise kernels (not yet measured);
+    inductor-pdl: the same as inductor, with Programmatic Dependent Launch in Inductor's Triton kernels
+    (triton.enable_pdl, opt-in in torch 2.11; Hopper and later): a kernel is launched while the one before it runs and
+    waits (griddepcontrol.wait) only where it first reads what that one wrote — aimed at the ~0.9 µs gap at each of the
+    decode graph's ~245 (TinyLlama) to ~356 (8B) kernel boundaries, 229 and 384 µs a token on the H200
+    (results/h200-2026-12-03-s14, -s8);
     max-autotune: the same as inductor plus Inductor's max_autotune; inductor-cublas: Inductor's defaults, without
     coordinate-descent tuning, so M=1 matmuls stay cuBLAS calls (GEMV) and only the rest is generated Triton;
     aot_eager: Dynamo + AOTAutograd tracing with no code generation (cheap; checks the step traces as one
@@ -121,6 +127,8 @@ def compile_options(device, name):
         opts["max_autotune"] = True
     if name == "inductor-realize":
         opts["realize_acc_reads_threshold"] = 1
+    if name == "inductor-pdl" and device.type == "cuda":
+        opts["triton.enable_pdl"] = True
     if name == "inductor-thorough" and device.type == "cuda":
         opts.update({"coordinate_descent_check_all_directions": True, "coordinate_descent_search_radius": 2,
                      "max_autotune_pointwise": True})

@@ -78,6 +78,7 @@ import json, torch, llama
 cuda, cpu = torch.device("cuda", 0), torch.device("cpu")
 out = {n: llama.compile_options(cuda, n) for n in llama.COMPILE_SETTINGS}
 out["cpu-inductor-thorough"] = llama.compile_options(cpu, "inductor-thorough")
+out["cpu-inductor-pdl"] = llama.compile_options(cpu, "inductor-pdl")
 try:
     llama.compile_options(cuda, "jit")
     out["unknown"] = "accepted"
@@ -100,8 +101,10 @@ print(json.dumps(out))
 		"coordinate_descent_check_all_directions": true, "coordinate_descent_search_radius": float64(2),
 		"max_autotune_pointwise": true}, opts("inductor-thorough"))
 	assert.Equal(t, map[string]any{"coordinate_descent_tuning": true, "triton.unique_kernel_names": true, "max_autotune": true}, opts("max-autotune"))
+	assert.Equal(t, map[string]any{"coordinate_descent_tuning": true, "triton.unique_kernel_names": true, "triton.enable_pdl": true}, opts("inductor-pdl"))
 	assert.Equal(t, false, opts("inductor-cublas")["coordinate_descent_tuning"])
 	assert.Empty(t, opts("cpu-inductor-thorough"), "cuda-only Inductor options on the cpu")
+	assert.Empty(t, opts("cpu-inductor-pdl"), "cuda-only Inductor options on the cpu")
 	assert.Nil(t, got["none"])
 	assert.Equal(t, "aot_eager", got["aot_eager"].(map[string]any)["backend"])
 	assert.Contains(t, got["unknown"], "unknown compile setting")
