@@ -6,7 +6,7 @@ ceiling the engine should reach; the gap to the runner's figure is the adapter o
 
     bench.py run --model DIR [--device cuda] [--dtype bf16] [--prompt 128] [--new 256] [--iters 5]
                  [--compile inductor|inductor-thorough|inductor-realize|inductor-pdl|max-autotune|inductor-cublas|aot_eager|none] [--tuning cached|per-process]
-                 [--attention sdpa|flex] [--mlp fused|split] [--fusion gpt-fast|more] [--inductor KEY=VALUE ...] [--cuda-graph on|off] [--lookahead 0|1] [--check [--eager]]
+                 [--attention sdpa|flex|math] [--mlp fused|split] [--fusion gpt-fast|more] [--inductor KEY=VALUE ...] [--cuda-graph on|off] [--lookahead 0|1] [--check [--eager]]
                  [--seed 1 --case p128-n256] [--per-iter] [--nvtx]
     bench.py run --dry        # the same code on CPU, on a tiny checkpoint written to a temp dir
     bench.py synth --out DIR [--seed 0]   # a tiny random HF Llama checkpoint (f32), for tests
