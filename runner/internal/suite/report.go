@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/analysis"
@@ -136,7 +137,7 @@ func Markdown(w io.Writer, dir string, st *State) error {
 			Wall(c.WallSeconds), machineOf(filepath.Join(dir, c.Name)), strings.ReplaceAll(strings.Join(notes, "; "), "|", "/"))
 	}
 	p.f("\n")
-	for _, m := range modelTotals(st) {
+	for _, m := range modelTotals(dir, st) {
 		p.f("- %s: %s\n", m[0], m[1])
 	}
 	p.f("\n## Cold start: first launch vs later launches\n\n")
@@ -202,21 +203,42 @@ func laterCompile(cs ColdStart) string {
 	return compile(cs.LaterCompile)
 }
 
-// modelTotals is the wall time per model, in suite order.
-func modelTotals(st *State) [][2]string {
+// modelTotals is the wall time per model, in suite order, and how much of it went into the engines' preparations
+// (`ENGINE prepare`: conversions, exports, first compilations) — those that failed named, since a preparation that
+// runs out of time costs its whole timeout and measures nothing (burn's autotune of a long prompt on the H200).
+func modelTotals(dir string, st *State) [][2]string {
 	var names []string
-	t := map[string]float64{}
+	t, prep, failed := map[string]float64{}, map[string]float64{}, map[string]float64{}
 	n := map[string]int{}
+	who := map[string][]string{}
 	for _, c := range st.Cells {
 		if _, ok := t[c.Model]; !ok {
 			names = append(names, c.Model)
 		}
 		t[c.Model] += c.WallSeconds
 		n[c.Model]++
+		preps, _ := results.ReadPreparations(filepath.Join(dir, c.Name))
+		for _, p := range preps {
+			s := float64(p.WallNs) / 1e9
+			prep[c.Model] += s
+			if p.Error != "" {
+				failed[c.Model] += s
+				if !slices.Contains(who[c.Model], p.Engine) {
+					who[c.Model] = append(who[c.Model], p.Engine)
+				}
+			}
+		}
 	}
 	var out [][2]string
 	for _, m := range names {
-		out = append(out, [2]string{m, fmt.Sprintf("%s over its %d cell(s)", Wall(t[m]), n[m])})
+		line := fmt.Sprintf("%s over its %d cell(s)", Wall(t[m]), n[m])
+		if prep[m] > 0 {
+			line += fmt.Sprintf(", of which %s in preparations", Wall(prep[m]))
+			if failed[m] > 0 {
+				line += fmt.Sprintf(" (%s in ones that failed: %s)", Wall(failed[m]), strings.Join(who[m], ", "))
+			}
+		}
+		out = append(out, [2]string{m, line})
 	}
 	return out
 }
@@ -284,7 +306,7 @@ func HTML(w io.Writer, dir string, st *State) error {
 			esc(strings.Join(c.Engines, ", ")), c.Launches, esc(Wall(c.WallSeconds)), esc(machineOf(filepath.Join(dir, c.Name))), esc(strings.Join(notes, "; ")))
 	}
 	p.f("</table>\n<ul>\n")
-	for _, m := range modelTotals(st) {
+	for _, m := range modelTotals(dir, st) {
 		p.f("<li>%s: %s</li>\n", esc(m[0]), esc(m[1]))
 	}
 	p.f("</ul>\n<h2>Cold start: first launch vs later launches</h2>\n<p>Every launch shares one compile cache (%s). Seconds; later = median of launches 2…K; prepared = <code>ENGINE prepare</code> before launch 1, in no launch's figures.</p>\n", esc(orNone(st.CompileCache)))

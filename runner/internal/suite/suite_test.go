@@ -1,9 +1,11 @@
 package suite
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cuda-inference-benchmarks/cib/protocol"
@@ -181,4 +183,32 @@ func TestAddModels(t *testing.T) {
 	require.ErrorContains(t, err, "in the suite already")
 	_, err = c.AddModels(other, []string{"nope"})
 	require.ErrorContains(t, err, `has no model "nope"`)
+}
+
+// TestModelTotals: each model's wall time over its cells, with the share its engines' preparations took and the
+// failed ones named (a preparation that runs out of time costs its whole timeout and measures nothing).
+func TestModelTotals(t *testing.T) {
+	dir := t.TempDir()
+	prep := func(cell, engine string, s float64, failed bool) {
+		p := &results.Preparation{Engine: engine, WallNs: int64(s * 1e9)}
+		if failed {
+			p.Error = "prepare ran past timeouts.prepare (4m0s)"
+		} else {
+			p.Prepared = &protocol.Prepared{Ran: true}
+		}
+		require.NoError(t, os.MkdirAll(filepath.Join(dir, cell), 0o755))
+		require.NoError(t, results.AppendPreparation(filepath.Join(dir, cell), p))
+	}
+	prep("tiny-b1", "compiled", 67, false)
+	prep("tiny-b1", "burn", 240, true)
+	prep("tiny-b8", "compiled", 75, false)
+	st := &State{Cells: []CellState{
+		{Name: "tiny-b1", Model: "tiny", WallSeconds: 828},
+		{Name: "tiny-b8", Model: "tiny", WallSeconds: 513},
+		{Name: "big-b1", Model: "big", WallSeconds: 60},
+	}}
+	assert.Equal(t, [][2]string{
+		{"tiny", "22m21s over its 2 cell(s), of which 6m22s in preparations (4m0s in ones that failed: burn)"},
+		{"big", "1m0s over its 1 cell(s)"},
+	}, modelTotals(dir, st))
 }
