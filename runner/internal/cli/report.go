@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/report"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/results"
 	"github.com/cuda-inference-benchmarks/cib/runner/internal/slurm"
+	"github.com/cuda-inference-benchmarks/cib/runner/internal/suite"
 )
 
 // writeReports analyses the records and writes summary.json, report.md,
@@ -96,6 +98,9 @@ func reportCommand(e *env) *ucli.Command {
 			if slurm.IsArray(dir) { // a Slurm job array: merge its tasks (slurm.go)
 				return reportArray(c, e, dir)
 			}
+			if _, err := os.Stat(filepath.Join(dir, suite.StateFile)); err == nil { // a suite: its own report over the cells
+				return reportSuite(c, e, dir)
+			}
 			recs, warnings, err := results.ReadRuns(filepath.Join(dir, results.RunsFile))
 			if err != nil {
 				return err
@@ -156,4 +161,25 @@ func parseMargin(s string) (float64, error) {
 		return m, nil
 	}
 	return 0, usageError("--equivalence %q: want a margin such as 2%% or 0.02 (below 100%%), or 0 for none", s)
+}
+
+// reportSuite rewrites a suite directory's report.md and report.html from its suite.json and its cells as they are
+// on disk (each cell is a results directory of its own: runner report DIR/CELL re-analyses one).
+func reportSuite(c *ucli.Context, e *env, dir string) error {
+	if f := c.String("format"); f != "md" {
+		return usageError("report %s: a suite's report is Markdown and HTML; --format %s applies to a cell: runner report %s", dir, f, filepath.Join(dir, "CELL"))
+	}
+	st := &suite.State{}
+	if err := results.ReadJSON(dir, suite.StateFile, st); err != nil {
+		return fmt.Errorf("report %s: %w", dir, err)
+	}
+	if err := writeSuiteReports(dir, st); err != nil {
+		return fmt.Errorf("report %s: %w", dir, err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, suite.ReportMD))
+	if err != nil {
+		return err
+	}
+	_, err = e.stdout.Write(b)
+	return err
 }

@@ -184,6 +184,19 @@ func TestSuite(t *testing.T) {
 	require.Equal(t, 6, strings.Count(string(page), "<section id=\"cell-"))
 	require.Equal(t, 1, strings.Count(string(page), "</html>"))
 
+	// runner report DIR on a suite rewrites its own report from suite.json and the cells on disk; the per-model line
+	// says what the preparations took (the test engine declares prepare).
+	require.NoError(t, os.Remove(filepath.Join(dir, suite.ReportMD)))
+	o := run(t, t.Context(), "report", dir)
+	require.Equal(t, 0, o.code, o.stderr)
+	md2, err := os.ReadFile(filepath.Join(dir, suite.ReportMD))
+	require.NoError(t, err)
+	require.Equal(t, string(md2), o.stdout)
+	require.Regexp(t, `- tiny: [0-9hms]+ over its 3 cell\(s\), of which [0-9hms]+ in preparations`, string(md2))
+	o = run(t, t.Context(), "report", "--format", "json", dir)
+	require.Equal(t, cli.ExitUsage, o.code)
+	require.Contains(t, o.stderr, "a suite's report is Markdown and HTML")
+
 	// A finished suite resumed launches nothing.
 	p = startSuite(t, bin, work, "--resume", dir, "--bin-dir", bin, "-q")
 	require.Equal(t, 0, p.wait(t), p.stderr.String())
