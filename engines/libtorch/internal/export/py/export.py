@@ -109,7 +109,7 @@ def main():
     model = llama.build(cfg, host, dev, a.max_seq)
     model.set_prefill_attention(a.prefill_attention)
     del host
-    # Example caches of one length; the exported models take any length in [2, max_seq].
+    # Example caches (the decode step's; the prefill's below); the exported models take any length in [2, max_seq].
     s_ex = a.max_seq if a.static_cache else min(128, a.max_seq)
     kw = dict(dtype=dtype, device=dev)
     caches = tuple(torch.zeros((a.batch, cfg.kv_heads, s_ex, cfg.head_dim), **kw) for _ in range(2 * cfg.layers))
@@ -123,11 +123,19 @@ def main():
         "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.machine(),
     }
     t = time.perf_counter_ns()
-    ids = torch.zeros((a.batch, max(2, min(8, s_ex))), dtype=torch.long, device=dev)
+    # The prefill's example is a long prompt over a long cache: AOTInductor tunes each Triton kernel once, at the
+    # example's sizes, and runs that configuration at every size. On the H200 a prefill exported at 8 tokens over 128
+    # positions took 116.5 ms for 2032 tokens (results/h200-2026-12-03-s13), one exported over a 2048-position cache
+    # 37.5 ms (-s12). A configuration tuned on a large launch also serves a small one (fewer programs); the reverse
+    # launches millions of tiny programs. The decode step keeps its 128-position example (its sizes do not grow with t).
+    t_ex = max(2, min(1024, a.max_seq // 2))
+    s_pre = a.max_seq if a.static_cache else min(a.max_seq, max(s_ex, 2 * t_ex))
+    pre_caches = tuple(torch.zeros((a.batch, cfg.kv_heads, s_pre, cfg.head_dim), **kw) for _ in range(2 * cfg.layers))
+    ids = torch.zeros((a.batch, t_ex), dtype=torch.long, device=dev)
     seq = torch.export.Dim("t", min=2, max=a.max_seq)
     # Deferred runtime asserts: the symbolic solver cannot prove some reshape guards (Min(hd, k*t) == hd) that
     # hold for every t >= 2; they become runtime checks instead of export errors.
-    ep_pre = torch.export.export(Prefill(model), (ids, caches), dynamic_shapes=({1: seq}, cache_dims),
+    ep_pre = torch.export.export(Prefill(model), (ids, pre_caches), dynamic_shapes=({1: seq}, cache_dims),
                                  prefer_deferred_runtime_asserts_over_guards=True)
     tok = torch.zeros((a.batch, 1), dtype=torch.long, device=dev)
     pos = torch.zeros((1,), dtype=torch.long, device=dev)
@@ -168,7 +176,8 @@ def main():
     pre_opts = inductor_options(dev, dict(meta))
     if a.weights:
         pre_opts["aot_inductor.package_constants_in_so"] = False
-    pre_files = torch._inductor.aot_compile(ep_pre.module(), (ids, caches), options=pre_opts)
+    pre_files = torch._inductor.aot_compile(ep_pre.module(), (ids, pre_caches), options=pre_opts)
+    del pre_caches
     pre_ns = time.perf_counter_ns() - t
     from torch._inductor.codecache import PyCodeCache
 
