@@ -228,8 +228,6 @@ func (c *Config) Cells() []Cell {
 	return out
 }
 
-// CellConfig is the benchmark config of one cell: the suite's settings, the
-// cell's model and its cases, and the engine variants given.
 // AddModels extends the matrix by models: other's models that c does not have (by name), or only those named, appended
 // after c's own, so their cells come after the cells already there. Everything else stays c's — engines, workloads,
 // launches, iterations —, so the added cells are the same benchmark on other models; but other's timeouts replace c's:
@@ -267,6 +265,8 @@ func (c *Config) AddModels(other *Config, names []string) ([]Model, error) {
 	return add, nil
 }
 
+// CellConfig is the benchmark config of one cell: the suite's settings, the
+// cell's model and its cases, and the engine variants given.
 func (c *Config) CellConfig(cell Cell, engines []config.EngineSpec) (*config.Config, error) {
 	base := c.Config
 	base.Name = c.Name + "-" + cell.Name
