@@ -25,24 +25,59 @@ def kernel_configs(skip=(), only=None, prefix=""):
     out (those loaded before a compilation, to report only its kernels: kernel names repeat across graphs); only: the
     module ids (code_modules marks) to report, none other; prefix: put before each kernel name, to tell the graphs
     of one process apart (each decode session's graph numbers its kernels from 0)."""
+    out = {}
+    for kname, obj in _kernels(skip, only):
+        launchers = obj.launchers
+        c = launchers[0].config
+        parts = _parts(c.kwargs, c.num_warps, c.num_stages)
+        if len(launchers) > 1:
+            parts.append(f"launchers={len(launchers)}")
+        out[prefix + kname] = ",".join(parts)
+    return json.dumps(out, sort_keys=True)
+
+
+def tuning_cache(skip=(), only=None, prefix=""):
+    """tuning_cache is a JSON object saying where each Triton kernel of a compilation got the launch configuration it
+    runs with: "hit" counts the kernels whose module load found a tuning in Inductor's autotune cache (a .best_config
+    file keyed by the kernel's source, which an earlier process saved) and kept it; "retuned" names the hits that run
+    another configuration all the same (Inductor tuned them again in this process); "tuned" names the misses (tuned
+    here); "other" counts the rest by Inductor's state (one candidate config, caching disabled). On the 8B
+    (2026-12-03) a launch after its own prepare still ran 8-178 coordinate-descent benchmarks and settled on other
+    configurations than the prepare's: this names the kernels, and says whether the cache missed or a hit was tuned
+    again. skip/only/prefix as in kernel_configs."""
+    from torch._inductor.runtime.runtime_utils import triton_config_to_hashable
+
+    out = {"hit": 0, "retuned": [], "tuned": [], "other": {}}
+    for kname, obj in _kernels(skip, only):
+        info = getattr(obj, "autotune_cache_info", None) or {}
+        state = info.get("autotune_cache_state", "none")
+        if state == "hit":
+            if tuple(map(tuple, info.get("best_config", ()))) == triton_config_to_hashable(obj.launchers[0].config):
+                out["hit"] += 1
+            else:
+                out["retuned"].append(prefix + kname)
+        elif state == "miss":
+            out["tuned"].append(prefix + kname)
+        else:
+            out["other"][state] = out["other"].get(state, 0) + 1
+    out["retuned"].sort()
+    out["tuned"].sort()
+    return json.dumps(out, sort_keys=True)
+
+
+def _kernels(skip, only):
+    """_kernels yields (name, autotuner) for each Triton kernel in Inductor's loaded modules that holds a launcher,
+    leaving out the modules in skip and, with only, those whose ids are not in it."""
     from torch._inductor.codecache import PyCodeCache
 
-    out = {}
     skipped = {id(m) for m in skip}
     for mod in list(PyCodeCache.modules):
         if id(mod) in skipped or (only is not None and id(mod) not in only):
             continue
         for name, obj in list(vars(mod).items()):
-            launchers = getattr(obj, "launchers", None)
-            if not launchers:
+            if not getattr(obj, "launchers", None):
                 continue
-            c = launchers[0].config
-            parts = _parts(c.kwargs, c.num_warps, c.num_stages)
-            if len(launchers) > 1:
-                parts.append(f"launchers={len(launchers)}")
-            kname = getattr(getattr(obj, "fn", None), "__name__", None) or name
-            out[prefix + kname] = ",".join(parts)
-    return json.dumps(out, sort_keys=True)
+            yield getattr(getattr(obj, "fn", None), "__name__", None) or name, obj
 
 
 def inductor_counters():
@@ -85,4 +120,19 @@ def aoti_kernel_configs(since=None):
             if not c.get(k):
                 c.pop(k, None)
         out[name] = ",".join(_parts(c, num_warps, num_stages))
+    return json.dumps(out, sort_keys=True)
+
+
+def merge_tuning_cache(parts):
+    """merge_tuning_cache adds up tuning_cache objects (JSON), e.g. one per decode session's graph, into one."""
+    out = {"hit": 0, "retuned": [], "tuned": [], "other": {}}
+    for p in parts:
+        p = json.loads(p)
+        out["hit"] += p["hit"]
+        out["retuned"] += p["retuned"]
+        out["tuned"] += p["tuned"]
+        for k, v in p["other"].items():
+            out["other"][k] = out["other"].get(k, 0) + v
+    out["retuned"].sort()
+    out["tuned"].sort()
     return json.dumps(out, sort_keys=True)

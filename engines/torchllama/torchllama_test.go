@@ -69,6 +69,61 @@ print(kernels.aoti_kernel_configs())
 	require.Equal(t, "XBLOCK=512,num_warps=4,num_stages=1", all["triton_poi_fused_1"])
 }
 
+// TestTuningCache: tuning_cache sorts the Triton kernels of Inductor's loaded modules (PyCodeCache's own list, given
+// here modules whose autotuners stand in for the ones Triton builds on a GPU: a launcher config and Inductor's
+// autotune_cache_info) by where their configuration came from — a cache hit kept, a hit tuned again, a miss tuned in
+// the process, a kernel with one candidate — and merge_tuning_cache adds two graphs' counts up.
+func TestTuningCache(t *testing.T) {
+	script := `
+import json, types
+from torch._inductor.codecache import PyCodeCache
+import kernels
+
+class Config:
+    def __init__(self, kwargs, num_warps, num_stages):
+        self.kwargs, self.num_warps, self.num_stages = kwargs, num_warps, num_stages
+
+def kernel(name, state, cached=None, now=None):
+    o = types.SimpleNamespace(fn=types.SimpleNamespace(__name__=name), launchers=[types.SimpleNamespace(config=now)],
+                              autotune_cache_info={"autotune_cache_state": state})
+    if cached is not None:
+        o.autotune_cache_info["best_config"] = tuple(sorted(cached.kwargs.items())) + (("num_warps", cached.num_warps), ("num_stages", cached.num_stages))
+    return o
+
+a = Config({"XBLOCK": 4, "R0_BLOCK": 512}, 16, 1)
+b = Config({"XBLOCK": 1, "R0_BLOCK": 2048}, 16, 1)
+m1 = types.ModuleType("graph1")
+m1.k_hit = kernel("triton_red_fused_mm_9", "hit", a, Config(dict(a.kwargs), 16, 1))
+m1.k_retuned = kernel("triton_red_fused_mm_8", "hit", a, b)
+m1.k_miss = kernel("triton_red_fused_mm_1", "miss", None, b)
+m1.not_a_kernel = 3
+m2 = types.ModuleType("graph2")
+m2.k_one = kernel("triton_poi_fused_2", "only 1 config", None, a)
+m2.k_miss = kernel("triton_red_fused_mm_1", "miss", None, a)
+PyCodeCache.modules.extend([m1, m2])
+g1 = kernels.tuning_cache(only={id(m1)}, prefix="b1-s384/")
+g2 = kernels.tuning_cache(only={id(m2)}, prefix="b1-s2048/")
+print(g1)
+print(kernels.merge_tuning_cache([g1, g2]))
+`
+	out := runPython(t, script)
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	require.Len(t, lines, 2, "%s", out)
+	type cache struct {
+		Hit     int            `json:"hit"`
+		Retuned []string       `json:"retuned"`
+		Tuned   []string       `json:"tuned"`
+		Other   map[string]int `json:"other"`
+	}
+	var g1, all cache
+	require.NoError(t, json.Unmarshal([]byte(lines[0]), &g1))
+	require.NoError(t, json.Unmarshal([]byte(lines[1]), &all))
+	assert.Equal(t, cache{Hit: 1, Retuned: []string{"b1-s384/triton_red_fused_mm_8"}, Tuned: []string{"b1-s384/triton_red_fused_mm_1"},
+		Other: map[string]int{}}, g1)
+	assert.Equal(t, cache{Hit: 1, Retuned: []string{"b1-s384/triton_red_fused_mm_8"},
+		Tuned: []string{"b1-s2048/triton_red_fused_mm_1", "b1-s384/triton_red_fused_mm_1"}, Other: map[string]int{"only 1 config": 1}}, all)
+}
+
 // TestCompileOptions: each compile setting's torch.compile arguments as llama.py builds them for a cuda device (a
 // torch.device object needs no GPU): inductor-thorough is inductor plus the wider coordinate-descent search, the
 // cpu gets no cuda-only Inductor options, and an unknown name is refused.

@@ -26,7 +26,7 @@ from importlib import metadata  # noqa: E402
 import torch  # noqa: E402
 
 import llama  # noqa: E402
-from kernels import code_modules, inductor_counters, kernel_configs  # noqa: E402
+from kernels import code_modules, inductor_counters, kernel_configs, merge_tuning_cache, tuning_cache  # noqa: E402
 
 
 class BadRequest(Exception):
@@ -247,6 +247,10 @@ class Worker:
                     settings["kernel_configs"] = json.dumps(configs, sort_keys=True)
                 except Exception as e:  # introspection of Inductor internals: report it, never fail the load
                     settings["kernel_configs_error"] = f"{type(e).__name__}: {e}"
+                try:
+                    settings["tuning_cache"] = merge_tuning_cache(tuning_cache(only=ids, prefix=prefix) for prefix, ids in marks)
+                except Exception as e:
+                    settings["tuning_cache_error"] = f"{type(e).__name__}: {e}"
             settings.update({
                 "implementation": "own gpt-fast-style Llama (engines/torchllama/llama.py, shared with the libtorch engine)",
                 "kv_cache": ("static, written in place (index_put_), sized per request as gpt-fast does (prompt + new tokens, "
