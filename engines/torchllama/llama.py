@@ -78,12 +78,45 @@ def set_tuning(name):
     """set_tuning applies the "tuning" option: cached (default) keeps Triton kernels out of Inductor's FX graph
     cache, so a process that hits that cache builds each kernel from its source and reads the .best_config an
     earlier process's coordinate-descent tuning saved (torch 2.11 otherwise restores them from before tuning and
-    tunes again: on the H200, 20 of 24 kernels settled differently from launch to launch); per-process keeps
-    torch's default, each process drawing its own tuning."""
+    tunes again: on the H200, 20 of 24 kernels settled differently from launch to launch), and mends triton.Config
+    so that kernels from Inductor's compile workers keep the mark that their cached configuration was tuned
+    (keep_coordesc_mark); per-process keeps torch's default, each process drawing its own tuning."""
     if name not in TUNING:
         raise ValueError(f"tuning {name!r}: want one of {', '.join(TUNING)}")
     if name == "cached":
         torch._inductor.config.bundle_triton_into_fx_graph_cache = False
+        keep_coordesc_mark()
+
+
+def keep_coordesc_mark(config_cls=None):
+    """keep_coordesc_mark makes a Triton launch configuration keep, through pickling, the mark Inductor puts on one that
+    coordinate descent found (found_by_coordesc). A kernel read back from the autotune cache carries the mark, and
+    Inductor tunes again every kernel whose configuration lacks it. Kernels compiled in Inductor's worker processes
+    (parallel compile, once its pool is up) come back pickled, and triton.Config.__setstate__ (Triton 3.6) restores
+    only its own fields: the mark is lost and the process tunes the kernel again from its cached configuration,
+    where the benchmark's noise can move it. On the 8B (H200, 2026-12-03, results/h200-2026-12-03-s15) launches that
+    were to replay one tuning ran up to 178 coordinate-descent benchmarks and 19 of 48 kernels settled elsewhere;
+    TinyLlama, whose kernels mostly compile before the pool is up, rarely showed it. config_cls: the class to mend
+    (triton.Config by default); returns whether the mark now survives (True also when the class needs no mending),
+    False without Triton (the cpu: no Triton kernels, nothing to keep)."""
+    if config_cls is None:
+        try:
+            import triton
+        except ImportError:
+            return False
+        config_cls = triton.Config
+    restore = config_cls.__dict__.get("__setstate__")
+    if restore is None or getattr(restore, "keeps_coordesc_mark", False):
+        return True  # default unpickling restores every attribute, or mended already
+
+    def __setstate__(self, state):
+        restore(self, state)
+        if state.get("found_by_coordesc"):
+            self.found_by_coordesc = True
+
+    __setstate__.keeps_coordesc_mark = True
+    config_cls.__setstate__ = __setstate__
+    return True
 
 
 COMPILE_SETTINGS = ("inductor", "inductor-thorough", "inductor-realize", "inductor-pdl", "max-autotune", "inductor-cublas",

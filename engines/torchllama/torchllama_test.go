@@ -124,6 +124,73 @@ print(kernels.merge_tuning_cache([g1, g2]))
 		Tuned: []string{"b1-s2048/triton_red_fused_mm_1", "b1-s384/triton_red_fused_mm_1"}, Other: map[string]int{"only 1 config": 1}}, all)
 }
 
+// TestKeepCoordescMark: a launch configuration pickled the way Inductor's compile workers send kernels back loses
+// the coordinate-descent mark under a __setstate__ that restores only its own fields, as Triton 3.6's Config does
+// (the class here is that method's copy: the cpu venv has no Triton); keep_coordesc_mark mends the class once (a
+// second call does not wrap it again), the mark then survives and an unmarked configuration stays unmarked; a class
+// with default unpickling needs no mending; without Triton the default call says nothing was mended.
+func TestKeepCoordescMark(t *testing.T) {
+	script := `
+import json, pickle
+import llama
+
+class Config:  # triton/runtime/autotuner.py, Triton 3.6.0: __init__ and __setstate__
+    def __init__(self, kwargs, num_warps=4, num_stages=3, num_ctas=1, maxnreg=None, pre_hook=None, ir_override=None):
+        self.kwargs, self.num_warps, self.num_stages, self.num_ctas = kwargs, num_warps, num_stages, num_ctas
+        self.maxnreg, self.pre_hook, self.ir_override = maxnreg, pre_hook, ir_override
+    def __setstate__(self, state):
+        self.kwargs = state.get("kwargs", {})
+        self.num_warps = state.get("num_warps", 4)
+        self.num_stages = state.get("num_stages", 3)
+        self.num_ctas = state.get("num_ctas", 1)
+        self.maxnreg = state.get("maxnreg", None)
+        self.pre_hook = state.get("pre_hook", None)
+        self.ir_override = state.get("ir_override", None)
+
+class Plain:
+    def __init__(self):
+        self.kwargs = {}
+
+def trip(c):
+    return pickle.loads(pickle.dumps(c))
+
+out = {}
+c = Config({"XBLOCK": 4, "R0_BLOCK": 512}, num_warps=16, num_stages=1)
+c.found_by_coordesc = True
+out["before"] = getattr(trip(c), "found_by_coordesc", False)
+out["mended"] = llama.keep_coordesc_mark(Config)
+wrapped = Config.__dict__["__setstate__"]
+out["again"] = llama.keep_coordesc_mark(Config) and Config.__dict__["__setstate__"] is wrapped
+r = trip(c)
+out["after"] = getattr(r, "found_by_coordesc", False)
+out["fields"] = [r.kwargs, r.num_warps, r.num_stages]
+out["unmarked"] = getattr(trip(Config({"XBLOCK": 1})), "found_by_coordesc", False)
+p = Plain()
+p.found_by_coordesc = True
+out["plain"] = [llama.keep_coordesc_mark(Plain), "__setstate__" in Plain.__dict__, trip(p).found_by_coordesc]
+try:
+    import triton
+    out["triton"] = True
+except ImportError:
+    out["triton"] = False
+    out["default"] = llama.keep_coordesc_mark()
+print(json.dumps(out))
+`
+	out := runPython(t, script)
+	var got map[string]any
+	require.NoError(t, json.Unmarshal(out[strings.LastIndex(strings.TrimSpace(string(out)), "\n")+1:], &got), "%s", out)
+	assert.Equal(t, false, got["before"], "Triton 3.6's __setstate__ drops the mark: the mechanism this mends")
+	assert.Equal(t, true, got["mended"])
+	assert.Equal(t, true, got["again"], "mended once")
+	assert.Equal(t, true, got["after"])
+	assert.Equal(t, []any{map[string]any{"R0_BLOCK": float64(512), "XBLOCK": float64(4)}, float64(16), float64(1)}, got["fields"])
+	assert.Equal(t, false, got["unmarked"])
+	assert.Equal(t, []any{true, false, true}, got["plain"])
+	if got["triton"] == false {
+		assert.Equal(t, false, got["default"], "no Triton: nothing to mend")
+	}
+}
+
 // TestCompileOptions: each compile setting's torch.compile arguments as llama.py builds them for a cuda device (a
 // torch.device object needs no GPU): inductor-thorough is inductor plus the wider coordinate-descent search, the
 // cpu gets no cuda-only Inductor options, and an unknown name is refused.

@@ -233,7 +233,9 @@ class Worker:
             if dev.type == "cuda" and dec_opts is not None and dec_opts.get("backend") is None:
                 settings["tuning"] = (
                     "cached: a process reuses the coordinate-descent results an earlier one saved in Inductor's cache "
-                    "(bundle_triton_into_fx_graph_cache off); the first process on a cold cache tunes" if tuning == "cached" else
+                    "(bundle_triton_into_fx_graph_cache off; triton.Config keeps Inductor's coordinate-descent mark through "
+                    "the compile workers' pickling, which Triton 3.6 drops, so those kernels are not tuned again); the first "
+                    "process on a cold cache tunes" if tuning == "cached" else
                     "per-process: torch's default, where a process that hits the FX graph cache tunes its kernels again")
                 settings["inductor_counters"] = inductor_counters()
                 if tuning == "cached":
