@@ -276,6 +276,9 @@ type Case struct {
 	Results     []Result     `json:"results"`
 	Comparisons []Comparison `json:"comparisons,omitempty"`
 	Parity      []Parity     `json:"parity,omitempty"`
+	// NotRun are the engines whose launches were not asked this case (their max batch is below its batch: they ran
+	// the benchmark's other cases), in the engines' order. They have no row and no comparison here.
+	NotRun []string `json:"not_run,omitempty"`
 }
 
 // Result is one engine on one case.
@@ -403,6 +406,10 @@ func Build(name string, env envinfo.Env, req RequestInfo, labels []string, basel
 	for ci, c := range req.Cases {
 		cs := Case{Name: c.Name, Prompt: len(c.PromptTokens), MaxNew: c.MaxNewTokens, Batch: c.BatchSize}
 		for _, l := range labels {
+			if notAsked(l, ci, recs) {
+				cs.NotRun = append(cs.NotRun, l)
+				continue
+			}
 			r := caseResult(l, ci, recs)
 			theo, meas := theoreticalBandwidth(env), 0.0
 			if env.Bandwidth != nil {
@@ -420,7 +427,7 @@ func Build(name string, env envinfo.Env, req RequestInfo, labels []string, basel
 		}
 		base := cs.Result(baseline)
 		for _, r := range cs.Results {
-			if r.Engine == baseline {
+			if r.Engine == baseline || base == nil {
 				continue
 			}
 			for _, key := range Compared {
@@ -473,6 +480,22 @@ func Build(name string, env envinfo.Env, req RequestInfo, labels []string, basel
 		}
 	}
 	return s, nil
+}
+
+// notAsked says whether label's launches all ran a subset of the benchmark's cases without case ci (an engine whose
+// max batch is below ci's batch); false when it has no launch or any launch was asked every case.
+func notAsked(label string, ci int, recs []results.Record) bool {
+	seen := false
+	for _, r := range recs {
+		if r.Engine != label {
+			continue
+		}
+		if r.Cases == nil || slices.Contains(r.Cases, ci) {
+			return false
+		}
+		seen = true
+	}
+	return seen
 }
 
 func labelsOf(recs []results.Record) []string {

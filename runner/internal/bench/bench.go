@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/cuda-inference-benchmarks/cib/protocol"
@@ -30,7 +31,44 @@ type Variant struct {
 	Info *protocol.Info
 	// Profile injects Options.Profiler into this variant's launches.
 	Profile bool
+	// Cases are the indices of the request's cases this variant runs, in the request's order; nil runs them all.
+	// An engine whose max batch is below a case's batch runs the others (CasesFor), so one launch per engine can
+	// serve a model's batch-1 and batched workloads alike. Its request holds only these cases; its records keep the
+	// full request's case indices.
+	Cases []int
 }
+
+// CasesFor is the subset of cases an engine that serves batches of up to maxBatch can run, as Variant.Cases:
+// nil when it can run them all, an empty non-nil slice when none.
+func CasesFor(cases []protocol.Case, maxBatch int) []int {
+	mb := max(maxBatch, 1)
+	out := []int{}
+	for i, c := range cases {
+		if c.BatchSize <= mb {
+			out = append(out, i)
+		}
+	}
+	if len(out) == len(cases) {
+		return nil
+	}
+	return out
+}
+
+// request is the request v's launches receive: the benchmark's, with only v's cases when it runs a subset.
+func (v Variant) request(all protocol.Request) protocol.Request {
+	if v.Cases == nil {
+		return all
+	}
+	req := all
+	req.Cases = make([]protocol.Case, len(v.Cases))
+	for i, ci := range v.Cases {
+		req.Cases[i] = all.Cases[ci]
+	}
+	return req
+}
+
+// runs says whether v runs the request's case ci.
+func (v Variant) runs(ci int) bool { return v.Cases == nil || slices.Contains(v.Cases, ci) }
 
 // Monitor watches the GPU around launches. A nil Monitor means telemetry is off.
 type Monitor interface {
@@ -232,7 +270,7 @@ func Run(ctx context.Context, o Options) ([]results.Record, error) {
 func requests(o Options) ([][]byte, error) {
 	reqBytes := make([][]byte, len(o.Variants))
 	for i, v := range o.Variants {
-		req := o.Request
+		req := v.request(o.Request)
 		req.Threads = v.Spec.Threads
 		req.Options = v.Spec.Options
 		b, err := json.Marshal(req)
@@ -253,6 +291,9 @@ func adaptiveDone(cfg *config.Config, o Options, recs []results.Record, elapsed 
 	target := cfg.Adaptive.TargetRelCI
 	for _, v := range o.Variants {
 		for ci, c := range o.Request.Cases {
+			if !v.runs(ci) {
+				continue
+			}
 			gs := LaunchSamples(recs, v.Label, ci, func(m metrics.Iteration) float64 {
 				if c.MaxNewTokens > 1 {
 					return m.TPOTNs
@@ -315,9 +356,10 @@ type placement struct {
 
 func launchOne(ctx context.Context, o Options, v Variant, req []byte, launch, order int, pl placement) results.Record {
 	rec := results.Record{
-		Engine: v.Label, Spec: v.Spec, Launch: launch, Order: order,
+		Engine: v.Label, Spec: v.Spec, Launch: launch, Order: order, Cases: v.Cases,
 		Status: results.StatusFailed, Exit: -1, StartedAt: time.Now().UTC(), Card: pl.card,
 	}
+	vreq := v.request(o.Request)
 	if pl.monitor != nil {
 		warnings, err := pl.monitor.BeforeLaunch(ctx)
 		rec.Warnings = append(rec.Warnings, warnings...)
@@ -332,8 +374,8 @@ func launchOne(ctx context.Context, o Options, v Variant, req []byte, launch, or
 	var pid int
 	var cpuAtLoad float64
 	var loadedAt time.Time
-	cases := o.Request.Cases
-	st := stream{req: &o.Request}
+	cases := vreq.Cases
+	st := stream{req: &vreq}
 	res := spawn.Launch(ctx, spawn.Options{
 		Path: v.Path, Args: []string{"run"}, Env: pl.env, Stdin: req, CPUs: pl.cpus,
 		Timeouts: spawn.Timeouts{Start: t.Start.Duration, Stall: t.Stall.Duration, Total: t.Total.Duration},
@@ -352,7 +394,7 @@ func launchOne(ctx context.Context, o Options, v Variant, req []byte, launch, or
 		}
 		switch ev.Event.Type {
 		case protocol.EventLoaded:
-			phase(o, nextPhase(&o.Request, 0))
+			phase(o, nextPhase(&vreq, 0))
 			rec.ColdStartNs = int64(ev.At.Sub(spawned))
 			rec.Loaded = ev.Event.Loaded
 			cpuAtLoad, loadedAt = telemetry.TreeCPUSeconds(pid), ev.At
@@ -361,13 +403,17 @@ func launchOne(ctx context.Context, o Options, v Variant, req []byte, launch, or
 			if err := checkIteration(it, cases); err != nil {
 				return fmt.Errorf("fairness: %w", err)
 			}
+			raw := *it
+			if v.Cases != nil {
+				raw.Case = v.Cases[it.Case] // the benchmark's case index, as every record keeps it
+			}
 			rec.Iterations = append(rec.Iterations, results.Iteration{
 				CaseName:  cases[it.Case].Name,
 				ArrivedNs: int64(ev.At.Sub(spawned)),
-				Raw:       *it,
+				Raw:       raw,
 				Metrics:   metrics.FromIteration(it),
 			})
-			phase(o, nextPhase(&o.Request, len(rec.Iterations)))
+			phase(o, nextPhase(&vreq, len(rec.Iterations)))
 		case protocol.EventDone:
 			if ev.Event.Done.Iterations != len(rec.Iterations) {
 				return fmt.Errorf("done event counts %d iterations, %d received", ev.Event.Done.Iterations, len(rec.Iterations))
@@ -398,11 +444,11 @@ func launchOne(ctx context.Context, o Options, v Variant, req []byte, launch, or
 			rec.Error = InterruptedError
 		}
 		if errors.Is(res.Err, spawn.ErrStartTimeout) || errors.Is(res.Err, spawn.ErrStallTimeout) || errors.Is(res.Err, spawn.ErrTotalTimeout) {
-			rec.Error += " " + waitingFor(rec.Loaded != nil, len(rec.Iterations), o.Request)
+			rec.Error += " " + waitingFor(rec.Loaded != nil, len(rec.Iterations), vreq)
 		}
 		return rec
 	}
-	want := len(cases) * (o.Request.Warmup + o.Request.Iterations)
+	want := len(cases) * (vreq.Warmup + vreq.Iterations)
 	if len(rec.Iterations) != want {
 		rec.Error = fmt.Sprintf("fairness: %d iterations received, want %d", len(rec.Iterations), want)
 		return rec

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -380,6 +381,9 @@ func benchCmd(c *ucli.Context, e *env) error {
 		live = newLiveProgress(progress, cfg.Launches*len(variants))
 		observer = live
 	}
+	if variants, err = caseSubsets(variants, req.Cases, progress); err != nil {
+		return err
+	}
 	opts := bench.Options{
 		Config: cfg, Variants: variants, Request: req, Writer: w, Monitor: monitor, Progress: progress, Env: e.environ,
 		Observer: observer, Profiler: profiler, Previous: prev,
@@ -456,4 +460,38 @@ func safeName(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// caseSubsets gives each variant whose engine serves smaller batches than some case asks the cases it can run
+// (bench.CasesFor), saying which it leaves out; an engine that can run none of them is an error before any launch.
+func caseSubsets(variants []bench.Variant, cases []protocol.Case, progress io.Writer) ([]bench.Variant, error) {
+	var errs []error
+	for i := range variants {
+		v := &variants[i]
+		mb := 0
+		if v.Info != nil {
+			mb = v.Info.Capabilities.MaxBatch
+		}
+		v.Cases = bench.CasesFor(cases, mb)
+		if v.Cases == nil {
+			continue
+		}
+		if len(v.Cases) == 0 {
+			errs = append(errs, fmt.Errorf("engine %s serves batches of up to %d: no case of this benchmark fits it", v.Label, max(mb, 1)))
+			continue
+		}
+		if progress != nil && !strings.HasSuffix(v.Label, bench.ProfileSuffix) {
+			var left []string
+			for ci, c := range cases {
+				if !slices.Contains(v.Cases, ci) {
+					left = append(left, fmt.Sprintf("%s (batch %d)", c.Name, c.BatchSize))
+				}
+			}
+			fmt.Fprintf(progress, "note: %s serves batches of up to %d: its launches leave out %s\n", v.Label, max(mb, 1), strings.Join(left, ", "))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, withCode(ExitUsage, errors.Join(errs...))
+	}
+	return variants, nil
 }

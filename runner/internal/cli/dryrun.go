@@ -21,7 +21,7 @@ import (
 // launches and iterations — after every check a run makes before its first launch (config, engines found and
 // answering info, options they know, device and dtype they serve, the baseline), and the checks that would
 // otherwise only fail inside a launch: prompt ids within the vocabulary (an error), batch sizes within each
-// engine's max_batch (a warning: the run starts, and the other engines' launches may be what is wanted). Nothing is launched or written. Its error is the run's: a device minute is not spent finding out that
+// engine's max_batch (a note naming the cases its launches leave out; an error when none is left). Nothing is launched or written. Its error is the run's: a device minute is not spent finding out that
 // a config names a baseline none of its engines has (2026-12-02, on the H200).
 func dryRun(w io.Writer, cfg *config.Config, variants []bench.Variant) error {
 	var errs []error
@@ -79,8 +79,18 @@ func dryRun(w io.Writer, cfg *config.Config, variants []bench.Variant) error {
 			prep = ", prepared before its first launch"
 		}
 		fmt.Fprintf(w, "  engine %s%s: %s, %s %s%s\n", v.Label, mark, v.Path, v.Info.Library, v.Info.LibraryVersion, prep)
-		if mb := max(v.Info.Capabilities.MaxBatch, 1); mb < maxBatch { // the run starts, as the others' launches may be wanted
-			fmt.Fprintf(w, "  warning: engine %s: max_batch %d, below the batch of %d a case asks: its launches would fail\n", v.Label, mb, maxBatch)
+		if mb := max(v.Info.Capabilities.MaxBatch, 1); mb < maxBatch { // the run does what caseSubsets does
+			var left []string
+			for _, c := range cfg.Cases {
+				if max(c.BatchSize, 1) > mb {
+					left = append(left, fmt.Sprintf("%s (batch %d)", c.Name, max(c.BatchSize, 1)))
+				}
+			}
+			if len(left) == len(cfg.Cases) {
+				errs = append(errs, fmt.Errorf("engine %s serves batches of up to %d: no case of this benchmark fits it", v.Label, mb))
+			} else {
+				fmt.Fprintf(w, "  note: engine %s serves batches of up to %d: its launches leave out %s\n", v.Label, mb, strings.Join(left, ", "))
+			}
 		}
 	}
 	launches := fmt.Sprintf("%d launches per engine", cfg.Launches)
@@ -119,7 +129,7 @@ func suiteDryRun(w io.Writer, e *env, binDir string, binGiven bool, sc *suite.Co
 			case v.why != "":
 				skipped = append(skipped, fmt.Sprintf("%s (on %s: %s)", v.Label, cell.Model.Name, v.why))
 			case v.maxBatch > 0:
-				skipped = append(skipped, fmt.Sprintf("%s (batch %d > its max batch %d)", v.Label, cell.Batch(), v.maxBatch))
+				skipped = append(skipped, fmt.Sprintf("%s (batch %d > its max batch %d)", v.Label, cell.MinBatch(), v.maxBatch))
 			default:
 				cellSpecs = append(cellSpecs, v.Spec)
 				vs = append(vs, v.Variant)

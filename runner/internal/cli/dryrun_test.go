@@ -14,7 +14,7 @@ import (
 )
 
 // TestDryRun: `runner bench --dry-run` makes every check a run makes before its first launch, plus the ones that
-// would otherwise fail inside a launch (prompt ids outside the vocabulary; a batch over an engine's max_batch, a warning), says
+// would otherwise fail inside a launch (prompt ids outside the vocabulary; a batch over an engine's max_batch: a note, an error when no case is left), says
 // what would run, and neither launches nor writes anything; a model the config would synthesize is not written either.
 func TestDryRun(t *testing.T) {
 	bin := testbin.Dir(t)
@@ -43,7 +43,10 @@ func TestDryRun(t *testing.T) {
 		{"no model", "model: " + filepath.Join(t.TempDir(), "none") + "\nengines: [{name: reference}]\ncases: [{name: c, prompt_len: 8, max_new_tokens: 4}]\n",
 			cli.ExitUsage, []string{"no model (no config.json there, and the config has no synth section)"}},
 		{"batch over max_batch", "model: " + model + "\nengines: [{name: testengine}]\ncases: [{name: c, prompt_len: 4, max_new_tokens: 2, batch_size: 8}]\n",
-			cli.ExitOK, []string{"warning: engine testengine: max_batch 4, below the batch of 8 a case asks: its launches would fail", "ok: the run would start"}},
+			cli.ExitUsage, []string{"engine testengine serves batches of up to 4: no case of this benchmark fits it"}},
+		{"some cases over max_batch", "model: " + model + "\nengines: [{name: testengine}]\ncases: [{name: c1, prompt_len: 4, max_new_tokens: 2}, " +
+			"{name: c8, prompt_len: 4, max_new_tokens: 2, batch_size: 8}, {name: c4, prompt_len: 4, max_new_tokens: 2, batch_size: 4}]\n",
+			cli.ExitOK, []string{"note: engine testengine serves batches of up to 4: its launches leave out c8 (batch 8)", "ok: the run would start"}},
 		{"prompt id outside the vocabulary", "model: " + model + "\nengines: [{name: reference}]\ncases: [{name: c, prompt_tokens: [1, 600], max_new_tokens: 2}]\n",
 			cli.ExitUsage, []string{"id 600 is outside the model's vocabulary (512)"}},
 		{"unknown baseline", strings.Replace(good, "baseline: b", "baseline: z", 1), cli.ExitUsage, []string{`baseline "z" is none of the engines (a, b)`}},

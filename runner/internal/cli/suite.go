@@ -237,7 +237,7 @@ func suiteCmd(c *ucli.Context, e *env) error {
 			case v.why != "":
 				cs.Skipped = append(cs.Skipped, fmt.Sprintf("%s skipped on %s: %s", v.Label, cell.Model.Name, v.why))
 			case v.maxBatch > 0:
-				cs.Skipped = append(cs.Skipped, fmt.Sprintf("%s skipped: batch %d, its info says max batch %d", v.Label, cell.Batch(), v.maxBatch))
+				cs.Skipped = append(cs.Skipped, fmt.Sprintf("%s skipped: batch %d, its info says max batch %d", v.Label, cell.MinBatch(), v.maxBatch))
 			default:
 				specs = append(specs, v.Spec)
 				cs.Engines = append(cs.Engines, v.Label)
@@ -633,8 +633,9 @@ func asideDir(cellDir string) (string, error) {
 	}
 }
 
-// cellVariant is one of the suite's engine variants in a cell: it runs there unless the model skips it (why) or the
-// cell's batch is over its max batch (maxBatch, then > 0).
+// cellVariant is one of the suite's engine variants in a cell: it runs there unless the model skips it (why) or every
+// workload's batch of the cell is over its max batch (maxBatch, then > 0); when only some are, its launches run the
+// others (bench.CasesFor, in runner bench).
 type cellVariant struct {
 	bench.Variant
 	why      string
@@ -647,7 +648,7 @@ func cellEngines(e *env, binDir string, binGiven bool, cell suite.Cell, specs []
 	for _, s := range specs {
 		path, _ := e.findEngine(s.Name, binDir, binGiven)
 		v := cellVariant{Variant: bench.Variant{Spec: s, Label: s.DisplayLabel(), Path: path, Info: infos[path]}, why: cell.Model.Skipped(s)}
-		if mb := max(infos[path].Capabilities.MaxBatch, 1); v.why == "" && cell.Batch() > mb {
+		if mb := max(infos[path].Capabilities.MaxBatch, 1); v.why == "" && cell.MinBatch() > mb {
 			v.maxBatch = mb
 		}
 		out = append(out, v)

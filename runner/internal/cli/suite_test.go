@@ -3,6 +3,7 @@ package cli_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -401,6 +402,84 @@ timeouts: {start: 2m, stall: 1m, total: 5m}
 	for _, s := range []string{"## tiny × p16-n8+p64-n2", "## tiny × b8-p16-n8", "testengine skipped: batch 8"} {
 		require.Contains(t, string(md), s)
 	}
+}
+
+// TestSuitePerModel: with `cells: per-model` all of a model's workloads are one benchmark, each launch running every
+// case its engine can batch: the engine whose info says max batch 4 runs the batch-1 cases and leaves out the batch-8
+// one (its request holds the two, its records keep the benchmark's case indices), instead of sitting the model out;
+// the batch-8 case's table has no row and no verdict for it and says why.
+func TestSuitePerModel(t *testing.T) {
+	bin := testbin.Dir(t)
+	work := t.TempDir()
+	root := filepath.Join(work, "results")
+	cfgPath := filepath.Join(work, "suite.yaml")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(`name: per-model
+device: cpu
+dtype: f32
+seed: 1
+warmup: 1
+iterations: 2
+launches: 2
+cells: per-model
+baseline: testengine
+engines:
+  - {name: reference, threads: 1}
+  - {name: testengine}
+models:
+  - {name: tiny, dir: models/tiny, synth: {shape: tiny, dtype: f32, seed: 1}}
+workloads:
+  - {name: p16-n8, prompt_len: 16, max_new_tokens: 8}
+  - {name: b8-p16-n8, prompt_len: 16, max_new_tokens: 8, batch_size: 8}
+  - {name: p64-n2, prompt_len: 64, max_new_tokens: 2}
+timeouts: {start: 2m, stall: 1m, total: 5m}
+`), 0o644))
+	p := startSuite(t, bin, work, cfgPath, "--bin-dir", bin, "--out", root)
+	require.Equal(t, 0, p.wait(t), p.stderr.String())
+	require.Contains(t, p.stderr.String(), "note: testengine serves batches of up to 4: its launches leave out b8-p16-n8 (batch 8)")
+	dir := resultDir(t, root)
+	var st suite.State
+	require.NoError(t, results.ReadJSON(dir, suite.StateFile, &st))
+	require.Len(t, st.Cells, 1)
+	cell := st.Cells[0]
+	require.Equal(t, "tiny-p16-n8+b8-p16-n8+p64-n2", cell.Name)
+	require.Equal(t, suite.StatusDone, cell.Status)
+	require.Equal(t, []string{"reference:threads=1", "testengine"}, cell.Engines)
+	require.Empty(t, cell.Skipped)
+	recs, _, err := results.ReadRuns(filepath.Join(dir, cell.Name, results.RunsFile))
+	require.NoError(t, err)
+	require.Len(t, recs, 4)
+	for _, r := range recs {
+		require.Equal(t, results.StatusOK, r.Status, "%s launch %d: %s", r.Engine, r.Launch, r.Error)
+		cases := map[string]int{}
+		for _, it := range r.Iterations {
+			cases[fmt.Sprintf("%d:%s", it.Raw.Case, it.CaseName)]++
+		}
+		if r.Engine == "testengine" {
+			require.Equal(t, []int{0, 2}, r.Cases)
+			require.Equal(t, map[string]int{"0:p16-n8": 3, "2:p64-n2": 3}, cases, "the benchmark's case indices, not its request's")
+		} else {
+			require.Nil(t, r.Cases)
+			require.Equal(t, map[string]int{"0:p16-n8": 3, "1:b8-p16-n8": 3, "2:p64-n2": 3}, cases)
+		}
+	}
+	var sum analysis.Summary
+	require.NoError(t, results.ReadJSON(filepath.Join(dir, cell.Name), results.SummaryFile, &sum))
+	require.Len(t, sum.Cases, 3)
+	for _, c := range sum.Cases {
+		if c.Name == "b8-p16-n8" {
+			require.Equal(t, []string{"testengine"}, c.NotRun)
+			require.Len(t, c.Results, 1)
+			require.Equal(t, "reference:threads=1", c.Results[0].Engine)
+			require.Empty(t, c.Comparisons, "its baseline did not run it")
+			continue
+		}
+		require.Empty(t, c.NotRun, c.Name)
+		require.Len(t, c.Results, 2, c.Name)
+		require.NotEmpty(t, c.Comparisons, c.Name)
+	}
+	md, err := os.ReadFile(filepath.Join(dir, cell.Name, "report.md"))
+	require.NoError(t, err)
+	require.Contains(t, string(md), "Not run in this case: testengine — each serves smaller batches than 8")
 }
 
 // TestSuiteResumeOnAnotherMachine: a suite resumed on another machine (each GPU session gets a fresh one) does not pool

@@ -60,6 +60,9 @@ func HTML(w io.Writer, s *analysis.Summary) error {
 			p.f("%s", htmlRow(resultCells(r)))
 		}
 		p.f("</table>\n")
+		if l := notRunLine(c); l != "" {
+			p.f("<p>%s</p>\n", esc(l))
+		}
 		if len(c.Comparisons) > 0 {
 			p.f("<table>\n<tr><th>vs %s</th><th>metric</th><th>ratio [95%% CI]</th><th>launches</th><th>launch-level p (Holm)</th><th>Cliff's δ (iterations)</th><th>verdict</th></tr>\n", esc(s.Baseline))
 			for _, cm := range c.Comparisons {

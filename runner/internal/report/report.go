@@ -41,6 +41,9 @@ func Markdown(w io.Writer, s *analysis.Summary) error {
 			p.f("| %s | %s |\n", strings.Join(resultCells(r), " | "), mib(r.PeakAllocMiB))
 		}
 		p.f("\n")
+		if l := notRunLine(c); l != "" {
+			p.f("%s\n\n", l)
+		}
 		if len(c.Comparisons) > 0 {
 			p.f("| vs %s | metric | ratio [95%% CI] | launches | launch-level p (Holm) | Cliff's δ (iterations) | verdict |\n", s.Baseline)
 			p.f("|---|---|---|---|---|---|---|\n")
@@ -955,4 +958,13 @@ func globalWarnings(s *analysis.Summary) []string {
 		}
 	}
 	return ws
+}
+
+// notRunLine names the engines a case was not asked of (their max batch is below its batch), "" when none.
+func notRunLine(c analysis.Case) string {
+	if len(c.NotRun) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("Not run in this case: %s — each serves smaller batches than %d, so its launches ran the benchmark's other cases only.",
+		strings.Join(c.NotRun, ", "), c.Batch)
 }

@@ -111,8 +111,11 @@ type Record struct {
 	// Spec is the variant.
 	Spec config.EngineSpec `json:"spec"`
 	// Launch counts this variant's launches from 0; Order counts all launches.
-	Launch int    `json:"launch"`
-	Order  int    `json:"order"`
+	Launch int `json:"launch"`
+	Order  int `json:"order"`
+	// Cases are the indices of the benchmark's cases this launch was asked to run when it ran only some (an engine
+	// whose max batch is below a case's batch); absent when it ran them all. Iterations keep the benchmark's indices.
+	Cases  []int  `json:"cases,omitempty"`
 	Status string `json:"status"`
 	// Error says why a failed launch failed.
 	Error string `json:"error,omitempty"`

@@ -33,9 +33,10 @@ type Config struct {
 	// size holding every workload of that batch size (per-batch).
 	Workloads []config.Case `yaml:"workloads"`
 	// Grouping is how workloads make cells: per-workload (the default: each workload its own benchmark, its own
-	// launches) or per-batch (the workloads of one batch size run as cases of one benchmark: each launch loads the
+	// launches), per-batch (the workloads of one batch size run as cases of one benchmark: each launch loads the
 	// model once and runs them all, so a launch's cost — process start, load, compilation — is paid once per batch
-	// size instead of once per workload; comparisons stay per case).
+	// size instead of once per workload; comparisons stay per case) or per-model (every workload of a model in one
+	// benchmark: one launch cost per model; an engine whose max batch is below a workload's batch runs the others).
 	Grouping string `yaml:"cells,omitempty"`
 }
 
@@ -43,6 +44,7 @@ type Config struct {
 const (
 	PerWorkload = "per-workload"
 	PerBatch    = "per-batch"
+	PerModel    = "per-model"
 )
 
 // Model is one model of the matrix.
@@ -82,8 +84,16 @@ func (c Cell) Workload() string {
 	return strings.Join(names, "+")
 }
 
-// Batch is the cell's batch size (every workload of a cell has the same one).
-func (c Cell) Batch() int { return c.Workloads[0].BatchSize }
+// MinBatch is the smallest batch size of the cell's workloads (per-workload and per-batch: the cell's one batch
+// size): an engine that serves smaller batches sits the cell out; one that serves some of its workloads' batches
+// runs those (a per-model cell).
+func (c Cell) MinBatch() int {
+	b := max(c.Workloads[0].BatchSize, 1)
+	for _, w := range c.Workloads[1:] {
+		b = min(b, max(w.BatchSize, 1))
+	}
+	return b
+}
 
 // Parse decodes a suite file strictly and checks it.
 func Parse(b []byte) (*Config, error) {
@@ -145,8 +155,8 @@ func (c *Config) Validate() error {
 	if len(c.Workloads) == 0 {
 		add("workloads: need at least one")
 	}
-	if c.Grouping != "" && c.Grouping != PerWorkload && c.Grouping != PerBatch {
-		add("cells: %q: want %s or %s", c.Grouping, PerWorkload, PerBatch)
+	if c.Grouping != "" && c.Grouping != PerWorkload && c.Grouping != PerBatch && c.Grouping != PerModel {
+		add("cells: %q: want %s, %s or %s", c.Grouping, PerWorkload, PerBatch, PerModel)
 	}
 	seen := map[string]bool{}
 	for i, m := range c.Models {
@@ -198,10 +208,13 @@ func plainName(s string) bool {
 // Cells are the model × workload cells, model-major: every workload of the
 // first model, then the next model, so a small model's results come first.
 // Per-batch, a model's workloads of one batch size form one cell, in the
-// order their batch sizes first appear.
+// order their batch sizes first appear; per-model, all of them one cell.
 func (c *Config) Cells() []Cell {
 	var groups [][]config.Case
-	if c.Grouping == PerBatch {
+	switch c.Grouping {
+	case PerModel:
+		groups = [][]config.Case{c.Workloads}
+	case PerBatch:
 		at := map[int]int{}
 		for _, w := range c.Workloads {
 			i, ok := at[w.BatchSize]
@@ -212,7 +225,7 @@ func (c *Config) Cells() []Cell {
 			}
 			groups[i] = append(groups[i], w)
 		}
-	} else {
+	default:
 		for _, w := range c.Workloads {
 			groups = append(groups, []config.Case{w})
 		}

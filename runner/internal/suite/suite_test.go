@@ -58,7 +58,7 @@ func TestParse(t *testing.T) {
 		{name: "skip with a reason", yaml: "engines: [{name: burn, options: {attention: padded}}]\nmodels: [{dir: m/a, skip: {burn: fails here}}]\nworkloads: [{name: w, prompt_len: 4, max_new_tokens: 2}]\n"},
 		{name: "skip without one", yaml: "models: [{dir: m/a, skip: {burn: ''}}]\nworkloads: [{name: w, prompt_len: 4, max_new_tokens: 2}]\n", err: `skip "burn": say why`},
 		{name: "skip of no engine", yaml: "engines: [{name: candle}]\nmodels: [{dir: m/a, skip: {burn: fails}}]\nworkloads: [{name: w, prompt_len: 4, max_new_tokens: 2}]\n", err: `skip "burn": names none of the engines`},
-		{name: "bad grouping", yaml: "cells: per-model\nmodels: [{dir: m/a}]\nworkloads: [{name: w, prompt_len: 4, max_new_tokens: 2}]\n", err: "cells: \"per-model\": want per-workload or per-batch"},
+		{name: "bad grouping", yaml: "cells: per-engine\nmodels: [{dir: m/a}]\nworkloads: [{name: w, prompt_len: 4, max_new_tokens: 2}]\n", err: "cells: \"per-engine\": want per-workload, per-batch or per-model"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := Parse([]byte(tt.yaml))
@@ -107,7 +107,8 @@ func TestCellConfig(t *testing.T) {
 }
 
 // TestCellsPerBatch: per-batch, a model's workloads of one batch size make one cell (in the order the batch sizes
-// first appear), whose benchmark runs them as cases; per-workload (the default) keeps a cell per workload.
+// first appear), whose benchmark runs them as cases; per-workload (the default) keeps a cell per workload; per-model
+// makes one cell of all a model's workloads.
 func TestCellsPerBatch(t *testing.T) {
 	src := "models: [{name: a, dir: m/a}, {name: b, dir: m/b}]\nworkloads: [{name: d, prompt_len: 8, max_new_tokens: 16}, " +
 		"{name: b8, prompt_len: 8, max_new_tokens: 4, batch_size: 8}, {name: p, prompt_len: 64, max_new_tokens: 2}]\n"
@@ -125,12 +126,23 @@ func TestCellsPerBatch(t *testing.T) {
 	cells := c.Cells()
 	require.Equal(t, []string{"a-d+p", "a-b8", "b-d+p", "b-b8"}, names(cells))
 	require.Equal(t, "d+p", cells[0].Workload())
-	require.Equal(t, [2]int{1, 8}, [2]int{cells[0].Batch(), cells[1].Batch()})
+	require.Equal(t, [2]int{1, 8}, [2]int{cells[0].MinBatch(), cells[1].MinBatch()})
 	cfg, err := c.CellConfig(cells[2], []config.EngineSpec{{Name: "reference"}})
 	require.NoError(t, err)
 	require.Equal(t, "m/b", cfg.Model)
 	require.Len(t, cfg.Cases, 2)
 	require.Equal(t, [2]string{"d", "p"}, [2]string{cfg.Cases[0].Name, cfg.Cases[1].Name})
+	// per-model: one cell a model, every workload a case in the workloads' order; its smallest batch decides who sits
+	// it out (nobody here: d and p are batch 1).
+	c, err = Parse([]byte("cells: per-model\n" + src))
+	require.NoError(t, err)
+	cells = c.Cells()
+	require.Equal(t, []string{"a-d+b8+p", "b-d+b8+p"}, names(cells))
+	require.Equal(t, 1, cells[0].MinBatch())
+	cfg, err = c.CellConfig(cells[1], []config.EngineSpec{{Name: "reference"}})
+	require.NoError(t, err)
+	require.Len(t, cfg.Cases, 3)
+	require.Equal(t, 8, cfg.Cases[1].BatchSize)
 }
 
 // TestColdStarts: launch 1 against the median of the later ones, per
