@@ -26,7 +26,7 @@ def kernel_configs(skip=(), only=None, prefix=""):
     module ids (code_modules marks) to report, none other; prefix: put before each kernel name, to tell the graphs
     of one process apart (each decode session's graph numbers its kernels from 0)."""
     out = {}
-    for kname, obj in _kernels(skip, only):
+    for kname, obj in triton_kernels(skip, only):
         launchers = obj.launchers
         c = launchers[0].config
         parts = _parts(c.kwargs, c.num_warps, c.num_stages)
@@ -48,7 +48,7 @@ def tuning_cache(skip=(), only=None, prefix=""):
     from torch._inductor.runtime.runtime_utils import triton_config_to_hashable
 
     out = {"hit": 0, "retuned": [], "tuned": [], "other": {}}
-    for kname, obj in _kernels(skip, only):
+    for kname, obj in triton_kernels(skip, only):
         info = getattr(obj, "autotune_cache_info", None) or {}
         state = info.get("autotune_cache_state", "none")
         if state == "hit":
@@ -65,8 +65,8 @@ def tuning_cache(skip=(), only=None, prefix=""):
     return json.dumps(out, sort_keys=True)
 
 
-def _kernels(skip, only):
-    """_kernels yields (name, autotuner) for each Triton kernel in Inductor's loaded modules that holds a launcher,
+def triton_kernels(skip=(), only=None):
+    """triton_kernels yields (name, autotuner) for each Triton kernel in Inductor's loaded modules that holds a launcher,
     leaving out the modules in skip and, with only, those whose ids are not in it."""
     from torch._inductor.codecache import PyCodeCache
 

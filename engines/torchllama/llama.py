@@ -15,6 +15,7 @@ import glob
 import json
 import math
 import os
+import re
 import time
 
 import torch
@@ -72,6 +73,10 @@ def cache_length(need, attention):
 
 
 TUNING = ("cached", "per-process")
+
+# REFINE: off, or in-graph (Session.refine_in_graph: each GEMV kernel's launch configuration re-chosen by timing the
+# decode step's CUDA graph after coordinate descent, which times kernels alone).
+REFINE = ("off", "in-graph")
 
 
 def set_tuning(name):
@@ -512,11 +517,13 @@ class Session:
         else:
             self.step_fn(self.tok, self.pos, self.caches)
 
-    def warm_and_capture(self, graph, warm_steps=3):
+    def warm_and_capture(self, graph, warm_steps=3, refine=False):
         """warm_and_capture runs the step a few times (compiling it, loading kernels) and, if graph, captures one
-        step into a CUDA graph. Cache contents are garbage afterwards; prefill overwrites what decode reads."""
+        step into a CUDA graph. Cache contents are garbage afterwards; prefill overwrites what decode reads. refine
+        (graph only): before the capture, refine_in_graph re-chooses the GEMV kernels' launch configurations."""
         start = 0  # max_seq >= 64 > warm_steps: every position stays inside the cache
         if graph:
+            before, tuned = (_loaded_modules(), _coordesc_runs()) if refine else (set(), 0)
             s = torch.cuda.Stream(self.device)
             s.wait_stream(torch.cuda.current_stream(self.device))
             with torch.cuda.stream(s):
@@ -525,6 +532,10 @@ class Session:
                     self.step_fn(self.tok, self.pos, self.caches)
             torch.cuda.current_stream(self.device).wait_stream(s)
             sync(self.device)
+            # Only where this process tuned: a process replaying an earlier one's tuning (tuning=cached) replays its
+            # refinement too, from the autotune cache, and does not draw again.
+            if refine and _coordesc_runs() > tuned:
+                self.refined = self.refine_in_graph(_loaded_modules() - before)
             self.pos.fill_(start)
             g = torch.cuda.CUDAGraph()
             with torch.cuda.graph(g):
@@ -540,6 +551,128 @@ class Session:
             for _ in range(warm_steps):
                 self.step_fn(self.tok, self.pos, self.caches)
             sync(self.device)
+
+
+    def refine_in_graph(self, modules, steps=32, reps=3, gain=0.005):
+        """refine_in_graph re-chooses the launch configuration of each GEMV kernel the step's compilation loaded
+        (refine_kernels, over Inductor's kernels in modules) by timing the whole step as the decode loop runs it: a
+        CUDA graph replayed `steps` times, the median of `reps` (_time_graph). Returns what changed."""
+        import triton
+
+        from kernels import triton_kernels
+
+        steps = max(1, min(steps, self.length - 2))
+        return refine_kernels(list(triton_kernels(only=modules)), lambda: self._time_graph(steps, reps), _build_launcher,
+                              triton.Config, gain)
+
+    def _time_graph(self, steps, reps):
+        """_time_graph is the decode step's time in µs as the loop runs it: one eager step (loads any new launcher),
+        a CUDA graph captured from position 0, replayed `steps` times per repetition; the median of `reps`."""
+        s = torch.cuda.Stream(self.device)
+        s.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(s):
+            self.pos.fill_(0)
+            self.step_fn(self.tok, self.pos, self.caches)
+        torch.cuda.current_stream(self.device).wait_stream(s)
+        sync(self.device)
+        g = torch.cuda.CUDAGraph()
+        self.pos.fill_(0)
+        with torch.cuda.graph(g):
+            self.step_fn(self.tok, self.pos, self.caches)
+        e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        ts = []
+        for _ in range(reps):
+            self.pos.fill_(0)
+            e0.record()
+            for _ in range(steps):
+                g.replay()
+            e1.record()
+            e1.synchronize()
+            ts.append(e0.elapsed_time(e1) * 1e3 / steps)
+        del g
+        return sorted(ts)[len(ts) // 2]
+
+
+def refine_kernels(kernels, time_step, build, config, gain=0.005):
+    """refine_kernels re-chooses the launch configuration of each GEMV kernel among kernels ((name, Inductor
+    CachingAutotuner) pairs: Triton reductions with "mm" in their name, M=1 matmuls with their fused prologues) by
+    the time of the whole decode step, time_step() (µs), instead of the kernel's own. Coordinate descent benchmarks each
+    kernel alone (after an L2 flush, the minimum of ~100 runs), and on the H200 (2026-12-03,
+    results/h200-2026-12-03-s15) its choices differed between processes in ways that moved the 8B's step by 27%: one
+    tuning ran the qkv, gate+up and down GEMVs at XBLOCK 2-4, another re-tuned them to XBLOCK 1 and ran 1.27x
+    slower. Per kernel, in turn (greedy): XBLOCK 1, 2, 4 and 8 at its R0_BLOCK and warps, then half and twice the
+    warps at the best XBLOCK; a candidate replaces the current configuration only when the step is at least `gain`
+    faster, and one that does not build or run is passed over. build(obj, cfg) makes a launcher for cfg; config
+    makes a configuration (triton.Config). A change is saved to Inductor's autotune cache, marked as coordinate
+    descent's own result (later processes replay it: tuning=cached). Returns {kernel: "old -> new: step µs"}."""
+    t_best = time_step()
+    changed = {}
+    for name, obj in kernels:
+        c0 = obj.launchers[0].config
+        if _GEMV.search(name) is None or "XBLOCK" not in c0.kwargs or "R0_BLOCK" not in c0.kwargs:
+            continue
+        t0, best, tried = t_best, (obj.launchers[0], c0), {(tuple(sorted(c0.kwargs.items())), c0.num_warps)}
+
+        def trial(kwargs, warps):
+            nonlocal t_best, best
+            key = (tuple(sorted(kwargs.items())), warps)
+            if key in tried or not 1 <= warps <= 32:
+                return
+            tried.add(key)
+            cfg = config(dict(kwargs), num_warps=warps, num_stages=c0.num_stages)
+            cfg.found_by_coordesc = True  # a replayed config: the kernel's first run must not tune it again
+            try:
+                launcher = build(obj, cfg)
+                obj.launchers = [launcher]
+                t = time_step()
+            except Exception:  # a configuration that does not compile or launch (registers, shared memory)
+                t = float("inf")
+            if t < t_best * (1 - gain):
+                t_best, best = t, (launcher, cfg)
+            obj.launchers = [best[0]]
+
+        for xb in (1, 2, 4, 8):
+            trial({**c0.kwargs, "XBLOCK": xb}, c0.num_warps)
+        for w in (best[1].num_warps // 2, best[1].num_warps * 2):
+            trial(best[1].kwargs, w)
+        obj.launchers = [best[0]]
+        if best[1] is not c0:
+            if getattr(obj, "save_cache_hook", None):
+                obj.save_cache_hook(best[1], 0, found_by_coordesc=True)
+            changed[name] = f"{_cfg_text(c0)} -> {_cfg_text(best[1])}: step {t0:.1f} -> {t_best:.1f} us"
+    return changed
+
+
+def _build_launcher(obj, cfg):
+    """_build_launcher compiles cfg for Inductor's kernel obj and returns its launcher, as coordinate descent does."""
+    if obj.fn.fn is None:  # compiled in a worker: the parent loads the kernel's source to build one
+        obj.fn = obj._reload_kernel().fn
+    with obj.lock:
+        return obj._precompile_config(cfg).make_launcher()
+
+
+# _GEMV picks the kernels refine_in_graph re-chooses: Inductor names a kernel by the ops it fuses, and an M=1 matmul
+# lowered to a reduction carries "mm" among them.
+_GEMV = re.compile(r"(^|_)mm(_|$)")
+
+
+def _cfg_text(c):
+    return ",".join([f"{k}={v}" for k, v in sorted(c.kwargs.items())] + [f"num_warps={c.num_warps}"])
+
+
+def _coordesc_runs():
+    """_coordesc_runs is how many coordinate-descent benchmarks this process has run (Inductor's own counter)."""
+    from torch._dynamo.utils import counters
+
+    return counters["inductor"]["coordesc_tuning_bench"]
+
+
+def _loaded_modules():
+    """_loaded_modules is kernels.code_modules(), imported when needed (llama.py is also imported where kernels.py
+    has nothing to report)."""
+    from kernels import code_modules
+
+    return code_modules()
 
 
 class _HostFence:
@@ -569,6 +702,9 @@ class Decoder:
         self.cuda_graph, self.device_events = cuda_graph, device_events
         self.lookahead = (1 if device.type == "cuda" else 0) if lookahead is None else lookahead
         self.sessions = {}
+        # refine: "in-graph" has each session re-choose its GEMV kernels' configurations by timing its CUDA graph
+        # (Session.refine_in_graph; cuda graphs only); refined holds what changed, per session key.
+        self.refine, self.refined = "off", {}
         self.fences = []
         self.start_event = torch.cuda.Event(enable_timing=True) if device_events else None
         self.prefill_fn = self._prefill
@@ -601,7 +737,9 @@ class Decoder:
         s = Session(self.model, batch, self.device, key[1])
         if self.compile_decode is not None:
             s.compile(self.compile_decode)
-        s.warm_and_capture(self.cuda_graph)
+        s.warm_and_capture(self.cuda_graph, refine=self.refine == "in-graph" and bool(self.cuda_graph))
+        if getattr(s, "refined", None) is not None:
+            self.refined[key] = s.refined
         s.ensure_ring(max_new)
         self.sessions[key] = s
         if self.compile_prefill is not None:

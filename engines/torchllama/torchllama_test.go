@@ -191,6 +191,68 @@ print(json.dumps(out))
 	}
 }
 
+// TestRefineKernels: refine_kernels' search, with the decode step's time given by a model of it (on a GPU it is a
+// CUDA graph's replays) and kernels standing in for Inductor's (a launcher config and the autotune cache's save hook):
+// per GEMV kernel, XBLOCK 1-8 then half and twice the warps, a change only when the step is faster by the gain
+// (1 µs of 1000 is not), a configuration that fails to build passed over, kernels without "mm" left alone, each
+// change kept as the kernel's launcher and saved marked as coordinate descent's own.
+func TestRefineKernels(t *testing.T) {
+	script := `
+import json, types
+import llama
+
+class Config:
+    def __init__(self, kwargs, num_warps=4, num_stages=1):
+        self.kwargs, self.num_warps, self.num_stages = kwargs, num_warps, num_stages
+
+saved = []
+def kernel(x, r, w):
+    o = types.SimpleNamespace(launchers=[types.SimpleNamespace(config=Config({"XBLOCK": x, "R0_BLOCK": r}, w))])
+    o.save_cache_hook = lambda cfg, t, found_by_coordesc=False: saved.append((cfg.kwargs["XBLOCK"], cfg.num_warps, found_by_coordesc, getattr(cfg, "found_by_coordesc", False)))
+    return o
+
+down, qkv, norm, wo = kernel(1, 2048, 16), kernel(2, 1024, 8), kernel(1, 512, 4), kernel(2, 2048, 8)
+cost = {  # µs each configuration adds to the step: down is best at XBLOCK 4 with 8 warps, qkv where it is
+    "down": {(1, 16): 300, (2, 16): 250, (4, 16): 200, (8, 16): 260, (4, 8): 180, (4, 32): 220},
+    "qkv": {(1, 8): 120, (2, 8): 100, (4, 8): 101, (2, 4): 130, (2, 16): 110},
+    "wo": {(1, 8): 60, (2, 8): 60, (4, 8): 59.5, (2, 4): 61, (2, 16): 60.2},
+}
+objs = {"down": down, "qkv": qkv, "wo": wo}
+def step():
+    return 400 + sum(cost[n][(o.launchers[0].config.kwargs["XBLOCK"], o.launchers[0].config.num_warps)] for n, o in objs.items())
+def build(obj, cfg):
+    if cfg.kwargs["XBLOCK"] == 8 and obj is qkv:
+        raise RuntimeError("out of resources: shared memory")
+    return types.SimpleNamespace(config=cfg)
+ks = [("triton_red_fused_mm_mul_silu_9", down), ("triton_red_fused__to_copy_mm_rsqrt_1", qkv),
+      ("triton_red_fused_mean_pow_3", norm), ("triton_red_fused_add_mm_t_20", wo)]
+changed = llama.refine_kernels(ks, step, build, Config, gain=0.005)
+print(json.dumps({"changed": changed, "saved": saved, "step": step(),
+    "down": [down.launchers[0].config.kwargs["XBLOCK"], down.launchers[0].config.num_warps],
+    "qkv": [qkv.launchers[0].config.kwargs["XBLOCK"], qkv.launchers[0].config.num_warps],
+    "wo": [wo.launchers[0].config.kwargs["XBLOCK"], wo.launchers[0].config.num_warps],
+    "norm": norm.launchers[0].config.kwargs["XBLOCK"]}))
+`
+	out := runPython(t, script)
+	var got struct {
+		Changed map[string]string `json:"changed"`
+		Saved   [][]any           `json:"saved"`
+		Step    float64           `json:"step"`
+		Down    []int             `json:"down"`
+		Qkv     []int             `json:"qkv"`
+		Wo      []int             `json:"wo"`
+		Norm    int               `json:"norm"`
+	}
+	require.NoError(t, json.Unmarshal(out[strings.LastIndex(strings.TrimSpace(string(out)), "\n")+1:], &got), "%s", out)
+	assert.Equal(t, []int{4, 8}, got.Down, "XBLOCK 4, then half the warps")
+	assert.Equal(t, []int{2, 8}, got.Qkv, "already best; XBLOCK 8 failed to build and was passed over")
+	assert.Equal(t, []int{2, 8}, got.Wo, "0.5 µs of ~880 is under the gain")
+	assert.Equal(t, 1, got.Norm, "no matmul: left alone")
+	assert.Equal(t, 400.0+180+100+60, got.Step)
+	assert.Equal(t, map[string]string{"triton_red_fused_mm_mul_silu_9": "R0_BLOCK=2048,XBLOCK=1,num_warps=16 -> R0_BLOCK=2048,XBLOCK=4,num_warps=8: step 860.0 -> 740.0 us"}, got.Changed)
+	assert.Equal(t, [][]any{{float64(4), float64(8), true, true}}, got.Saved)
+}
+
 // TestCompileOptions: each compile setting's torch.compile arguments as llama.py builds them for a cuda device (a
 // torch.device object needs no GPU): inductor-thorough is inductor plus the wider coordinate-descent search, the
 // cpu gets no cuda-only Inductor options, and an unknown name is refused.

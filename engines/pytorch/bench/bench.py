@@ -5,7 +5,7 @@ It imports the very module the engine's worker runs (engines/torchllama/llama.py
 ceiling the engine should reach; the gap to the runner's figure is the adapter overhead.
 
     bench.py run --model DIR [--device cuda] [--dtype bf16] [--prompt 128] [--new 256] [--iters 5]
-                 [--compile inductor|inductor-thorough|inductor-realize|inductor-pdl|max-autotune|inductor-cublas|aot_eager|none] [--tuning cached|per-process]
+                 [--compile inductor|inductor-thorough|inductor-realize|inductor-pdl|max-autotune|inductor-cublas|aot_eager|none] [--tuning cached|per-process] [--refine off|in-graph]
                  [--attention sdpa|flex|math] [--mlp fused|split] [--fusion gpt-fast|more] [--inductor KEY=VALUE ...] [--cuda-graph on|off] [--lookahead 0|1] [--check [--eager]]
                  [--seed 1 --case p128-n256] [--per-iter] [--nvtx]
     bench.py run --dry        # the same code on CPU, on a tiny checkpoint written to a temp dir
@@ -175,13 +175,16 @@ def run(args):
     if args.cuda_graph == "auto":
         args.cuda_graph = "on" if dev.type == "cuda" else "off"
     graph = args.cuda_graph == "on"
+    if args.refine == "in-graph" and not graph:
+        sys.exit("bench.py: --refine in-graph times the decode step's CUDA graph: it needs --cuda-graph on (a cuda device)")
     t = time.perf_counter()
     dec = llama.Decoder(model, dev, opts, None, graph, device_events=dev.type == "cuda", lookahead=args.lookahead)
+    dec.refine = args.refine
     dec.prepare(1, [args.prompt], args.new)
     compile_s = time.perf_counter() - t
     report = {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu", "torch": torch.__version__,
               "dtype": args.dtype, "params": params, "prompt": args.prompt, "new": args.new,
-              "compile": args.compile, "tuning": args.tuning, "attention": args.attention, "mlp": args.mlp, "fusion": args.fusion, "cuda_graph": args.cuda_graph, "lookahead": dec.lookahead, "compile_s": round(compile_s, 2)}
+              "compile": args.compile, "tuning": args.tuning, "refine": args.refine, "attention": args.attention, "mlp": args.mlp, "fusion": args.fusion, "cuda_graph": args.cuda_graph, "lookahead": dec.lookahead, "compile_s": round(compile_s, 2)}
     if inductor:
         report["inductor"] = inductor
     ok = True
@@ -256,6 +259,7 @@ def main():
     r.add_argument("--per-iter", action="store_true", help="a JSON line per iteration (burn-bench's form) before the summary")
     r.add_argument("--compile", default="inductor", choices=list(llama.COMPILE_SETTINGS))
     r.add_argument("--tuning", default="cached", choices=list(llama.TUNING), help="as the engine's option tuning")
+    r.add_argument("--refine", default="off", choices=list(llama.REFINE), help="as the engine's option refine")
     r.add_argument("--attention", default="sdpa", choices=list(llama.ATTENTION), help="the decode step's attention, as the engine's option")
     r.add_argument("--mlp", default="fused", choices=list(llama.MLP), help="the gate/up projection's form, as the engine's option")
     r.add_argument("--fusion", default="gpt-fast", choices=list(llama.FUSION), help="the small ops around attention, as the engine's option")

@@ -240,7 +240,7 @@ var registry = []*Native{
 	{
 		Engine: "pytorch", Tool: "bench.py", Build: "engines/pytorch/bench/bench.py from the repository (or $CIB_PYTORCH_BENCH), run by $CIB_PYTHON (default python3)",
 		TTFT: true, Spec: map[string]string{"mode": "compiled"},
-		Note: "bench.py runs the compiled decode loop of the engine's worker module (llama.py); options compile, tuning, attention, cuda_graph and lookahead go to both sides.",
+		Note: "bench.py runs the compiled decode loop of the engine's worker module (llama.py); options compile, tuning, refine, attention, cuda_graph and lookahead go to both sides.",
 		Command: func(_ context.Context, p Params) (Cmd, error) {
 			if m := p.Options["mode"]; m != "" && m != "compiled" {
 				return Cmd{}, fmt.Errorf("pytorch mode=%s: bench.py runs the compiled mode's loop only", m)
@@ -259,7 +259,7 @@ var registry = []*Native{
 			// The engine's options that change the loop go to bench.py as its flags; one it has no equivalent of would
 			// make the two sides run different loops, so it is refused.
 			flags := map[string]string{"compile": "--compile", "cuda_graph": "--cuda-graph", "lookahead": "--lookahead",
-				"tuning": "--tuning", "attention": "--attention"}
+				"tuning": "--tuning", "attention": "--attention", "refine": "--refine"}
 			for _, k := range slices.Sorted(maps.Keys(p.Options)) {
 				v := p.Options[k]
 				switch {

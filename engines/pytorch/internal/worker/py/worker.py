@@ -131,7 +131,7 @@ class Worker:
                     "float32_matmul_precision": torch.get_float32_matmul_precision()}
         compile_ns = 0
         if mode == "eager":
-            for k in ("compile", "prefill", "cuda_graph", "lookahead", "wait", "tuning", "attention", "mlp", "fusion", "prefill_attention"):
+            for k in ("compile", "prefill", "cuda_graph", "lookahead", "wait", "tuning", "refine", "attention", "mlp", "fusion", "prefill_attention"):
                 if k in opts:
                     raise BadRequest(f"option {k} applies to mode=compiled only")
             import eager
@@ -172,6 +172,13 @@ class Worker:
             # saved (CachingAutotuner.recheck_autotune_cache acts only on kernels with several configs), so it tunes
             # again: on the H200 (2026-12-02) TPOT spread 13% over launches. llama.set_tuning says what cached does.
             llama.set_tuning(tuning)
+            refine = opts.get("refine", "off")
+            if refine not in llama.REFINE:
+                raise BadRequest(f"option refine={refine!r}: want one of {', '.join(llama.REFINE)}")
+            if refine == "in-graph" and not graph:
+                raise llama.Unsupported("option refine=in-graph times the decode step's CUDA graph: it needs cuda_graph=on (a cuda device)")
+            if refine == "in-graph" and comp in ("none", "aot_eager", "inductor-cublas"):
+                raise BadRequest(f"option refine=in-graph re-chooses generated Triton GEMV kernels: compile={comp} makes none")
             attention = opts.get("attention", "sdpa")
             if attention not in llama.ATTENTION:
                 raise BadRequest(f"option attention={attention!r}: want one of {', '.join(llama.ATTENTION)}")
@@ -204,6 +211,7 @@ class Worker:
             t = time.perf_counter_ns()
             self.impl = llama.Decoder(model, dev, dec_opts, pre_opts, graph, device_events=dev.type == "cuda",
                                       lookahead=int(lookahead), blocking_wait=wait == "block")
+            self.impl.refine = refine
             # One session per batch size and cache length (each case's own, as gpt-fast sizes the cache per request):
             # cases that share both share a session. One compiled decode graph per session and, with compiled prefill,
             # one per (session, prompt length): raise Dynamo's recompile limit so none silently falls back to eager.
@@ -253,6 +261,11 @@ class Worker:
                     settings["tuning_cache"] = merge_tuning_cache(tuning_cache(only=ids, prefix=prefix) for prefix, ids in marks)
                 except Exception as e:
                     settings["tuning_cache_error"] = f"{type(e).__name__}: {e}"
+                if refine == "in-graph":
+                    settings["refine"] = ("in-graph: after coordinate descent, each GEMV kernel's XBLOCK and warps re-chosen by timing "
+                                          "the decode step's CUDA graph (Session.refine_in_graph), saved to the autotune cache")
+                    settings["refined_kernels"] = json.dumps(
+                        {f"b{b}-s{n}/{k}": v for (b, n), ch in sorted(self.impl.refined.items()) for k, v in sorted(ch.items())}, sort_keys=True)
             settings.update({
                 "implementation": "own gpt-fast-style Llama (engines/torchllama/llama.py, shared with the libtorch engine)",
                 "kv_cache": ("static, written in place (index_put_), sized per request as gpt-fast does (prompt + new tokens, "
