@@ -187,6 +187,8 @@ def run(args):
               "compile": args.compile, "tuning": args.tuning, "refine": args.refine, "attention": args.attention, "mlp": args.mlp, "fusion": args.fusion, "cuda_graph": args.cuda_graph, "lookahead": dec.lookahead, "compile_s": round(compile_s, 2)}
     if inductor:
         report["inductor"] = inductor
+    if dec.refined:
+        report["refined"] = {f"b{b}-s{n}": ch for (b, n), ch in sorted(dec.refined.items())}
     ok = True
     if args.check:
         steps, _, _ = dec.generate(prompt, 1, args.new, time.perf_counter_ns())
