@@ -342,23 +342,19 @@ func TestSuiteSubset(t *testing.T) {
 	require.Contains(t, p.stderr.String(), "no model to add")
 }
 
-// TestSuitePerBatch: with `cells: per-batch` a model's workloads of one batch size are one benchmark whose launches
-// run them all as cases (one process start and load per launch for both), the batched workload its own cell, which
-// skips the engine that cannot batch 8; the report titles a grouped cell by its workloads.
-func TestSuitePerBatch(t *testing.T) {
-	bin := testbin.Dir(t)
-	work := t.TempDir()
-	root := filepath.Join(work, "results")
-	cfgPath := filepath.Join(work, "suite.yaml")
-	require.NoError(t, os.WriteFile(cfgPath, []byte(`name: grouped
+// groupedSuite writes the suite both grouping tests run — reference and testengine (max batch 4) on the tiny shape,
+// two batch-1 workloads and a batch-8 one between them — with extra (its grouping) added, and returns its path.
+func groupedSuite(t *testing.T, work, extra string) string {
+	t.Helper()
+	path := filepath.Join(work, "suite.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(`name: grouped
 device: cpu
 dtype: f32
 seed: 1
 warmup: 1
 iterations: 2
 launches: 2
-cells: per-batch
-engines:
+`+extra+`engines:
   - {name: reference, threads: 1}
   - {name: testengine}
 models:
@@ -369,6 +365,17 @@ workloads:
   - {name: p64-n2, prompt_len: 64, max_new_tokens: 2}
 timeouts: {start: 2m, stall: 1m, total: 5m}
 `), 0o644))
+	return path
+}
+
+// TestSuitePerBatch: with `cells: per-batch` a model's workloads of one batch size are one benchmark whose launches
+// run them all as cases (one process start and load per launch for both), the batched workload its own cell, which
+// skips the engine that cannot batch 8; the report titles a grouped cell by its workloads.
+func TestSuitePerBatch(t *testing.T) {
+	bin := testbin.Dir(t)
+	work := t.TempDir()
+	root := filepath.Join(work, "results")
+	cfgPath := groupedSuite(t, work, "cells: per-batch\n")
 	p := startSuite(t, bin, work, cfgPath, "--bin-dir", bin, "--out", root)
 	require.Equal(t, 0, p.wait(t), p.stderr.String())
 	dir := resultDir(t, root)
@@ -412,27 +419,7 @@ func TestSuitePerModel(t *testing.T) {
 	bin := testbin.Dir(t)
 	work := t.TempDir()
 	root := filepath.Join(work, "results")
-	cfgPath := filepath.Join(work, "suite.yaml")
-	require.NoError(t, os.WriteFile(cfgPath, []byte(`name: per-model
-device: cpu
-dtype: f32
-seed: 1
-warmup: 1
-iterations: 2
-launches: 2
-cells: per-model
-baseline: testengine
-engines:
-  - {name: reference, threads: 1}
-  - {name: testengine}
-models:
-  - {name: tiny, dir: models/tiny, synth: {shape: tiny, dtype: f32, seed: 1}}
-workloads:
-  - {name: p16-n8, prompt_len: 16, max_new_tokens: 8}
-  - {name: b8-p16-n8, prompt_len: 16, max_new_tokens: 8, batch_size: 8}
-  - {name: p64-n2, prompt_len: 64, max_new_tokens: 2}
-timeouts: {start: 2m, stall: 1m, total: 5m}
-`), 0o644))
+	cfgPath := groupedSuite(t, work, "cells: per-model\nbaseline: testengine\n")
 	p := startSuite(t, bin, work, cfgPath, "--bin-dir", bin, "--out", root)
 	require.Equal(t, 0, p.wait(t), p.stderr.String())
 	require.Contains(t, p.stderr.String(), "note: testengine serves batches of up to 4: its launches leave out b8-p16-n8 (batch 8)")
