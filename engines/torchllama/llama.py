@@ -552,7 +552,6 @@ class Session:
                 self.step_fn(self.tok, self.pos, self.caches)
             sync(self.device)
 
-
     def refine_in_graph(self, modules, steps=32, reps=3, gain=0.005):
         """refine_in_graph re-chooses the launch configuration of each GEMV kernel the step's compilation loaded
         (refine_kernels, over Inductor's kernels in modules) by timing the whole step as the decode loop runs it: a
