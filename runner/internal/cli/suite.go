@@ -58,6 +58,7 @@ func suiteCommand(e *env) *ucli.Command {
 			&ucli.StringFlag{Name: "engines", Aliases: []string{"e"}, Usage: "override the config's engine variants, comma-separated (reference:threads=1,pytorch:mode=compiled)"},
 			&ucli.StringFlag{Name: "models", Usage: "run only these of the config's models, comma-separated names (e.g. tinyllama-1.1b)"},
 			&ucli.StringFlag{Name: "workloads", Usage: "run only these of the config's workloads, comma-separated names (e.g. p128-n256,p2032-n16)"},
+			&ucli.StringFlag{Name: "cells", Usage: "override how workloads make cells: per-workload, per-batch or per-model (one launch cost per engine and model)"},
 			&ucli.IntFlag{Name: "launches", DefaultText: "the config's", Usage: "override launches per engine per cell (exact: adaptive stopping off)"},
 			&ucli.IntFlag{Name: "iterations", DefaultText: "the config's", Usage: "override timed iterations per launch"},
 			&ucli.IntFlag{Name: "warmup", DefaultText: "the config's", Usage: "override warm-up iterations per launch"},
@@ -97,7 +98,7 @@ func suiteCmd(c *ucli.Context, e *env) error {
 		if c.Bool("dry-run") {
 			return usageError("suite --resume %s: --dry-run checks a new suite (CONFIG), not one being finished", dir)
 		}
-		for _, f := range []string{"engines", "models", "workloads", "launches", "iterations", "warmup", "out"} {
+		for _, f := range []string{"engines", "models", "workloads", "cells", "launches", "iterations", "warmup", "out"} {
 			if c.IsSet(f) && (f != "models" || !c.IsSet("add-models")) {
 				return usageError("suite --resume %s: --%s would change the suite being finished; resume it as it was", dir, f)
 			}
@@ -401,6 +402,9 @@ func suiteOverrides(c *ucli.Context, sc *suite.Config) error {
 			keep = append(keep, sc.Workloads[i])
 		}
 		sc.Workloads = keep
+	}
+	if c.IsSet("cells") {
+		sc.Grouping = c.String("cells") // Validate below names the groupings
 	}
 	if v := c.String("engines"); v != "" {
 		specs, err := config.ParseEngines(v)

@@ -411,7 +411,8 @@ func TestSuitePerBatch(t *testing.T) {
 	}
 }
 
-// TestSuitePerModel: with `cells: per-model` all of a model's workloads are one benchmark, each launch running every
+// TestSuitePerModel: with `cells: per-model` (here --cells over the file's per-batch; a bad value and a change on
+// --resume refused) all of a model's workloads are one benchmark, each launch running every
 // case its engine can batch: the engine whose info says max batch 4 runs the batch-1 cases and leaves out the batch-8
 // one (its request holds the two, its records keep the benchmark's case indices), instead of sitting the model out;
 // the batch-8 case's table has no row and no verdict for it and says why.
@@ -419,11 +420,20 @@ func TestSuitePerModel(t *testing.T) {
 	bin := testbin.Dir(t)
 	work := t.TempDir()
 	root := filepath.Join(work, "results")
-	cfgPath := groupedSuite(t, work, "cells: per-model\nbaseline: testengine\n")
-	p := startSuite(t, bin, work, cfgPath, "--bin-dir", bin, "--out", root)
+	cfgPath := groupedSuite(t, work, "cells: per-batch\nbaseline: testengine\n")
+	p := startSuite(t, bin, work, cfgPath, "--bin-dir", bin, "--out", root, "--cells", "per-engine")
+	require.Equal(t, cli.ExitUsage, p.wait(t))
+	require.Contains(t, p.stderr.String(), `cells: "per-engine": want per-workload, per-batch or per-model`)
+	p = startSuite(t, bin, work, cfgPath, "--bin-dir", bin, "--out", root, "--cells", "per-model") // the file's per-batch overridden
 	require.Equal(t, 0, p.wait(t), p.stderr.String())
 	require.Contains(t, p.stderr.String(), "note: testengine serves batches of up to 4: its launches leave out b8-p16-n8 (batch 8)")
 	dir := resultDir(t, root)
+	sc, err := suite.Load(filepath.Join(dir, suite.ConfigFile))
+	require.NoError(t, err)
+	require.Equal(t, suite.PerModel, sc.Grouping, "the suite's own config keeps the grouping it ran with")
+	p = startSuite(t, bin, work, "--resume", dir, "--bin-dir", bin, "--cells", "per-batch")
+	require.Equal(t, cli.ExitUsage, p.wait(t))
+	require.Contains(t, p.stderr.String(), "--cells would change the suite being finished")
 	var st suite.State
 	require.NoError(t, results.ReadJSON(dir, suite.StateFile, &st))
 	require.Len(t, st.Cells, 1)
