@@ -463,7 +463,7 @@ func safeName(s string) string {
 }
 
 // caseSubsets gives each variant whose engine serves smaller batches than some case asks the cases it can run
-// (bench.CasesFor), saying which it leaves out; an engine that can run none of them is an error before any launch.
+// (caseFit), saying which it leaves out; an engine that can run none of them is an error before any launch.
 func caseSubsets(variants []bench.Variant, cases []protocol.Case, progress io.Writer) ([]bench.Variant, error) {
 	var errs []error
 	for i := range variants {
@@ -472,26 +472,37 @@ func caseSubsets(variants []bench.Variant, cases []protocol.Case, progress io.Wr
 		if v.Info != nil {
 			mb = v.Info.Capabilities.MaxBatch
 		}
-		v.Cases = bench.CasesFor(cases, mb)
-		if v.Cases == nil {
-			continue
-		}
-		if len(v.Cases) == 0 {
-			errs = append(errs, fmt.Errorf("engine %s serves batches of up to %d: no case of this benchmark fits it", v.Label, max(mb, 1)))
-			continue
-		}
-		if progress != nil && !strings.HasSuffix(v.Label, bench.ProfileSuffix) {
-			var left []string
-			for ci, c := range cases {
-				if !slices.Contains(v.Cases, ci) {
-					left = append(left, fmt.Sprintf("%s (batch %d)", c.Name, c.BatchSize))
-				}
-			}
-			fmt.Fprintf(progress, "note: %s serves batches of up to %d: its launches leave out %s\n", v.Label, max(mb, 1), strings.Join(left, ", "))
+		keep, note, err := caseFit(v.Label, mb, cases)
+		v.Cases = keep
+		switch {
+		case err != nil:
+			errs = append(errs, err)
+		case note != "" && progress != nil && !strings.HasSuffix(v.Label, bench.ProfileSuffix):
+			fmt.Fprintf(progress, "note: %s %s\n", v.Label, note)
 		}
 	}
 	if len(errs) > 0 {
 		return nil, withCode(ExitUsage, errors.Join(errs...))
 	}
 	return variants, nil
+}
+
+// caseFit is what an engine serving batches of up to maxBatch runs of cases, for a run and its dry run alike: the
+// cases it keeps (bench.CasesFor: nil for all), a note naming those it leaves out ("" when none), or an error when
+// none fits.
+func caseFit(label string, maxBatch int, cases []protocol.Case) ([]int, string, error) {
+	keep := bench.CasesFor(cases, maxBatch)
+	switch {
+	case keep == nil:
+		return nil, "", nil
+	case len(keep) == 0:
+		return keep, "", fmt.Errorf("engine %s serves batches of up to %d: no case of this benchmark fits it", label, max(maxBatch, 1))
+	}
+	var left []string
+	for ci, c := range cases {
+		if !slices.Contains(keep, ci) {
+			left = append(left, fmt.Sprintf("%s (batch %d)", c.Name, c.BatchSize))
+		}
+	}
+	return keep, fmt.Sprintf("serves batches of up to %d: its launches leave out %s", max(maxBatch, 1), strings.Join(left, ", ")), nil
 }

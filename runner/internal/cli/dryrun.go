@@ -50,15 +50,15 @@ func dryRun(w io.Writer, cfg *config.Config, variants []bench.Variant) error {
 		errs = append(errs, fmt.Errorf("model %s: %w (no %s there, and the config has no synth section)", cfg.Model, workload.ErrNoModel, modelcfg.ConfigFile))
 	}
 	fmt.Fprintf(w, "  device %s, %s, seed %d\n", cfg.Device, cfg.DType, cfg.Seed)
-	maxBatch := 1
 	if mc != nil {
 		if _, err := workload.Cases(cfg, *mc); err != nil {
 			errs = append(errs, err)
 		}
 	}
+	var batches []protocol.Case // each case's name and batch size, for caseFit
 	for _, c := range cfg.Cases {
 		b := max(c.BatchSize, 1)
-		maxBatch = max(maxBatch, b)
+		batches = append(batches, protocol.Case{Name: c.Name, BatchSize: b})
 		prompt := fmt.Sprintf("%d prompt tokens", c.PromptLen)
 		if len(c.PromptTokens) > 0 {
 			prompt = fmt.Sprintf("%d given prompt tokens", len(c.PromptTokens))
@@ -79,18 +79,11 @@ func dryRun(w io.Writer, cfg *config.Config, variants []bench.Variant) error {
 			prep = ", prepared before its first launch"
 		}
 		fmt.Fprintf(w, "  engine %s%s: %s, %s %s%s\n", v.Label, mark, v.Path, v.Info.Library, v.Info.LibraryVersion, prep)
-		if mb := max(v.Info.Capabilities.MaxBatch, 1); mb < maxBatch { // the run does what caseSubsets does
-			var left []string
-			for _, c := range cfg.Cases {
-				if max(c.BatchSize, 1) > mb {
-					left = append(left, fmt.Sprintf("%s (batch %d)", c.Name, max(c.BatchSize, 1)))
-				}
-			}
-			if len(left) == len(cfg.Cases) {
-				errs = append(errs, fmt.Errorf("engine %s serves batches of up to %d: no case of this benchmark fits it", v.Label, mb))
-			} else {
-				fmt.Fprintf(w, "  note: engine %s serves batches of up to %d: its launches leave out %s\n", v.Label, mb, strings.Join(left, ", "))
-			}
+		switch _, note, err := caseFit(v.Label, v.Info.Capabilities.MaxBatch, batches); { // as the run's caseSubsets
+		case err != nil:
+			errs = append(errs, err)
+		case note != "":
+			fmt.Fprintf(w, "  note: engine %s %s\n", v.Label, note)
 		}
 	}
 	launches := fmt.Sprintf("%d launches per engine", cfg.Launches)
