@@ -36,7 +36,7 @@ def kernel_configs(skip=(), only=None, prefix=""):
     return json.dumps(out, sort_keys=True)
 
 
-def tuning_cache(skip=(), only=None, prefix=""):
+def tuning_cache(marks):
     """tuning_cache is a JSON object saying where each Triton kernel of a compilation got the launch configuration it
     runs with: "hit" counts the kernels whose module load found a tuning in Inductor's autotune cache (a .best_config
     file keyed by the kernel's source, which an earlier process saved) and kept it; "retuned" names the hits that run
@@ -44,22 +44,23 @@ def tuning_cache(skip=(), only=None, prefix=""):
     here); "other" counts the rest by Inductor's state (one candidate config, caching disabled). On the 8B
     (2026-12-03) a launch after its own prepare still ran 8-178 coordinate-descent benchmarks and settled on other
     configurations than the prepare's: this names the kernels, and says whether the cache missed or a hit was tuned
-    again. skip/only/prefix as in kernel_configs."""
+    again. marks: (prefix, module ids) per graph, e.g. one per decode session, as kernel_configs' prefix and only."""
     from torch._inductor.runtime.runtime_utils import triton_config_to_hashable
 
     out = {"hit": 0, "retuned": [], "tuned": [], "other": {}}
-    for kname, obj in triton_kernels(skip, only):
-        info = getattr(obj, "autotune_cache_info", None) or {}
-        state = info.get("autotune_cache_state", "none")
-        if state == "hit":
-            if tuple(map(tuple, info.get("best_config", ()))) == triton_config_to_hashable(obj.launchers[0].config):
-                out["hit"] += 1
+    for prefix, ids in marks:
+        for kname, obj in triton_kernels(only=ids):
+            info = getattr(obj, "autotune_cache_info", None) or {}
+            state = info.get("autotune_cache_state", "none")
+            if state == "hit":
+                if tuple(map(tuple, info.get("best_config", ()))) == triton_config_to_hashable(obj.launchers[0].config):
+                    out["hit"] += 1
+                else:
+                    out["retuned"].append(prefix + kname)
+            elif state == "miss":
+                out["tuned"].append(prefix + kname)
             else:
-                out["retuned"].append(prefix + kname)
-        elif state == "miss":
-            out["tuned"].append(prefix + kname)
-        else:
-            out["other"][state] = out["other"].get(state, 0) + 1
+                out["other"][state] = out["other"].get(state, 0) + 1
     out["retuned"].sort()
     out["tuned"].sort()
     return json.dumps(out, sort_keys=True)
@@ -122,17 +123,3 @@ def aoti_kernel_configs(since=None):
         out[name] = ",".join(_parts(c, num_warps, num_stages))
     return json.dumps(out, sort_keys=True)
 
-
-def merge_tuning_cache(parts):
-    """merge_tuning_cache adds up tuning_cache objects (JSON), e.g. one per decode session's graph, into one."""
-    out = {"hit": 0, "retuned": [], "tuned": [], "other": {}}
-    for p in parts:
-        p = json.loads(p)
-        out["hit"] += p["hit"]
-        out["retuned"] += p["retuned"]
-        out["tuned"] += p["tuned"]
-        for k, v in p["other"].items():
-            out["other"][k] = out["other"].get(k, 0) + v
-    out["retuned"].sort()
-    out["tuned"].sort()
-    return json.dumps(out, sort_keys=True)

@@ -72,7 +72,7 @@ print(kernels.aoti_kernel_configs())
 // TestTuningCache: tuning_cache sorts the Triton kernels of Inductor's loaded modules (PyCodeCache's own list, given
 // here modules whose autotuners stand in for the ones Triton builds on a GPU: a launcher config and Inductor's
 // autotune_cache_info) by where their configuration came from — a cache hit kept, a hit tuned again, a miss tuned in
-// the process, a kernel with one candidate — and merge_tuning_cache adds two graphs' counts up.
+// the process, a kernel with one candidate — one graph's, and two graphs' added up.
 func TestTuningCache(t *testing.T) {
 	script := `
 import json, types
@@ -101,10 +101,8 @@ m2 = types.ModuleType("graph2")
 m2.k_one = kernel("triton_poi_fused_2", "only 1 config", None, a)
 m2.k_miss = kernel("triton_red_fused_mm_1", "miss", None, a)
 PyCodeCache.modules.extend([m1, m2])
-g1 = kernels.tuning_cache(only={id(m1)}, prefix="b1-s384/")
-g2 = kernels.tuning_cache(only={id(m2)}, prefix="b1-s2048/")
-print(g1)
-print(kernels.merge_tuning_cache([g1, g2]))
+print(kernels.tuning_cache([("b1-s384/", {id(m1)})]))
+print(kernels.tuning_cache([("b1-s384/", {id(m1)}), ("b1-s2048/", {id(m2)})]))
 `
 	out := runPython(t, script)
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")

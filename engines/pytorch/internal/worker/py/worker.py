@@ -26,7 +26,7 @@ from importlib import metadata  # noqa: E402
 import torch  # noqa: E402
 
 import llama  # noqa: E402
-from kernels import code_modules, inductor_counters, kernel_configs, merge_tuning_cache, tuning_cache  # noqa: E402
+from kernels import code_modules, inductor_counters, kernel_configs, tuning_cache  # noqa: E402
 
 
 class BadRequest(Exception):
@@ -258,7 +258,7 @@ class Worker:
                 except Exception as e:  # introspection of Inductor internals: report it, never fail the load
                     settings["kernel_configs_error"] = f"{type(e).__name__}: {e}"
                 try:
-                    settings["tuning_cache"] = merge_tuning_cache(tuning_cache(only=ids, prefix=prefix) for prefix, ids in marks)
+                    settings["tuning_cache"] = tuning_cache(marks)
                 except Exception as e:
                     settings["tuning_cache_error"] = f"{type(e).__name__}: {e}"
                 if refine == "in-graph":
