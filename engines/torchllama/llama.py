@@ -85,12 +85,38 @@ def set_tuning(name):
     earlier process's coordinate-descent tuning saved (torch 2.11 otherwise restores them from before tuning and
     tunes again: on the H200, 20 of 24 kernels settled differently from launch to launch), and mends triton.Config
     so that kernels from Inductor's compile workers keep the mark that their cached configuration was tuned
-    (keep_coordesc_mark); per-process keeps torch's default, each process drawing its own tuning."""
+    (keep_coordesc_mark); per-process has each process tune every kernel itself, neither reading nor writing Inductor's
+    autotune cache (autotune_local_cache and autotune_remote_cache off). torch's default lies between the two, and
+    is no independent draw per process: on the H200 (2026-12-03, results/h200-2026-12-03-s16) the kernels a process
+    restored from its FX graph bundle were tuned again, but every other kernel replayed the .best_config that any
+    earlier process had saved for the same source, another engine variant's included (compile=inductor-pdl's launches
+    2 and 3 replayed launch 1's tuning, 50 and 52 of its kernels)."""
     if name not in TUNING:
         raise ValueError(f"tuning {name!r}: want one of {', '.join(TUNING)}")
     if name == "cached":
         torch._inductor.config.bundle_triton_into_fx_graph_cache = False
         keep_coordesc_mark()
+    else:
+        torch._inductor.config.autotune_local_cache = False
+        torch._inductor.config.autotune_remote_cache = False
+
+
+def cache_namespace(name):
+    """cache_namespace moves this process's Inductor cache (TORCHINDUCTOR_CACHE_DIR: FX graphs, generated kernels and
+    their .best_config tunings) into its subdirectory name, before anything is compiled, and returns that directory.
+    A kernel's tuning is filed by its source, and refine=in-graph compiles the same graph, hence the same sources, as
+    the plain variant, then saves other configurations for them: in one cache the variant run second replays the
+    first's tuning, refined or not (on the H200, 2026-12-03, a refine prepare rewrote five GEMVs' tunings that the
+    default variant's launches had replayed). Idempotent within a process."""
+    from torch._inductor.runtime.cache_dir_utils import cache_dir
+
+    base = cache_dir()
+    if os.path.basename(os.path.normpath(base)) == name:
+        return base
+    d = os.path.join(base, name)
+    os.makedirs(d, exist_ok=True)
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = d
+    return d
 
 
 def keep_coordesc_mark(config_cls=None):

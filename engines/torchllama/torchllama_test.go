@@ -189,6 +189,62 @@ print(json.dumps(out))
 	}
 }
 
+// TestSetTuning: what each tuning option sets in Inductor's config (fresh processes: it is process-wide) — cached
+// leaves Triton kernels out of the FX graph bundle and keeps the autotune cache, per-process keeps the bundle and turns
+// the autotune cache off (every process tunes every kernel: an independent draw that neither reads an earlier tuning
+// nor leaves one for a later process), an unknown name is refused — and cache_namespace moves the process's Inductor
+// cache into a subdirectory, where torch then files FX graphs and kernels, once however often it is called.
+func TestSetTuning(t *testing.T) {
+	script := `
+import json, os, sys, tempfile
+import torch, llama
+from torch._inductor import config
+from torch._inductor.runtime.cache_dir_utils import cache_dir
+from torch._inductor.codecache import FxGraphCache
+llama.set_tuning(sys.argv[1])
+out = {k: getattr(config, k) for k in ("bundle_triton_into_fx_graph_cache", "autotune_local_cache", "autotune_remote_cache")}
+base = tempfile.mkdtemp()
+os.environ["TORCHINDUCTOR_CACHE_DIR"] = base
+d = llama.cache_namespace("refine-in-graph")
+out["namespace"] = os.path.relpath(d, base)
+out["again"] = os.path.relpath(llama.cache_namespace("refine-in-graph"), base)
+out["cache_dir"] = os.path.relpath(cache_dir(), base)
+out["fxgraph"] = os.path.relpath(FxGraphCache._get_tmp_dir(), base)
+print(json.dumps(out))
+`
+	run := func(name string) map[string]any {
+		out := runPython(t, script, name)
+		var got map[string]any
+		require.NoError(t, json.Unmarshal(out[strings.LastIndex(strings.TrimSpace(string(out)), "\n")+1:], &got), "%s", out)
+		return got
+	}
+	cached := run("cached")
+	assert.Equal(t, false, cached["bundle_triton_into_fx_graph_cache"])
+	assert.Equal(t, true, cached["autotune_local_cache"])
+	per := run("per-process")
+	assert.NotEqual(t, false, per["bundle_triton_into_fx_graph_cache"], "torch's default bundle")
+	assert.Equal(t, false, per["autotune_local_cache"])
+	assert.Equal(t, false, per["autotune_remote_cache"])
+	for _, got := range []map[string]any{cached, per} {
+		assert.Equal(t, "refine-in-graph", got["namespace"])
+		assert.Equal(t, "refine-in-graph", got["again"], "not refine-in-graph/refine-in-graph")
+		assert.Equal(t, "refine-in-graph", got["cache_dir"])
+		assert.Equal(t, filepath.Join("refine-in-graph", "fxgraph"), got["fxgraph"])
+	}
+
+	py, err := enginetest.TorchPython("torch")
+	if err != nil {
+		t.Skip(err)
+	}
+	dir := t.TempDir()
+	require.NoError(t, Write(dir))
+	cmd := exec.Command(py, "-c", "import llama; llama.set_tuning('fresh')")
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	require.Error(t, err)
+	assert.Contains(t, string(out), "tuning 'fresh': want one of cached, per-process")
+}
+
 // TestRefineKernels: refine_kernels' search, with the decode step's time given by a model of it (on a GPU it is a
 // CUDA graph's replays) and kernels standing in for Inductor's (a launcher config and the autotune cache's save hook):
 // per GEMV kernel, XBLOCK 1-8 then half and twice the warps, a change only when the step is faster by the gain
@@ -294,7 +350,7 @@ print(json.dumps(out))
 
 // runPython runs script with the torch venv's Python in a directory holding the embedded modules (llama.py,
 // kernels.py) and returns its output; it skips without torch, except under CI.
-func runPython(t *testing.T, script string) []byte {
+func runPython(t *testing.T, script string, args ...string) []byte {
 	t.Helper()
 	py, err := enginetest.TorchPython("torch")
 	if err != nil {
@@ -305,7 +361,7 @@ func runPython(t *testing.T, script string) []byte {
 	}
 	dir := t.TempDir()
 	require.NoError(t, Write(dir))
-	cmd := exec.Command(py, "-c", script)
+	cmd := exec.Command(py, append([]string{"-c", script}, args...)...)
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "%s", out)

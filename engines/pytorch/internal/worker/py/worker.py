@@ -179,6 +179,10 @@ class Worker:
                 raise llama.Unsupported("option refine=in-graph times the decode step's CUDA graph: it needs cuda_graph=on (a cuda device)")
             if refine == "in-graph" and comp in ("none", "aot_eager", "inductor-cublas"):
                 raise BadRequest(f"option refine=in-graph re-chooses generated Triton GEMV kernels: compile={comp} makes none")
+            if refine == "in-graph" and tuning == "cached" and dev.type == "cuda":
+                # Its own Inductor cache: the same graph as refine=off, so the same kernel sources, with other tunings.
+                settings["inductor_cache"] = ("refine=in-graph keeps its own Inductor cache, apart from refine=off's (same "
+                                              "kernel sources, other tunings): " + llama.cache_namespace("refine-in-graph"))
             attention = opts.get("attention", "sdpa")
             if attention not in llama.ATTENTION:
                 raise BadRequest(f"option attention={attention!r}: want one of {', '.join(llama.ATTENTION)}")
@@ -244,7 +248,8 @@ class Worker:
                     "(bundle_triton_into_fx_graph_cache off; triton.Config keeps Inductor's coordinate-descent mark through "
                     "the compile workers' pickling, which Triton 3.6 drops, so those kernels are not tuned again); the first "
                     "process on a cold cache tunes" if tuning == "cached" else
-                    "per-process: torch's default, where a process that hits the FX graph cache tunes its kernels again")
+                    "per-process: each process tunes every kernel itself (Inductor's autotune cache off: it reads no earlier "
+                    "process's tuning and leaves none for a later one)")
                 settings["inductor_counters"] = inductor_counters()
                 if tuning == "cached":
                     # Read by the runner's report: launches replay one tuning draw (analysis.SettingSharedTuning).
@@ -264,6 +269,8 @@ class Worker:
                 if refine == "in-graph":
                     settings["refine"] = ("in-graph: after coordinate descent, each GEMV kernel's XBLOCK and warps re-chosen by timing "
                                           "the decode step's CUDA graph (Session.refine_in_graph), saved to the autotune cache")
+                    # The sessions (decode graphs) it ran in: only where this process tuned (a replayed tuning is not refined again).
+                    settings["refine_ran"] = ",".join(f"b{b}-s{n}" for b, n in sorted(self.impl.refined))
                     settings["refined_kernels"] = json.dumps(
                         {f"b{b}-s{n}/{k}": v for (b, n), ch in sorted(self.impl.refined.items()) for k, v in sorted(ch.items())}, sort_keys=True)
             settings.update({
