@@ -41,7 +41,8 @@ def tuning_cache(marks):
     runs with: "hit" counts the kernels whose module load found a tuning in Inductor's autotune cache (a .best_config
     file keyed by the kernel's source, which an earlier process saved) and kept it; "retuned" names the hits that run
     another configuration all the same (Inductor tuned them again in this process); "tuned" names the misses (tuned
-    here); "other" counts the rest by Inductor's state (one candidate config, caching disabled). On the 8B
+    here); "other" counts the rest by Inductor's state (one candidate config, caching disabled; "no autotune cache"
+    where the cache was off, as tuning=per-process has it). On the 8B
     (2026-12-03) a launch after its own prepare still ran 8-178 coordinate-descent benchmarks and settled on other
     configurations than the prepare's: this names the kernels, and says whether the cache missed or a hit was tuned
     again. marks: (prefix, module ids) per graph, e.g. one per decode session, as kernel_configs' prefix and only."""
@@ -51,7 +52,7 @@ def tuning_cache(marks):
     for prefix, ids in marks:
         for kname, obj in triton_kernels(only=ids):
             info = getattr(obj, "autotune_cache_info", None) or {}
-            state = info.get("autotune_cache_state", "none")
+            state = info.get("autotune_cache_state", "no autotune cache")
             if state == "hit":
                 if tuple(map(tuple, info.get("best_config", ()))) == triton_config_to_hashable(obj.launchers[0].config):
                     out["hit"] += 1

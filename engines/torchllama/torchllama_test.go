@@ -72,7 +72,7 @@ print(kernels.aoti_kernel_configs())
 // TestTuningCache: tuning_cache sorts the Triton kernels of Inductor's loaded modules (PyCodeCache's own list, given
 // here modules whose autotuners stand in for the ones Triton builds on a GPU: a launcher config and Inductor's
 // autotune_cache_info) by where their configuration came from — a cache hit kept, a hit tuned again, a miss tuned in
-// the process, a kernel with one candidate — one graph's, and two graphs' added up.
+// the process, a kernel with one candidate, one with the autotune cache off — one graph's, and two graphs' added up.
 func TestTuningCache(t *testing.T) {
 	script := `
 import json, types
@@ -100,6 +100,8 @@ m1.not_a_kernel = 3
 m2 = types.ModuleType("graph2")
 m2.k_one = kernel("triton_poi_fused_2", "only 1 config", None, a)
 m2.k_miss = kernel("triton_red_fused_mm_1", "miss", None, a)
+m2.k_off = kernel("triton_red_fused_mm_3", "miss", None, a)
+m2.k_off.autotune_cache_info = {}  # Inductor's autotune cache off (tuning=per-process): no state at all
 PyCodeCache.modules.extend([m1, m2])
 print(kernels.tuning_cache([("b1-s384/", {id(m1)})]))
 print(kernels.tuning_cache([("b1-s384/", {id(m1)}), ("b1-s2048/", {id(m2)})]))
@@ -119,7 +121,7 @@ print(kernels.tuning_cache([("b1-s384/", {id(m1)}), ("b1-s2048/", {id(m2)})]))
 	assert.Equal(t, cache{Hit: 1, Retuned: []string{"b1-s384/triton_red_fused_mm_8"}, Tuned: []string{"b1-s384/triton_red_fused_mm_1"},
 		Other: map[string]int{}}, g1)
 	assert.Equal(t, cache{Hit: 1, Retuned: []string{"b1-s384/triton_red_fused_mm_8"},
-		Tuned: []string{"b1-s2048/triton_red_fused_mm_1", "b1-s384/triton_red_fused_mm_1"}, Other: map[string]int{"only 1 config": 1}}, all)
+		Tuned: []string{"b1-s2048/triton_red_fused_mm_1", "b1-s384/triton_red_fused_mm_1"}, Other: map[string]int{"only 1 config": 1, "no autotune cache": 1}}, all)
 }
 
 // TestKeepCoordescMark: a launch configuration pickled the way Inductor's compile workers send kernels back loses
