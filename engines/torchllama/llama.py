@@ -79,8 +79,9 @@ TUNING = ("cached", "per-process")
 REFINE = ("off", "in-graph")
 
 
-def set_tuning(name):
-    """set_tuning applies the "tuning" option: cached (default) keeps Triton kernels out of Inductor's FX graph
+def set_tuning(name, refine="off"):
+    """set_tuning applies the "tuning" option (with "refine", which under cached tuning keeps its own cache:
+    cache_namespace; returns that directory, else None): cached (default) keeps Triton kernels out of Inductor's FX graph
     cache, so a process that hits that cache builds each kernel from its source and reads the .best_config an
     earlier process's coordinate-descent tuning saved (torch 2.11 otherwise restores them from before tuning and
     tunes again: on the H200, 20 of 24 kernels settled differently from launch to launch), and mends triton.Config
@@ -96,9 +97,12 @@ def set_tuning(name):
     if name == "cached":
         torch._inductor.config.bundle_triton_into_fx_graph_cache = False
         keep_coordesc_mark()
+        if refine == "in-graph":
+            return cache_namespace("refine-in-graph")
     else:
         torch._inductor.config.autotune_local_cache = False
         torch._inductor.config.autotune_remote_cache = False
+    return None
 
 
 def cache_namespace(name):

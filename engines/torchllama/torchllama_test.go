@@ -192,10 +192,11 @@ print(json.dumps(out))
 }
 
 // TestSetTuning: what each tuning option sets in Inductor's config (fresh processes: it is process-wide) — cached
-// leaves Triton kernels out of the FX graph bundle and keeps the autotune cache, per-process keeps the bundle and turns
-// the autotune cache off (every process tunes every kernel: an independent draw that neither reads an earlier tuning
-// nor leaves one for a later process), an unknown name is refused — and cache_namespace moves the process's Inductor
-// cache into a subdirectory, where torch then files FX graphs and kernels, once however often it is called.
+// leaves Triton kernels out of the FX graph bundle and keeps the autotune cache, and with refine=in-graph gets a cache
+// of its own; per-process keeps the bundle and turns the autotune cache off (every process tunes every kernel: an
+// independent draw that neither reads an earlier tuning nor leaves one for a later process); an unknown name is
+// refused — and cache_namespace moves the process's Inductor cache into a subdirectory, where torch then files FX
+// graphs and kernels, once however often it is called.
 func TestSetTuning(t *testing.T) {
 	script := `
 import json, os, sys, tempfile
@@ -203,10 +204,11 @@ import torch, llama
 from torch._inductor import config
 from torch._inductor.runtime.cache_dir_utils import cache_dir
 from torch._inductor.codecache import FxGraphCache
-llama.set_tuning(sys.argv[1])
-out = {k: getattr(config, k) for k in ("bundle_triton_into_fx_graph_cache", "autotune_local_cache", "autotune_remote_cache")}
 base = tempfile.mkdtemp()
 os.environ["TORCHINDUCTOR_CACHE_DIR"] = base
+own = llama.set_tuning(sys.argv[1], "in-graph")
+out = {k: getattr(config, k) for k in ("bundle_triton_into_fx_graph_cache", "autotune_local_cache", "autotune_remote_cache")}
+out["own"] = own and os.path.relpath(own, base)
 d = llama.cache_namespace("refine-in-graph")
 out["namespace"] = os.path.relpath(d, base)
 out["again"] = os.path.relpath(llama.cache_namespace("refine-in-graph"), base)
@@ -227,6 +229,8 @@ print(json.dumps(out))
 	assert.NotEqual(t, false, per["bundle_triton_into_fx_graph_cache"], "torch's default bundle")
 	assert.Equal(t, false, per["autotune_local_cache"])
 	assert.Equal(t, false, per["autotune_remote_cache"])
+	assert.Equal(t, "refine-in-graph", cached["own"], "cached tuning with refine=in-graph: its own cache")
+	assert.Nil(t, per["own"], "per-process reads and writes no tuning: no cache of its own")
 	for _, got := range []map[string]any{cached, per} {
 		assert.Equal(t, "refine-in-graph", got["namespace"])
 		assert.Equal(t, "refine-in-graph", got["again"], "not refine-in-graph/refine-in-graph")

@@ -169,7 +169,7 @@ def run(args):
     model.set_mlp(args.mlp)
     model.set_fusion(args.fusion)
     del host
-    llama.set_tuning(args.tuning)
+    llama.set_tuning(args.tuning, args.refine)  # as the engine: refine=in-graph's cached tunings apart from refine=off's
     inductor = set_inductor(args.inductor)
     opts = llama.compile_options(dev, args.compile)
     if args.cuda_graph == "auto":
@@ -180,8 +180,6 @@ def run(args):
     t = time.perf_counter()
     dec = llama.Decoder(model, dev, opts, None, graph, device_events=dev.type == "cuda", lookahead=args.lookahead)
     dec.refine = args.refine
-    if args.refine == "in-graph" and args.tuning == "cached":
-        llama.cache_namespace("refine-in-graph")  # as the engine: refined tunings apart from refine=off's
     dec.prepare(1, [args.prompt], args.new)
     compile_s = time.perf_counter() - t
     report = {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu", "torch": torch.__version__,

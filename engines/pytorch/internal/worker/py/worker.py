@@ -167,11 +167,6 @@ class Worker:
             tuning = opts.get("tuning", "cached")
             if tuning not in llama.TUNING:
                 raise BadRequest(f"option tuning={tuning!r}: want one of {', '.join(llama.TUNING)}")
-            # torch 2.11 bundles the Triton kernels into its FX graph cache; a process that hits that cache restores
-            # them as pickled before coordinate-descent tuning ran and does not apply the .best_config the tuning
-            # saved (CachingAutotuner.recheck_autotune_cache acts only on kernels with several configs), so it tunes
-            # again: on the H200 (2026-12-02) TPOT spread 13% over launches. llama.set_tuning says what cached does.
-            llama.set_tuning(tuning)
             refine = opts.get("refine", "off")
             if refine not in llama.REFINE:
                 raise BadRequest(f"option refine={refine!r}: want one of {', '.join(llama.REFINE)}")
@@ -179,10 +174,14 @@ class Worker:
                 raise llama.Unsupported("option refine=in-graph times the decode step's CUDA graph: it needs cuda_graph=on (a cuda device)")
             if refine == "in-graph" and comp in ("none", "aot_eager", "inductor-cublas"):
                 raise BadRequest(f"option refine=in-graph re-chooses generated Triton GEMV kernels: compile={comp} makes none")
-            if refine == "in-graph" and tuning == "cached" and dev.type == "cuda":
-                # Its own Inductor cache: the same graph as refine=off, so the same kernel sources, with other tunings.
+            # torch 2.11 bundles the Triton kernels into its FX graph cache; a process that hits that cache restores
+            # them as pickled before coordinate-descent tuning ran and does not apply the .best_config the tuning
+            # saved (CachingAutotuner.recheck_autotune_cache acts only on kernels with several configs), so it tunes
+            # again: on the H200 (2026-12-02) TPOT spread 13% over launches. llama.set_tuning says what cached does.
+            own_cache = llama.set_tuning(tuning, refine)
+            if own_cache is not None:
                 settings["inductor_cache"] = ("refine=in-graph keeps its own Inductor cache, apart from refine=off's (same "
-                                              "kernel sources, other tunings): " + llama.cache_namespace("refine-in-graph"))
+                                              "kernel sources, other tunings): " + own_cache)
             attention = opts.get("attention", "sdpa")
             if attention not in llama.ATTENTION:
                 raise BadRequest(f"option attention={attention!r}: want one of {', '.join(llama.ATTENTION)}")
